@@ -1,0 +1,41 @@
+"""gradcli: a gradient calculator with its own reverse-mode autodiff engine.
+
+Use it from the command line (``gradcli eval "2*dot(x,x)" --x 0,1,2,3``) or as a
+PyTorch-like Python API (``import gradcli as gc``):
+
+>>> import gradcli as gc
+>>> x = gc.arange(4.0, requires_grad=True)
+>>> y = 2 * gc.dot(x, x)
+>>> y.backward()
+>>> x.grad
+tensor([ 0.,  4.,  8., 12.])
+"""
+
+from __future__ import annotations
+
+from .engine.creation import (
+    arange,
+    bool_,
+    float32,
+    float64,
+    int64,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .engine.graph import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .engine.ops import OPS, Op
+from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
+
+__version__ = "0.1.0"
+
+# Every op of the registry by its numpy name: gc.sin, gc.dot, gc.sum, ...
+globals().update({name: o for name, o in OPS.items() if not name.startswith("_")})
+clamp = OPS["clip"]
+detach = Tensor.detach

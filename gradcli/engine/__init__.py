@@ -1,0 +1,1 @@
+"""gradcli's reverse-mode automatic differentiation engine over numpy."""

@@ -1,0 +1,115 @@
+"""Making tensors: gc.tensor, arange, linspace, zeros, ones, randn, ...
+
+As in PyTorch, Python floats become the default float dtype (float32 unless
+``set_default_dtype`` says otherwise), Python ints become int64, and numpy
+arrays keep their dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor, get_default_dtype
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int64 = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+
+_RNG = {"rng": np.random.default_rng()}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind ``randn`` and ``rand``."""
+    _RNG["rng"] = np.random.default_rng(seed)
+
+
+def _finish(data: np.ndarray, requires_grad: bool) -> Tensor:
+    t = Tensor._make(data)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of ``data``.
+
+    >>> tensor([1.0, 2.0], requires_grad=True)
+    tensor([1., 2.], requires_grad=True)
+    """
+    if isinstance(data, Tensor):
+        data = data._data
+    native = isinstance(data, (np.ndarray, np.generic))
+    arr = np.array(data, dtype=dtype)
+    if dtype is None and not native:
+        if arr.dtype.kind == "f":
+            arr = arr.astype(get_default_dtype())
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"cannot make a tensor of {arr.dtype} values")
+    return _finish(arr, requires_grad)
+
+
+def _float_dtype(dtype, *numbers) -> np.dtype:
+    if dtype is not None:
+        return np.dtype(dtype)
+    if any(isinstance(n, float) for n in numbers):
+        return get_default_dtype()
+    return int64
+
+
+def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``arange(4.0)`` is ``tensor([0., 1., 2., 3.])``; ``arange(4)`` holds int64."""
+    if end is None:
+        start, end = 0, start
+    d = _float_dtype(dtype, start, end, step)
+    return _finish(np.arange(start, end, step).astype(d), requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    d = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    return _finish(np.linspace(start, end, steps).astype(d), requires_grad)
+
+
+def _size(size) -> tuple[int, ...]:
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.zeros(_size(size), dtype=dtype or get_default_dtype()), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.ones(_size(size), dtype=dtype or get_default_dtype()), requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
+    data = t._data if isinstance(t, Tensor) else np.asarray(t)
+    return _finish(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
+    data = t._data if isinstance(t, Tensor) else np.asarray(t)
+    return _finish(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad: bool = False, **kwargs) -> Tensor:
+    """Standard normal samples; ``randn(3)``, ``randn(2, 3)`` or ``randn(size=())``."""
+    if "size" in kwargs:
+        if size:
+            raise TypeError("randn() takes the size positionally or as size=, not both")
+        size = (tuple(kwargs.pop("size")),)
+    if kwargs:
+        raise TypeError(f"randn() got unexpected keywords {sorted(kwargs)}")
+    shape = _size(size)
+    d = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    return _finish(_RNG["rng"].standard_normal(shape).astype(d), requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples on [0, 1)."""
+    d = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    return _finish(_RNG["rng"].random(_size(size)).astype(d), requires_grad)

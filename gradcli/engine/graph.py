@@ -1,0 +1,221 @@
+"""The recorded graph and the one backward loop.
+
+A ``Node`` is a tensor's ``grad_fn``: the op that made it, an edge per input
+(the input's own ``Node``, the leaf ``Tensor`` itself, or ``None`` when that input
+needs no gradient), and only the values the op's VJPs need (``Op.saves``), so
+intermediate arrays that no rule reads are freed as soon as the forward pass
+drops them. The backward walk is iterative (no recursion limit on long chains)
+and releases each node's saved values as it passes, unless ``retain_graph``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from contextlib import ContextDecorator
+
+import numpy as np
+
+from .broadcast import unbroadcast
+
+
+class _Mode:
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+
+MODE = _Mode()  # gradient recording on/off; not thread-local, like a CLI needs
+
+
+class _GradMode(ContextDecorator):
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._prev: list[bool] = []
+
+    def __enter__(self):
+        self._prev.append(MODE.enabled)
+        MODE.enabled = self._enabled
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        MODE.enabled = self._prev.pop()
+        return False
+
+
+class no_grad(_GradMode):
+    """Context manager and decorator: ops inside record no graph.
+
+    >>> import gradcli as gc
+    >>> x = gc.ones(2, requires_grad=True)
+    >>> with gc.no_grad():
+    ...     (x * 2).requires_grad
+    False
+    """
+
+    def __init__(self) -> None:
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    """Context manager and decorator: record a graph again inside ``no_grad``."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(False)`` as a context manager, decorator or call."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(bool(mode))
+        self._prev.append(MODE.enabled)
+        MODE.enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+
+def is_grad_enabled() -> bool:
+    return MODE.enabled
+
+
+class Meta:
+    """Shape and dtype of an input whose values no rule needs."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+_SEQ = itertools.count()
+
+
+class Node:
+    """One recorded op application: the ``grad_fn`` of the tensor it produced."""
+
+    __slots__ = ("op", "parents", "saved", "out", "shapes", "params", "freed", "seq")
+
+    def __init__(self, op, parents, saved, out, shapes, params) -> None:
+        # Creation order is a topological order: inputs exist before outputs.
+        self.seq = next(_SEQ)
+        self.op = op
+        self.parents = parents
+        self.saved = saved
+        self.out = out
+        self.shapes = shapes
+        self.params = params
+        self.freed = False
+
+    def name(self) -> str:
+        return self.op.grad_fn
+
+    def __repr__(self) -> str:
+        return f"<{self.op.grad_fn} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((p, 0) for p in self.parents)
+
+
+_SECOND_TIME = (
+    "Trying to backward through the graph a second time: its saved values were "
+    "freed by the first backward(). Specify retain_graph=True on the first call "
+    "to backward through the graph again."
+)
+
+
+def topological_order(root: Node) -> list[Node]:
+    """Nodes reachable from ``root``, each before every node it consumes."""
+    seen = {id(root): root}
+    stack = [root]
+    while stack:
+        for p in stack.pop().parents:
+            if type(p) is Node and id(p) not in seen:
+                seen[id(p)] = p
+                stack.append(p)
+    return sorted(seen.values(), key=lambda n: -n.seq)
+
+
+def _guarded(g, gx):
+    """Zero where the cotangent is zero, if the product went non-finite.
+
+    A zero cotangent contributes zero even where the local derivative is inf or
+    nan: ``where(c, f(x), y)`` must not leak a nan from the branch it did not take.
+    """
+    data = getattr(gx, "_data", gx)
+    if type(data) is np.float64 or type(data) is np.float32:
+        if math.isfinite(data):
+            return gx
+    else:
+        with np.errstate(all="ignore"):
+            if np.isfinite(np.sum(data)):
+                return gx
+    return np.where(g == 0, 0.0, gx)
+
+
+def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap):
+    """Propagate ``seed`` from ``root`` to every leaf that requires grad.
+
+    ``wrap(array, node)`` makes a Tensor: with ``create_graph`` the rules run on
+    Tensors, so that the backward pass is itself recorded and differentiable.
+    """
+    from .tensor import Tensor
+
+    # Newest node first: by then every consumer has sent its gradient in. A
+    # heap keyed on creation order replaces a separate topological sort.
+    grads = {id(root): seed}
+    heap = [(-root.seq, root)]
+    heappush, heappop = heapq.heappush, heapq.heappop
+    while heap:
+        node = heappop(heap)[1]
+        g = grads.pop(id(node))
+        if node.freed:
+            raise RuntimeError(_SECOND_TIME)
+        op = node.op
+        params = node.params
+        if create_graph:
+            out = wrap(node.out, node) if node.out is not None else None
+            inputs = node.saved
+        else:
+            out = node.out
+            inputs = [x._data if type(x) is Tensor else x for x in node.saved]
+        shapes = node.shapes
+        if op.multi:
+            gxs = op.vjps[0](g, out, *inputs, **params)
+        vjps = op.vjps
+        for i, p in enumerate(node.parents):
+            if p is None:
+                continue
+            gx = gxs[i] if op.multi else vjps[i](g, out, *inputs, **params)
+            if gx is None:
+                continue
+            if op.guard:
+                gx = _guarded(g, gx)
+            if gx.shape != shapes[i]:
+                gx = unbroadcast(gx, shapes[i])
+            if type(p) is Node:
+                key = id(p)
+                prev = grads.get(key)
+                if prev is None:
+                    grads[key] = gx
+                    heappush(heap, (-p.seq, p))
+                else:
+                    grads[key] = prev + gx
+            else:
+                p._accumulate(gx, create_graph, gx is not g)
+        if not retain_graph:
+            node.saved = node.out = None
+            node.freed = True

@@ -1,0 +1,1117 @@
+"""Every differentiable op: forward and vector-Jacobian products side by side.
+
+The VJP contract, stated once: ``vjp(g, out, *inputs, **params)`` receives the
+gradient ``g`` arriving at the output, the forward result ``out`` and the op's
+inputs, and returns the gradient for one input *as if nothing broadcast*; the
+engine sums broadcast axes back (``broadcast.unbroadcast``). What a rule reads
+is declared in ``saves`` so the graph keeps nothing else alive:
+``inputs``, ``out``, ``both``, ``shape`` (only shapes and dtypes) or ``none``.
+
+Rules are written with numpy's own names (``np.cos(x)``, ``np.sum``, ``@``). On
+the fast path they run on ndarrays; with ``create_graph=True`` the same rules run
+on Tensors, whose ``__array_ufunc__``/``__array_function__`` send those names back
+here, so the backward pass is recorded and can be differentiated again.
+
+One registry, ``OPS``, feeds the Python API (functions, Tensor methods and
+operators), numpy interop, the expression language, ``gradcli ops`` and the
+tests. An op with ``expr=False`` is internal (indexing machinery). ``guard`` marks
+rules whose local derivative can be inf or nan at finite points (see
+``graph.run_backward``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import graph
+from .graph import Meta, Node
+from .tensor import Tensor
+
+REALS = (-3.0, 3.0)
+POSITIVE = (0.2, 3.0)
+UNIT = (-0.9, 0.9)
+
+
+@dataclass(eq=False)
+class Op:
+    """One entry of the registry. Call it like the numpy function it mirrors."""
+
+    name: str
+    forward: Callable
+    vjps: tuple
+    grad_fn: str
+    nin: int  # tensor inputs; -1: one sequence of tensors
+    params: tuple[str, ...]  # keyword-only, non-differentiable options
+    defaults: dict[str, Any]
+    saves: str
+    rule: str  # the derivative, for `gradcli ops` and docs
+    kink: str  # the convention where the derivative is undefined
+    sym: Any  # sympy form: SAME (forward runs on object arrays), callable, None
+    domain: tuple  # sampling range per input, for the tests
+    guard: bool
+    multi: bool  # one rule returns the gradients of all inputs
+    expr: bool
+    differentiable: bool
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def nreq(self) -> int:
+        return max(self.nin, 0)
+
+    def signature(self) -> str:
+        names = list(inspect.signature(self.forward).parameters)
+        args = names[: max(self.nin, 1)]
+        opts = [f"{p}={self.defaults[p]!r}" for p in self.params]
+        return f"{self.name}({', '.join(args + opts)})"
+
+    def __call__(self, *args, **kwargs):
+        if not kwargs and len(args) == self.nin and "composite" not in self.extra:
+            if self.nin == 1 and type(args[0]) is Tensor:
+                return _unary(self, args[0])
+            return apply(self, *args)
+        n = 1 if self.nin < 0 else self.nin
+        if len(args) > n:
+            extra = args[n:]
+            if len(extra) > len(self.params):
+                raise TypeError(f"{self.signature()} takes at most {n + len(self.params)} arguments")
+            for k, v in zip(self.params, extra):
+                if k in kwargs:
+                    raise TypeError(f"{self.name}() got multiple values for {k!r}")
+                kwargs[k] = v
+            args = args[:n]
+        elif len(args) < n:
+            raise TypeError(f"{self.signature()} needs {n} tensor argument(s), got {len(args)}")
+        for alias, real in (("dim", "axis"), ("keepdim", "keepdims")):
+            if alias in kwargs and real in self.params and real not in kwargs:
+                kwargs[real] = kwargs.pop(alias)
+        for k in kwargs:
+            if k not in self.params:
+                raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
+        composite = self.extra.get("composite")
+        if composite is not None:
+            return composite(*args, **kwargs)
+        return apply(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<op {self.signature()}>"
+
+
+OPS: dict[str, Op] = {}
+NUMPY: dict[Any, Op] = {}  # numpy ufunc or function -> op, for __array_*__
+SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
+
+
+def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
+       sym=None, domain=None, guard: bool = False, multi: bool = False,
+       expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None):
+    """Register ``forward`` with its rules; returns the callable ``Op``."""
+
+    def deco(forward):
+        sig = inspect.signature(forward)
+        pos = [p for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        kw = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+        n = len(pos) if nin is None else nin
+        o = Op(
+            name=name or forward.__name__.rstrip("_"),
+            forward=forward,
+            vjps=vjps,
+            grad_fn=grad_fn,
+            nin=n,
+            params=tuple(kw),
+            defaults=kw,
+            saves=saves,
+            rule=rule,
+            kink=kink,
+            sym=sym,
+            domain=domain if domain is not None else (REALS,) * max(n, 1),
+            guard=guard,
+            multi=multi,
+            expr=expr,
+            differentiable=bool(vjps),
+        )
+        OPS[o.name] = o
+        for f in numpy:
+            NUMPY[f] = o
+        return o
+
+    return deco
+
+
+# -- the engine's one entry point for every op ----------------------------------
+_NONES = [(None,) * n for n in range(8)]
+
+
+def _shape(x) -> tuple[int, ...]:
+    if type(x) is float or type(x) is int:
+        return ()
+    shape = getattr(x, "shape", None)
+    return shape if shape is not None else np.shape(x)
+
+
+def _record(o: Op, args, arrays, out, params) -> Tensor:
+    """Wrap ``out`` in a Tensor whose grad_fn remembers what ``o``'s rules need."""
+    parents = []
+    shapes = []
+    for a, d in zip(args, arrays):
+        if type(a) is Tensor and a.requires_grad:
+            parents.append(a.grad_fn or a)
+        else:
+            parents.append(None)
+        shapes.append(_shape(d))
+    saves = o.saves
+    if saves == "inputs" or saves == "both":
+        saved = args
+    elif saves == "shape":
+        saved = tuple(Meta(sh, getattr(d, "dtype", None)) for sh, d in zip(shapes, arrays))
+    else:
+        n = len(args)
+        saved = _NONES[n] if n < 8 else (None,) * n
+    keep_out = out if saves == "out" or saves == "both" else None
+    node = Node(o, tuple(parents), saved, keep_out, tuple(shapes), params)
+    return Tensor._make(out, node)
+
+
+def _unary(o: Op, x: Tensor) -> Tensor:
+    """``apply`` unrolled for one Tensor argument and no options (the hot path)."""
+    d = x._data
+    try:
+        out = o.forward(d)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise type(exc)(f"{o.name}: {exc}") from exc
+    if x.requires_grad and o.differentiable and graph.MODE.enabled:
+        saves = o.saves
+        if saves == "inputs" or saves == "both":
+            saved = (x,)
+        elif saves == "shape":
+            saved = (Meta(d.shape, d.dtype),)
+        else:
+            saved = _NONES[1]
+        keep = out if saves == "out" or saves == "both" else None
+        return Tensor._make(out, Node(o, (x.grad_fn or x,), saved, keep, (d.shape,), _EMPTY))
+    return Tensor._make(out)
+
+
+def apply(o: Op, *args, **params) -> Tensor:
+    """Run ``o`` forward on the arrays of ``args``; record a Node if needed."""
+    if o.nin < 0:
+        args = tuple(args[0])
+    rg = False
+    arrays = []
+    for a in args:
+        if type(a) is Tensor:
+            arrays.append(a._data)
+            if a.requires_grad:
+                rg = True
+        else:
+            arrays.append(a)
+    try:
+        out = o.forward(arrays, **params) if o.nin < 0 else o.forward(*arrays, **params)
+    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
+        raise type(exc)(f"{o.name}: {exc}") from exc
+    if rg and o.differentiable and graph.MODE.enabled:
+        return _record(o, args, arrays, out, params)
+    return Tensor._make(out)
+
+
+def _any(o: Op, *args, **params):
+    """Run ``o`` on Tensors (recorded) or on plain arrays (its forward)."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(o, *args, **params)
+    return o.forward(*args, **params)
+
+
+# -- helpers shared by the rules -------------------------------------------------
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        return tuple(a % ndim for a in axis)
+    return (axis % ndim,)
+
+
+def _expand(g, shape, axis, keepdims: bool):
+    """Broadcast a reduction's gradient back over the reduced axes."""
+    if not keepdims:
+        red = _axes(axis, len(shape))
+        g = np.reshape(g, tuple(1 if i in red else n for i, n in enumerate(shape)))
+    return np.broadcast_to(g, shape)
+
+
+def _count(shape, axis) -> int:
+    return math.prod(shape[i] for i in _axes(axis, len(shape)))
+
+
+def _zeros(g, out, *inputs, **params):
+    return np.zeros_like(g)
+
+
+def _swap(a):
+    """Swap the last two axes (matrix transpose of a stack)."""
+    return np.swapaxes(a, -1, -2)
+
+
+# -- elementwise arithmetic --------------------------------------------------
+@op(lambda g, out, a, b: g, lambda g, out, a, b: g,
+    grad_fn="AddBackward0", saves="none", rule="d(a+b) = da + db", sym=SAME,
+    numpy=(np.add,))
+def add(a, b):
+    return a + b
+
+
+@op(lambda g, out, a, b: g, lambda g, out, a, b: -g,
+    grad_fn="SubBackward0", saves="none", rule="d(a-b) = da - db", sym=SAME,
+    numpy=(np.subtract,))
+def sub(a, b):
+    return a - b
+
+
+@op(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a,
+    grad_fn="MulBackward0", rule="d(a*b) = b da + a db", sym=SAME, guard=True,
+    numpy=(np.multiply,))
+def mul(a, b):
+    return a * b
+
+
+@op(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b),
+    grad_fn="DivBackward0", rule="d(a/b) = da/b - a db/b^2", sym=SAME, guard=True,
+    domain=(REALS, POSITIVE), numpy=(np.divide, np.true_divide))
+def div(a, b):
+    return a / b
+
+
+@op(lambda g, out, x: -g, grad_fn="NegBackward0", saves="none", rule="-dx", sym=SAME,
+    numpy=(np.negative,))
+def neg(x):
+    return -x
+
+
+def _pow_vjp_base(g, out, a, b):
+    # x**0 is constant: its derivative is 0 everywhere, also at x == 0.
+    return g * np.where(b == 0, 0.0, b * a ** np.where(b == 0, 1.0, b - 1))
+
+
+def _pow_vjp_exp(g, out, a, b):
+    # d(a**b)/db = a**b log a; taken as 0 where a == 0 (the limit for b > 0).
+    return g * np.where(a == 0, 0.0, out * np.log(np.where(a == 0, 1.0, a)))
+
+
+@op(_pow_vjp_base, _pow_vjp_exp, grad_fn="PowBackward0", saves="both",
+    rule="d(a**b) = b a**(b-1) da + a**b log(a) db",
+    kink="x**0 has gradient 0 everywhere; d/db at a == 0 is 0",
+    sym=SAME, guard=True, domain=(POSITIVE, (-2.0, 2.0)), numpy=(np.power,))
+def pow_(a, b):
+    return a**b
+
+
+@op(lambda g, out, x: g * np.sign(x), grad_fn="AbsBackward0", rule="sign(x) dx",
+    kink="abs'(0) = 0", sym=lambda sp, x: sp.Abs(x), numpy=(np.absolute, np.abs))
+def abs_(x):
+    return np.abs(x)
+
+
+@op(lambda g, out, x: g / (2 * out), grad_fn="SqrtBackward0", saves="out",
+    rule="dx / (2 sqrt(x))", sym=lambda sp, x: sp.sqrt(x), guard=True,
+    domain=(POSITIVE,), numpy=(np.sqrt,))
+def sqrt(x):
+    return np.sqrt(x)
+
+
+@op(lambda g, out, x: g * (2 * x), grad_fn="PowBackward0", rule="2 x dx",
+    sym=lambda sp, x: x**2, guard=True, numpy=(np.square,))
+def square(x):
+    return np.square(x)
+
+
+@op(lambda g, out, x: g * out, grad_fn="ExpBackward0", saves="out", rule="exp(x) dx",
+    sym=lambda sp, x: sp.exp(x), guard=True, numpy=(np.exp,))
+def exp(x):
+    return np.exp(x)
+
+
+@op(lambda g, out, x: g * (out + 1), grad_fn="Expm1Backward0", saves="out",
+    rule="exp(x) dx", sym=lambda sp, x: sp.exp(x) - 1, guard=True, numpy=(np.expm1,))
+def expm1(x):
+    return np.expm1(x)
+
+
+@op(lambda g, out, x: g / x, grad_fn="LogBackward0", rule="dx / x",
+    sym=lambda sp, x: sp.log(x), guard=True, domain=(POSITIVE,), numpy=(np.log,))
+def log(x):
+    return np.log(x)
+
+
+@op(lambda g, out, x: g / (1 + x), grad_fn="Log1PBackward0", rule="dx / (1 + x)",
+    sym=lambda sp, x: sp.log(1 + x), guard=True, domain=((-0.8, 3.0),),
+    numpy=(np.log1p,))
+def log1p(x):
+    return np.log1p(x)
+
+
+@op(lambda g, out, x: g / (x * math.log(2.0)), grad_fn="Log2Backward0",
+    rule="dx / (x ln 2)", sym=lambda sp, x: sp.log(x, 2), guard=True,
+    domain=(POSITIVE,), numpy=(np.log2,))
+def log2(x):
+    return np.log2(x)
+
+
+@op(lambda g, out, x: g / (x * math.log(10.0)), grad_fn="Log10Backward0",
+    rule="dx / (x ln 10)", sym=lambda sp, x: sp.log(x, 10), guard=True,
+    domain=(POSITIVE,), numpy=(np.log10,))
+def log10(x):
+    return np.log10(x)
+
+
+# -- trigonometric and hyperbolic ---------------------------------------------
+@op(lambda g, out, x: g * np.cos(x), grad_fn="SinBackward0", rule="cos(x) dx",
+    sym=lambda sp, x: sp.sin(x), numpy=(np.sin,))
+def sin(x):
+    return np.sin(x)
+
+
+@op(lambda g, out, x: -g * np.sin(x), grad_fn="CosBackward0", rule="-sin(x) dx",
+    sym=lambda sp, x: sp.cos(x), numpy=(np.cos,))
+def cos(x):
+    return np.cos(x)
+
+
+@op(lambda g, out, x: g * (1 + out * out), grad_fn="TanBackward0", saves="out",
+    rule="(1 + tan(x)^2) dx", sym=lambda sp, x: sp.tan(x), guard=True,
+    domain=((-1.2, 1.2),), numpy=(np.tan,))
+def tan(x):
+    return np.tan(x)
+
+
+@op(lambda g, out, x: g / np.sqrt(1 - x * x), grad_fn="AsinBackward0",
+    rule="dx / sqrt(1 - x^2)", sym=lambda sp, x: sp.asin(x), guard=True,
+    domain=(UNIT,), numpy=(np.arcsin,))
+def arcsin(x):
+    return np.arcsin(x)
+
+
+@op(lambda g, out, x: -g / np.sqrt(1 - x * x), grad_fn="AcosBackward0",
+    rule="-dx / sqrt(1 - x^2)", sym=lambda sp, x: sp.acos(x), guard=True,
+    domain=(UNIT,), numpy=(np.arccos,))
+def arccos(x):
+    return np.arccos(x)
+
+
+@op(lambda g, out, x: g / (1 + x * x), grad_fn="AtanBackward0", rule="dx / (1 + x^2)",
+    sym=lambda sp, x: sp.atan(x), numpy=(np.arctan,))
+def arctan(x):
+    return np.arctan(x)
+
+
+@op(lambda g, out, y, x: g * x / (x * x + y * y),
+    lambda g, out, y, x: -g * y / (x * x + y * y),
+    grad_fn="Atan2Backward0", rule="(x dy - y dx) / (x^2 + y^2)",
+    sym=lambda sp, y, x: sp.atan2(y, x), guard=True,
+    domain=(POSITIVE, POSITIVE), numpy=(np.arctan2,))
+def arctan2(y, x):
+    return np.arctan2(y, x)
+
+
+@op(lambda g, out, x: g * np.cosh(x), grad_fn="SinhBackward0", rule="cosh(x) dx",
+    sym=lambda sp, x: sp.sinh(x), numpy=(np.sinh,))
+def sinh(x):
+    return np.sinh(x)
+
+
+@op(lambda g, out, x: g * np.sinh(x), grad_fn="CoshBackward0", rule="sinh(x) dx",
+    sym=lambda sp, x: sp.cosh(x), numpy=(np.cosh,))
+def cosh(x):
+    return np.cosh(x)
+
+
+@op(lambda g, out, x: g * (1 - out * out), grad_fn="TanhBackward0", saves="out",
+    rule="(1 - tanh(x)^2) dx", sym=lambda sp, x: sp.tanh(x), numpy=(np.tanh,))
+def tanh(x):
+    return np.tanh(x)
+
+
+@op(lambda g, out, x: g / np.sqrt(x * x + 1), grad_fn="AsinhBackward0",
+    rule="dx / sqrt(x^2 + 1)", sym=lambda sp, x: sp.asinh(x), numpy=(np.arcsinh,))
+def arcsinh(x):
+    return np.arcsinh(x)
+
+
+@op(lambda g, out, x: g / (np.sqrt(x - 1) * np.sqrt(x + 1)), grad_fn="AcoshBackward0",
+    rule="dx / sqrt(x^2 - 1)", sym=lambda sp, x: sp.acosh(x), guard=True,
+    domain=((1.2, 4.0),), numpy=(np.arccosh,))
+def arccosh(x):
+    return np.arccosh(x)
+
+
+@op(lambda g, out, x: g / (1 - x * x), grad_fn="AtanhBackward0", rule="dx / (1 - x^2)",
+    sym=lambda sp, x: sp.atanh(x), guard=True, domain=(UNIT,), numpy=(np.arctanh,))
+def arctanh(x):
+    return np.arctanh(x)
+
+
+# -- nn-style elementwise ----------------------------------------------------
+@op(lambda g, out, x: g * (out * (1 - out)), grad_fn="SigmoidBackward0", saves="out",
+    rule="sigmoid(x) (1 - sigmoid(x)) dx", sym=lambda sp, x: 1 / (1 + sp.exp(-x)))
+def sigmoid(x):
+    # exp(-log(1 + exp(-x))) never overflows, for large |x| of either sign.
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+@op(lambda g, out, x: g * (x > 0), grad_fn="ReluBackward0", rule="(x > 0) dx",
+    kink="relu'(0) = 0", sym=lambda sp, x: sp.Max(x, 0))
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+@op(lambda g, out, x: g * _any(sigmoid, x), grad_fn="SoftplusBackward0",
+    rule="sigmoid(x) dx", sym=lambda sp, x: sp.log(1 + sp.exp(x)))
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _tie_share(a, b):
+    """1 where a wins, 1/2 on a tie, 0 where it loses (as floats)."""
+    return (a > b) + 0.5 * (a == b)
+
+
+@op(lambda g, out, a, b: g * _tie_share(a, b), lambda g, out, a, b: g * _tie_share(b, a),
+    grad_fn="MaximumBackward0", rule="(a > b) da + (b > a) db",
+    kink="a tie splits the gradient in halves", sym=lambda sp, a, b: sp.Max(a, b),
+    numpy=(np.maximum,))
+def maximum(a, b):
+    return np.maximum(a, b)
+
+
+@op(lambda g, out, a, b: g * _tie_share(b, a), lambda g, out, a, b: g * _tie_share(a, b),
+    grad_fn="MinimumBackward0", rule="(a < b) da + (b < a) db",
+    kink="a tie splits the gradient in halves", sym=lambda sp, a, b: sp.Min(a, b),
+    numpy=(np.minimum,))
+def minimum(a, b):
+    return np.minimum(a, b)
+
+
+@op(lambda g, out, x, lo, hi: g * ((x >= lo) & (x <= hi)),
+    lambda g, out, x, lo, hi: g * (x < lo),
+    lambda g, out, x, lo, hi: g * (x > hi),
+    grad_fn="ClampBackward1", rule="dx inside [lo, hi], dlo below, dhi above",
+    kink="at x == lo or x == hi the gradient goes to x",
+    sym=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi),
+    domain=(REALS, (-3.0, -0.5), (0.5, 3.0)), numpy=(np.clip,))
+def clip(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+@op(None, lambda g, out, c, a, b: np.where(c, g, 0.0),
+    lambda g, out, c, a, b: np.where(c, 0.0, g),
+    grad_fn="WhereBackward0", rule="da where c, db elsewhere",
+    kink="only the selected branch gets a gradient (nan/inf in the other never leak)",
+    sym=lambda sp, c, a, b: sp.Piecewise((a, c), (b, True)), numpy=(np.where,))
+def where(c, a, b):
+    return np.where(c, a, b)
+
+
+@op(_zeros, grad_fn="SignBackward0", saves="none", rule="0",
+    kink="zero gradient everywhere (a step at 0)", sym=lambda sp, x: sp.sign(x),
+    numpy=(np.sign,))
+def sign(x):
+    return np.sign(x)
+
+
+@op(_zeros, grad_fn="FloorBackward0", saves="none", rule="0",
+    kink="zero gradient everywhere (steps at integers)", sym=lambda sp, x: sp.floor(x),
+    numpy=(np.floor,))
+def floor(x):
+    return np.floor(x)
+
+
+@op(_zeros, grad_fn="CeilBackward0", saves="none", rule="0",
+    kink="zero gradient everywhere (steps at integers)", sym=lambda sp, x: sp.ceiling(x),
+    numpy=(np.ceil,))
+def ceil(x):
+    return np.ceil(x)
+
+
+# -- comparisons and tests: bool results, no graph ------------------------------
+def _predicate(name: str, fn, doc: str):
+    op(grad_fn="", rule="not differentiable (bool result)", sym=None,
+       expr=name in _EXPR_PREDICATES, numpy=(fn,), name=name)(
+        lambda a, b: fn(a, b)
+    ).rule = doc
+
+
+_EXPR_PREDICATES = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+for _n, _f in (("less", np.less), ("less_equal", np.less_equal), ("greater", np.greater),
+               ("greater_equal", np.greater_equal), ("equal", np.equal),
+               ("not_equal", np.not_equal), ("logical_and", np.logical_and),
+               ("logical_or", np.logical_or)):
+    _predicate(_n, _f, f"{_n}(a, b): bool result, not differentiable")
+
+
+@op(grad_fn="", rule="bool result, not differentiable", expr=False,
+    numpy=(np.logical_not,))
+def logical_not(x):
+    return np.logical_not(x)
+
+
+@op(grad_fn="", rule="bool result, not differentiable", expr=False,
+    numpy=(np.isfinite,))
+def isfinite(x):
+    return np.isfinite(x)
+
+
+@op(grad_fn="", rule="bool result, not differentiable", expr=False, numpy=(np.isnan,))
+def isnan(x):
+    return np.isnan(x)
+
+
+@op(grad_fn="", rule="bool result, not differentiable", expr=False, numpy=(np.isinf,))
+def isinf(x):
+    return np.isinf(x)
+
+
+# -- reductions (axis=None: all axes) -----------------------------------------
+@op(lambda g, out, x, *, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims),
+    grad_fn="SumBackward0", saves="shape", rule="ones broadcast over the summed axes",
+    sym=SAME, numpy=(np.sum,))
+def sum_(x, *, axis=None, keepdims=False):
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+@op(lambda g, out, x, *, axis=None, keepdims=False:
+    _expand(g / _count(x.shape, axis), x.shape, axis, keepdims),
+    grad_fn="MeanBackward0", saves="shape", rule="1/n broadcast over the axes",
+    sym=SAME, numpy=(np.mean,))
+def mean(x, *, axis=None, keepdims=False):
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_vjp(g, out, x, *, axis=None, keepdims=False):
+    ge = _expand(g, x.shape, axis, keepdims)
+    if isinstance(x, Tensor) or not np.any(x == 0):
+        return ge * _expand(out, x.shape, axis, keepdims) / x
+    # Zeros: the product of all *other* factors, from exclusive cumulative
+    # products on both sides (exact, no division by zero).
+    red = _axes(axis, x.ndim)
+    keep = [i for i in range(x.ndim) if i not in red]
+    xt = np.transpose(x, keep + list(red)).reshape(
+        [x.shape[i] for i in keep] + [-1]
+    )
+    ones = np.ones(xt.shape[:-1] + (1,), dtype=xt.dtype)
+    left = np.cumprod(np.concatenate([ones, xt[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, xt[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    others = (left * right).reshape([x.shape[i] for i in keep] + [x.shape[i] for i in red])
+    return ge * np.transpose(others, np.argsort(keep + list(red)))
+
+
+@op(_prod_vjp, grad_fn="ProdBackward0", saves="both",
+    rule="product of the other factors", sym=SAME, domain=((0.5, 1.5),),
+    numpy=(np.prod,))
+def prod(x, *, axis=None, keepdims=False):
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _extreme_vjp(g, out, x, *, axis=None, keepdims=False):
+    # Ties share the gradient evenly, so the rule is symmetric in the maxima.
+    hit = x == _expand(out, x.shape, axis, keepdims)
+    n = np.sum(hit, axis=axis, keepdims=True)
+    return _expand(g, x.shape, axis, keepdims) * (hit / n)
+
+
+@op(_extreme_vjp, grad_fn="MaxBackward1", saves="both",
+    rule="1 at the maximum, 0 elsewhere", kink="tied maxima split the gradient evenly",
+    sym=None, numpy=(np.max, np.amax))
+def max_(x, *, axis=None, keepdims=False):
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+@op(_extreme_vjp, grad_fn="MinBackward1", saves="both",
+    rule="1 at the minimum, 0 elsewhere", kink="tied minima split the gradient evenly",
+    sym=None, numpy=(np.min, np.amin))
+def min_(x, *, axis=None, keepdims=False):
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+def _norm_vjp(g, out, x, *, ord=None, axis=None, keepdims=False):
+    o = _expand(out, x.shape, axis, keepdims)
+    safe = np.where(o == 0, 1.0, o)
+    return _expand(g, x.shape, axis, keepdims) * np.where(o == 0, 0.0, x / safe)
+
+
+@op(_norm_vjp, grad_fn="NormBackward1", saves="both", rule="x / norm(x)",
+    kink="norm'(0) = 0", sym=None, numpy=(np.linalg.norm,))
+def norm(x, *, ord=None, axis=None, keepdims=False):
+    """The Euclidean norm over ``axis`` (all axes: the Frobenius norm)."""
+    if ord not in (None, 2, "fro"):
+        raise ValueError(f"only the 2-norm is supported, not ord={ord!r}")
+    if ord == 2 and np.ndim(x) > 1 and axis is None:
+        raise ValueError("the matrix 2-norm (largest singular value) is not supported")
+    return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
+
+
+@op(lambda g, out, x, *, axis=None, keepdims=False:
+    _expand(g, x.shape, axis, keepdims) * np.exp(x - _expand(out, x.shape, axis, keepdims)),
+    grad_fn="LogsumexpBackward0", saves="both", rule="softmax(x)", sym=None)
+def logsumexp(x, *, axis=None, keepdims=False):
+    # Shift by the maximum so exp never overflows.
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return s if keepdims else np.squeeze(s, axis=axis)
+
+
+def _centered(x, axis):
+    return x - np.mean(x, axis=axis, keepdims=True)
+
+
+@op(lambda g, out, x, *, axis=None, ddof=0, keepdims=False:
+    _expand(g, x.shape, axis, keepdims) * (2 * _centered(x, axis) / (_count(x.shape, axis) - ddof)),
+    grad_fn="VarBackward0", rule="2 (x - mean) / (n - ddof)", sym=None,
+    numpy=(np.var,))
+def var(x, *, axis=None, ddof=0, keepdims=False):
+    return np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
+
+
+def _std_vjp(g, out, x, *, axis=None, ddof=0, keepdims=False):
+    o = _expand(out, x.shape, axis, keepdims)
+    safe = np.where(o == 0, 1.0, o)
+    d = _centered(x, axis) / ((_count(x.shape, axis) - ddof) * safe)
+    return _expand(g, x.shape, axis, keepdims) * np.where(o == 0, 0.0, d)
+
+
+@op(_std_vjp, grad_fn="StdBackward0", saves="both", rule="(x - mean) / ((n - ddof) std)",
+    kink="std'(constant) = 0", sym=None, numpy=(np.std,))
+def std(x, *, axis=None, ddof=0, keepdims=False):
+    return np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)
+
+
+# -- nn-style normalisations (numerically stable) --------------------------------
+@op(lambda g, out, x, *, axis=-1: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
+    grad_fn="SoftmaxBackward0", saves="out", rule="s * (g - sum(g * s))", sym=None)
+def softmax(x, *, axis=-1):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@op(lambda g, out, x, *, axis=-1: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
+    grad_fn="LogSoftmaxBackward0", saves="out", rule="g - softmax(x) sum(g)", sym=None)
+def log_softmax(x, *, axis=-1):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+# -- linear algebra ------------------------------------------------------------
+def _dot_vjp_a(g, out, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return np.sum(g * b) if a.ndim == 0 else g * b
+    if b.ndim == 1:
+        return g * b if a.ndim == 1 else np.outer(g, b)
+    return np.dot(g, _swap(b)) if a.ndim == 2 else np.dot(b, g)
+
+
+def _dot_vjp_b(g, out, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return np.sum(g * a) if b.ndim == 0 else g * a
+    if a.ndim == 1:
+        return g * a if b.ndim == 1 else np.outer(a, g)
+    return np.dot(_swap(a), g) if b.ndim == 2 else np.dot(g, a)
+
+
+@op(_dot_vjp_a, _dot_vjp_b, grad_fn="DotBackward0", rule="d(a.b) = da.b + a.db",
+    sym=SAME, numpy=(np.dot,))
+def dot(a, b):
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        raise ValueError("dot takes vectors and matrices; use matmul for stacks")
+    return np.dot(a, b)
+
+
+def _matmul_vjp(g, out, a, b):
+    # Promote vectors to matrices as matmul does, then undo it on the gradient.
+    a2 = np.reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+    b2 = np.reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = np.reshape(g2, g2.shape[:-1] + (1,) + g2.shape[-1:]) if b.ndim > 1 else np.reshape(g2, (1,) + np.shape(g2))
+    if b.ndim == 1:
+        g2 = np.reshape(g2, np.shape(g2) + (1,))
+    ga = np.matmul(g2, _swap(b2))
+    gb = np.matmul(_swap(a2), g2)
+    if a.ndim == 1:
+        ga = np.reshape(ga, ga.shape[:-2] + ga.shape[-1:])
+    if b.ndim == 1:
+        gb = np.reshape(gb, gb.shape[:-1])
+    return ga, gb
+
+
+@op(_matmul_vjp, grad_fn="MmBackward0", multi=True,
+    rule="d(a@b) = da@b + a@db", sym=SAME, numpy=(np.matmul,))
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+@op(lambda g, out, a, b: np.reshape(np.dot(g, np.ravel(b)), a.shape),
+    lambda g, out, a, b: np.reshape(np.dot(np.ravel(a), g), b.shape),
+    grad_fn="OuterBackward0", rule="d(outer(a,b)) = outer(da,b) + outer(a,db)",
+    sym=SAME, numpy=(np.outer,))
+def outer(a, b):
+    return np.outer(a, b)
+
+
+def _eye_like(shape, dtype):
+    return np.eye(shape[-2], shape[-1], dtype=dtype)
+
+
+@op(lambda g, out, a: g * _eye_like(a.shape, a.dtype),
+    grad_fn="TraceBackward0", saves="shape", rule="identity", sym=SAME,
+    numpy=(np.trace,))
+def trace(a):
+    if np.ndim(a) != 2:
+        raise ValueError(f"trace takes a matrix, not shape {np.shape(a)}")
+    return np.trace(a)
+
+
+def _transpose_vjp(g, out, x, *, axes=None):
+    if axes is None:
+        return np.transpose(g)
+    return np.transpose(g, tuple(np.argsort([a % len(axes) for a in axes])))
+
+
+@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none",
+    rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,))
+def transpose(x, *, axes=None):
+    return np.transpose(x, axes)
+
+
+@op(lambda g, out, a: g * out * _swap(np.linalg.inv(a)), grad_fn="LinalgDetBackward0",
+    saves="both", rule="det(A) inv(A)^T", kink="undefined gradient at singular A",
+    sym=None, guard=True, domain=("matrix",), numpy=(np.linalg.det,))
+def det(a):
+    return np.linalg.det(a)
+
+
+@op(lambda g, out, a: -np.matmul(_swap(out), np.matmul(g, _swap(out))),
+    grad_fn="LinalgInvExBackward0", saves="out", rule="-inv(A)^T G inv(A)^T",
+    sym=None, domain=("matrix",), numpy=(np.linalg.inv,))
+def inv(a):
+    return np.linalg.inv(a)
+
+
+def _solve_vjp(g, out, a, b):
+    gb = np.linalg.solve(_swap(a), g)
+    if b.ndim == 1:
+        ga = -np.outer(gb, out)
+    else:
+        ga = -np.matmul(gb, _swap(out))
+    return ga, gb
+
+
+@op(_solve_vjp, grad_fn="LinalgSolveExBackward0", saves="both", multi=True,
+    rule="db = solve(A^T, g); dA = -db x^T", sym=None, domain=("matrix", REALS),
+    numpy=(np.linalg.solve,))
+def solve(a, b):
+    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
+        raise ValueError(
+            f"solve takes a square matrix and a vector or matrix, not shapes "
+            f"{np.shape(a)} and {np.shape(b)}"
+        )
+    return np.linalg.solve(a, b)
+
+
+# -- shape ---------------------------------------------------------------------
+@op(lambda g, out, x, *, shape: np.reshape(g, x.shape), grad_fn="ViewBackward0",
+    saves="shape", rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
+def reshape(x, *, shape):
+    return np.reshape(x, shape)
+
+
+@op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", saves="none",
+    rule="summed over the broadcast axes", sym=SAME, expr=False,
+    numpy=(np.broadcast_to,))
+def broadcast_to(x, *, shape):
+    return np.broadcast_to(x, shape)
+
+
+def _concat_vjp(g, out, *xs, axis=0):
+    ax = axis % np.ndim(g)
+    ends = np.cumsum([x.shape[ax] for x in xs]).tolist()
+    lead = (slice(None),) * ax
+    return [g[lead + (slice(e - x.shape[ax], e),)] for x, e in zip(xs, ends)]
+
+
+@op(_concat_vjp, grad_fn="CatBackward0", saves="shape", multi=True, nin=-1,
+    rule="the gradient split back", sym=SAME, numpy=(np.concatenate,))
+def concatenate(xs, *, axis=0):
+    return np.concatenate(xs, axis=axis)
+
+
+def _stack_vjp(g, out, *xs, axis=0):
+    ax = axis % np.ndim(g)
+    lead = (slice(None),) * ax
+    return [g[lead + (i,)] for i in range(len(xs))]
+
+
+@op(_stack_vjp, grad_fn="StackBackward0", saves="none", multi=True, nin=-1,
+    rule="the gradient unstacked", sym=SAME, numpy=(np.stack,))
+def stack(xs, *, axis=0):
+    return np.stack(xs, axis=axis)
+
+
+def _is_basic(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
+
+
+def _index_add(g, *, index, shape):
+    z = np.zeros(shape, dtype=np.result_type(g))
+    if _is_basic(index):
+        z[index] = g
+    else:
+        np.add.at(z, index, g)  # repeated indices add up
+    return z
+
+
+@op(lambda g, out, x, *, index: _any(index_add, g, index=index, shape=x.shape),
+    grad_fn="IndexBackward0", saves="shape", rule="the gradient scattered back",
+    sym=SAME, expr=False)
+def getitem(x, *, index):
+    return x[index]
+
+
+@op(lambda g, out, x, *, index, shape: _any(getitem, g, index=index),
+    grad_fn="IndexPutBackward0", saves="none", rule="the gradient gathered",
+    sym=None, expr=False)
+def index_add(x, *, index, shape):
+    return _index_add(x, index=index, shape=shape)
+
+
+# -- composite: defined by other ops, so their gradients come for free -----------
+def _composite(name: str, fn, rule: str, numpy=()):
+    o = op(grad_fn="", rule=rule, sym=SAME, numpy=numpy, name=name)(fn)
+    o.extra["composite"] = fn
+    o.differentiable = True
+    return o
+
+
+def _inner(a, b):
+    return dot(a, transpose(b) if np.ndim(b) == 2 else b)
+
+
+inner = _composite("inner", _inner, "dot(a, b.T)", numpy=(np.inner,))
+
+
+def _swapaxes(x, axis1, axis2):
+    axes = list(range(np.ndim(x)))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, axes=tuple(axes))
+
+
+def _expand_dims(x, axis):
+    shape = list(np.shape(x))
+    for a in sorted(_axes(axis, len(shape) + (len(axis) if isinstance(axis, tuple) else 1))):
+        shape.insert(a, 1)
+    return reshape(x, shape=tuple(shape))
+
+
+def _squeeze(x, axis=None):
+    return reshape(x, shape=np.squeeze(np.empty(np.shape(x), dtype=bool), axis).shape)
+
+
+def _ravel(x):
+    return reshape(x, shape=(-1,))
+
+
+# -- numpy interop and the Tensor's methods, all from the registry ---------------
+def _shape_of(x):
+    return x.shape if isinstance(x, Tensor) else np.shape(x)
+
+
+def _constant_like(fill):
+    def make(x, dtype=None, **kwargs):
+        data = x._data if isinstance(x, Tensor) else np.asarray(x)
+        return Tensor._make(np.full(data.shape, fill, dtype=dtype or data.dtype))
+
+    return make
+
+
+HELPERS: dict[Any, Callable] = {
+    np.swapaxes: _swapaxes,
+    np.expand_dims: _expand_dims,
+    np.squeeze: _squeeze,
+    np.ravel: _ravel,
+    np.shape: _shape_of,
+    np.ndim: lambda x: len(_shape_of(x)),
+    np.size: lambda x, axis=None: (
+        math.prod(_shape_of(x)) if axis is None else _shape_of(x)[axis]
+    ),
+    np.zeros_like: _constant_like(0),
+    np.ones_like: _constant_like(1),
+}
+
+
+def _no_rule(name: str) -> TypeError:
+    return TypeError(
+        f"numpy function {name!r} has no gradient rule in gradcli, so it cannot "
+        "take Tensors (a gradient is never silently dropped); use the ops that "
+        "`gradcli ops` lists, or call .detach().numpy() for values only"
+    )
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    if ufunc is np.positive and method == "__call__" and not kwargs:
+        return inputs[0]
+    o = NUMPY.get(ufunc)
+    if method != "__call__" or kwargs or o is None:
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        raise _no_rule(name)
+    return apply(o, *inputs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    o = NUMPY.get(func)
+    if o is not None:
+        return o(*args, **kwargs)
+    helper = HELPERS.get(func)
+    if helper is not None:
+        return helper(*args, **kwargs)
+    raise _no_rule(func.__name__)
+
+
+def _index(index):
+    """Tensors inside an index become plain arrays or ints (no graph through them)."""
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, tuple):
+        return tuple(_index(i) for i in index)
+    if isinstance(index, list) and any(isinstance(i, Tensor) for i in index):
+        return [_index(i) for i in index]
+    return index
+
+
+def _setitem(self, index, value):
+    if self.requires_grad:
+        raise RuntimeError(
+            "in-place assignment into a tensor that requires grad would corrupt its "
+            "gradient; build a new tensor (e.g. with gc.where or gc.concatenate)"
+        )
+    if type(self._data) is not np.ndarray:
+        self._data = np.array(self._data)
+    self._data[_index(index)] = value._data if isinstance(value, Tensor) else value
+
+
+def _binary(o: Op):
+    """Operator methods: ``apply`` unrolled for two arguments (the hot path)."""
+    fwd = o.forward
+    mode = graph.MODE
+    record = o.differentiable
+    saves = o.saves
+    none2 = (None, None)
+
+    def node(a, b, ad, bd, out):
+        pa = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
+        pb = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+        sa = () if type(ad) is float else _shape(ad)
+        sb = () if type(bd) is float else _shape(bd)
+        if saves == "inputs" or saves == "both":
+            saved = (a, b)
+        else:
+            saved = none2
+        keep = out if saves == "both" else None
+        return Tensor._make(out, Node(o, (pa, pb), saved, keep, (sa, sb), _EMPTY))
+
+    def forward(self, other):
+        if type(other) is Tensor:
+            od = other._data
+            rg = self.requires_grad or other.requires_grad
+        else:
+            od = other
+            rg = self.requires_grad
+        try:
+            out = fwd(self._data, od)
+        except ValueError as exc:
+            raise ValueError(f"{o.name}: {exc}") from exc
+        if rg and record and mode.enabled:
+            return node(self, other, self._data, od, out)
+        return Tensor._make(out)
+
+    def reflected(self, other):
+        try:
+            out = fwd(other, self._data)
+        except ValueError as exc:
+            raise ValueError(f"{o.name}: {exc}") from exc
+        if self.requires_grad and record and mode.enabled:
+            return node(other, self, other, self._data, out)
+        return Tensor._make(out)
+
+    return forward, reflected
+
+
+_EMPTY: dict = {}
+
+
+def _bind() -> None:
+    T = Tensor
+    for dunder, name in (("add", "add"), ("sub", "sub"), ("mul", "mul"),
+                         ("truediv", "div"), ("pow", "pow"), ("matmul", "matmul")):
+        fwd, ref = _binary(OPS[name])
+        setattr(T, f"__{dunder}__", fwd)
+        setattr(T, f"__r{dunder}__", ref)
+    for dunder, name in (("eq", "equal"), ("ne", "not_equal"), ("lt", "less"),
+                         ("le", "less_equal"), ("gt", "greater"),
+                         ("ge", "greater_equal"), ("and", "logical_and"),
+                         ("or", "logical_or")):
+        setattr(T, f"__{dunder}__", _binary(OPS[name])[0])
+    T.__rand__ = _binary(OPS["logical_and"])[1]
+    T.__ror__ = _binary(OPS["logical_or"])[1]
+    T.__neg__ = lambda self: apply(neg, self)
+    T.__pos__ = lambda self: self
+    T.__abs__ = lambda self: apply(abs_, self)
+    T.__invert__ = lambda self: apply(logical_not, self)
+    T.__getitem__ = lambda self, index: apply(getitem, self, index=_index(index))
+    T.__setitem__ = _setitem
+    T.__array_ufunc__ = _array_ufunc
+    T.__array_function__ = _array_function
+
+    skip = {"where", "getitem", "index_add", "concatenate", "stack", "reshape",
+            "transpose", "broadcast_to"} | _EXPR_PREDICATES
+    for name, o in OPS.items():
+        if name in skip or name.startswith(("logical", "is")) or hasattr(T, name):
+            continue
+        setattr(T, name, _method(o))
+    T.reshape = lambda self, *shape: reshape(
+        self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    )
+    T.view = T.reshape
+    T.flatten = T.ravel = lambda self: reshape(self, shape=(-1,))
+    T.transpose = _transpose_method
+    T.T = property(lambda self: transpose(self))
+    T.clamp = _method(clip)
+    T.broadcast_to = lambda self, *shape: broadcast_to(
+        self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    )
+    T.all = lambda self, axis=None: Tensor._make(np.all(self._data, axis=axis))
+    T.any = lambda self, axis=None: Tensor._make(np.any(self._data, axis=axis))
+
+
+def _method(o: Op):
+    def method(self, *args, **kwargs):
+        return o(self, *args, **kwargs)
+
+    method.__name__ = o.name
+    method.__doc__ = f"{o.signature()}: derivative {o.rule}"
+    return method
+
+
+def _transpose_method(self, *axes):
+    if not axes:
+        return transpose(self)
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = tuple(axes[0])
+    if len(axes) == 2 and self.ndim != 2:
+        return _swapaxes(self, *axes)  # PyTorch's transpose(dim0, dim1)
+    return transpose(self, axes=axes)
+
+
+_bind()

@@ -1,0 +1,36 @@
+"""Error classes, each with the exit code the command line reports for it.
+
+Exit 1 means "the answer is no" (as for diff, grep and pytest): a CI job can tell
+a wrong gradient (1) from a wrong command line (2), a failing computation (3) and
+a bug in gradcli (70). Only ``cli.py`` turns these into output.
+"""
+
+from __future__ import annotations
+
+
+class GradcliError(Exception):
+    """Base class. Unexpected: a bug in gradcli (EX_SOFTWARE)."""
+
+    exit_code = 70
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class CheckFailed(GradcliError):
+    """--check or --expect-*: the numbers disagree."""
+
+    exit_code = 1
+
+
+class UsageError(GradcliError):
+    """Bad option, malformed expression or value, unknown name, missing file."""
+
+    exit_code = 2
+
+
+class EvaluationError(GradcliError):
+    """Shapes do not align, size limits, the user's function raised."""
+
+    exit_code = 3
