@@ -21,10 +21,13 @@ from .broadcast import unbroadcast
 
 
 class _Mode:
-    __slots__ = ("enabled",)
+    __slots__ = ("enabled", "keep_args")
 
     def __init__(self) -> None:
         self.enabled = True
+        # Keep every input of every node (constants too), for tools that replay
+        # or show the graph (symbolic check, `gradcli graph`); off: less memory.
+        self.keep_args = False
 
 
 MODE = _Mode()  # gradient recording on/off; not thread-local, like a CLI needs
@@ -78,6 +81,19 @@ class set_grad_enabled(_GradMode):
         return self
 
 
+class keep_args(ContextDecorator):
+    """Inside: every Node records all its inputs in ``node.args``."""
+
+    def __enter__(self):
+        self._prev = MODE.keep_args
+        MODE.keep_args = True
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        MODE.keep_args = self._prev
+        return False
+
+
 def is_grad_enabled() -> bool:
     return MODE.enabled
 
@@ -106,11 +122,14 @@ _SEQ = itertools.count()
 class Node:
     """One recorded op application: the ``grad_fn`` of the tensor it produced."""
 
-    __slots__ = ("op", "parents", "saved", "out", "shapes", "params", "freed", "seq")
+    __slots__ = ("op", "parents", "saved", "out", "shapes", "params", "freed", "seq",
+                 "args", "label")
 
     def __init__(self, op, parents, saved, out, shapes, params) -> None:
         # Creation order is a topological order: inputs exist before outputs.
         self.seq = next(_SEQ)
+        self.args = None  # every input (Tensors and constants), under keep_args
+        self.label = None  # where the node came from, e.g. expression text
         self.op = op
         self.parents = parents
         self.saved = saved

@@ -173,6 +173,8 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
         saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
     node = Node(o, tuple(parents), saved, keep_out, tuple(shapes), params)
+    if graph.MODE.keep_args:
+        node.args = tuple(args)
     return Tensor._make(out, node)
 
 
@@ -192,7 +194,10 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         else:
             saved = _NONES[1]
         keep = out if saves == "out" or saves == "both" else None
-        return Tensor._make(out, Node(o, (x.grad_fn or x,), saved, keep, (d.shape,), _EMPTY))
+        node = Node(o, (x.grad_fn or x,), saved, keep, (d.shape,), _EMPTY)
+        if graph.MODE.keep_args:
+            node.args = (x,)
+        return Tensor._make(out, node)
     return Tensor._make(out)
 
 
@@ -1019,7 +1024,10 @@ def _binary(o: Op):
         else:
             saved = none2
         keep = out if saves == "both" else None
-        return Tensor._make(out, Node(o, (pa, pb), saved, keep, (sa, sb), _EMPTY))
+        n = Node(o, (pa, pb), saved, keep, (sa, sb), _EMPTY)
+        if mode.keep_args:
+            n.args = (a, b)
+        return Tensor._make(out, n)
 
     def forward(self, other):
         if type(other) is Tensor:
