@@ -66,7 +66,10 @@ class Op:
     def signature(self) -> str:
         names = list(inspect.signature(self.forward).parameters)
         args = names[: max(self.nin, 1)]
-        opts = [f"{p}={self.defaults[p]!r}" for p in self.params]
+        opts = [
+            p if self.defaults[p] is inspect.Parameter.empty else f"{p}={self.defaults[p]!r}"
+            for p in self.params
+        ]
         return f"{self.name}({', '.join(args + opts)})"
 
     def __call__(self, *args, **kwargs):
@@ -542,7 +545,7 @@ def ceil(x):
 # -- comparisons and tests: bool results, no graph ------------------------------
 def _predicate(name: str, fn, doc: str):
     op(grad_fn="", rule="not differentiable (bool result)", sym=None,
-       expr=name in _EXPR_PREDICATES, numpy=(fn,), name=name)(
+       expr=False, numpy=(fn,), name=name)(
         lambda a, b: fn(a, b)
     ).rule = doc
 
@@ -890,6 +893,12 @@ def getitem(x, *, index):
     sym=None, expr=False)
 def index_add(x, *, index, shape):
     return _index_add(x, index=index, shape=shape)
+
+
+@op(grad_fn="", rule="0: a constant fixed at its value (gradients stop here)",
+    kink="", sym=None)
+def detach(x):
+    return x
 
 
 # -- composite: defined by other ops, so their gradients come for free -----------
