@@ -185,11 +185,14 @@ def _guarded(g, gx):
     return np.where(g == 0, 0.0, gx)
 
 
-def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap):
+def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
+                 hook=None, accumulate: bool = True):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
 
     ``wrap(array, node)`` makes a Tensor: with ``create_graph`` the rules run on
     Tensors, so that the backward pass is itself recorded and differentiable.
+    ``hook(node, g, gx)``, if given, sees every gradient a rule returns (for
+    diagnostics); ``accumulate=False`` leaves the leaves' ``.grad`` alone.
     """
     from .tensor import Tensor
 
@@ -223,6 +226,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 continue
             if op.guard:
                 gx = _guarded(g, gx)
+            if hook is not None:
+                hook(node, g, gx)
             if gx.shape != shapes[i]:
                 gx = unbroadcast(gx, shapes[i])
             if type(p) is Node:
@@ -233,7 +238,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                     heappush(heap, (-p.seq, p))
                 else:
                     grads[key] = prev + gx
-            else:
+            elif accumulate:
                 p._accumulate(gx, create_graph, gx is not g)
         if not retain_graph:
             node.saved = node.out = None

@@ -111,8 +111,13 @@ SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
 
 def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
        sym=None, domain=None, guard: bool = False, multi: bool = False,
-       expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None):
-    """Register ``forward`` with its rules; returns the callable ``Op``."""
+       expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
+       at_kink=None):
+    """Register ``forward`` with its rules; returns the callable ``Op``.
+
+    ``at_kink(*inputs, **params)`` says where the inputs sit on the kink that
+    ``kink`` describes, so a gradient taken there can be reported.
+    """
 
     def deco(forward):
         sig = inspect.signature(forward)
@@ -137,6 +142,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             expr=expr,
             differentiable=bool(vjps),
         )
+        if at_kink is not None:
+            o.extra["at_kink"] = at_kink
         OPS[o.name] = o
         for f in numpy:
             NUMPY[f] = o
@@ -317,6 +324,7 @@ def pow_(a, b):
 
 
 @op(lambda g, out, x: g * np.sign(x), grad_fn="AbsBackward0", rule="sign(x) dx",
+    at_kink=lambda x: x == 0,
     kink="abs'(0) = 0", sym=lambda sp, x: sp.Abs(x), numpy=(np.absolute, np.abs))
 def abs_(x):
     return np.abs(x)
@@ -469,6 +477,7 @@ def sigmoid(x):
 
 
 @op(lambda g, out, x: g * (x > 0), grad_fn="ReluBackward0", rule="(x > 0) dx",
+    at_kink=lambda x: x == 0,
     kink="relu'(0) = 0", sym=lambda sp, x: sp.Max(x, 0))
 def relu(x):
     return np.maximum(x, 0.0)
@@ -487,6 +496,7 @@ def _tie_share(a, b):
 
 @op(lambda g, out, a, b: g * _tie_share(a, b), lambda g, out, a, b: g * _tie_share(b, a),
     grad_fn="MaximumBackward0", rule="(a > b) da + (b > a) db",
+    at_kink=lambda a, b: a == b,
     kink="a tie splits the gradient in halves", sym=lambda sp, a, b: sp.Max(a, b),
     numpy=(np.maximum,))
 def maximum(a, b):
@@ -495,6 +505,7 @@ def maximum(a, b):
 
 @op(lambda g, out, a, b: g * _tie_share(b, a), lambda g, out, a, b: g * _tie_share(a, b),
     grad_fn="MinimumBackward0", rule="(a < b) da + (b < a) db",
+    at_kink=lambda a, b: a == b,
     kink="a tie splits the gradient in halves", sym=lambda sp, a, b: sp.Min(a, b),
     numpy=(np.minimum,))
 def minimum(a, b):
@@ -505,6 +516,7 @@ def minimum(a, b):
     lambda g, out, x, lo, hi: g * (x < lo),
     lambda g, out, x, lo, hi: g * (x > hi),
     grad_fn="ClampBackward1", rule="dx inside [lo, hi], dlo below, dhi above",
+    at_kink=lambda x, lo, hi: (x == lo) | (x == hi),
     kink="at x == lo or x == hi the gradient goes to x",
     sym=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi),
     domain=(REALS, (-3.0, -0.5), (0.5, 3.0)), numpy=(np.clip,))
@@ -522,6 +534,7 @@ def where(c, a, b):
 
 
 @op(_zeros, grad_fn="SignBackward0", saves="none", rule="0",
+    at_kink=lambda x: x == 0,
     kink="zero gradient everywhere (a step at 0)", sym=lambda sp, x: sp.sign(x),
     numpy=(np.sign,))
 def sign(x):
@@ -529,6 +542,7 @@ def sign(x):
 
 
 @op(_zeros, grad_fn="FloorBackward0", saves="none", rule="0",
+    at_kink=lambda x: x == np.floor(x),
     kink="zero gradient everywhere (steps at integers)", sym=lambda sp, x: sp.floor(x),
     numpy=(np.floor,))
 def floor(x):
@@ -536,6 +550,7 @@ def floor(x):
 
 
 @op(_zeros, grad_fn="CeilBackward0", saves="none", rule="0",
+    at_kink=lambda x: x == np.floor(x),
     kink="zero gradient everywhere (steps at integers)", sym=lambda sp, x: sp.ceiling(x),
     numpy=(np.ceil,))
 def ceil(x):
@@ -621,6 +636,11 @@ def prod(x, *, axis=None, keepdims=False):
     return np.prod(x, axis=axis, keepdims=keepdims)
 
 
+def _tied(x, *, axis=None, keepdims=False, largest=True):
+    best = (np.max if largest else np.min)(x, axis=axis, keepdims=True)
+    return np.sum(x == best, axis=axis) > 1
+
+
 def _extreme_vjp(g, out, x, *, axis=None, keepdims=False):
     # Ties share the gradient evenly, so the rule is symmetric in the maxima.
     hit = x == _expand(out, x.shape, axis, keepdims)
@@ -629,6 +649,7 @@ def _extreme_vjp(g, out, x, *, axis=None, keepdims=False):
 
 
 @op(_extreme_vjp, grad_fn="MaxBackward1", saves="both",
+    at_kink=_tied,
     rule="1 at the maximum, 0 elsewhere", kink="tied maxima split the gradient evenly",
     sym=None, numpy=(np.max, np.amax))
 def max_(x, *, axis=None, keepdims=False):
@@ -636,6 +657,7 @@ def max_(x, *, axis=None, keepdims=False):
 
 
 @op(_extreme_vjp, grad_fn="MinBackward1", saves="both",
+    at_kink=lambda x, **p: _tied(x, largest=False, **p),
     rule="1 at the minimum, 0 elsewhere", kink="tied minima split the gradient evenly",
     sym=None, numpy=(np.min, np.amin))
 def min_(x, *, axis=None, keepdims=False):
@@ -649,8 +671,9 @@ def _norm_vjp(g, out, x, *, ord=None, axis=None, keepdims=False):
 
 
 @op(_norm_vjp, grad_fn="NormBackward1", saves="both", rule="x / norm(x)",
+    at_kink=lambda x, **p: norm_.forward(x, **p) == 0,
     kink="norm'(0) = 0", sym=None, numpy=(np.linalg.norm,))
-def norm(x, *, ord=None, axis=None, keepdims=False):
+def norm_(x, *, ord=None, axis=None, keepdims=False):
     """The Euclidean norm over ``axis`` (all axes: the Frobenius norm)."""
     if ord not in (None, 2, "fro"):
         raise ValueError(f"only the 2-norm is supported, not ord={ord!r}")

@@ -1,0 +1,334 @@
+"""The command line: options in, compute, render, exit code out.
+
+The one place that turns errors into output: ``main`` prints ``error: ...`` (and
+at most two ``hint: ...`` lines) on stderr, nothing on stdout, and exits with the
+code of the error's class; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import CheckFailed, EvaluationError, GradcliError, UsageError
+
+FORMATS = ("table", "plain", "json")
+
+
+# -- inputs: --NAME VALUE, --NAME=VALUE and --var NAME=VALUE ---------------------
+def _collect_inputs(extra: list[str], pairs: tuple[str, ...], known: list[str]) -> dict[str, str]:
+    """Input texts by name, from click's leftover arguments and ``--var``."""
+    found: dict[str, str] = {}
+
+    def add(name: str, text: str) -> None:
+        if not name.isidentifier():
+            raise UsageError(f"{name!r} is not a valid input name")
+        if name in found:
+            raise UsageError(f"input {name!r} is given twice")
+        found[name] = text
+
+    i = 0
+    while i < len(extra):
+        tok = extra[i]
+        if not tok.startswith("--") or tok == "--":
+            raise UsageError(
+                f"unexpected argument {tok!r}",
+                hint="give inputs as --NAME VALUE; quote an expression that has spaces",
+            )
+        name, eq, text = tok[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra):
+                close = difflib.get_close_matches(tok, known, n=1)
+                raise UsageError(
+                    f"input {name!r} needs a value: --{name} VALUE",
+                    hint=f"did you mean {close[0]}?" if close else None,
+                )
+            text = extra[i + 1]
+            i += 1
+        add(name, text)
+        i += 1
+    for pair in pairs:
+        name, eq, text = pair.partition("=")
+        if not eq:
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE")
+        add(name.strip(), text)
+    return found
+
+
+def _read_inputs(texts: dict[str, str], opts: dict) -> dict[str, np.ndarray]:
+    from .values import parse_value
+
+    rng = np.random.default_rng(opts["seed"])
+    return {
+        n: parse_value(t, name=n, dtype=opts["dtype"], rng=rng,
+                       max_elements=opts["max_elements"])
+        for n, t in texts.items()
+    }
+
+
+def _is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _out_format(opts: dict) -> str:
+    if opts.get("json"):
+        return "json"
+    return opts.get("format") or ("table" if _is_tty() else "plain")
+
+
+def _say(kind: str, text: str) -> None:
+    click.echo(f"{kind}: {' '.join(str(text).split())}", err=True)
+
+
+# -- shared options ------------------------------------------------------------
+def _target_options(f):
+    decorators = [
+        click.argument("target"),
+        click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
+                     help="An input whose name collides with an option of gradcli."),
+        click.option("--wrt", multiple=True, metavar="NAME",
+                     help="Differentiate with respect to NAME (repeatable; default: all inputs)."),
+        click.option("--format", "format", type=click.Choice(FORMATS), default=None,
+                     help="Output: table (default on a terminal), plain (default otherwise), json."),
+        click.option("--json", "json", is_flag=True, help="Shorthand for --format json."),
+        click.option("--precision", type=click.IntRange(1, 17), default=None, metavar="N",
+                     help="Significant digits in table/plain output (JSON is always exact)."),
+        click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+                     show_default=True, help="Float type of the inputs and the computation."),
+        click.option("--seed", type=int, default=None, metavar="N",
+                     help="Seed for randn(...) input values."),
+        click.option("--max-elements", type=click.IntRange(1), default=None, metavar="N",
+                     help="Refuse any array larger than N elements (default 10,000,000)."),
+        click.option("--strict", is_flag=True,
+                     help="Treat a non-finite value or gradient as an error (exit 3)."),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+_EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True,
+          "help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="gradcli")
+def cli() -> None:
+    """gradcli: values, gradients and their cross-checks, from the command line.
+
+    \b
+      gradcli eval "2*dot(x,x)" --x 0,1,2,3
+      gradcli eval model.py:f --a 0.4857
+      gradcli ops
+
+    Run 'gradcli COMMAND --help' for the options of a command.
+    """
+
+
+@cli.command("eval", context_settings=_EXTRA)
+@_target_options
+@click.option("--grad-output", metavar="VALUE|ones",
+              help="The vector of a vector-Jacobian product, for a non-scalar output.")
+@click.option("--no-grad", is_flag=True, help="Compute the value only.")
+@click.option("--expect-value", metavar="VALUE",
+              help="Assert the value (exit 1 with a diff when it is not met).")
+@click.option("--expect-grad", multiple=True, metavar="NAME=VALUE",
+              help="Assert the gradient of NAME (repeatable).")
+@click.option("--rtol", type=float, default=1e-7, show_default=True,
+              help="Relative tolerance of --expect-*.")
+@click.option("--atol", type=float, default=0.0, show_default=True,
+              help="Absolute tolerance of --expect-*.")
+@click.pass_context
+def eval_command(ctx: click.Context, target: str, **opts) -> int:
+    """Value and gradient of TARGET at the given inputs.
+
+    TARGET is an expression in numpy-style names, or a function file PATH.py
+    (its single function) or PATH.py:NAME. Each input is given as --NAME VALUE.
+
+    \b
+    VALUE is a number (0.5, -1e-3), a list (0,1,2,3), a matrix ("1,2;3,4"),
+    JSON ("[[1,2],[3,4]]"), @file (.npy .csv .json .txt) or a constructor:
+    arange(4) linspace(0,1,5) zeros(3) ones(2,3) eye(3) randn(3).
+
+    \b
+    Examples:
+      gradcli eval "2*dot(x,x)" --x 0,1,2,3
+      gradcli eval "sum(sin(x)*x)" --x 0.1,0.2 --format json
+      gradcli eval "x @ A @ x" --x 1,2 --A "1,2;3,4" --wrt x
+      gradcli eval "x*x" --x 1,2,3 --grad-output ones
+      gradcli eval model.py:energy --q 0.1,0.2,0.3 --k 2
+      gradcli eval "dot(x,x)" --x 1,2 --expect-value 5 --expect-grad x=2,4
+
+    Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
+    3 evaluation error, 70 internal error.
+    """
+    from .compute import DEFAULT_MAX_ELEMENTS, evaluate, prepare
+    from .render import dumps, plain_lines, result_object, table
+
+    opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
+    texts = _collect_inputs(ctx.args, opts["var"], _option_names(ctx))
+    tgt = prepare(target, list(texts))
+    inputs = _read_inputs(texts, opts)
+    wrt = list(opts["wrt"]) or list(inputs)
+    for n in wrt:
+        if n not in inputs:
+            raise UsageError(f"--wrt {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(inputs) or 'none'}")
+    grad_output = _grad_output(opts, inputs)
+    result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output,
+                      no_grad=opts["no_grad"], max_elements=opts["max_elements"])
+    if opts["strict"] and result.warnings:
+        raise EvaluationError(f"--strict: {result.warnings[0]}")
+    failures = _expectations(opts, result)
+    fmt = _out_format(opts)
+    if fmt == "json":
+        text = dumps(result_object(tgt, inputs, result)) + "\n"
+    elif fmt == "plain":
+        text = "\n".join(plain_lines(result, opts["precision"])) + "\n"
+    else:
+        rows = [("value", result.value)] + [(f"grad {n}", g) for n, g in result.grads.items()]
+        text = table(rows, tgt.label, opts["precision"])
+    click.echo(text, nl=False)
+    for w in result.warnings:
+        _say("warning", w)
+    for n in result.notes:
+        _say("note", f"gradient taken at a kink: {n}")
+    if failures:
+        for f in failures:
+            _say("error", f)
+        return CheckFailed.exit_code
+    return 0
+
+
+def _grad_output(opts: dict, inputs: dict):
+    text = opts["grad_output"]
+    if text is None:
+        return None
+    if text.strip() == "ones":
+        return "ones"
+    from .values import parse_value
+
+    return parse_value(text, name="--grad-output", dtype=opts["dtype"],
+                       max_elements=opts["max_elements"])
+
+
+def _expectations(opts: dict, result) -> list[str]:
+    """Each unmet --expect-* as one line: what, expected, got, worst difference."""
+    from .render import text_value
+    from .values import parse_value
+
+    checks = []
+    if opts["expect_value"] is not None:
+        checks.append(("value", parse_value(opts["expect_value"], name="--expect-value"),
+                       result.value))
+    for pair in opts["expect_grad"]:
+        name, eq, text = pair.partition("=")
+        if not eq:
+            raise UsageError(f"--expect-grad {pair!r}: expected NAME=VALUE")
+        if name not in result.grads:
+            raise UsageError(f"--expect-grad {name}: no gradient of {name!r} was computed")
+        checks.append((f"grad.{name}", parse_value(text, name=f"--expect-grad {name}"),
+                       result.grads[name]))
+    failures = []
+    for what, want, got in checks:
+        got = np.asarray(got, dtype=np.float64)
+        if want.shape != got.shape and want.size != 1:
+            failures.append(f"{what}: expected shape {want.shape}, got {got.shape}")
+            continue
+        tol = opts["atol"] + opts["rtol"] * np.abs(want)
+        diff = np.abs(got - want)
+        bad = ~(diff <= tol)
+        if bad.any():
+            failures.append(
+                f"{what}: expected {text_value(want)}, got {text_value(got)} "
+                f"(max |diff| {float(np.nanmax(np.where(bad, diff, 0)) if not np.isnan(diff).all() else np.nan):.3g} "
+                f"> atol {opts['atol']:g} + rtol {opts['rtol']:g}*|expected|)"
+            )
+    return failures
+
+
+def _option_names(ctx: click.Context) -> list[str]:
+    return [o for p in ctx.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
+
+
+@cli.command("ops")
+@click.option("--format", "format", type=click.Choice(FORMATS), default=None,
+              help="table (default on a terminal), plain, json.")
+@click.option("--json", "json", is_flag=True, help="Shorthand for --format json.")
+def ops_command(**opts) -> int:
+    """Every function of the op table: signature, derivative rule, kink convention."""
+    from .engine.ops import OPS
+
+    rows = [o for o in OPS.values() if o.expr]
+    fmt = _out_format(opts)
+    if fmt == "json":
+        from .render import dumps
+
+        click.echo(dumps({"schema": 1, "ops": [
+            {"name": o.name, "signature": o.signature(), "derivative": o.rule,
+             "kink": o.kink, "differentiable": o.differentiable} for o in rows]}))
+    elif fmt == "plain":
+        for o in rows:
+            click.echo("\t".join([o.signature(), o.rule, o.kink]))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(title="gradcli ops", title_justify="left")
+        for col in ("function", "derivative", "kink convention"):
+            t.add_column(col)
+        for o in rows:
+            t.add_row(Text(o.signature()), Text(o.rule), Text(o.kink))
+        Console().print(t)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, map every error to its exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:  # click's own usage errors
+        _say("error", exc.format_message())
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            _say("hint", f"see '{ctx.command_path} --help'")
+        code = UsageError.exit_code
+    except GradcliError as exc:
+        if debug:
+            raise
+        _say("error", str(exc))
+        if exc.hint:
+            for line in str(exc.hint).split("\n")[:2]:
+                _say("hint", line)
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        code = 130
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        code = 130
+    except BrokenPipeError:
+        # A reader like `head` closed the pipe: stop quietly, as shell tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141
+    except Exception as exc:  # a bug in gradcli
+        if debug:
+            raise
+        _say("error", f"internal error: {type(exc).__name__}: {exc}")
+        _say("hint", "this is a bug in gradcli; rerun with --debug for the traceback")
+        code = GradcliError.exit_code
+    sys.exit(code or 0)

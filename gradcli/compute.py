@@ -1,0 +1,328 @@
+"""Target + inputs -> Result(value, grads, warnings, notes).
+
+A target is an expression (parsed into a checked tree, evaluated node by node
+here, so that every op's size is checked before it runs and every graph node is
+labelled with the text it came from) or a function file (trusted code, run with
+Tensors for its parameters). Both record a graph with ``keep_args``, which is
+what locates the first non-finite number and the kinks a gradient went through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine import graph
+from .engine.graph import Node
+from .engine.ops import OPS
+from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
+from .errors import EvaluationError, UsageError
+from .loader import Loaded, is_file_target, load, user_frame
+from .parse import Call, Const, Limits, Seq, Var, free_names, parse, source
+
+DEFAULT_MAX_ELEMENTS = 10_000_000  # 80 MB per float64 array
+
+
+@dataclass
+class Target:
+    text: str
+    tree: Any = None  # parse.Expr for an expression
+    loaded: Loaded | None = None
+
+    @property
+    def kind(self) -> str:
+        return "function" if self.loaded else "expression"
+
+    @property
+    def label(self) -> str:
+        if self.loaded:
+            return f"{self.loaded.path}:{self.loaded.name}"
+        return self.text
+
+
+@dataclass
+class Result:
+    value: np.ndarray
+    grads: dict[str, np.ndarray]
+    output: Tensor
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(text: str, names: list[str], limits: Limits | None = None) -> Target:
+    """Parse or load the target and match its inputs against ``names``."""
+    given = set(names)
+    if is_file_target(text):
+        loaded = load(text)
+        missing = [p for p in loaded.required if p not in given]
+        if missing:
+            raise UsageError(
+                f"missing input {missing[0]!r} (a parameter of {loaded.name})",
+                hint=f"give it a value: --{missing[0]} VALUE",
+            )
+        known = set(loaded.required) | set(loaded.optional)
+        extra = sorted(given - known)
+        if extra:
+            raise UsageError(
+                f"unknown input {extra[0]!r}: {loaded.name} takes "
+                f"{', '.join(loaded.required + loaded.optional) or 'no parameters'}"
+            )
+        return Target(text, loaded=loaded)
+    if not text.strip():
+        raise UsageError("the expression is empty")
+    tree = parse(text, inputs=given, ops=OPS, limits=limits or Limits())
+    unused = sorted(given - free_names(tree))
+    if unused:
+        raise UsageError(
+            f"input {unused[0]!r} is not used by the expression",
+            hint="drop it, or check the expression for a typo",
+        )
+    return Target(text, tree=tree)
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype):
+    prev = get_default_dtype()
+    set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        set_default_dtype(prev)
+
+
+def _shape(v) -> tuple[int, ...]:
+    return v.shape if isinstance(v, Tensor) else np.shape(v)
+
+
+def _result_shape(name: str, shapes: list, params: dict) -> tuple[int, ...] | None:
+    """The shape an op would make, computed before it runs (None: no bigger than inputs)."""
+    if name in ("matmul", "dot", "inner"):
+        a, b = shapes
+        if not a or not b:
+            return tuple(a or b)
+        if name == "inner":
+            return tuple(a[:-1]) + tuple(b[:-1])
+        if name == "dot":
+            return tuple(a[:-1]) + tuple(b[:-2]) + tuple(b[-1:]) if len(b) > 1 else tuple(a[:-1])
+        batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2]))
+        return batch + tuple(a[-2:-1]) + tuple(b[-1:] if len(b) > 1 else ())
+    if name == "outer":
+        return (math.prod(shapes[0]), math.prod(shapes[1]))
+    if name in ("concatenate", "stack"):
+        return (sum(math.prod(s) for s in shapes[0]),)
+    if name == "getitem":
+        view = np.broadcast_to(np.zeros((), np.int8), shapes[0])
+        return view[params["index"]].shape
+    if name in ("reshape", "transpose", "broadcast_to"):
+        return tuple(params["shape"]) if name == "broadcast_to" else None
+    return np.broadcast_shapes(*[tuple(s) for s in shapes])
+
+
+class _Evaluator:
+    def __init__(self, text: str, max_elements: int) -> None:
+        self.text = text
+        self.max_elements = max_elements
+
+    def run(self, node, env: dict[str, Tensor]):
+        match node:
+            case Const(value=v):
+                return v
+            case Var(name=n):
+                return env[n]
+            case Seq(items=items):
+                return [self.run(i, env) for i in items]
+            case Call(op=name, args=args, params=params):
+                vals = [self.run(a, env) for a in args]
+                return self.call(node, name, vals, params)
+        raise AssertionError(f"unexpected node {node!r}")
+
+    def where(self, node) -> str:
+        return f"{source(self.text, node)!r} (column {node.col + 1})"
+
+    def call(self, node, name: str, vals: list, params: dict):
+        o = OPS[name]
+        shapes = [[_shape(v) for v in vals[0]]] if o.nin < 0 else [_shape(v) for v in vals]
+        try:
+            shape = _result_shape(name, shapes, params)
+        except (ValueError, IndexError, TypeError):
+            shape = None  # the op itself will say what is wrong
+        if shape is not None and math.prod(shape) > self.max_elements:
+            raise EvaluationError(
+                f"{self.where(node)} would make an array of {math.prod(shape):,} "
+                f"elements (shape {shape}), over the limit of {self.max_elements:,}",
+                hint="raise it with --max-elements N if you mean it",
+            )
+        try:
+            out = o(*vals, **params)
+        except (ValueError, IndexError, TypeError, ZeroDivisionError,
+                np.linalg.LinAlgError) as exc:
+            msg = str(exc).removeprefix(f"{name}: ")
+            raise EvaluationError(f"{self.where(node)}: {name}: {msg}") from exc
+        if out.grad_fn is not None:
+            out.grad_fn.label = source(self.text, node)
+        return out
+
+
+def _as_tensor(value, where: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (tuple, list, dict)):
+        raise EvaluationError(
+            f"{where} returned a {type(value).__name__}; return one tensor or number"
+        )
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise EvaluationError(
+            f"{where} returned {type(value).__name__}, not a number or tensor"
+        ) from exc
+    return Tensor._make(arr)
+
+
+def _nodes(root: Node | None) -> list[Node]:
+    return graph.topological_order(root) if root is not None else []
+
+
+def _outputs(out: Tensor) -> dict[int, Any]:
+    """Each recorded node's output value, found among its consumers' inputs."""
+    values = {}
+    if out.grad_fn is not None:
+        values[id(out.grad_fn)] = out._data
+    for node in _nodes(out.grad_fn):
+        for a in node.args or ():
+            if isinstance(a, Tensor) and a.grad_fn is not None:
+                values[id(a.grad_fn)] = a._data
+    return values
+
+
+def _finite(a) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
+def _describe(node: Node) -> str:
+    return f"{node.op.name} at {node.label!r}" if node.label else node.op.name
+
+
+def _first_nonfinite_forward(out: Tensor) -> str | None:
+    values = _outputs(out)
+    bad = [n for n in _nodes(out.grad_fn) if id(n) in values and not _finite(values[id(n)])]
+    if not bad:
+        return None
+    return _describe(min(bad, key=lambda n: n.seq))
+
+
+def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
+    found: list[Node] = []
+
+    def hook(node, g, gx):
+        if not found and _finite(g) and not _finite(gx):
+            found.append(node)
+
+    graph.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+                       wrap=Tensor._make, hook=hook, accumulate=False)
+    return _describe(found[0]) if found else None
+
+
+def _at_kink(node: Node) -> bool:
+    test = node.op.extra.get("at_kink")
+    if test is None or node.args is None:
+        return False
+    arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in node.args]
+    try:
+        return bool(np.any(test(*arrays, **node.params)))
+    except (ValueError, TypeError):
+        return False
+
+
+def kinks(out: Tensor) -> list[str]:
+    """The recorded ops whose gradient was taken exactly at a kink."""
+    return [f"{_describe(n)}: {n.op.kink}" for n in _nodes(out.grad_fn) if _at_kink(n)]
+
+
+def evaluate(
+    target: Target,
+    inputs: dict[str, np.ndarray],
+    *,
+    wrt: list[str] | None = None,
+    grad_output: np.ndarray | str | None = None,
+    no_grad: bool = False,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Result:
+    """Value and gradients of ``target`` at ``inputs`` (float arrays)."""
+    wrt = list(inputs) if wrt is None else wrt
+    dtype = next(iter(inputs.values())).dtype if inputs else np.dtype(np.float64)
+    leaves = {
+        n: Tensor._make(a).requires_grad_(n in wrt) for n, a in inputs.items()
+    }
+    with np.errstate(all="ignore"), _default_dtype(dtype), graph.keep_args(), \
+            graph.enable_grad():
+        if target.loaded is None:
+            out = _Evaluator(target.text, max_elements).run(target.tree, leaves)
+            out = _as_tensor(out, "the expression")
+        else:
+            fn = target.loaded
+            try:
+                out = fn.func(**leaves)
+            except (KeyboardInterrupt, GeneratorExit):
+                raise
+            except EvaluationError:
+                raise
+            except BaseException as exc:
+                raise EvaluationError(
+                    f"{user_frame(exc, fn.path)}: {type(exc).__name__}: {exc}"
+                ) from exc
+            out = _as_tensor(out, f"{fn.name}()")
+        if out._data.dtype.kind not in "f":
+            raise EvaluationError(
+                f"the result is {out._data.dtype.name}, not a number: "
+                "gradients need a float result"
+            )
+        value = np.asarray(out._data)
+        result = Result(value, {}, out)
+        where = _first_nonfinite_forward(out)
+        if not _finite(value):
+            origin = f"; the first non-finite number appeared in {where} (forward pass)" if where else ""
+            result.warnings.append(f"value has non-finite numbers{origin}")
+        if no_grad or not wrt:
+            return result
+        seed = _seed(value, grad_output)
+        if out.grad_fn is not None:
+            graph.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+                               wrap=Tensor._make)
+        for n in wrt:
+            g = leaves[n].grad
+            result.grads[n] = (
+                np.asarray(g._data) if g is not None else np.zeros_like(inputs[n])
+            )
+        bad = [n for n in wrt if not _finite(result.grads[n])]
+        if bad and out.grad_fn is not None:
+            origin = _first_nonfinite_backward(out, seed) if _finite(value) else None
+            tail = f"; the first non-finite number appeared in {origin} (backward pass)" if origin else ""
+            result.warnings.append(f"grad.{bad[0]} has non-finite numbers{tail}")
+        result.notes = kinks(out)
+    return result
+
+
+def _seed(value: np.ndarray, grad_output) -> np.ndarray:
+    if grad_output is None:
+        if value.size != 1:
+            raise EvaluationError(
+                f"the output has shape {value.shape}, not a single number: the "
+                "gradient needs a vector for a vector-Jacobian product",
+                hint="pass --grad-output ones (or a VALUE of that shape), wrap the "
+                "expression in sum(...), or use 'gradcli jacobian' for every gradient",
+            )
+        return np.ones(value.shape, dtype=value.dtype)
+    if isinstance(grad_output, str):  # "ones"
+        return np.ones(value.shape, dtype=value.dtype)
+    g = np.asarray(grad_output, dtype=value.dtype)
+    if g.shape != value.shape:
+        raise EvaluationError(
+            f"--grad-output has shape {g.shape} but the output has shape {value.shape}"
+        )
+    return g

@@ -1,0 +1,120 @@
+"""Result -> text: JSON for scripts, plain lines for shells, a rich table for people.
+
+rich is imported only by ``table`` (start-up time matters for scripts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from .values import format_value
+
+SCHEMA = 1
+
+
+def _number(x: float, float32: bool):
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    # float32 results: the shortest decimal that reads back as that float32.
+    return float(repr(np.float32(x)).removeprefix("np.float32(").rstrip(")")) if float32 else x
+
+
+def jsonable(a) -> Any:
+    """Numbers and nested lists; non-finite numbers as the strings "nan", "inf", "-inf"."""
+    arr = np.asarray(a)
+    f32 = arr.dtype == np.float32
+    if arr.dtype.kind == "b":
+        return arr.tolist()
+    if arr.ndim == 0:
+        return _number(arr, f32)
+
+    def conv(v):
+        return [conv(x) for x in v] if isinstance(v, list) else _number(v, f32)
+
+    return conv(arr.astype(np.float64).tolist())
+
+
+def dumps(obj: dict) -> str:
+    """Strict JSON (no NaN tokens), one line, keys in insertion order."""
+    return json.dumps(obj, allow_nan=False, ensure_ascii=False)
+
+
+def result_object(target, inputs: dict[str, np.ndarray], result, **extra) -> dict:
+    obj = {
+        "schema": SCHEMA,
+        "target": target.label,
+        "kind": target.kind,
+        "inputs": {n: jsonable(a) for n, a in inputs.items()},
+        "value": jsonable(result.value),
+        "shape": list(result.value.shape),
+        "grad": {n: jsonable(g) for n, g in result.grads.items()},
+        "warnings": list(result.warnings),
+        "notes": list(result.notes),
+    }
+    obj.update(extra)
+    return obj
+
+
+def rounded(a: np.ndarray, precision: int | None) -> np.ndarray:
+    """``a`` with each number cut to ``precision`` significant digits."""
+    if precision is None:
+        return a
+    a = np.asarray(a, dtype=np.float64)
+    out = np.array([float(f"{v:.{precision}g}") for v in a.ravel().tolist()])
+    return out.reshape(a.shape)
+
+
+def text_value(a: np.ndarray, precision: int | None = None) -> str:
+    """VALUE syntax (what inputs accept), non-finite numbers as nan/inf."""
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        a = np.vectorize(lambda v: _number(v, True) if math.isfinite(v) else v, otypes=[float])(a) if a.size else a.astype(np.float64)
+    return format_value(rounded(a, precision))
+
+
+def plain_lines(result, precision: int | None) -> list[str]:
+    lines = [f"value {text_value(result.value, precision)}"]
+    lines += [f"grad.{n} {text_value(g, precision)}" for n, g in result.grads.items()]
+    return lines
+
+
+def _pretty(a: np.ndarray, precision: int | None) -> str:
+    a = np.asarray(a)
+    if precision is None:
+        return np.array2string(a, floatmode="unique", max_line_width=72, threshold=200)
+    return np.array2string(a, precision=precision, floatmode="maxprec", max_line_width=72,
+                           threshold=200, suppress_small=False)
+
+
+def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
+          footer: list[str] | None = None) -> str:
+    """A rich table, rendered to text (colours only on a terminal, never with NO_COLOR)."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    probe = Console()
+    t = Table(title=Text(title), title_justify="left", show_header=True)
+    t.add_column("quantity", style="bold")
+    t.add_column("shape")
+    t.add_column("value", overflow="fold")
+    for name, a in rows:
+        shape = "scalar" if np.ndim(a) == 0 else "x".join(map(str, np.shape(a)))
+        t.add_row(Text(name), Text(shape), Text(_pretty(a, precision)))
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=probe.is_terminal, color_system=probe.color_system,
+                      width=probe.width if probe.is_terminal else 100,
+                      no_color=probe.no_color)
+    console.print(t)
+    for line in footer or ():
+        console.print(Text(line))
+    return buf.getvalue()
