@@ -291,9 +291,8 @@ def evaluate(
         if no_grad or not wrt:
             return result
         seed = _seed(value, grad_output)
-        if out.grad_fn is not None:
-            graph.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
-                               wrap=Tensor._make)
+        if out.requires_grad:
+            out.backward(gradient=seed, retain_graph=True)
         for n in wrt:
             g = leaves[n].grad
             result.grads[n] = (

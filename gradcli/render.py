@@ -87,10 +87,16 @@ def plain_lines(result, precision: int | None) -> list[str]:
 
 def _pretty(a: np.ndarray, precision: int | None) -> str:
     a = np.asarray(a)
-    if precision is None:
-        return np.array2string(a, floatmode="unique", max_line_width=72, threshold=200)
-    return np.array2string(a, precision=precision, floatmode="maxprec", max_line_width=72,
-                           threshold=200, suppress_small=False)
+    if a.dtype.kind != "f":
+        return str(a)
+    if a.ndim == 0:
+        return text_value(a, precision)
+
+    def number(v: float) -> str:
+        return text_value(np.float64(v), precision)
+
+    return np.array2string(a.astype(np.float64), formatter={"float_kind": number},
+                           max_line_width=72, threshold=200)
 
 
 def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
