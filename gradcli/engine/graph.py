@@ -185,6 +185,11 @@ def _guarded(g, gx):
     return np.where(g == 0, 0.0, gx)
 
 
+def _has_zero(seed) -> bool:
+    data = getattr(seed, "_data", seed)
+    return bool(np.any(data == 0))
+
+
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                  hook=None, accumulate: bool = True):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
@@ -201,9 +206,18 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     grads = {id(root): seed}
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
+    leaves: dict[int, Tensor] = {}
+    # Gradients this walk made itself and stored in one place only: summing
+    # into them in place saves an allocation per extra contribution.
+    owned: set[int] = set()
+    # Nodes whose incoming gradient can hold structural zeros (below a where,
+    # an index, a relu, ... or a seed with zeros): their rules are guarded.
+    masked: set[int] = {id(root)} if _has_zero(seed) else set()
     while heap:
         node = heappop(heap)[1]
-        g = grads.pop(id(node))
+        key = id(node)
+        g = grads.pop(key)
+        owned.discard(key)
         if node.freed:
             raise RuntimeError(_SECOND_TIME)
         op = node.op
@@ -218,28 +232,41 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         if op.multi:
             gxs = op.vjps[0](g, out, *inputs, **params)
         vjps = op.vjps
+        zeros_below = op.masks or key in masked
         for i, p in enumerate(node.parents):
             if p is None:
                 continue
             gx = gxs[i] if op.multi else vjps[i](g, out, *inputs, **params)
             if gx is None:
                 continue
-            if op.guard:
+            if op.guard and key in masked:
                 gx = _guarded(g, gx)
             if hook is not None:
                 hook(node, g, gx)
             if gx.shape != shapes[i]:
                 gx = unbroadcast(gx, shapes[i])
-            if type(p) is Node:
-                key = id(p)
-                prev = grads.get(key)
-                if prev is None:
-                    grads[key] = gx
+            pk = id(p)
+            if zeros_below:
+                masked.add(pk)
+            prev = grads.get(pk)
+            if prev is None:
+                grads[pk] = gx
+                if type(p) is Node:
                     heappush(heap, (-p.seq, p))
                 else:
-                    grads[key] = prev + gx
-            elif accumulate:
-                p._accumulate(gx, create_graph, gx is not g)
+                    leaves[pk] = p
+                if (gx is not g and type(gx) is np.ndarray and gx.flags.owndata
+                        and gx.flags.writeable):
+                    owned.add(pk)
+            elif pk in owned and np.result_type(prev, gx) == prev.dtype:
+                np.add(prev, gx, out=prev)
+            else:
+                grads[pk] = prev + gx
+                if type(grads[pk]) is np.ndarray:
+                    owned.add(pk)
         if not retain_graph:
             node.saved = node.out = None
             node.freed = True
+    if accumulate:
+        for pk, leaf in leaves.items():
+            leaf._accumulate(grads[pk], create_graph, pk in owned)

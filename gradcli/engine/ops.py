@@ -58,6 +58,7 @@ class Op:
     expr: bool
     differentiable: bool
     extra: dict = field(default_factory=dict)
+    masks: bool = False  # its gradient has structural zeros (see graph.run_backward)
 
     @property
     def nreq(self) -> int:
@@ -816,7 +817,9 @@ def transpose(x, *, axes=None):
     return np.transpose(x, axes)
 
 
-@op(lambda g, out, a: g * out * _swap(np.linalg.inv(a)), grad_fn="LinalgDetBackward0",
+@op(lambda g, out, a: np.reshape(g * out, np.shape(out) + (1, 1))
+    * _swap(np.linalg.inv(a)),  # a stack of matrices: one det per matrix
+    grad_fn="LinalgDetBackward0",
     saves="both", rule="det(A) inv(A)^T", kink="undefined gradient at singular A",
     sym=None, guard=True, domain=("matrix",), numpy=(np.linalg.det,))
 def det(a):
@@ -933,7 +936,8 @@ def _composite(name: str, fn, rule: str, numpy=()):
 
 
 def _inner(a, b):
-    return dot(a, transpose(b) if np.ndim(b) == 2 else b)
+    # np.inner with a scalar is a plain product: no transpose then.
+    return dot(a, transpose(b) if np.ndim(b) == 2 and np.ndim(a) else b)
 
 
 inner = _composite("inner", _inner, "dot(a, b.T)", numpy=(np.inner,))
@@ -1153,5 +1157,12 @@ def _transpose_method(self, *axes):
         return _swapaxes(self, *axes)  # PyTorch's transpose(dim0, dim1)
     return transpose(self, axes=axes)
 
+
+# Ops whose gradient is exactly zero on whole regions of their input (the
+# branch not taken, the entries not indexed, a relu's negative side, ...):
+# below them, a zero cotangent must stay zero through inf/nan derivatives.
+for _name in ("where", "getitem", "relu", "clip", "maximum", "minimum", "max", "min",
+              "abs", "sign", "floor", "ceil", "norm", "std"):
+    OPS[_name].masks = True
 
 _bind()

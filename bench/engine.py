@@ -1,0 +1,114 @@
+"""Engine speed and memory, printed as medians and ratios (not asserted).
+
+    python bench/engine.py [--quick]
+
+1. Per-op overhead: a chain of 10,000 scalar ops, x = x*1.0001 + sin(x)*0.001
+   (four ops a step), forward plus backward, in microseconds per op.
+2. Large arrays: value and gradient of f(x) = sum(sin(x)*x + exp(-x*x)), as a
+   ratio to a hand-written numpy value-and-gradient of the same f, both timed
+   here, in the same process.
+3. Peak memory of the n = 10^7 case, each in a fresh process, beyond the input
+   array, in units of the input's size (numpy's allocations, via tracemalloc).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import gradcli as gc  # noqa: E402
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def chain(steps: int = 2500) -> None:
+    x = gc.tensor(0.5, dtype=gc.float64, requires_grad=True)
+    y = x
+    for _ in range(steps):
+        y = y * 1.0001 + gc.sin(y) * 0.001
+    y.backward()
+
+
+def numpy_value_and_grad(x: np.ndarray):
+    s = np.sin(x)
+    e = np.exp(-x * x)
+    value = np.sum(s * x + e)
+    grad = np.cos(x) * x + s - 2 * x * e
+    return value, grad
+
+
+def gradcli_value_and_grad(x: np.ndarray):
+    t = gc.Tensor(x, requires_grad=True)  # wraps the array, no copy
+    y = gc.sum(gc.sin(t) * t + gc.exp(-t * t))
+    y.backward()
+    return y.item(), t.grad.data
+
+
+_MEMORY = """
+import sys, tracemalloc
+import numpy as np
+sys.path.insert(0, {root!r})
+import gradcli as gc
+sys.path.insert(0, {bench!r})
+from engine import gradcli_value_and_grad, numpy_value_and_grad
+x = np.random.default_rng(0).standard_normal({n})
+fn = {fn}
+fn(x[:10])  # warm up imports and caches outside the measurement
+tracemalloc.start()
+base = tracemalloc.get_traced_memory()[0]
+value, grad = fn(x)
+peak = tracemalloc.get_traced_memory()[1]
+print((peak - base) / x.nbytes)
+"""
+
+
+def peak_memory(fn_name: str, n: int) -> float:
+    here = Path(__file__).resolve().parent
+    code = _MEMORY.format(root=str(here.parent), bench=str(here), n=n, fn=fn_name)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip())
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    print("gradcli engine benchmark (medians; ratios against baselines run here)")
+    chain()  # warm-up
+    t = median_time(chain, 5 if quick else 15)
+    print(f"per-op overhead: {t / 10_000 * 1e6:.2f} us/op "
+          f"(chain of 10,000 scalar ops, forward + backward; target <= 3)")
+
+    rng = np.random.default_rng(0)
+    for n in (10**6,) if quick else (10**6, 10**7):
+        x = rng.standard_normal(n)
+        v1, g1 = numpy_value_and_grad(x)
+        v2, g2 = gradcli_value_and_grad(x)
+        assert np.isclose(v1, v2) and np.allclose(g1, g2), "gradcli disagrees with numpy"
+        reps = 5 if n == 10**7 else 15
+        tn = median_time(lambda: numpy_value_and_grad(x), reps)
+        tg = median_time(lambda: gradcli_value_and_grad(x), reps)
+        print(f"value+grad n=1e{len(str(n)) - 1}: gradcli {tg * 1e3:.1f} ms, "
+              f"numpy {tn * 1e3:.1f} ms, ratio {tg / tn:.2f}x (target <= 1.15)")
+
+    n = 10**6 if quick else 10**7
+    mg = peak_memory("gradcli_value_and_grad", n)
+    mn = peak_memory("numpy_value_and_grad", n)
+    print(f"peak memory n=1e{len(str(n)) - 1} beyond the input: gradcli {mg:.2f}x, "
+          f"hand-written numpy {mn:.2f}x the input's size (target <= 5.5)")
+
+
+if __name__ == "__main__":
+    main()
