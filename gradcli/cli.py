@@ -63,7 +63,9 @@ def _collect_inputs(extra: list[str], pairs: tuple[str, ...], known: list[str]) 
 def _read_inputs(texts: dict[str, str], opts: dict) -> dict[str, np.ndarray]:
     from .values import parse_value
 
-    rng = np.random.default_rng(opts["seed"])
+    # numpy.random costs start-up time: only a randn(...) value needs it.
+    needs_rng = any("randn" in t for t in texts.values())
+    rng = np.random.default_rng(opts["seed"]) if needs_rng else None
     return {
         n: parse_value(t, name=n, dtype=opts["dtype"], rng=rng,
                        max_elements=opts["max_elements"])

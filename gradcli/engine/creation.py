@@ -16,7 +16,13 @@ float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
 
-_RNG = {"rng": np.random.default_rng()}
+_RNG: dict = {}  # made on first use: importing numpy.random costs start-up time
+
+
+def _rng():
+    if "rng" not in _RNG:
+        _RNG["rng"] = np.random.default_rng()
+    return _RNG["rng"]
 
 
 def manual_seed(seed: int) -> None:
@@ -106,10 +112,10 @@ def randn(*size, dtype=None, requires_grad: bool = False, **kwargs) -> Tensor:
         raise TypeError(f"randn() got unexpected keywords {sorted(kwargs)}")
     shape = _size(size)
     d = np.dtype(dtype) if dtype is not None else get_default_dtype()
-    return _finish(_RNG["rng"].standard_normal(shape).astype(d), requires_grad)
+    return _finish(_rng().standard_normal(shape).astype(d), requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1)."""
     d = np.dtype(dtype) if dtype is not None else get_default_dtype()
-    return _finish(_RNG["rng"].random(_size(size)).astype(d), requires_grad)
+    return _finish(_rng().random(_size(size)).astype(d), requires_grad)

@@ -121,10 +121,15 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
     """
 
     def deco(forward):
-        sig = inspect.signature(forward)
-        pos = [p for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-        kw = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
-        n = len(pos) if nin is None else nin
+        # The code object, not inspect.signature: this runs at every start-up.
+        code = forward.__code__
+        names = code.co_varnames
+        kwdefaults = forward.__kwdefaults__ or {}
+        kw = {
+            k: kwdefaults.get(k, inspect.Parameter.empty)
+            for k in names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+        }
+        n = code.co_argcount if nin is None else nin
         o = Op(
             name=name or forward.__name__.rstrip("_"),
             forward=forward,
@@ -307,8 +312,10 @@ def neg(x):
 
 
 def _pow_vjp_base(g, out, a, b):
-    # x**0 is constant: its derivative is 0 everywhere, also at x == 0.
-    return g * np.where(b == 0, 0.0, b * a ** np.where(b == 0, 1.0, b - 1))
+    # x**0 is constant: its derivative is 0 everywhere, also at x == 0 (where
+    # 0 * 0**-1 would be nan). Elsewhere b * a**(b-1) as is, so that its own
+    # derivative in b (a second derivative) stays right at b == 0.
+    return g * (b * a ** np.where((b == 0) & (a == 0), 1.0, b - 1))
 
 
 def _pow_vjp_exp(g, out, a, b):

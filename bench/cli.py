@@ -1,0 +1,42 @@
+"""Start-up: wall time of one `gradcli eval`, against `python -c "import numpy"`.
+
+    python bench/cli.py [--runs N]
+
+Both are timed here, alternating, in the same run; the figure is the ratio of
+the medians. A CLI is started thousands of times by scripts: this is its cost.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 30
+    exe = shutil.which("gradcli")
+    gradcli = ([exe] if exe else [sys.executable, "-m", "gradcli"]) + [
+        "eval", "2*dot(x,x)", "--x", "0,1,2,3", "--format", "json"]
+    numpy = [sys.executable, "-c", "import numpy"]
+    wall(gradcli), wall(numpy)  # warm the file cache
+    tg, tn = [], []
+    for _ in range(runs):
+        tg.append(wall(gradcli))
+        tn.append(wall(numpy))
+    mg, mn = statistics.median(tg), statistics.median(tn)
+    print(f"gradcli eval --format json: {mg * 1e3:.0f} ms (median of {runs})")
+    print(f"python -c 'import numpy':   {mn * 1e3:.0f} ms")
+    print(f"ratio {mg / mn:.2f}x (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
