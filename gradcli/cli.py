@@ -91,15 +91,18 @@ def _say(kind: str, text: str) -> None:
 
 
 # -- shared options ------------------------------------------------------------
-def _target_options(f):
+def _target_options(f=None, *, formats=FORMATS, default_help=None):
+    if f is None:
+        return lambda g: _target_options(g, formats=formats, default_help=default_help)
     decorators = [
         click.argument("target"),
         click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
                      help="An input whose name collides with an option of gradcli."),
         click.option("--wrt", multiple=True, metavar="NAME",
                      help="Differentiate with respect to NAME (repeatable; default: all inputs)."),
-        click.option("--format", "format", type=click.Choice(FORMATS), default=None,
-                     help="Output: table (default on a terminal), plain (default otherwise), json."),
+        click.option("--format", "format", type=click.Choice(formats), default=None,
+                     help=default_help or "Output: table (default on a terminal), plain "
+                     "(default otherwise), json."),
         click.option("--json", "json", is_flag=True, help="Shorthand for --format json."),
         click.option("--precision", type=click.IntRange(1, 17), default=None, metavar="N",
                      help="Significant digits in table/plain output (JSON is always exact)."),
@@ -173,18 +176,10 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
     3 evaluation error, 70 internal error.
     """
-    from .compute import DEFAULT_MAX_ELEMENTS, evaluate, prepare
+    from .compute import evaluate
     from .render import dumps, plain_lines, result_object, table
 
-    opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
-    texts = _collect_inputs(ctx.args, opts["var"], _option_names(ctx))
-    tgt = prepare(target, list(texts))
-    inputs = _read_inputs(texts, opts)
-    wrt = list(opts["wrt"]) or list(inputs)
-    for n in wrt:
-        if n not in inputs:
-            raise UsageError(f"--wrt {n}: no input named {n!r}",
-                             hint=f"inputs: {', '.join(inputs) or 'none'}")
+    tgt, inputs, wrt = _setup(ctx, target, opts)
     grad_output = _grad_output(opts, inputs)
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output,
                       no_grad=opts["no_grad"], max_elements=opts["max_elements"])
@@ -208,6 +203,59 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
         for f in failures:
             _say("error", f)
         return CheckFailed.exit_code
+    return 0
+
+
+def _setup(ctx: click.Context, target: str, opts: dict):
+    """The target, its input values and the names to differentiate."""
+    from .compute import DEFAULT_MAX_ELEMENTS, prepare
+
+    opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
+    texts = _collect_inputs(ctx.args, opts["var"], _option_names(ctx))
+    tgt = prepare(target, list(texts))
+    inputs = _read_inputs(texts, opts)
+    wrt = list(opts["wrt"]) or list(inputs)
+    for n in wrt:
+        if n not in inputs:
+            raise UsageError(f"--wrt {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(inputs) or 'none'}")
+    return tgt, inputs, wrt
+
+
+@cli.command("graph", context_settings=_EXTRA)
+@_target_options(formats=("text", "dot", "mermaid", "json"),
+                 default_help="text (a tree, the default), dot (Graphviz), mermaid, json.")
+@click.option("--grad-output", metavar="VALUE|ones",
+              help="The vector of a vector-Jacobian product, for a non-scalar output.")
+@click.pass_context
+def graph_command(ctx: click.Context, target: str, **opts) -> int:
+    """The computation graph recorded at the point.
+
+    Every node with its op (MulBackward0, ...), shape, value and gradient, and
+    for expressions the part of the text it came from.
+
+    \b
+    Examples:
+      gradcli graph "2*dot(x,x)" --x 0,1,2,3
+      gradcli graph "sum(sin(x)*x)" --x 0.1,0.2 --format dot | dot -Tsvg > g.svg
+    """
+    from . import graphview
+    from .compute import evaluate
+    from .render import dumps
+
+    tgt, inputs, wrt = _setup(ctx, target, opts)
+    result = evaluate(tgt, inputs, wrt=wrt, grad_output=_grad_output(opts, inputs),
+                      max_elements=opts["max_elements"])
+    vertices, root = graphview.collect(result.output, result.leaves, result.seed)
+    fmt = "json" if opts["json"] else (opts["format"] or "text")
+    if fmt == "json":
+        text = dumps(graphview.as_json(vertices, root, tgt.label)) + "\n"
+    else:
+        text = {"text": graphview.as_text, "dot": graphview.as_dot,
+                "mermaid": graphview.as_mermaid}[fmt](vertices, root)
+    click.echo(text, nl=False)
+    for w in result.warnings:
+        _say("warning", w)
     return 0
 
 

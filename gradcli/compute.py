@@ -49,6 +49,8 @@ class Result:
     value: np.ndarray
     grads: dict[str, np.ndarray]
     output: Tensor
+    leaves: dict[str, Tensor] = field(default_factory=dict)
+    seed: Any = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -283,14 +285,14 @@ def evaluate(
                 "gradients need a float result"
             )
         value = np.asarray(out._data)
-        result = Result(value, {}, out)
+        result = Result(value, {}, out, leaves)
         where = _first_nonfinite_forward(out)
         if not _finite(value):
             origin = f"; the first non-finite number appeared in {where} (forward pass)" if where else ""
             result.warnings.append(f"value has non-finite numbers{origin}")
         if no_grad or not wrt:
             return result
-        seed = _seed(value, grad_output)
+        seed = result.seed = _seed(value, grad_output)
         if out.requires_grad:
             out.backward(gradient=seed, retain_graph=True)
         for n in wrt:

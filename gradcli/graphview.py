@@ -1,0 +1,173 @@
+"""The computation graph recorded at a point, as text, Graphviz, Mermaid or JSON.
+
+Every node carries its op (``MulBackward0``, ...), shape, value, the gradient of
+the output with respect to it, and for expressions the text it came from.
+Inputs and constants are the leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import graph
+from .engine.graph import Node
+from .engine.tensor import Tensor
+from .render import jsonable, text_value
+
+
+@dataclass
+class Vertex:
+    id: str
+    kind: str  # "op", "input" or "constant"
+    name: str  # grad_fn name, input name, or the constant's value
+    text: str  # expression text ("" when unknown)
+    value: np.ndarray
+    grad: np.ndarray | None
+    inputs: list[str] = field(default_factory=list)
+
+
+def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex], str]:
+    """Vertices in creation order (inputs first) and the id of the output."""
+    names = {id(t): n for n, t in leaves.items()}
+    node_grads: dict[int, object] = {}
+    if out.grad_fn is not None:
+        def hook(node, g, gx):
+            node_grads.setdefault(id(node), g)
+
+        graph.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+                           wrap=Tensor._make, hook=hook, accumulate=False)
+    vertices: dict[int, Vertex] = {}
+    for n, t in leaves.items():
+        g = t.grad
+        vertices[id(t)] = Vertex(f"in_{n}", "input", n, n, np.asarray(t._data),
+                                 None if g is None else np.asarray(g._data))
+    nodes = sorted(graph.topological_order(out.grad_fn) if out.grad_fn else [],
+                   key=lambda n: n.seq)
+    values = {id(out.grad_fn): out._data} if out.grad_fn is not None else {}
+    for node in nodes:
+        for a in node.args or ():
+            if isinstance(a, Tensor) and a.grad_fn is not None:
+                values[id(a.grad_fn)] = a._data
+    consts = ops = 0
+    for node in nodes:
+        ins = []
+        for a in node.args or ():
+            if isinstance(a, Tensor) and a.grad_fn is not None:
+                ins.append(vertices[id(a.grad_fn)].id)
+            elif isinstance(a, Tensor) and id(a) in names:
+                ins.append(vertices[id(a)].id)
+            else:
+                consts += 1
+                data = np.asarray(a._data if isinstance(a, Tensor) else a)
+                v = Vertex(f"c{consts}", "constant", text_value(data), "", data, None)
+                vertices[id(v)] = v
+                ins.append(v.id)
+        g = node_grads.get(id(node))
+        ops += 1
+        vertices[id(node)] = Vertex(
+            f"n{ops}", "op",
+            node.op.grad_fn or node.op.name, node.label or "",
+            np.asarray(values.get(id(node), np.nan)),
+            None if g is None else np.asarray(g), ins)
+    if out.grad_fn is not None:
+        root = vertices[id(out.grad_fn)].id
+    elif id(out) in names:
+        root = vertices[id(out)].id
+    else:
+        v = Vertex("c0", "constant", text_value(out._data), "", np.asarray(out._data), None)
+        vertices[id(v)] = v
+        root = v.id
+    return list(vertices.values()), root
+
+
+def _short(a, limit: int = 40) -> str:
+    s = text_value(np.asarray(a))
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _line(v: Vertex) -> str:
+    parts = [v.name]
+    if v.kind == "op" and v.text:
+        parts.append(repr(v.text))
+    if v.kind != "op":
+        parts.append(f"({v.kind})")
+    parts.append(f"shape {tuple(np.shape(v.value))}")
+    parts.append(f"value {_short(v.value)}")
+    if v.grad is not None:
+        parts.append(f"grad {_short(v.grad)}")
+    return "  ".join(parts)
+
+
+def as_text(vertices: list[Vertex], root: str) -> str:
+    """A tree from the output down; a node met again is shown once, then referenced."""
+    by_id = {v.id: v for v in vertices}
+    lines: list[str] = []
+    shown: set[str] = set()
+    stack = [(root, "", "", True)]
+    while stack:
+        vid, prefix, branch, _ = stack.pop()
+        v = by_id[vid]
+        again = vid in shown and v.kind == "op"
+        lines.append(prefix + branch + (f"{v.name} [{vid}, see above]" if again else f"{_line(v)} [{vid}]"))
+        if again:
+            continue
+        shown.add(vid)
+        child_prefix = prefix + ("" if not branch else ("│   " if branch == "├── " else "    "))
+        kids = v.inputs
+        for i in reversed(range(len(kids))):
+            stack.append((kids[i], child_prefix, "└── " if i == len(kids) - 1 else "├── ", False))
+    return "\n".join(lines) + "\n"
+
+
+def _label(v: Vertex) -> str:
+    rows = [v.name] + ([v.text] if v.kind == "op" and v.text else [])
+    rows.append(f"value {_short(v.value, 24)}")
+    if v.grad is not None:
+        rows.append(f"grad {_short(v.grad, 24)}")
+    return rows
+
+
+def as_dot(vertices: list[Vertex], root: str) -> str:
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace('"', '\\"')
+
+    out = ["digraph gradcli {", "  rankdir=BT;", "  node [shape=box, fontname=monospace];"]
+    for v in vertices:
+        style = ", style=rounded" if v.kind != "op" else ""
+        bold = ", penwidth=2" if v.id == root else ""
+        label = "\\n".join(esc(r) for r in _label(v))
+        out.append(f'  {v.id} [label="{label}"{style}{bold}];')
+    for v in vertices:
+        for i in v.inputs:
+            out.append(f"  {i} -> {v.id};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def as_mermaid(vertices: list[Vertex], root: str) -> str:
+    def esc(s: str) -> str:
+        return s.replace('"', "#quot;")
+
+    out = ["graph BT"]
+    for v in vertices:
+        out.append(f'  {v.id}["{esc("<br/>".join(_label(v)))}"]')
+    for v in vertices:
+        for i in v.inputs:
+            out.append(f"  {i} --> {v.id}")
+    return "\n".join(out) + "\n"
+
+
+def as_json(vertices: list[Vertex], root: str, target: str) -> dict:
+    return {
+        "schema": 1,
+        "target": target,
+        "output": root,
+        "nodes": [
+            {"id": v.id, "kind": v.kind, "name": v.name, "text": v.text,
+             "shape": list(np.shape(v.value)), "value": jsonable(v.value),
+             "grad": None if v.grad is None else jsonable(v.grad), "inputs": v.inputs}
+            for v in vertices
+        ],
+    }
