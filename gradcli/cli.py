@@ -148,6 +148,8 @@ def cli() -> None:
               help="Assert the value (exit 1 with a diff when it is not met).")
 @click.option("--expect-grad", multiple=True, metavar="NAME=VALUE",
               help="Assert the gradient of NAME (repeatable).")
+@click.option("--points", metavar="FILE",
+              help="Evaluate at many points: CSV rows or NDJSON lines ('-': stdin).")
 @click.option("--rtol", type=float, default=1e-7, show_default=True,
               help="Relative tolerance of --expect-*.")
 @click.option("--atol", type=float, default=0.0, show_default=True,
@@ -179,6 +181,8 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     from .compute import evaluate
     from .render import dumps, plain_lines, result_object, table
 
+    if opts["points"] is not None:
+        return _eval_points(ctx, target, opts)
     tgt, inputs, wrt = _setup(ctx, target, opts)
     grad_output = _grad_output(opts, inputs)
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output,
@@ -204,6 +208,131 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
             _say("error", f)
         return CheckFailed.exit_code
     return 0
+
+
+_CHUNK = 1000  # rows evaluated (and written) together
+
+
+def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
+    """One result per row, streamed in order; a bad row gets an error record."""
+    import csv
+    import itertools
+
+    from . import points
+    from .compute import DEFAULT_MAX_ELEMENTS, evaluate_rows, prepare
+    from .render import dumps, result_object, text_value
+
+    if opts["expect_value"] is not None or opts["expect_grad"]:
+        raise UsageError("--expect-value/--expect-grad check one point, not --points")
+    if opts["grad_output"] is not None:
+        raise UsageError("--grad-output is for one point; with --points each row's "
+                         "value must be a number")
+    opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
+    fixed = _read_inputs(_collect_inputs(ctx.args, opts["var"], _option_names(ctx)), opts)
+    path = opts["points"]
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"--points {path}: cannot read: {exc.strerror}") from exc
+    fmt = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(
+        os.path.splitext(path)[1].lower())
+    rows = points.read(stream, fmt=fmt, dtype=opts["dtype"],
+                       max_elements=opts["max_elements"])
+    first = next(rows, None)
+    if first is None:
+        raise UsageError(f"--points {path}: no rows")
+    names = sorted(set(first.inputs or {}) | set(fixed))
+    if first.inputs is None:
+        names = sorted(fixed)
+    tgt = prepare(target, names)
+    wrt = list(opts["wrt"]) or names
+    for n in wrt:
+        if n not in names:
+            raise UsageError(f"--wrt {n}: no input named {n!r}")
+    as_json = _out_format(opts) == "json"
+    out = sys.stdout
+    writer = None if as_json else csv.writer(out, lineterminator="\n")
+    if writer:
+        writer.writerow(["row", "value"] + [f"grad.{n}" for n in wrt] + ["error"])
+    progress = _Progress(path)
+    failed = 0
+    rows = itertools.chain([first], rows)
+    while True:
+        chunk = list(itertools.islice(rows, _CHUNK))
+        if not chunk:
+            break
+        good = []
+        for r in chunk:
+            if r.inputs is not None:
+                merged = {**fixed, **r.inputs}
+                if sorted(merged) != names:
+                    diff = sorted(set(names) ^ set(merged))
+                    r.error = f"row {r.number}: inputs differ from the first row's ({', '.join(diff)})"
+                    r.inputs = None
+                else:
+                    r.inputs = {n: merged[n] for n in names}
+                    good.append(r)
+        results = iter(evaluate_rows(tgt, [r.inputs for r in good], wrt=wrt,
+                                     no_grad=opts["no_grad"],
+                                     max_elements=opts["max_elements"]))
+        for r in chunk:
+            res = next(results) if r.inputs is not None else None
+            error = r.error
+            if res is not None and not isinstance(res, Exception) and opts["strict"] \
+                    and res.warnings:
+                error = f"row {r.number}: --strict: {res.warnings[0]}"
+            elif isinstance(res, Exception):
+                error = f"row {r.number}: {' '.join(str(res).split())}"
+            if error is not None:
+                failed += 1
+                if as_json:
+                    out.write(dumps({"schema": 1, "row": r.number, "error": error}) + "\n")
+                else:
+                    writer.writerow([r.number, ""] + [""] * len(wrt) + [error])
+                continue
+            if as_json:
+                obj = result_object(tgt, r.inputs, res)
+                out.write(dumps({"schema": 1, "row": r.number, **obj}) + "\n")
+            else:
+                writer.writerow([r.number, text_value(res.value, opts["precision"])]
+                                + [text_value(res.grads[n], opts["precision"])
+                                   if n in res.grads else "" for n in wrt] + [""])
+        out.flush()
+        progress.update(len(chunk))
+    progress.close()
+    if failed:
+        _say("error", f"{failed} row(s) failed; their records say why")
+        return EvaluationError.exit_code
+    return 0
+
+
+class _Progress:
+    """A one-line progress counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self, path: str) -> None:
+        self.on = sys.stderr.isatty()
+        self.done = 0
+        self.total = None
+        if self.on and path != "-":
+            with open(path, "rb") as fh:
+                self.total = max(sum(1 for _ in fh) - 1, 1)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if not self.on:
+            return
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} rows")
+        else:
+            sys.stderr.write(f"\r{self.done} rows")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.on and self.done:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
 
 def _setup(ctx: click.Context, target: str, opts: dict):

@@ -327,3 +327,65 @@ def _seed(value: np.ndarray, grad_output) -> np.ndarray:
             f"--grad-output has shape {g.shape} but the output has shape {value.shape}"
         )
     return g
+
+
+# -- many points -------------------------------------------------------------
+def batchable(target: Target, rows: list[dict[str, np.ndarray]]) -> bool:
+    """Rows can be evaluated as one: an expression of elementwise ops on scalars."""
+    from .parse import walk
+
+    if target.tree is None or not rows:
+        return False
+    names = set(rows[0])
+    if any(set(r) != names or any(np.ndim(v) for v in r.values()) for r in rows):
+        return False
+    return all(OPS[n.op].elementwise for n in walk(target.tree) if isinstance(n, Call))
+
+
+def _kink_rows(out: Tensor, k: int) -> set[int]:
+    rows: set[int] = set()
+    for node in _nodes(out.grad_fn):
+        test = node.op.extra.get("at_kink")
+        if test is None or node.args is None:
+            continue
+        arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in node.args]
+        hit = np.broadcast_to(np.asarray(test(*arrays, **node.params)), (k,))
+        rows.update(np.flatnonzero(hit).tolist())
+    return rows
+
+
+def evaluate_rows(target: Target, rows: list[dict[str, np.ndarray]], *, wrt, no_grad: bool,
+                  max_elements: int) -> list[Result | EvaluationError | UsageError]:
+    """Each row's Result (or its error), evaluating the rows as one where possible."""
+    def single(r):
+        try:
+            return evaluate(target, r, wrt=wrt, no_grad=no_grad, max_elements=max_elements)
+        except (EvaluationError, UsageError) as exc:
+            return exc
+
+    if not batchable(target, rows):
+        return [single(r) for r in rows]
+    k = len(rows)
+    stacked = {n: np.array([r[n] for r in rows]) for n in rows[0]}
+    try:
+        batch = evaluate(target, stacked, wrt=wrt, grad_output="ones", no_grad=no_grad,
+                         max_elements=max_elements)
+    except (EvaluationError, UsageError):
+        return [single(r) for r in rows]
+    value = np.broadcast_to(batch.value, (k,))
+    grads = {n: np.broadcast_to(g, (k,)) for n, g in batch.grads.items()}
+    # Rows with something to say (non-finite numbers, kinks) are evaluated again
+    # alone, so that their warnings and notes name the op exactly as eval does.
+    again = _kink_rows(batch.output, k) if batch.notes else set()
+    bad = ~np.isfinite(value)
+    for g in grads.values():
+        bad |= ~np.isfinite(g)
+    again.update(np.flatnonzero(bad).tolist())
+    out: list[Result | EvaluationError | UsageError] = []
+    for i, r in enumerate(rows):
+        if i in again:
+            out.append(single(r))
+        else:
+            out.append(Result(value[i].copy(), {n: g[i].copy() for n, g in grads.items()},
+                              batch.output))
+    return out

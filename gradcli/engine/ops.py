@@ -59,6 +59,7 @@ class Op:
     differentiable: bool
     extra: dict = field(default_factory=dict)
     masks: bool = False  # its gradient has structural zeros (see graph.run_backward)
+    elementwise: bool = False  # output element i depends on input elements i only
 
     @property
     def nreq(self) -> int:
@@ -1171,5 +1172,12 @@ def _transpose_method(self, *axes):
 for _name in ("where", "getitem", "relu", "clip", "maximum", "minimum", "max", "min",
               "abs", "sign", "floor", "ceil", "norm", "std"):
     OPS[_name].masks = True
+
+for _name in ("add", "sub", "mul", "div", "neg", "pow", "abs", "sqrt", "square", "exp",
+              "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "arcsin",
+              "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh",
+              "arccosh", "arctanh", "sigmoid", "relu", "softplus", "maximum", "minimum",
+              "clip", "where", "sign", "floor", "ceil", "detach") + tuple(_EXPR_PREDICATES):
+    OPS[_name].elementwise = True
 
 _bind()

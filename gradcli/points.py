@@ -1,0 +1,128 @@
+"""``--points``: many points from CSV rows or NDJSON lines, read as they come.
+
+CSV: a header of input names; a vector input is several columns ``x[0],x[1],...``
+or one column holding a quoted VALUE (``"0,1,2"``). NDJSON: one JSON object per
+line, ``{"x": [0, 1, 2], "k": 2}`` (a value may also be a VALUE string). A
+malformed row becomes an error record for that row; reading goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UsageError
+from .values import parse_value
+
+_INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(\d+)\]$")
+
+
+@dataclass
+class Row:
+    number: int  # 1-based data row (CSV: not counting the header)
+    inputs: dict[str, np.ndarray] | None
+    error: str | None = None
+
+
+def _sniff(first: str) -> str:
+    return "ndjson" if first.lstrip().startswith("{") else "csv"
+
+
+def read(lines: Iterable[str], *, fmt: str | None, dtype, max_elements: int) -> Iterator[Row]:
+    """Rows of inputs from ``lines`` (an open file or stdin), lazily."""
+    it = iter(lines)
+    first = next((ln for ln in it if ln.strip()), None)
+    if first is None:
+        return
+    fmt = fmt or _sniff(first)
+    if fmt == "ndjson":
+        yield from _ndjson(first, it, dtype, max_elements)
+    else:
+        yield from _csv(first, it, dtype, max_elements)
+
+
+def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
+    number = 0
+    for line in _chain(first, rest):
+        if not line.strip():
+            continue
+        number += 1
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise UsageError("a line must be a JSON object of input values")
+            inputs = {}
+            for name, v in obj.items():
+                text = v if isinstance(v, str) else json.dumps(v)
+                inputs[name] = parse_value(text, name=name, dtype=dtype,
+                                           max_elements=max_elements)
+            yield Row(number, inputs)
+        except (UsageError, ValueError) as exc:
+            yield Row(number, None, f"row {number}: {_one_line(exc)}")
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _columns(header: list[str]) -> dict[str, list[tuple[int, int | None]]]:
+    """Input name -> [(column, index or None)], indexed columns in index order."""
+    groups: dict[str, list[tuple[int, int | None]]] = {}
+    for col, raw in enumerate(header):
+        name = raw.strip()
+        m = _INDEXED.match(name)
+        key, idx = (m.group(1), int(m.group(2))) if m else (name, None)
+        if not key.isidentifier():
+            raise UsageError(f"--points header: column {col + 1} {raw!r} is not an input name")
+        groups.setdefault(key, []).append((col, idx))
+    for name, cols in groups.items():
+        idxs = [i for _, i in cols]
+        if None in idxs and len(cols) > 1:
+            raise UsageError(f"--points header: input {name!r} appears more than once")
+        if None not in idxs:
+            if sorted(idxs) != list(range(len(idxs))):
+                raise UsageError(
+                    f"--points header: columns {name}[...] must be {name}[0] to "
+                    f"{name}[{len(idxs) - 1}], each once"
+                )
+            cols.sort(key=lambda c: c[1])
+    return groups
+
+
+def _csv(first, rest, dtype, max_elements) -> Iterator[Row]:
+    reader = csv.reader(_chain(first, rest))
+    header = next(reader)
+    groups = _columns(header)
+    width = len(header)
+    number = 0
+    for cells in reader:
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        number += 1
+        try:
+            if len(cells) != width:
+                raise UsageError(f"has {len(cells)} cells, the header has {width}")
+            inputs = {}
+            for name, cols in groups.items():
+                if cols[0][1] is None:
+                    inputs[name] = parse_value(cells[cols[0][0]], name=name, dtype=dtype,
+                                               max_elements=max_elements)
+                else:
+                    parts = [parse_value(cells[c], name=f"{name}[{i}]", dtype=dtype)
+                             for c, i in cols]
+                    if any(p.ndim for p in parts):
+                        raise UsageError(f"input {name}: each {name}[i] cell must be a number")
+                    inputs[name] = np.array(parts, dtype=dtype)
+            yield Row(number, inputs)
+        except UsageError as exc:
+            yield Row(number, None, f"row {number}: {_one_line(exc)}")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
