@@ -235,6 +235,8 @@ def apply(o: Op, *args, **params) -> Tensor:
         out = o.forward(arrays, **params) if o.nin < 0 else o.forward(*arrays, **params)
     except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
         raise type(exc)(f"{o.name}: {exc}") from exc
+    if type(out) is float or type(out) is int or type(out) is bool:
+        out = np.asarray(out)  # all arguments were Python numbers
     if rg and o.differentiable and graph.MODE.enabled:
         return _record(o, args, arrays, out, params)
     return Tensor._make(out)
@@ -568,7 +570,10 @@ def ceil(x):
 
 # -- comparisons and tests: bool results, no graph ------------------------------
 def _predicate(name: str, fn, doc: str):
-    op(grad_fn="", rule="not differentiable (bool result)", sym=None,
+    op(grad_fn="", rule="not differentiable (bool result)",
+       sym=lambda sp, a, b: getattr(sp, {"less": "Lt", "less_equal": "Le", "greater": "Gt",
+                                        "greater_equal": "Ge", "equal": "Eq", "not_equal": "Ne",
+                                        "logical_and": "And", "logical_or": "Or"}[name])(a, b),
        expr=False, numpy=(fn,), name=name)(
         lambda a, b: fn(a, b)
     ).rule = doc
@@ -660,7 +665,9 @@ def _extreme_vjp(g, out, x, *, axis=None, keepdims=False):
 @op(_extreme_vjp, grad_fn="MaxBackward1", saves="both",
     at_kink=_tied,
     rule="1 at the maximum, 0 elsewhere", kink="tied maxima split the gradient evenly",
-    sym=None, numpy=(np.max, np.amax))
+    sym=("array", lambda sp, x, *, axis=None, keepdims=False:
+         sp.reduce(sp.Max, x, axis, keepdims)),
+    numpy=(np.max, np.amax))
 def max_(x, *, axis=None, keepdims=False):
     return np.max(x, axis=axis, keepdims=keepdims)
 
@@ -668,7 +675,9 @@ def max_(x, *, axis=None, keepdims=False):
 @op(_extreme_vjp, grad_fn="MinBackward1", saves="both",
     at_kink=lambda x, **p: _tied(x, largest=False, **p),
     rule="1 at the minimum, 0 elsewhere", kink="tied minima split the gradient evenly",
-    sym=None, numpy=(np.min, np.amin))
+    sym=("array", lambda sp, x, *, axis=None, keepdims=False:
+         sp.reduce(sp.Min, x, axis, keepdims)),
+    numpy=(np.min, np.amin))
 def min_(x, *, axis=None, keepdims=False):
     return np.min(x, axis=axis, keepdims=keepdims)
 
@@ -681,7 +690,10 @@ def _norm_vjp(g, out, x, *, ord=None, axis=None, keepdims=False):
 
 @op(_norm_vjp, grad_fn="NormBackward1", saves="both", rule="x / norm(x)",
     at_kink=lambda x, **p: norm_.forward(x, **p) == 0,
-    kink="norm'(0) = 0", sym=None, numpy=(np.linalg.norm,))
+    kink="norm'(0) = 0",
+    sym=("array", lambda sp, x, *, ord=None, axis=None, keepdims=False:
+         sp.map(sp.sqrt, np.sum(x * x, axis=axis, keepdims=keepdims))),
+    numpy=(np.linalg.norm,))
 def norm_(x, *, ord=None, axis=None, keepdims=False):
     """The Euclidean norm over ``axis`` (all axes: the Frobenius norm)."""
     if ord not in (None, 2, "fro"):
@@ -693,7 +705,9 @@ def norm_(x, *, ord=None, axis=None, keepdims=False):
 
 @op(lambda g, out, x, *, axis=None, keepdims=False:
     _expand(g, x.shape, axis, keepdims) * np.exp(x - _expand(out, x.shape, axis, keepdims)),
-    grad_fn="LogsumexpBackward0", saves="both", rule="softmax(x)", sym=None)
+    grad_fn="LogsumexpBackward0", saves="both", rule="softmax(x)",
+    sym=("array", lambda sp, x, *, axis=None, keepdims=False:
+         sp.map(sp.log, np.sum(sp.map(sp.exp, x), axis=axis, keepdims=keepdims))))
 def logsumexp(x, *, axis=None, keepdims=False):
     # Shift by the maximum so exp never overflows.
     m = np.max(x, axis=axis, keepdims=True)
@@ -708,7 +722,7 @@ def _centered(x, axis):
 
 @op(lambda g, out, x, *, axis=None, ddof=0, keepdims=False:
     _expand(g, x.shape, axis, keepdims) * (2 * _centered(x, axis) / (_count(x.shape, axis) - ddof)),
-    grad_fn="VarBackward0", rule="2 (x - mean) / (n - ddof)", sym=None,
+    grad_fn="VarBackward0", rule="2 (x - mean) / (n - ddof)", sym=SAME,
     numpy=(np.var,))
 def var(x, *, axis=None, ddof=0, keepdims=False):
     return np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
@@ -722,14 +736,19 @@ def _std_vjp(g, out, x, *, axis=None, ddof=0, keepdims=False):
 
 
 @op(_std_vjp, grad_fn="StdBackward0", saves="both", rule="(x - mean) / ((n - ddof) std)",
-    kink="std'(constant) = 0", sym=None, numpy=(np.std,))
+    kink="std'(constant) = 0",
+    sym=("array", lambda sp, x, *, axis=None, ddof=0, keepdims=False:
+         sp.map(sp.sqrt, np.var(x, axis=axis, ddof=ddof, keepdims=keepdims))),
+    numpy=(np.std,))
 def std(x, *, axis=None, ddof=0, keepdims=False):
     return np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
 # -- nn-style normalisations (numerically stable) --------------------------------
 @op(lambda g, out, x, *, axis=-1: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
-    grad_fn="SoftmaxBackward0", saves="out", rule="s * (g - sum(g * s))", sym=None)
+    grad_fn="SoftmaxBackward0", saves="out", rule="s * (g - sum(g * s))",
+    sym=("array", lambda sp, x, *, axis=-1:
+         sp.map(sp.exp, x) / np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True)))
 def softmax(x, *, axis=-1):
     z = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(z)
@@ -737,7 +756,9 @@ def softmax(x, *, axis=-1):
 
 
 @op(lambda g, out, x, *, axis=-1: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
-    grad_fn="LogSoftmaxBackward0", saves="out", rule="g - softmax(x) sum(g)", sym=None)
+    grad_fn="LogSoftmaxBackward0", saves="out", rule="g - softmax(x) sum(g)",
+    sym=("array", lambda sp, x, *, axis=-1:
+         x - sp.map(sp.log, np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True))))
 def log_softmax(x, *, axis=-1):
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
@@ -829,14 +850,16 @@ def transpose(x, *, axes=None):
     * _swap(np.linalg.inv(a)),  # a stack of matrices: one det per matrix
     grad_fn="LinalgDetBackward0",
     saves="both", rule="det(A) inv(A)^T", kink="undefined gradient at singular A",
-    sym=None, guard=True, domain=("matrix",), numpy=(np.linalg.det,))
+    sym=("array", lambda sp, a: sp.Matrix(a.tolist()).det()),
+    guard=True, domain=("matrix",), numpy=(np.linalg.det,))
 def det(a):
     return np.linalg.det(a)
 
 
 @op(lambda g, out, a: -np.matmul(_swap(out), np.matmul(g, _swap(out))),
     grad_fn="LinalgInvExBackward0", saves="out", rule="-inv(A)^T G inv(A)^T",
-    sym=None, domain=("matrix",), numpy=(np.linalg.inv,))
+    sym=("array", lambda sp, a: np.array(sp.Matrix(a.tolist()).inv().tolist(), dtype=object)),
+    domain=("matrix",), numpy=(np.linalg.inv,))
 def inv(a):
     return np.linalg.inv(a)
 
@@ -851,7 +874,11 @@ def _solve_vjp(g, out, a, b):
 
 
 @op(_solve_vjp, grad_fn="LinalgSolveExBackward0", saves="both", multi=True,
-    rule="db = solve(A^T, g); dA = -db x^T", sym=None, domain=("matrix", REALS),
+    rule="db = solve(A^T, g); dA = -db x^T",
+    sym=("array", lambda sp, a, b: np.array(
+        sp.Matrix(a.tolist()).LUsolve(sp.Matrix(b.tolist())).tolist(), dtype=object
+    ).reshape(np.shape(b))),
+    domain=("matrix", REALS),
     numpy=(np.linalg.solve,))
 def solve(a, b):
     if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
