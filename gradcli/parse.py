@@ -485,7 +485,8 @@ class _Parser:
         raise self.error(
             col,
             f"unknown name '{name}'; inputs are: {inputs}",
-            _did_you_mean(name, [*self.inputs, *_CONSTANTS]),
+            _did_you_mean(name, [*self.inputs, *_CONSTANTS])
+            or f"give it a value with --{name} VALUE",
         )
 
     def attribute_error(self, node: ast.Attribute, attr: str) -> UsageError:

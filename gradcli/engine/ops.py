@@ -951,7 +951,7 @@ def getitem(x, *, index):
 
 @op(lambda g, out, x, *, index, shape: _any(getitem, g, index=index),
     grad_fn="IndexPutBackward0", saves="none", rule="the gradient gathered",
-    sym=None, expr=False)
+    sym=SAME, expr=False)
 def index_add(x, *, index, shape):
     return _index_add(x, index=index, shape=shape)
 
