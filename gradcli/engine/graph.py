@@ -239,7 +239,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             gx = gxs[i] if op.multi else vjps[i](g, out, *inputs, **params)
             if gx is None:
                 continue
-            if op.guard and key in masked:
+            # Elementwise rules too: an inf/nan *input* (the branch a where did
+            # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
+            if (op.guard or op.elementwise) and key in masked:
                 gx = _guarded(g, gx)
             if hook is not None:
                 hook(node, g, gx)

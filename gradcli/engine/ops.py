@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -59,6 +60,7 @@ class Op:
     differentiable: bool
     extra: dict = field(default_factory=dict)
     masks: bool = False  # its gradient has structural zeros (see graph.run_backward)
+    run: Callable | None = None  # what computes the forward: ``forward`` or a C twin
     elementwise: bool = False  # output element i depends on input elements i only
 
     @property
@@ -149,6 +151,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             expr=expr,
             differentiable=bool(vjps),
         )
+        o.run = forward
         if at_kink is not None:
             o.extra["at_kink"] = at_kink
         OPS[o.name] = o
@@ -199,7 +202,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     """``apply`` unrolled for one Tensor argument and no options (the hot path)."""
     d = x._data
     try:
-        out = o.forward(d)
+        out = o.run(d)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise type(exc)(f"{o.name}: {exc}") from exc
     if x.requires_grad and o.differentiable and graph.MODE.enabled:
@@ -232,7 +235,7 @@ def apply(o: Op, *args, **params) -> Tensor:
         else:
             arrays.append(a)
     try:
-        out = o.forward(arrays, **params) if o.nin < 0 else o.forward(*arrays, **params)
+        out = o.run(arrays, **params) if o.nin < 0 else o.run(*arrays, **params)
     except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
         raise type(exc)(f"{o.name}: {exc}") from exc
     if type(out) is float or type(out) is int or type(out) is bool:
@@ -627,7 +630,7 @@ def mean(x, *, axis=None, keepdims=False):
 
 def _prod_vjp(g, out, x, *, axis=None, keepdims=False):
     ge = _expand(g, x.shape, axis, keepdims)
-    if isinstance(x, Tensor) or not np.any(x == 0):
+    if not np.any(getattr(x, "_data", x) == 0):
         return ge * _expand(out, x.shape, axis, keepdims) / x
     # Zeros: the product of all *other* factors, from exclusive cumulative
     # products on both sides (exact, no division by zero).
@@ -636,10 +639,17 @@ def _prod_vjp(g, out, x, *, axis=None, keepdims=False):
     xt = np.transpose(x, keep + list(red)).reshape(
         [x.shape[i] for i in keep] + [-1]
     )
-    ones = np.ones(xt.shape[:-1] + (1,), dtype=xt.dtype)
-    left = np.cumprod(np.concatenate([ones, xt[..., :-1]], axis=-1), axis=-1)
-    right = np.cumprod(np.concatenate([ones, xt[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-    others = (left * right).reshape([x.shape[i] for i in keep] + [x.shape[i] for i in red])
+    if isinstance(x, Tensor):
+        # create_graph: no cumprod rule; take each product with that factor set
+        # to 1 (n x n values, only here), from differentiable ops.
+        n = xt.shape[-1]
+        others = np.prod(np.where(np.eye(n, dtype=bool), 1.0, xt[..., None, :]), axis=-1)
+    else:
+        ones = np.ones(xt.shape[:-1] + (1,), dtype=xt.dtype)
+        left = np.cumprod(np.concatenate([ones, xt[..., :-1]], axis=-1), axis=-1)
+        right = np.cumprod(np.concatenate([ones, xt[..., :0:-1]], axis=-1), axis=-1)
+        others = left * right[..., ::-1]
+    others = others.reshape([x.shape[i] for i in keep] + [x.shape[i] for i in red])
     return ge * np.transpose(others, np.argsort(keep + list(red)))
 
 
@@ -850,7 +860,7 @@ def transpose(x, *, axes=None):
     * _swap(np.linalg.inv(a)),  # a stack of matrices: one det per matrix
     grad_fn="LinalgDetBackward0",
     saves="both", rule="det(A) inv(A)^T", kink="undefined gradient at singular A",
-    sym=("array", lambda sp, a: sp.Matrix(a.tolist()).det()),
+    sym=("array", lambda sp, a: sp.Matrix(a.tolist()).det(method="laplace")),
     guard=True, domain=("matrix",), numpy=(np.linalg.det,))
 def det(a):
     return np.linalg.det(a)
@@ -858,7 +868,9 @@ def det(a):
 
 @op(lambda g, out, a: -np.matmul(_swap(out), np.matmul(g, _swap(out))),
     grad_fn="LinalgInvExBackward0", saves="out", rule="-inv(A)^T G inv(A)^T",
-    sym=("array", lambda sp, a: np.array(sp.Matrix(a.tolist()).inv().tolist(), dtype=object)),
+    sym=("array", lambda sp, a: np.array(
+        sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
+    ) / sp.Matrix(a.tolist()).det(method="laplace")),
     domain=("matrix",), numpy=(np.linalg.inv,))
 def inv(a):
     return np.linalg.inv(a)
@@ -875,9 +887,9 @@ def _solve_vjp(g, out, a, b):
 
 @op(_solve_vjp, grad_fn="LinalgSolveExBackward0", saves="both", multi=True,
     rule="db = solve(A^T, g); dA = -db x^T",
-    sym=("array", lambda sp, a, b: np.array(
-        sp.Matrix(a.tolist()).LUsolve(sp.Matrix(b.tolist())).tolist(), dtype=object
-    ).reshape(np.shape(b))),
+    sym=("array", lambda sp, a, b: np.dot(np.array(
+        sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
+    ), b) / sp.Matrix(a.tolist()).det(method="laplace")),
     domain=("matrix", REALS),
     numpy=(np.linalg.solve,))
 def solve(a, b):
@@ -1079,7 +1091,7 @@ def _setitem(self, index, value):
 
 def _binary(o: Op):
     """Operator methods: ``apply`` unrolled for two arguments (the hot path)."""
-    fwd = o.forward
+    fwd = o.run
     mode = graph.MODE
     record = o.differentiable
     saves = o.saves
@@ -1192,6 +1204,14 @@ def _transpose_method(self, *axes):
         return _swapaxes(self, *axes)  # PyTorch's transpose(dim0, dim1)
     return transpose(self, axes=axes)
 
+
+# The hot elementwise ops run their numpy ufunc or operator directly: the
+# same computation as the declared forward, without a Python frame per call.
+for _name, _fast in (("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),
+                     ("div", operator.truediv), ("neg", operator.neg), ("sin", np.sin),
+                     ("cos", np.cos), ("exp", np.exp), ("log", np.log), ("tanh", np.tanh),
+                     ("sqrt", np.sqrt), ("square", np.square), ("abs", np.abs)):
+    OPS[_name].run = _fast
 
 # Ops whose gradient is exactly zero on whole regions of their input (the
 # branch not taken, the entries not indexed, a relu's negative side, ...):
