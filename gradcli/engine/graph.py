@@ -122,21 +122,30 @@ _SEQ = itertools.count()
 class Node:
     """One recorded op application: the ``grad_fn`` of the tensor it produced."""
 
-    __slots__ = ("op", "parents", "saved", "out", "shapes", "params", "freed", "seq",
-                 "args", "label")
+    __slots__ = ("op", "parents", "saved", "out", "shapes", "params", "seq", "args",
+                 "label")
 
     def __init__(self, op, parents, saved, out, shapes, params) -> None:
         # Creation order is a topological order: inputs exist before outputs.
         self.seq = next(_SEQ)
-        self.args = None  # every input (Tensors and constants), under keep_args
-        self.label = None  # where the node came from, e.g. expression text
         self.op = op
         self.parents = parents
-        self.saved = saved
+        self.saved = saved  # None once a backward pass has freed it
         self.out = out
         self.shapes = shapes
         self.params = params
-        self.freed = False
+
+    def __getattr__(self, name: str):
+        # args (every input, under keep_args) and label (e.g. the expression
+        # text) are set only when wanted: a node is made per op, so every store
+        # counts.
+        if name in ("args", "label"):
+            return None
+        raise AttributeError(name)
+
+    @property
+    def freed(self) -> bool:
+        return self.saved is None
 
     def name(self) -> str:
         return self.op.grad_fn
@@ -218,25 +227,42 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         key = id(node)
         g = grads.pop(key)
         owned.discard(key)
-        if node.freed:
+        if node.saved is None:
             raise RuntimeError(_SECOND_TIME)
         op = node.op
         params = node.params
+        saved = node.saved
         if create_graph:
             out = wrap(node.out, node) if node.out is not None else None
-            inputs = node.saved
+            inputs = saved
         else:
             out = node.out
-            inputs = [x._data if type(x) is Tensor else x for x in node.saved]
+            # Unrolled for the common arities: this loop is the per-op overhead.
+            if len(saved) == 2:
+                a, b = saved
+                inputs = (a._data if type(a) is Tensor else a,
+                          b._data if type(b) is Tensor else b)
+            elif len(saved) == 1:
+                a = saved[0]
+                inputs = (a._data if type(a) is Tensor else a,)
+            else:
+                inputs = [x._data if type(x) is Tensor else x for x in saved]
         shapes = node.shapes
         if op.multi:
             gxs = op.vjps[0](g, out, *inputs, **params)
         vjps = op.vjps
         zeros_below = op.masks or key in masked
-        for i, p in enumerate(node.parents):
+        i = -1
+        for p in node.parents:
+            i += 1
             if p is None:
                 continue
-            gx = gxs[i] if op.multi else vjps[i](g, out, *inputs, **params)
+            if op.multi:
+                gx = gxs[i]
+            elif params:
+                gx = vjps[i](g, out, *inputs, **params)
+            else:
+                gx = vjps[i](g, out, *inputs)
             if gx is None:
                 continue
             # Elementwise rules too: an inf/nan *input* (the branch a where did
@@ -268,7 +294,6 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                     owned.add(pk)
         if not retain_graph:
             node.saved = node.out = None
-            node.freed = True
     if accumulate:
         for pk, leaf in leaves.items():
             leaf._accumulate(grads[pk], create_graph, pk in owned)
