@@ -37,5 +37,7 @@ __version__ = "0.1.0"
 
 # Every op of the registry by its numpy name: gc.sin, gc.dot, gc.sum, ...
 globals().update({name: o for name, o in OPS.items() if not name.startswith("_")})
+from .transforms import grad, hessian, hvp, jacobian, value_and_grad, vjp  # noqa: E402
+
 clamp = OPS["clip"]
 detach = Tensor.detach

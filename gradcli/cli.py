@@ -335,6 +335,110 @@ class _Progress:
             sys.stderr.flush()
 
 
+@cli.command("jacobian", context_settings=_EXTRA)
+@_target_options
+@click.pass_context
+def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
+    """The full Jacobian of TARGET's output with respect to each input.
+
+    Each block has shape output.shape + input.shape. Inputs, options, formats
+    and exit codes are those of 'gradcli eval'.
+
+    \b
+    Examples:
+      gradcli jacobian "A @ x" --x 1,2 --A "1,2;3,4" --wrt x
+      gradcli jacobian "sin(x)*x" --x 0.1,0.2,0.3 --json
+    """
+    from .compute import jacobian
+
+    tgt, inputs, wrt = _setup(ctx, target, opts)
+    d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
+    rows = [("value", d.value)] + [(f"jacobian {n}", b) for n, b in d.blocks.items()]
+    flat = {f"jacobian.{n}": b for n, b in d.blocks.items()}
+    return _emit_derivatives(tgt, inputs, d, opts, "jacobian", d.blocks, rows, flat)
+
+
+@cli.command("hessian", context_settings=_EXTRA)
+@_target_options
+@click.pass_context
+def hessian_command(ctx: click.Context, target: str, **opts) -> int:
+    """The Hessian of TARGET's single-number output, per pair of inputs.
+
+    Each block H[a][b] has shape a.shape + b.shape. The table also says whether
+    the whole Hessian is symmetric to rounding and, for a single input, gives
+    its eigenvalues (a convexity hint).
+
+    \b
+    Examples:
+      gradcli hessian "sum(x**4) + dot(x,x)**2" --x 1,2,3
+      gradcli hessian "x @ A @ x" --x 1,2 --A "1,2;3,4" --wrt x --json
+    """
+    from .compute import hessian, hessian_matrix
+
+    tgt, inputs, wrt = _setup(ctx, target, opts)
+    d = hessian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
+    h = hessian_matrix(d, inputs, wrt)
+    with np.errstate(all="ignore"):
+        scale = max(float(np.max(np.abs(h))) if h.size else 0.0, np.finfo(float).tiny)
+        asym = float(np.max(np.abs(h - h.T))) / scale if h.size else 0.0
+    symmetric = bool(np.isfinite(h).all() and asym <= 1e-12)
+    extra = {"symmetric": symmetric}
+    footer = [f"symmetric to rounding: {'yes' if symmetric else 'no'} "
+              f"(max |H - H.T| / max |H| = {asym:.3g})"]
+    if len(wrt) == 1 and symmetric:
+        eig = np.linalg.eigvalsh((h + h.T) / 2)
+        extra["eigenvalues"] = eig
+        tol = 1e-12 * scale * len(eig)
+        kind = ("positive definite: locally strictly convex" if eig.min() > tol else
+                "positive semidefinite: locally convex (flat directions)" if eig.min() >= -tol else
+                "negative definite: locally strictly concave" if eig.max() < -tol else
+                "negative semidefinite: locally concave" if eig.max() <= tol else
+                "indefinite: a saddle")
+        from .render import text_value
+
+        footer.append(f"eigenvalues: {text_value(eig, opts['precision'])} ({kind})")
+    rows = [("value", d.value)]
+    flat = {}
+    for a, row in d.blocks.items():
+        for b, block in row.items():
+            rows.append((f"hessian {a},{b}", block))
+            flat[f"hessian.{a}.{b}"] = block
+    return _emit_derivatives(tgt, inputs, d, opts, "hessian", d.blocks, rows, flat,
+                             extra=extra, footer=footer)
+
+
+def _emit_derivatives(tgt, inputs, d, opts, key, blocks, rows, flat, extra=None,
+                      footer=None) -> int:
+    from .render import dumps, jsonable, table, text_value
+
+    if opts["strict"] and d.warnings:
+        raise EvaluationError(f"--strict: {d.warnings[0]}")
+    fmt = _out_format(opts)
+    extra = extra or {}
+    if fmt == "json":
+        def conv(v):
+            return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
+
+        obj = {"schema": 1, "target": tgt.label, "kind": tgt.kind,
+               "inputs": {n: jsonable(a) for n, a in inputs.items()},
+               "value": jsonable(d.value), "shape": list(d.value.shape),
+               key: conv(blocks), **{k: conv(v) for k, v in extra.items()},
+               "warnings": d.warnings}
+        text = dumps(obj) + "\n"
+    elif fmt == "plain":
+        lines = [f"value {text_value(d.value, opts['precision'])}"]
+        lines += [f"{k} {text_value(v, opts['precision'])}" for k, v in flat.items()]
+        for k, v in extra.items():
+            lines.append(f"{k} {str(v).lower() if isinstance(v, bool) else text_value(v, opts['precision'])}")
+        text = "\n".join(lines) + "\n"
+    else:
+        text = table(rows, tgt.label, opts["precision"], footer=footer)
+    click.echo(text, nl=False)
+    for w in d.warnings:
+        _say("warning", w)
+    return 0
+
+
 def _setup(ctx: click.Context, target: str, opts: dict):
     """The target, its input values and the names to differentiate."""
     from .compute import DEFAULT_MAX_ELEMENTS, prepare

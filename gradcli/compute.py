@@ -169,6 +169,23 @@ class _Evaluator:
         return out
 
 
+def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
+    """Run the target on Tensors; its failures become EvaluationError."""
+    if target.loaded is None:
+        out = _Evaluator(target.text, max_elements).run(target.tree, leaves)
+        return _as_tensor(out, "the expression")
+    fn = target.loaded
+    try:
+        out = fn.func(**leaves)
+    except (KeyboardInterrupt, GeneratorExit, EvaluationError):
+        raise
+    except BaseException as exc:
+        raise EvaluationError(
+            f"{user_frame(exc, fn.path)}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return _as_tensor(out, f"{fn.name}()")
+
+
 def _as_tensor(value, where: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
@@ -263,22 +280,7 @@ def evaluate(
     }
     with np.errstate(all="ignore"), _default_dtype(dtype), graph.keep_args(), \
             graph.enable_grad():
-        if target.loaded is None:
-            out = _Evaluator(target.text, max_elements).run(target.tree, leaves)
-            out = _as_tensor(out, "the expression")
-        else:
-            fn = target.loaded
-            try:
-                out = fn.func(**leaves)
-            except (KeyboardInterrupt, GeneratorExit):
-                raise
-            except EvaluationError:
-                raise
-            except BaseException as exc:
-                raise EvaluationError(
-                    f"{user_frame(exc, fn.path)}: {type(exc).__name__}: {exc}"
-                ) from exc
-            out = _as_tensor(out, f"{fn.name}()")
+        out = call(target, leaves, max_elements)
         if out._data.dtype.kind not in "f":
             raise EvaluationError(
                 f"the result is {out._data.dtype.name}, not a number: "
@@ -327,6 +329,87 @@ def _seed(value: np.ndarray, grad_output) -> np.ndarray:
             f"--grad-output has shape {g.shape} but the output has shape {value.shape}"
         )
     return g
+
+
+# -- whole derivatives ---------------------------------------------------------
+@dataclass
+class Derivatives:
+    value: np.ndarray
+    blocks: dict[str, Any]  # jacobian: name -> array; hessian: name -> name -> array
+    warnings: list[str] = field(default_factory=list)
+
+
+def _as_function(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
+                 max_elements: int):
+    """``f(*wrt tensors)`` with the other inputs fixed, and the leaves' dtype."""
+    dtype = next(iter(inputs.values())).dtype if inputs else np.dtype(np.float64)
+    fixed = {n: Tensor._make(a) for n, a in inputs.items() if n not in wrt}
+
+    def f(*tensors):
+        return call(target, {**fixed, **dict(zip(wrt, tensors))}, max_elements)
+
+    return f, dtype
+
+
+def _derivative_size(what: str, out_size: int, inputs, wrt, max_elements: int) -> None:
+    for n in wrt:
+        size = out_size * inputs[n].size
+        if size > max_elements:
+            raise EvaluationError(
+                f"the {what} block for {n!r} would have {size:,} elements, over the "
+                f"limit of {max_elements:,}",
+                hint="raise it with --max-elements N if you mean it",
+            )
+
+
+def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
+             max_elements: int = DEFAULT_MAX_ELEMENTS) -> Derivatives:
+    """The Jacobian of the output with respect to each input in ``wrt``."""
+    from . import transforms
+
+    value = evaluate(target, inputs, no_grad=True, max_elements=max_elements)
+    _derivative_size("Jacobian", value.value.size, inputs, wrt, max_elements)
+    f, dtype = _as_function(target, inputs, wrt, max_elements)
+    with np.errstate(all="ignore"), _default_dtype(dtype):
+        jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))))(
+            *(inputs[n] for n in wrt))
+    blocks = {n: np.asarray(j._data) for n, j in zip(wrt, jac)}
+    warnings = list(value.warnings)
+    warnings += [f"jacobian.{n} has non-finite numbers" for n, b in blocks.items()
+                 if not _finite(b)]
+    return Derivatives(value.value, blocks, warnings)
+
+
+def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
+            max_elements: int = DEFAULT_MAX_ELEMENTS) -> Derivatives:
+    """The Hessian of a scalar output, one block per pair of inputs in ``wrt``."""
+    from . import transforms
+
+    value = evaluate(target, inputs, no_grad=True, max_elements=max_elements)
+    if value.value.size != 1:
+        raise EvaluationError(
+            f"the Hessian needs a single-number output, not shape {value.value.shape}",
+            hint="wrap the expression in sum(...), or use 'gradcli jacobian'",
+        )
+    total = sum(inputs[n].size for n in wrt)
+    _derivative_size("Hessian", total, inputs, wrt, max_elements)
+    f, dtype = _as_function(target, inputs, wrt, max_elements)
+    with np.errstate(all="ignore"), _default_dtype(dtype):
+        hess = transforms.hessian(f, argnums=tuple(range(len(wrt))))(
+            *(inputs[n] for n in wrt))
+    blocks = {a: {b: np.asarray(hess[i][j]._data) for j, b in enumerate(wrt)}
+              for i, a in enumerate(wrt)}
+    warnings = list(value.warnings)
+    warnings += [f"hessian.{a}.{b} has non-finite numbers" for a in wrt for b in wrt
+                 if not _finite(blocks[a][b])]
+    return Derivatives(value.value, blocks, warnings)
+
+
+def hessian_matrix(d: Derivatives, inputs: dict[str, np.ndarray], wrt: list[str]):
+    """All blocks as one square matrix over the flattened inputs."""
+    sizes = [inputs[n].size for n in wrt]
+    return np.block([[d.blocks[a][b].reshape(sa, sb) for b, sb in zip(wrt, sizes)]
+                     for a, sa in zip(wrt, sizes)])
 
 
 # -- many points -------------------------------------------------------------

@@ -227,6 +227,10 @@ def apply(o: Op, *args, **params) -> Tensor:
         args = tuple(args[0])
     rg = False
     arrays = []
+    if any(type(a) is list or type(a) is tuple for a in args):
+        # Sequences are constants: rules read .ndim and .shape of what they save.
+        args = tuple(np.asarray(a) if type(a) is list or type(a) is tuple else a
+                     for a in args)
     for a in args:
         if type(a) is Tensor:
             arrays.append(a._data)
@@ -1117,6 +1121,8 @@ def _binary(o: Op):
             od = other._data
             rg = self.requires_grad or other.requires_grad
         else:
+            if type(other) is list or type(other) is tuple:
+                other = np.asarray(other)
             od = other
             rg = self.requires_grad
         try:
@@ -1128,6 +1134,8 @@ def _binary(o: Op):
         return Tensor._make(out)
 
     def reflected(self, other):
+        if type(other) is list or type(other) is tuple:
+            other = np.asarray(other)
         try:
             out = fwd(other, self._data)
         except ValueError as exc:
