@@ -73,35 +73,12 @@ def unbroadcast(g, shape: tuple[int, ...]):
 
 
 # -- which nodes to visit ---------------------------------------------------------
-def _plan(root: Node, ids: dict, sizes: bool = False) -> tuple[dict, int]:
-    """For each node from which a leaf in ``ids`` is reached: which parents lead there.
-
-    Returns ``{id(node): want}`` (``want[i]``: send a gradient to parent i) and,
-    if ``sizes``, the largest array size in the graph (to size batch chunks).
-    """
-    seen = {id(root): root}
-    stack = [root]
-    while stack:
-        for p in stack.pop().parents:
-            if type(p) is Node and id(p) not in seen:
-                seen[id(p)] = p
-                stack.append(p)
-    wants: dict[int, list] = {}
-    biggest = 1
-    for node in sorted(seen.values(), key=_seq):  # inputs before their consumers
-        want = [
-            p is not None and ((id(p) in wants) if type(p) is Node else (id(p) in ids))
-            for p in node.parents
-        ]
-        if True in want:
-            wants[id(node)] = want
-        if sizes:
-            biggest = max(biggest, max(map(math.prod, node.shapes), default=1))
+def _plan(root: Node, ids: dict) -> tuple[dict, int]:
+    """``graph.edges_to`` and the largest array size in the graph (to size chunks)."""
+    wants = graph.edges_to(root, ids)
+    biggest = max((math.prod(s) for n in graph.topological_order(root) for s in n.shapes),
+                  default=1)
     return wants, biggest
-
-
-def _seq(node: Node) -> int:
-    return node.seq
 
 
 # -- one cotangent --------------------------------------------------------------
@@ -110,6 +87,8 @@ def grads(out: Tensor, seed, leaves, *, create_graph: bool = False) -> list:
 
     ``seed`` has ``out``'s shape. With ``create_graph`` the rules run on Tensors
     and the gradients come back as Tensors with a graph (differentiable again).
+    The engine's own walk, restricted to edges that lead to ``leaves``, keeping
+    the graph and writing no ``.grad``.
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], requires_grad=True)
@@ -118,67 +97,15 @@ def grads(out: Tensor, seed, leaves, *, create_graph: bool = False) -> list:
     >>> x.grad is None
     True
     """
-    ids = {id(leaf): k for k, leaf in enumerate(leaves)}
-    result: list = [None] * len(leaves)
     if create_graph and not isinstance(seed, Tensor):
         seed = Tensor._make(np.asarray(seed))
     if out.grad_fn is None:
-        if id(out) in ids:
-            result[ids[id(out)]] = seed
-        return result
-    root = out.grad_fn
-    wants, _ = _plan(root, ids)
-    if id(root) not in wants:
-        return result
+        return [seed if leaf is out else None for leaf in leaves]
     with graph.set_grad_enabled(create_graph):
-        _walk(root, seed, wants, ids, result, create_graph)
-    return result
-
-
-def _walk(root, seed, wants, ids, result, create_graph) -> None:
-    """``graph.run_backward``, restricted to the ``wants`` edges, into ``result``.
-
-    Guards as the engine does: below an op whose gradient has structural zeros
-    (``op.masks``, or a seed with zeros), guarded and elementwise rules keep a
-    zero cotangent zero through an inf or nan local derivative.
-    """
-    gs = {id(root): seed}
-    heap = [(-root.seq, root)]
-    heappush, heappop = heapq.heappush, heapq.heappop
-    masked = {id(root)} if np.any(getattr(seed, "_data", seed) == 0) else set()
-    while heap:
-        node = heappop(heap)[1]
-        key = id(node)
-        g = gs.pop(key)
-        if node.saved is None:
-            raise RuntimeError(graph._SECOND_TIME)
-        op = node.op
-        params = node.params
-        if create_graph:
-            out = Tensor._make(node.out, node) if node.out is not None else None
-            inputs = node.saved
-        else:
-            out = node.out
-            inputs = [x._data if type(x) is Tensor else x for x in node.saved]
-        shapes = node.shapes
-        want = wants[key]
-        guard = key in masked and _guards(op)
-        zeros_below = getattr(op, "masks", False) or key in masked
-        if op.multi:
-            gxs = op.vjps[0](g, out, *inputs, **params)
-        for i, p in enumerate(node.parents):
-            if not want[i]:
-                continue
-            gx = gxs[i] if op.multi else op.vjps[i](g, out, *inputs, **params)
-            if gx is None:
-                continue
-            if guard:
-                gx = graph._guarded(g, gx)
-            if np.shape(gx) != shapes[i]:
-                gx = _unbroadcast(gx, shapes[i])
-            if zeros_below:
-                masked.add(id(p))
-            _send(p, gx, gs, heap, heappush, ids, result)
+        got = graph.run_backward(out.grad_fn, seed, retain_graph=True,
+                                 create_graph=create_graph, wrap=Tensor._make,
+                                 accumulate=False, only={id(leaf) for leaf in leaves})
+    return [got.get(id(leaf)) for leaf in leaves]
 
 
 def _guards(op) -> bool:
@@ -225,7 +152,7 @@ def batched_grads(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_EL
             result[ids[id(out)]] = _seeds(seeds, 0, B, shape, dtype)
         return _fill(result, leaves, B)
     root = out.grad_fn
-    wants, biggest = _plan(root, ids, sizes=True)
+    wants, biggest = _plan(root, ids)
     if id(root) not in wants:
         return _fill(result, leaves, B)
     chunk = max(1, min(B, max_elements // max(biggest, m, 1)))
@@ -259,7 +186,7 @@ def _fill(result: list, leaves, B: int) -> list:
 
 
 def _walk_batched(root, seeds, wants, ids, result, guard: bool) -> None:
-    """``_walk`` with a batch axis in front of every gradient.
+    """``graph.run_backward`` with a batch axis in front of every gradient.
 
     A batch of unit seeds is full of zeros, so with ``guard`` every guarded or
     elementwise rule is guarded. Without it, rules skip ``graph._guarded`` (a

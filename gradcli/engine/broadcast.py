@@ -32,8 +32,8 @@ def unbroadcast(g, shape: tuple[int, ...]):
     )
     if axes:
         g = g.sum(axis=axes, keepdims=True)
+    if g.shape[lead:] != shape:  # checked before reshape, whose error names neither
+        raise ValueError(f"gradient of shape {gshape} cannot reduce to shape {shape}")
     if lead:
         g = g.reshape(shape)
-    if g.shape != shape:
-        raise ValueError(f"gradient of shape {gshape} cannot reduce to shape {shape}")
     return g

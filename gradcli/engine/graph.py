@@ -177,6 +177,22 @@ def topological_order(root: Node) -> list[Node]:
     return sorted(seen.values(), key=lambda n: -n.seq)
 
 
+def edges_to(root: Node, leaf_ids) -> dict[int, list[bool]]:
+    """For each node from which a leaf in ``leaf_ids`` is reached: which parents lead there.
+
+    ``{id(node): want}``, where ``want[i]`` says parent i leads to such a leaf.
+    """
+    wants: dict[int, list[bool]] = {}
+    for node in reversed(topological_order(root)):  # inputs before consumers
+        want = [
+            p is not None and ((id(p) in wants) if type(p) is Node else (id(p) in leaf_ids))
+            for p in node.parents
+        ]
+        if True in want:
+            wants[id(node)] = want
+    return wants
+
+
 def _guarded(g, gx):
     """Zero where the cotangent is zero, if the product went non-finite.
 
@@ -200,16 +216,21 @@ def _has_zero(seed) -> bool:
 
 
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
-                 hook=None, accumulate: bool = True):
+                 hook=None, accumulate: bool = True, only=None):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
 
     ``wrap(array, node)`` makes a Tensor: with ``create_graph`` the rules run on
     Tensors, so that the backward pass is itself recorded and differentiable.
     ``hook(node, g, gx)``, if given, sees every gradient a rule returns (for
     diagnostics); ``accumulate=False`` leaves the leaves' ``.grad`` alone.
+    ``only`` (ids of leaves) walks just the edges that lead to those leaves.
+    Returns each reached leaf's gradient, by ``id(leaf)``.
     """
     from .tensor import Tensor
 
+    wants = None if only is None else edges_to(root, only)
+    if wants is not None and id(root) not in wants:
+        return {}
     # Newest node first: by then every consumer has sent its gradient in. A
     # heap keyed on creation order replaces a separate topological sort.
     grads = {id(root): seed}
@@ -252,10 +273,11 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             gxs = op.vjps[0](g, out, *inputs, **params)
         vjps = op.vjps
         zeros_below = op.masks or key in masked
+        want = None if wants is None else wants[key]
         i = -1
         for p in node.parents:
             i += 1
-            if p is None:
+            if p is None or (want is not None and not want[i]):
                 continue
             if op.multi:
                 gx = gxs[i]
@@ -297,3 +319,4 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     if accumulate:
         for pk, leaf in leaves.items():
             leaf._accumulate(grads[pk], create_graph, pk in owned)
+    return {pk: grads[pk] for pk in leaves}

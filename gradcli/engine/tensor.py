@@ -354,7 +354,15 @@ def format_tensor(t: Tensor, prefix: str = "tensor(") -> str:
         fmt = _Formatter(_summary(a) if summarize else a)
         body = _body(a, indent, summarize, fmt)
     kind = a.dtype.kind
-    if (kind == "f" and a.dtype != get_default_dtype()) or kind not in "fb" and a.dtype != np.int64:
+    if a.size == 0:
+        # PyTorch: no values to tell an int64 or bool tensor by, so any dtype
+        # but the default float one is shown.
+        show_dtype = a.dtype != get_default_dtype()
+    else:
+        show_dtype = (kind == "f" and a.dtype != get_default_dtype()) or (
+            kind not in "fb" and a.dtype != np.int64
+        )
+    if show_dtype:
         suffixes.append(f"dtype=gradcli.{a.dtype.name}")
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.op.grad_fn}>")
