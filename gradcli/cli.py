@@ -121,6 +121,25 @@ def _target_options(f=None, *, formats=FORMATS, default_help=None):
     return f
 
 
+def _check_options(f):
+    decorators = [
+        click.option("--check", is_flag=True,
+                     help="Cross-check against sympy and finite differences (exit 1 when "
+                     "they disagree)."),
+        click.option("--check-timeout", type=click.FloatRange(0, min_open=True),
+                     default=10.0, show_default=True, metavar="SECONDS",
+                     help="Time budget of the symbolic part of --check."),
+        click.option("--rtol", type=click.FloatRange(0), default=1e-8, show_default=True,
+                     help="Relative tolerance of --check and --expect-*."),
+        click.option("--atol", type=click.FloatRange(0), default=None,
+                     help="Absolute tolerance of --check (default 1e-12) and --expect-* "
+                     "(default 0)."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
 _EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True,
           "help_option_names": ["-h", "--help"]}
 
@@ -150,10 +169,7 @@ def cli() -> None:
               help="Assert the gradient of NAME (repeatable).")
 @click.option("--points", metavar="FILE",
               help="Evaluate at many points: CSV rows or NDJSON lines ('-': stdin).")
-@click.option("--rtol", type=float, default=1e-7, show_default=True,
-              help="Relative tolerance of --expect-*.")
-@click.option("--atol", type=float, default=0.0, show_default=True,
-              help="Absolute tolerance of --expect-*.")
+@_check_options
 @click.pass_context
 def eval_command(ctx: click.Context, target: str, **opts) -> int:
     """Value and gradient of TARGET at the given inputs.
@@ -178,36 +194,86 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
     3 evaluation error, 70 internal error.
     """
+    if opts["points"] is not None:
+        if opts["check"]:
+            raise UsageError("--check checks one point, not --points")
+        return _eval_points(ctx, target, opts)
+    return _eval_and_report(ctx, target, opts, verdict_first=False)
+
+
+@cli.command("check", context_settings=_EXTRA)
+@_target_options
+@click.option("--grad-output", metavar="VALUE|ones",
+              help="Check the vector-Jacobian product with this vector.")
+@_check_options
+@click.pass_context
+def check_command(ctx: click.Context, target: str, **opts) -> int:
+    """Cross-check the gradient of TARGET: sympy and finite differences.
+
+    The same as 'gradcli eval TARGET ... --check', with the verdict first.
+    Exit 1 when the engine disagrees with either method (a kink is reported,
+    not failed).
+
+    \b
+    Examples:
+      gradcli check "sum(sin(x)*x)" --x 0.1,0.2
+      gradcli check model.py --a 0.4857
+    """
+    opts.update(check=True, no_grad=False, expect_value=None, expect_grad=())
+    return _eval_and_report(ctx, target, opts, verdict_first=True)
+
+
+def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_first: bool) -> int:
     from .compute import evaluate
     from .render import dumps, plain_lines, result_object, table
 
-    if opts["points"] is not None:
-        return _eval_points(ctx, target, opts)
     tgt, inputs, wrt = _setup(ctx, target, opts)
+    if opts["check"] and opts["no_grad"]:
+        raise UsageError("--check checks the gradient: it cannot go with --no-grad")
     grad_output = _grad_output(opts, inputs)
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output,
                       no_grad=opts["no_grad"], max_elements=opts["max_elements"])
     if opts["strict"] and result.warnings:
         raise EvaluationError(f"--strict: {result.warnings[0]}")
     failures = _expectations(opts, result)
+    report = _check_gradient(tgt, inputs, result, wrt, opts) if opts["check"] else None
     fmt = _out_format(opts)
+    check_lines = report.lines() if report else []
     if fmt == "json":
-        text = dumps(result_object(tgt, inputs, result)) + "\n"
+        extra = {"check": report.to_json()} if report else {}
+        text = dumps(result_object(tgt, inputs, result, **extra)) + "\n"
     elif fmt == "plain":
-        text = "\n".join(plain_lines(result, opts["precision"])) + "\n"
+        lines = plain_lines(result, opts["precision"])
+        checks = [f"check {line}" for line in check_lines]
+        text = "\n".join(checks + lines if verdict_first else lines + checks) + "\n"
     else:
         rows = [("value", result.value)] + [(f"grad {n}", g) for n, g in result.grads.items()]
-        text = table(rows, tgt.label, opts["precision"])
+        text = table(rows, tgt.label, opts["precision"], footer=check_lines,
+                     header=check_lines if verdict_first else None)
     click.echo(text, nl=False)
     for w in result.warnings:
         _say("warning", w)
     for n in result.notes:
         _say("note", f"gradient taken at a kink: {n}")
-    if failures:
-        for f in failures:
-            _say("error", f)
+    for f in failures:
+        _say("error", f)
+    if report is not None and not report.passed:
+        _say("error", f"the check failed: {report.verdict()}")
+    if failures or (report is not None and not report.passed):
         return CheckFailed.exit_code
     return 0
+
+
+def _check_gradient(tgt, inputs, result, wrt, opts):
+    """The engine's gradient (or VJP) against sympy and finite differences."""
+    from .check import run_check
+
+    vjp = result.seed if result.value.size != 1 else None
+    graph = None if tgt.tree is not None else (result.output, result.leaves)
+    with np.errstate(all="ignore"):
+        return run_check(None, inputs, result.grads, tree=tgt.tree, graph=graph, wrt=wrt,
+                         rtol=opts["rtol"], atol=opts["atol"],
+                         timeout=opts["check_timeout"], grad_output=vjp)
 
 
 _CHUNK = 1000  # rows evaluated (and written) together
@@ -337,6 +403,7 @@ class _Progress:
 
 @cli.command("jacobian", context_settings=_EXTRA)
 @_target_options
+@_check_options
 @click.pass_context
 def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     """The full Jacobian of TARGET's output with respect to each input.
@@ -355,11 +422,20 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
     rows = [("value", d.value)] + [(f"jacobian {n}", b) for n, b in d.blocks.items()]
     flat = {f"jacobian.{n}": b for n, b in d.blocks.items()}
-    return _emit_derivatives(tgt, inputs, d, opts, "jacobian", d.blocks, rows, flat)
+    report = None
+    if opts["check"]:
+        from .check import check_jacobian
+
+        with np.errstate(all="ignore"):
+            report = check_jacobian(None, inputs, d.blocks, wrt=wrt, **_check_source(tgt, d),
+                                    **_check_settings(opts))
+    return _emit_derivatives(tgt, inputs, d, opts, "jacobian", d.blocks, rows, flat,
+                             report=report)
 
 
 @cli.command("hessian", context_settings=_EXTRA)
 @_target_options
+@_check_options
 @click.pass_context
 def hessian_command(ctx: click.Context, target: str, **opts) -> int:
     """The Hessian of TARGET's single-number output, per pair of inputs.
@@ -403,18 +479,42 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
         for b, block in row.items():
             rows.append((f"hessian {a},{b}", block))
             flat[f"hessian.{a}.{b}"] = block
+    report = None
+    if opts["check"]:
+        from .check import check_hessian
+        from .compute import evaluate
+
+        def gradient(point):
+            return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
+
+        pairs = {(a, b): block for a, row in d.blocks.items() for b, block in row.items()}
+        with np.errstate(all="ignore"):
+            report = check_hessian(gradient, inputs, pairs, wrt=wrt,
+                                   **_check_source(tgt, d), **_check_settings(opts))
     return _emit_derivatives(tgt, inputs, d, opts, "hessian", d.blocks, rows, flat,
-                             extra=extra, footer=footer)
+                             extra=extra, footer=footer, report=report)
+
+
+def _check_source(tgt, d) -> dict:
+    """What the symbolic check differentiates: the expression, or the recorded graph."""
+    if tgt.tree is not None:
+        return {"tree": tgt.tree}
+    return {"graph": (d.recorded.output, d.recorded.leaves)}
+
+
+def _check_settings(opts: dict) -> dict:
+    return {"rtol": opts["rtol"], "atol": opts["atol"], "timeout": opts["check_timeout"]}
 
 
 def _emit_derivatives(tgt, inputs, d, opts, key, blocks, rows, flat, extra=None,
-                      footer=None) -> int:
+                      footer=None, report=None) -> int:
     from .render import dumps, jsonable, table, text_value
 
     if opts["strict"] and d.warnings:
         raise EvaluationError(f"--strict: {d.warnings[0]}")
     fmt = _out_format(opts)
     extra = extra or {}
+    check_lines = report.lines() if report else []
     if fmt == "json":
         def conv(v):
             return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
@@ -424,18 +524,24 @@ def _emit_derivatives(tgt, inputs, d, opts, key, blocks, rows, flat, extra=None,
                "value": jsonable(d.value), "shape": list(d.value.shape),
                key: conv(blocks), **{k: conv(v) for k, v in extra.items()},
                "warnings": d.warnings}
+        if report:
+            obj["check"] = report.to_json()
         text = dumps(obj) + "\n"
     elif fmt == "plain":
         lines = [f"value {text_value(d.value, opts['precision'])}"]
         lines += [f"{k} {text_value(v, opts['precision'])}" for k, v in flat.items()]
         for k, v in extra.items():
             lines.append(f"{k} {str(v).lower() if isinstance(v, bool) else text_value(v, opts['precision'])}")
+        lines += [f"check {line}" for line in check_lines]
         text = "\n".join(lines) + "\n"
     else:
-        text = table(rows, tgt.label, opts["precision"], footer=footer)
+        text = table(rows, tgt.label, opts["precision"], footer=(footer or []) + check_lines)
     click.echo(text, nl=False)
     for w in d.warnings:
         _say("warning", w)
+    if report is not None and not report.passed:
+        _say("error", f"the check failed: {report.verdict()}")
+        return CheckFailed.exit_code
     return 0
 
 
@@ -527,14 +633,15 @@ def _expectations(opts: dict, result) -> list[str]:
         if want.shape != got.shape and want.size != 1:
             failures.append(f"{what}: expected shape {want.shape}, got {got.shape}")
             continue
-        tol = opts["atol"] + opts["rtol"] * np.abs(want)
+        atol = opts["atol"] or 0.0
+        tol = atol + opts["rtol"] * np.abs(want)
         diff = np.abs(got - want)
         bad = ~(diff <= tol)
         if bad.any():
             failures.append(
                 f"{what}: expected {text_value(want)}, got {text_value(got)} "
                 f"(max |diff| {float(np.nanmax(np.where(bad, diff, 0)) if not np.isnan(diff).all() else np.nan):.3g} "
-                f"> atol {opts['atol']:g} + rtol {opts['rtol']:g}*|expected|)"
+                f"> atol {atol:g} + rtol {opts['rtol']:g}*|expected|)"
             )
     return failures
 

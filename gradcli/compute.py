@@ -337,6 +337,7 @@ class Derivatives:
     value: np.ndarray
     blocks: dict[str, Any]  # jacobian: name -> array; hessian: name -> name -> array
     warnings: list[str] = field(default_factory=list)
+    recorded: Result | None = None  # the forward pass, graph kept (for --check)
 
 
 def _as_function(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
@@ -377,7 +378,7 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     warnings = list(value.warnings)
     warnings += [f"jacobian.{n} has non-finite numbers" for n, b in blocks.items()
                  if not _finite(b)]
-    return Derivatives(value.value, blocks, warnings)
+    return Derivatives(value.value, blocks, warnings, value)
 
 
 def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
@@ -402,7 +403,7 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     warnings = list(value.warnings)
     warnings += [f"hessian.{a}.{b} has non-finite numbers" for a in wrt for b in wrt
                  if not _finite(blocks[a][b])]
-    return Derivatives(value.value, blocks, warnings)
+    return Derivatives(value.value, blocks, warnings, value)
 
 
 def hessian_matrix(d: Derivatives, inputs: dict[str, np.ndarray], wrt: list[str]):

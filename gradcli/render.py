@@ -100,7 +100,7 @@ def _pretty(a: np.ndarray, precision: int | None) -> str:
 
 
 def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
-          footer: list[str] | None = None) -> str:
+          footer: list[str] | None = None, header: list[str] | None = None) -> str:
     """A rich table, rendered to text (colours only on a terminal, never with NO_COLOR)."""
     import io
 
@@ -120,7 +120,9 @@ def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
     console = Console(file=buf, force_terminal=probe.is_terminal, color_system=probe.color_system,
                       width=probe.width if probe.is_terminal else 100,
                       no_color=probe.no_color)
+    for line in header or ():
+        console.print(Text(line))
     console.print(t)
-    for line in footer or ():
+    for line in () if header else footer or ():
         console.print(Text(line))
     return buf.getvalue()

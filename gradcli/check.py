@@ -1,0 +1,990 @@
+"""Cross-check the engine's derivatives against sympy and finite differences.
+
+The engine's gradient is compared with two independent truths:
+
+- **sympy** (``gradcli.symbolic``, imported only when the symbolic part runs): the
+  expression rebuilt from the parsed tree, or the graph recorded at the point
+  replayed, differentiated exactly and evaluated to 30 digits. It must agree to
+  ``rtol``/``atol``.
+- **finite differences**: central differences with a step scaled per component
+  (``h = eps**(1/3) * max(1, |x_i|)``) and Richardson extrapolation over ``h`` and
+  ``h/2``, whose difference is the error estimate. Every component when an input
+  has at most ``max_full`` of them; beyond, a few seeded random directions ``v``,
+  comparing ``v·∇f`` with the directional difference. They must agree within the
+  error estimate plus the tolerance.
+
+At a kink (relu or abs at 0, a tie in max or maximum) the one-sided derivatives
+differ, so a disagreement is reported as the kink rather than as a failure. A
+missing sympy form or a sympy run past its time budget skips the symbolic part,
+saying why; finite differences still run.
+
+One function per quantity: ``run_check`` (a gradient, or with ``grad_output`` a
+vector-Jacobian product), ``check_jacobian`` and ``check_hessian`` (finite
+differences of the gradient). Each returns a ``CheckReport``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcli.engine.graph import topological_order
+from gradcli.engine.ops import OPS
+from gradcli.engine.tensor import Tensor
+from gradcli.parse import Call, Const, Seq, Var
+
+__all__ = [
+    "DEFAULT_ATOL",
+    "CheckReport",
+    "Component",
+    "InputCheck",
+    "check_hessian",
+    "check_jacobian",
+    "expression_function",
+    "expression_kinks",
+    "graph_function",
+    "graph_kinks",
+    "run_check",
+]
+
+DEFAULT_ATOL = 1e-12
+"""The absolute tolerance when none is given: a floor for components that are 0."""
+MAX_FULL = 300  # components per input differenced one by one
+DIRECTIONS = 3  # random directions for a larger input
+_ROUNDOFF = 64  # engine rounding allowed, in units of eps times the largest component
+_COMPARISONS = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+
+Inputs = Mapping[str, Any]
+
+
+# -- the report ---------------------------------------------------------------------
+@dataclass
+class InputCheck:
+    """The comparison for one input (for a Hessian: one block ``"a,b"``)."""
+
+    name: str
+    shape: tuple[int, ...]
+    fd_method: str  # "all 4 components" or "3 random directions"
+    fd_max_error: float | None = None  # max |engine - FD| (directional: per direction)
+    fd_error_estimate: float | None = None  # largest FD error estimate
+    fd_passed: bool | None = None
+    symbolic_max_error: float | None = None  # max |engine - sympy|
+    symbolic_passed: bool | None = None
+    not_compared: int = 0  # components where a reference was not finite
+
+    def to_json(self) -> dict:
+        return {
+            "shape": list(self.shape),
+            "fd_method": self.fd_method,
+            "fd_max_error": _num(self.fd_max_error),
+            "fd_error_estimate": _num(self.fd_error_estimate),
+            "fd_passed": self.fd_passed,
+            "symbolic_max_error": _num(self.symbolic_max_error),
+            "symbolic_passed": self.symbolic_passed,
+            "not_compared": self.not_compared,
+        }
+
+
+@dataclass
+class Component:
+    """The component furthest from agreement (``ratio`` = error / tolerance)."""
+
+    input: str
+    index: tuple[int, ...] | None  # None: along a random direction
+    direction: int | None
+    engine: float
+    fd: float | None
+    fd_error: float | None
+    symbolic: float | None
+    against: str  # "sympy" or "finite differences"
+    ratio: float
+
+    @property
+    def where(self) -> str:
+        if self.index is None:
+            return f"{self.input} along random direction {self.direction}"
+        if not self.index:
+            return self.input
+        return f"{self.input}[{', '.join(map(str, self.index))}]"
+
+    def to_json(self) -> dict:
+        return {
+            "input": self.input,
+            "index": None if self.index is None else list(self.index),
+            "direction": self.direction,
+            "where": self.where,
+            "engine": _num(self.engine),
+            "fd": _num(self.fd),
+            "fd_error": _num(self.fd_error),
+            "symbolic": _num(self.symbolic),
+            "against": self.against,
+            "ratio": _num(self.ratio),
+        }
+
+
+@dataclass
+class CheckReport:
+    """The verdict and the evidence; ``to_json()`` is the CLI's ``check`` object.
+
+    ``status`` is ``"pass"``, ``"fail"``, ``"kink"`` (the methods disagree, but the
+    derivative was taken at a kink) or ``"inconclusive"`` (nothing could be
+    compared); ``passed`` is false only for ``"fail"``.
+    """
+
+    quantity: str  # "gradient", "vjp", "jacobian" or "hessian"
+    passed: bool
+    status: str
+    inputs: dict[str, InputCheck]
+    worst: Component | None
+    formulas: dict[str, str]
+    symbolic_method: str | None  # "expression", "graph replay" or None (skipped)
+    skipped: dict[str, str]  # part -> why, e.g. {"symbolic": "no sympy form for foo"}
+    kinks: list[str]
+    notes: list[str]
+    rtol: float
+    atol: float
+
+    def to_json(self) -> dict:
+        return {
+            "passed": self.passed,
+            "status": self.status,
+            "quantity": self.quantity,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "inputs": {k: v.to_json() for k, v in self.inputs.items()},
+            "worst": None if self.worst is None else self.worst.to_json(),
+            "formulas": dict(self.formulas),
+            "symbolic_method": self.symbolic_method,
+            "skipped": [{"part": k, "why": v} for k, v in self.skipped.items()],
+            "kinks": list(self.kinks),
+            "notes": list(self.notes),
+        }
+
+    def lines(self) -> list[str]:
+        """Plain-text lines, verdict first, for the table/plain output."""
+        out = [self.verdict()]
+        for name, c in self.inputs.items():
+            if name in self.formulas:
+                out.append(f"symbolic  {self.formulas[name]}")
+            if c.symbolic_max_error is not None:
+                out.append(f"  max |AD - sym| for {name} = {_g(c.symbolic_max_error)}")
+            if c.fd_max_error is not None:
+                out.append(
+                    f"finite differences ({c.fd_method} of {name}): max |AD - FD| = "
+                    f"{_g(c.fd_max_error)} "
+                    f"(FD error estimate {_g(c.fd_error_estimate)})"
+                )
+        for part, why in self.skipped.items():
+            out.append(f"{part}: skipped: {why}")
+        out.extend(f"kink: {k}" for k in self.kinks)
+        out.extend(f"note: {n}" for n in self.notes)
+        return out
+
+    def verdict(self) -> str:
+        if self.status == "pass":
+            return "PASS"
+        if self.status == "inconclusive":
+            return "INCONCLUSIVE: no derivative could be compared"
+        w = self.worst
+        detail = ""
+        if w is not None:
+            parts = [f"engine {_v(w.engine)}"]
+            if w.fd is not None:
+                parts.append(f"finite differences {_v(w.fd)} (± {_g(w.fd_error)})")
+            if w.symbolic is not None:
+                parts.append(f"sympy {_v(w.symbolic)}")
+            detail = f"{w.where}: " + ", ".join(parts)
+        if self.status == "kink":
+            return f"KINK (not a failure): the derivative was taken at a kink; {detail}"
+        return f"FAIL: {detail}"
+
+
+def _num(v):
+    """A float for strict JSON: non-finite numbers as "nan", "inf", "-inf"."""
+    if v is None:
+        return None
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _g(v) -> str:
+    return "-" if v is None else f"{float(v):.3g}"
+
+
+def _v(v) -> str:
+    return "-" if v is None else f"{float(v):.12g}"
+
+
+# -- finite differences --------------------------------------------------------------
+@dataclass
+class _FD:
+    """Derivatives of ``F`` with respect to one input.
+
+    ``full``: ``values``/``errors`` of shape ``out.shape + in.shape``. Directions:
+    ``(k,) + out.shape``, and ``directions`` ``(k,) + in.shape``, the exact
+    effective directions of the Richardson combination (so ``v·∇f`` is compared
+    with no error from rounding the perturbed points).
+    """
+
+    full: bool
+    values: np.ndarray
+    errors: np.ndarray
+    directions: np.ndarray | None
+    failed: int
+
+
+def _differences(
+    F, inputs: dict, name: str, *, max_full: int, directions: int, rng
+) -> _FD:
+    x0 = inputs[name]
+    dtype = x0.dtype if x0.dtype.kind == "f" else np.dtype(np.float64)
+    eps = float(np.finfo(dtype).eps)
+    step = eps ** (1 / 3)
+    failed = 0
+
+    def at(x):
+        nonlocal failed
+        try:
+            with np.errstate(all="ignore"):
+                return np.asarray(F({**inputs, name: x}), dtype=np.float64)
+        except Exception:  # e.g. a domain error one step away: no estimate here
+            failed += 1
+            return None
+
+    def central(v, t):
+        """Along v over +-t: (D, the exact displacement / 2t, a bound on |f|)."""
+        xp = (x0.astype(np.float64) + t * v).astype(dtype)
+        xm = (x0.astype(np.float64) - t * v).astype(dtype)
+        half = (xp.astype(np.float64) - xm.astype(np.float64)) / 2
+        fp, fm = at(xp), at(xm)
+        if fp is None or fm is None:
+            return None, half, None
+        with np.errstate(all="ignore"):
+            return (fp - fm) / (2 * t), half / t, np.maximum(np.abs(fp), np.abs(fm))
+
+    def richardson(v, t):
+        d1, w1, s1 = central(v, t)
+        d2, w2, s2 = central(v, t / 2)
+        direction = (
+            4 * w2 - w1
+        ) / 3  # what the combination really differentiates along
+        if d1 is None or d2 is None:
+            return None, None, direction
+        with np.errstate(all="ignore"):
+            value = (4 * d2 - d1) / 3
+            # |D(h/2) - D(h)| is about three times the error of D(h/2), and more
+            # than that of the extrapolation; plus the rounding of f over the step.
+            error = np.abs(d2 - d1) + 3 * eps * np.maximum(s1, s2) / t
+        return value, error, direction
+
+    out_shape = None
+    if x0.size <= max_full:
+        cols, errs = [], []
+        for i in np.ndindex(x0.shape):
+            v = np.zeros(x0.shape)
+            v[i] = 1.0
+            t = step * max(1.0, abs(float(x0[i])))
+            value, error, direction = richardson(v, t)
+            if value is not None:
+                # Rescale to a unit step in component i (the rounded perturbation
+                # may differ from t in the last bits).
+                value, error = value / direction[i], error / abs(direction[i])
+                out_shape = value.shape
+            cols.append(value)
+            errs.append(error)
+        values, errors = _stack(cols, errs, out_shape, x0.shape)
+        # (in..., out...) -> (out..., in...)
+        k = x0.ndim
+        order = list(range(k, values.ndim)) + list(range(k))
+        return _FD(True, values.transpose(order), errors.transpose(order), None, failed)
+    cols, errs, dirs = [], [], []
+    scale = np.maximum(1.0, np.abs(x0.astype(np.float64)))
+    for _ in range(directions):
+        z = rng.standard_normal(x0.shape)
+        value, error, direction = richardson(z * scale, step / np.max(np.abs(z)))
+        if value is not None:
+            out_shape = value.shape
+        cols.append(value)
+        errs.append(error)
+        dirs.append(direction)
+    values, errors = _stack(cols, errs, out_shape, (directions,))
+    return _FD(False, values, errors, np.stack(dirs), failed)
+
+
+def _stack(cols, errs, out_shape, lead):
+    if out_shape is None:  # every evaluation failed
+        out_shape = ()
+    nan = np.full(out_shape, np.nan)
+    inf = np.full(out_shape, np.inf)
+    values = np.stack([nan if c is None else c for c in cols]).reshape(lead + out_shape)
+    errors = np.stack([inf if e is None else e for e in errs]).reshape(lead + out_shape)
+    return values, errors
+
+
+# -- comparisons ---------------------------------------------------------------------
+@dataclass
+class _Tol:
+    rtol: float
+    atol: float
+    eps: float
+
+
+def _compare(engine, ref, err, scale, tol: _Tol):
+    """Per component: (diff, tolerance, comparable)."""
+    with np.errstate(all="ignore"):
+        comparable = np.isfinite(ref)
+        diff = np.where(np.isfinite(engine), np.abs(engine - ref), np.inf)
+        limit = (
+            tol.atol + tol.rtol * np.abs(ref) + _ROUNDOFF * tol.eps * scale + 2 * err
+        )
+    return diff, limit, comparable
+
+
+def _ratio(diff, limit):
+    with np.errstate(all="ignore"):
+        r = np.where(diff == 0, 0.0, diff / limit)
+    return np.where(np.isnan(r), np.inf, r)
+
+
+def _finite_max(*arrays) -> float:
+    best = 0.0
+    for a in arrays:
+        a = np.abs(np.asarray(a, dtype=np.float64))
+        a = a[np.isfinite(a)]
+        if a.size:
+            best = max(best, float(a.max()))
+    return best
+
+
+def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
+    """Compare one block; returns (InputCheck, worst Component or None)."""
+    engine = np.asarray(engine, dtype=np.float64)
+    check = InputCheck(key, engine.shape, "none")
+    candidates: list[Component] = []
+    scale = _finite_max(engine, sym if sym is not None else 0.0)
+    skipped = np.zeros(engine.shape, dtype=bool)  # a reference was not finite
+    if sym is not None:
+        sym = np.asarray(sym, dtype=np.float64).reshape(engine.shape)
+        diff, limit, compared = _compare(engine, sym, 0.0, scale, tol)
+        skipped |= ~compared
+        if compared.any():
+            check.symbolic_max_error = float(np.max(diff[compared]))
+            check.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
+            r = np.where(compared, _ratio(diff, limit), -1.0)
+            i = np.unravel_index(int(np.argmax(r)), r.shape)
+            candidates.append(_component(input_name, i, engine, fd, sym, "sympy", r[i]))
+    if fd is not None and fd.full:
+        ref, err = fd.values.reshape(engine.shape), fd.errors.reshape(engine.shape)
+        diff, limit, compared = _compare(
+            engine, ref, err, max(scale, _finite_max(ref)), tol
+        )
+        skipped |= ~compared
+        if not np.all(compared):
+            notes.append(
+                f"{key}: {int(np.sum(~compared))} component(s) not compared by finite "
+                "differences (not finite at or near the point)"
+            )
+        if compared.any():
+            check.fd_max_error = float(np.max(diff[compared]))
+            check.fd_error_estimate = float(np.max(err[compared]))
+            check.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
+            r = np.where(compared, _ratio(diff, limit), -1.0)
+            i = np.unravel_index(int(np.argmax(r)), r.shape)
+            candidates.append(
+                _component(input_name, i, engine, fd, sym, "finite differences", r[i])
+            )
+    elif fd is not None:
+        k = len(fd.directions)
+        n_in = fd.directions.ndim - 1
+        axes = (list(range(engine.ndim - n_in, engine.ndim)), list(range(n_in)))
+        got = np.stack([np.tensordot(engine, v, axes=axes) for v in fd.directions])
+        mag = np.stack(
+            [np.tensordot(np.abs(engine), np.abs(v), axes=axes) for v in fd.directions]
+        )
+        vsum = np.array([np.sum(np.abs(v)) for v in fd.directions]).reshape(
+            (k,) + (1,) * (got.ndim - 1)
+        )
+        ref, err = fd.values, fd.errors
+        with np.errstate(all="ignore"):
+            compared = np.isfinite(ref)
+            diff = np.where(np.isfinite(got), np.abs(got - ref), np.inf)
+            limit = (
+                tol.atol * vsum
+                + tol.rtol * np.abs(ref)
+                + _ROUNDOFF * tol.eps * mag
+                + 2 * err
+            )
+        if compared.any():
+            check.fd_max_error = float(np.max(diff[compared]))
+            check.fd_error_estimate = float(np.max(err[compared]))
+            check.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
+            r = np.where(compared, _ratio(diff, limit), -1.0)
+            j = np.unravel_index(int(np.argmax(r)), r.shape)
+            candidates.append(
+                Component(
+                    input_name,
+                    None,
+                    int(j[0]),
+                    float(got[j]),
+                    float(ref[j]),
+                    float(err[j]),
+                    None,
+                    "finite differences",
+                    float(r[j]),
+                )
+            )
+        else:
+            notes.append(
+                f"{key}: no random direction could be compared by finite differences"
+            )
+    check.not_compared = int(np.sum(skipped))
+    worst = max(candidates, key=lambda c: c.ratio, default=None)
+    return check, worst
+
+
+def _component(name, index, engine, fd, sym, against, ratio) -> Component:
+    index = tuple(int(i) for i in index)
+    fd_v = fd_e = None
+    if fd is not None and fd.full:
+        fd_v = float(fd.values.reshape(engine.shape)[index])
+        fd_e = float(fd.errors.reshape(engine.shape)[index])
+    return Component(
+        name,
+        index,
+        None,
+        float(engine[index]),
+        fd_v,
+        fd_e,
+        None if sym is None else float(sym[index]),
+        against,
+        float(ratio),
+    )
+
+
+def _tolerance(
+    inputs: Mapping[str, np.ndarray], rtol: float, atol: float | None, notes
+):
+    eps = max(
+        (float(np.finfo(a.dtype).eps) for a in inputs.values() if a.dtype.kind == "f"),
+        default=float(np.finfo(np.float64).eps),
+    )
+    if 100 * eps > rtol:
+        notes.append(
+            f"inputs in {'float32' if eps > 1e-10 else 'low precision'}: "
+            f"rtol raised from {rtol:g} to {100 * eps:.3g}"
+        )
+        rtol = 100 * eps
+    return _Tol(rtol, DEFAULT_ATOL if atol is None else float(atol), eps)
+
+
+def _verdict(checks, worst, kinks, notes) -> tuple[str, bool]:
+    results = [
+        r
+        for c in checks.values()
+        for r in (c.fd_passed, c.symbolic_passed)
+        if r is not None
+    ]
+    if not results:
+        return "inconclusive", True
+    if all(results):
+        return "pass", True
+    if kinks:
+        notes.append(
+            "the methods disagree, but the derivative was taken at a kink, where the "
+            "one-sided derivatives differ and each method picks its own convention"
+        )
+        return "kink", True
+    return "fail", False
+
+
+# -- entry points --------------------------------------------------------------------
+def _arrays(inputs: Inputs) -> dict[str, np.ndarray]:
+    out = {}
+    for n, v in inputs.items():
+        a = np.asarray(v._data if isinstance(v, Tensor) else v)
+        out[n] = a if a.dtype.kind == "f" else a.astype(np.float64)
+    return out
+
+
+def _source_function(f, tree, graph, inputs):
+    if f is not None:
+        return f
+    if tree is not None:
+        return expression_function(tree, inputs)
+    if graph is not None:
+        return graph_function(*graph)
+    raise ValueError("give f_value, a tree or a graph")
+
+
+def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
+    if kinks is not None:
+        return list(kinks)
+    if tree is not None:
+        return expression_kinks(tree, inputs)
+    if graph is not None:
+        return graph_kinks(graph[0])
+    return []
+
+
+def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped, notes):
+    if tree is None and graph is None:
+        skipped["symbolic"] = "no expression or recorded graph to translate"
+        return None
+    from gradcli import symbolic  # sympy only on this path
+
+    try:
+        if tree is not None:
+            fn = {
+                "gradient": symbolic.expr_gradient,
+                "jacobian": symbolic.expr_jacobian,
+                "hessian": symbolic.expr_hessian,
+            }[kind]
+            args = (tree, inputs, wrt)
+        else:
+            fn = {
+                "gradient": symbolic.graph_gradient,
+                "jacobian": symbolic.graph_jacobian,
+                "hessian": symbolic.graph_hessian,
+            }[kind]
+            args = (graph[0], graph[1], wrt)
+        if kind == "gradient":
+            return fn(*args, grad_output=grad_output, timeout=timeout)
+        return fn(*args, timeout=timeout)
+    except symbolic.SymbolicSkip as exc:
+        skipped["symbolic"] = str(exc)
+        return None
+
+
+def _consistent(sym, value, tol: _Tol, skipped) -> bool:
+    """sympy's value at the point must be the forward pass's, else a sym form is
+    wrong. Loosely (1e-6): the forward pass may round where sympy is exact."""
+    if value is None:
+        return True
+    v = np.asarray(value, dtype=np.float64)
+    s = np.asarray(sym.value, dtype=np.float64)
+    if s.shape != v.shape and s.size == v.size:
+        s = s.reshape(v.shape)
+    if s.shape != v.shape:
+        skipped["symbolic"] = (
+            f"sympy's value has shape {s.shape}, the forward pass {v.shape}"
+        )
+        return False
+    loose = _Tol(max(tol.rtol, 1e-6), tol.atol, tol.eps)
+    diff, limit, comparable = _compare(v, s, 0.0, _finite_max(v, s), loose)
+    both = ~np.isfinite(s) & ~np.isfinite(v)
+    bad = ~both & ((comparable & (diff > limit)) | (~comparable & np.isfinite(v)))
+    if np.any(bad):
+        i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        skipped["symbolic"] = (
+            f"sympy's value {float(s[i]):.17g} differs from the forward value "
+            f"{float(v[i]):.17g}: a sympy form does not match its op (or the forward "
+            "pass lost precision)"
+        )
+        return False
+    return True
+
+
+def _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes) -> CheckReport:
+    worst = max(
+        (w for w in worsts if w is not None), key=lambda c: c.ratio, default=None
+    )
+    status, passed = _verdict(checks, worst, kinks, notes)
+    if sym is not None:
+        notes[:0] = sym.notes
+    return CheckReport(
+        quantity=quantity,
+        passed=passed,
+        status=status,
+        inputs=checks,
+        worst=worst,
+        formulas=dict(sym.formulas) if sym is not None else {},
+        symbolic_method=sym.method if sym is not None else None,
+        skipped=skipped,
+        kinks=kinks,
+        notes=notes,
+        rtol=tol.rtol,
+        atol=tol.atol,
+    )
+
+
+def run_check(
+    f_value: Callable[[dict[str, np.ndarray]], Any] | None,
+    inputs: Inputs,
+    grads: Mapping[str, Any],
+    *,
+    tree=None,
+    graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
+    wrt: Sequence[str] | None = None,
+    rtol: float = 1e-8,
+    atol: float | None = None,
+    timeout: float | None = 10.0,
+    grad_output=None,
+    kinks: Sequence[str] | None = None,
+    max_full: int = MAX_FULL,
+    directions: int = DIRECTIONS,
+    seed: int = 0,
+    symbolic: bool = True,
+) -> CheckReport:
+    """Check the engine's gradient ``grads`` (or, with ``grad_output``, its VJP).
+
+    ``f_value(inputs)`` gives the output for a dict of input arrays (``None``: built
+    from ``tree`` or ``graph``, holding ``detach(...)`` fixed). ``tree`` is the
+    parsed expression; ``graph`` is ``(output, leaves)`` recorded under
+    ``keep_args()``, for function files. ``kinks`` are the kinks the gradient went
+    through (``None``: found from the tree or graph).
+
+    >>> from gradcli.parse import Call, Const, Var
+    >>> tree = Call("mul", (Const(2.0), Call("dot", (Var("x"), Var("x")))))
+    >>> x = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> report = run_check(None, {"x": x}, {"x": 4 * x}, tree=tree)
+    >>> report.passed, report.formulas["x"]
+    (True, '∇x = 4*x')
+    """
+    inputs = _arrays(inputs)
+    wrt = list(wrt if wrt is not None else grads)
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
+    f = _source_function(f_value, tree, graph, inputs)
+    g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+
+    def objective(inp):
+        out = np.asarray(f(inp), dtype=np.float64)
+        if g is None:
+            if out.size != 1:
+                raise ValueError(f"the output has shape {out.shape}; give grad_output")
+            return out.reshape(())
+        return np.asarray(np.sum(g * out))
+
+    value = objective(inputs)
+    sym = None
+    if symbolic:
+        sym = _symbolic(
+            "gradient", tree, graph, inputs, wrt, g, timeout, skipped, notes
+        )
+        if sym is not None and not _consistent(sym, value, tol, skipped):
+            sym = None
+    rng = np.random.default_rng(seed)
+    checks, worsts = {}, []
+    for n in wrt:
+        engine = grads.get(n)
+        engine = (
+            np.zeros(inputs[n].shape) if engine is None else _arrays({n: engine})[n]
+        )
+        fd = _differences(
+            objective, inputs, n, max_full=max_full, directions=directions, rng=rng
+        )
+        _note_failures(fd, n, notes)
+        sv = sym.values.get(n) if sym is not None else None
+        check, worst = _check_block(n, n, engine, fd, sv, tol, notes)
+        check.fd_method = _method(fd, inputs[n])
+        checks[n] = check
+        worsts.append(worst)
+    kinks = _auto_kinks(kinks, tree, graph, inputs)
+    quantity = "gradient" if g is None else "vjp"
+    return _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes)
+
+
+def check_jacobian(
+    f_value: Callable[[dict[str, np.ndarray]], Any] | None,
+    inputs: Inputs,
+    jac: Mapping[str, Any],
+    *,
+    tree=None,
+    graph=None,
+    wrt: Sequence[str] | None = None,
+    rtol: float = 1e-8,
+    atol: float | None = None,
+    timeout: float | None = 10.0,
+    kinks: Sequence[str] | None = None,
+    max_full: int = MAX_FULL,
+    directions: int = DIRECTIONS,
+    seed: int = 0,
+    symbolic: bool = True,
+) -> CheckReport:
+    """Check ``jac[name]`` (shape ``output.shape + input.shape``) per input."""
+    inputs = _arrays(inputs)
+    wrt = list(wrt if wrt is not None else jac)
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
+    f = _source_function(f_value, tree, graph, inputs)
+
+    def F(inp):
+        return np.asarray(f(inp), dtype=np.float64)
+
+    value = F(inputs)
+    sym = None
+    if symbolic:
+        sym = _symbolic(
+            "jacobian", tree, graph, inputs, wrt, None, timeout, skipped, notes
+        )
+        if sym is not None and not _consistent(sym, value, tol, skipped):
+            sym = None
+    rng = np.random.default_rng(seed)
+    checks, worsts = {}, []
+    for n in wrt:
+        engine = _arrays({n: jac[n]})[n]
+        fd = _differences(
+            F, inputs, n, max_full=max_full, directions=directions, rng=rng
+        )
+        _note_failures(fd, n, notes)
+        sv = sym.values.get(n) if sym is not None else None
+        check, worst = _check_block(n, n, engine, fd, sv, tol, notes)
+        check.fd_method = _method(fd, inputs[n])
+        checks[n] = check
+        worsts.append(worst)
+    kinks = _auto_kinks(kinks, tree, graph, inputs)
+    return _report("jacobian", checks, worsts, sym, tol, skipped, kinks, notes)
+
+
+def check_hessian(
+    grad_value: Callable[[dict[str, np.ndarray]], Mapping[str, Any]],
+    inputs: Inputs,
+    hess: Mapping[Any, Any],
+    *,
+    f_value: Callable[[dict[str, np.ndarray]], Any] | None = None,
+    tree=None,
+    graph=None,
+    wrt: Sequence[str] | None = None,
+    rtol: float = 1e-8,
+    atol: float | None = None,
+    timeout: float | None = 10.0,
+    kinks: Sequence[str] | None = None,
+    max_full: int = MAX_FULL,
+    directions: int = DIRECTIONS,
+    seed: int = 0,
+    symbolic: bool = True,
+) -> CheckReport:
+    """Check Hessian blocks ``hess[(a, b)]`` (or ``hess["a,b"]``), shape
+    ``a.shape + b.shape``, by finite differences of ``grad_value`` (the engine's
+    gradient as a function of the inputs) and sympy's second derivatives."""
+    inputs = _arrays(inputs)
+    blocks = {(k if isinstance(k, str) else ",".join(k)): v for k, v in hess.items()}
+    if wrt is None:
+        wrt = list(dict.fromkeys(n for k in blocks for n in k.split(",")))
+    wrt = list(wrt)
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
+    sizes = [inputs[a].size for a in wrt]
+    ends = np.cumsum(sizes).tolist()
+
+    def F(inp):
+        gs = grad_value(inp)
+        return np.concatenate(
+            [np.asarray(gs[a], dtype=np.float64).ravel() for a in wrt]
+        )
+
+    sym = None
+    if symbolic:
+        sym = _symbolic(
+            "hessian", tree, graph, inputs, wrt, None, timeout, skipped, notes
+        )
+        if sym is not None and (
+            f_value is not None or tree is not None or graph is not None
+        ):
+            f = _source_function(f_value, tree, graph, inputs)
+            if not _consistent(
+                sym, np.asarray(f(inputs), dtype=np.float64), tol, skipped
+            ):
+                sym = None
+    rng = np.random.default_rng(seed)
+    checks, worsts = {}, []
+    for b in wrt:
+        fd = _differences(
+            F, inputs, b, max_full=max_full, directions=directions, rng=rng
+        )
+        _note_failures(fd, b, notes)
+        for a, end, size in zip(wrt, ends, sizes):
+            key = f"{a},{b}"
+            if key not in blocks:
+                continue
+            engine = _arrays({key: blocks[key]})[key]
+            part = _slice(fd, end - size, end, inputs[a].shape)
+            sv = sym.values.get(key) if sym is not None else None
+            check, worst = _check_block(key, key, engine, part, sv, tol, notes)
+            check.fd_method = _method(fd, inputs[b])
+            checks[key] = check
+            worsts.append(worst)
+    kinks = _auto_kinks(kinks, tree, graph, inputs)
+    return _report("hessian", checks, worsts, sym, tol, skipped, kinks, notes)
+
+
+def _slice(fd: _FD, start: int, end: int, shape) -> _FD:
+    """The rows of one gradient block out of the concatenated gradient."""
+    if fd.full:
+        rest = fd.values.shape[1:]
+        return _FD(
+            True,
+            fd.values[start:end].reshape(shape + rest),
+            fd.errors[start:end].reshape(shape + rest),
+            None,
+            fd.failed,
+        )
+    k = fd.values.shape[0]
+    return _FD(
+        False,
+        fd.values[:, start:end].reshape((k,) + shape),
+        fd.errors[:, start:end].reshape((k,) + shape),
+        fd.directions,
+        fd.failed,
+    )
+
+
+def _method(fd: _FD, x) -> str:
+    if fd.full:
+        return f"all {x.size} component{'s' if x.size != 1 else ''}"
+    return f"{len(fd.directions)} random directions"
+
+
+def _note_failures(fd: _FD, name: str, notes) -> None:
+    if fd.failed:
+        notes.append(
+            f"{name}: {fd.failed} finite-difference evaluation(s) raised an error"
+        )
+
+
+# -- the numeric side: expressions and graphs, with detach() held fixed --------------
+def expression_function(
+    tree, inputs: Inputs
+) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """The expression as a numpy function, ``detach(...)`` fixed at its value at
+    ``inputs`` (so finite differences treat it as the constant the engine sees).
+
+    >>> from gradcli.parse import Call, Var
+    >>> f = expression_function(Call("mul", (Call("detach", (Var("x"),)), Var("x"))),
+    ...                         {"x": np.array(3.0)})
+    >>> float(f({"x": np.array(5.0)}))
+    15.0
+    """
+    frozen: dict[int, Any] = {}
+    _evaluate(tree, _arrays(inputs), frozen, False, None)
+
+    def f(inp):
+        return _evaluate(tree, inp, frozen, True, None)
+
+    return f
+
+
+def expression_kinks(tree, inputs: Inputs) -> list[str]:
+    """Where the expression, at ``inputs``, sits on an op's kink."""
+    found: list[str] = []
+    _evaluate(tree, _arrays(inputs), {}, False, found)
+    return list(dict.fromkeys(found))
+
+
+def _evaluate(node, env, frozen: dict, use_frozen: bool, kinks: list | None):
+    with np.errstate(all="ignore"):
+        return _walk(node, env, frozen, use_frozen, kinks)
+
+
+def _walk(node, env, frozen, use_frozen, kinks):
+    match node:
+        case Const(value=v):
+            return np.float64(v)
+        case Var(name=n):
+            return env[n]
+        case Call(op="detach", args=(arg,)):
+            if use_frozen:
+                return frozen[id(node)]
+            v = _walk(arg, env, frozen, use_frozen, kinks)
+            frozen[id(node)] = v
+            return v
+        case Call(op=name, args=args, params=params):
+            vals = []
+            for a in args:
+                if isinstance(a, Seq):
+                    vals.extend(
+                        _walk(i, env, frozen, use_frozen, kinks) for i in a.items
+                    )
+                else:
+                    vals.append(_walk(a, env, frozen, use_frozen, kinks))
+            o = OPS[name]
+            out = o.forward(vals, **params) if o.nin < 0 else o.forward(*vals, **params)
+            out = out._data if isinstance(out, Tensor) else out
+            if kinks is not None:
+                where = f" at column {node.col + 1}" if node.end_col else ""
+                _kink(o, vals, params, where, kinks)
+            return out
+    raise TypeError(f"unexpected tree node {node!r}")
+
+
+def _kink(o, arrays, params, where: str, kinks: list) -> None:
+    try:
+        if o.name in _COMPARISONS:
+            if np.any(np.asarray(arrays[0]) == np.asarray(arrays[1])):
+                kinks.append(
+                    f"{o.name}{where}: a tie in a where() condition, where the "
+                    "branches meet"
+                )
+            return
+        at_kink = o.extra.get("at_kink")
+        if at_kink is not None and np.any(at_kink(*arrays, **params)):
+            kinks.append(f"{o.name}{where}: {o.kink}")
+    except Exception:  # a kink test must never break the check
+        return
+
+
+def graph_function(output: Tensor, leaves: Mapping[str, Tensor]):
+    """The recorded graph (under ``keep_args()``) as a numpy function of the named
+    leaves: the path taken, with constants and detached values held fixed."""
+    ids = {id(t): n for n, t in leaves.items()}
+    root = output.grad_fn
+    order = [] if root is None else list(reversed(topological_order(root)))
+    for node in order:
+        if node.args is None:
+            raise ValueError("the graph was recorded without keep_args()")
+
+    def f(inp):
+        if id(output) in ids:
+            return inp[ids[id(output)]]
+        if root is None:
+            return output._data
+        vals: dict[int, Any] = {}
+        with np.errstate(all="ignore"):
+            for node in order:
+                arrays = [_graph_arg(a, ids, inp, vals) for a in node.args]
+                o = node.op
+                out = (
+                    o.forward(arrays, **node.params)
+                    if o.nin < 0
+                    else o.forward(*arrays, **node.params)
+                )
+                vals[id(node)] = out._data if isinstance(out, Tensor) else out
+        return vals[id(root)]
+
+    return f
+
+
+def _graph_arg(a, ids, inp, vals):
+    if isinstance(a, Tensor):
+        if id(a) in ids:
+            return inp[ids[id(a)]]
+        if a.grad_fn is not None:
+            return vals[id(a.grad_fn)]
+        return a._data
+    return a
+
+
+def graph_kinks(output: Tensor) -> list[str]:
+    """Where the recorded graph (under ``keep_args()``) sits on an op's kink."""
+    if output.grad_fn is None:
+        return []
+    found: list[str] = []
+    for node in reversed(topological_order(output.grad_fn)):
+        if node.args is None:
+            continue
+        arrays = [a._data if isinstance(a, Tensor) else a for a in node.args]
+        where = f" ({node.label})" if node.label else ""
+        with np.errstate(all="ignore"):
+            _kink(node.op, arrays, node.params, where, found)
+    return list(dict.fromkeys(found))

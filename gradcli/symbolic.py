@@ -1,0 +1,900 @@
+"""Checked tree or recorded graph -> sympy derivatives, for cross-checks.
+
+Only the check path imports this module (it imports sympy). The gradient is
+derived a second, independent way: the expression is rebuilt in sympy from the
+parsed tree (``expr_*``) or from the graph the engine recorded at the point under
+``keep_args()`` (``graph_*``), sympy differentiates it, and the result is evaluated
+at the point to 30 digits. User text never reaches ``sympify``, ``parse_expr``,
+``lambdify`` or ``eval``: every sympy object is built from tree nodes or graph nodes.
+
+Each op declares its sympy form beside its rules (``Op.sym`` in ops.py):
+
+- ``SAME``: the numpy forward itself runs on object arrays of sympy expressions;
+- a callable ``sym(sp, *args, **params)``: an elementwise form, applied with
+  broadcasting;
+- ``("array", fn)``: ``fn(sp, *arrays, **params)`` takes and returns object arrays
+  (reductions, linear algebra); its ``sp`` has two helpers besides sympy's own
+  names, ``sp.map(f, *arrays)`` (elementwise) and ``sp.reduce(f, x, axis, keepdims)``
+  (``f`` called with all the reduced elements, e.g. ``sp.Max``);
+- ``None``: no form yet: the symbolic part is skipped, naming the op.
+
+``detach(...)`` is a constant fixed at its value at the point. Symbolic work runs
+in a forked worker process that is killed after ``timeout`` seconds (a thread where
+fork is unavailable), so sympy can neither hang nor crash the caller: every
+failure becomes a ``SymbolicSkip`` whose message says why.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from gradcli.engine.graph import topological_order
+from gradcli.engine.ops import OPS, SAME
+from gradcli.engine.tensor import Tensor
+from gradcli.parse import Call, Const, Seq, Var
+
+__all__ = [
+    "MAX_SYMBOLS",
+    "Symbolic",
+    "SymbolicSkip",
+    "expr_gradient",
+    "expr_hessian",
+    "expr_jacobian",
+    "graph_gradient",
+    "graph_hessian",
+    "graph_jacobian",
+]
+
+MAX_SYMBOLS = 300
+"""Components differentiated one by one; beyond, only a closed matrix form is tried."""
+
+GRAPH_NOTE = (
+    "symbolic check of the path taken at this point: the recorded graph replayed "
+    "in sympy; branch conditions and loop counts contribute no gradient"
+)
+_DIGITS = 30  # evalf precision: far beyond float64, so sympy is the reference
+_SHOW = 3  # components shown of a componentwise formula
+_WIDTH = 160  # characters of one formula
+
+
+class SymbolicSkip(Exception):
+    """The symbolic part cannot run; ``str(exc)`` says why ("skipped: <why>")."""
+
+
+@dataclass
+class Symbolic:
+    """Derivatives per sympy, evaluated at the point (float64 arrays).
+
+    ``values`` is keyed by input name; for a Hessian by ``"a,b"``, the block
+    d2f / da db of shape ``a.shape + b.shape``. ``value`` is the function (for a
+    vector-Jacobian product, ``sum(grad_output * f)``) per sympy, to cross-check the
+    translation against the forward pass.
+    """
+
+    quantity: str  # "gradient", "vjp", "jacobian" or "hessian"
+    values: dict[str, np.ndarray]
+    formulas: dict[str, str]
+    value: np.ndarray
+    method: str  # "expression" or "graph replay"
+    notes: list[str] = field(default_factory=list)
+
+
+# -- public entry points ------------------------------------------------------------
+def expr_gradient(
+    tree,
+    inputs: Mapping[str, Any],
+    wrt: Sequence[str],
+    grad_output=None,
+    timeout: float | None = 10.0,
+) -> Symbolic:
+    """The gradient of a scalar expression (or, with ``grad_output``, the VJP).
+
+    >>> from gradcli.parse import Call, Var
+    >>> tree = Call("dot", (Var("x"), Var("x")))
+    >>> s = expr_gradient(tree, {"x": [1.0, 2.0]}, ["x"], timeout=None)
+    >>> s.values["x"].tolist(), s.formulas["x"]
+    ([2.0, 4.0], '∇x = 2*x')
+    """
+    quantity = "gradient" if grad_output is None else "vjp"
+    job = _Job(quantity, inputs, wrt, grad_output, _tree_builder(tree), "expression")
+    return _limited(job.run, timeout)
+
+
+def expr_jacobian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
+    """The Jacobian per input: shape ``output.shape + input.shape``."""
+    job = _Job("jacobian", inputs, wrt, None, _tree_builder(tree), "expression")
+    return _limited(job.run, timeout)
+
+
+def expr_hessian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
+    """The Hessian blocks ``"a,b"`` of a scalar expression."""
+    job = _Job("hessian", inputs, wrt, None, _tree_builder(tree), "expression")
+    return _limited(job.run, timeout)
+
+
+def graph_gradient(
+    output: Tensor,
+    leaves: Mapping[str, Tensor],
+    wrt: Sequence[str] | None = None,
+    grad_output=None,
+    timeout: float | None = 10.0,
+) -> Symbolic:
+    """Replay the graph recorded under ``keep_args()`` from ``output`` to ``leaves``.
+
+    Leaves not named, and every constant, are numbers; so are detached values.
+
+    >>> import gradcli as gc
+    >>> from gradcli.engine.graph import keep_args
+    >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
+    >>> with keep_args():
+    ...     y = (x * x).sum() if x.sum() > 0 else x.sum()
+    >>> graph_gradient(y, {"x": x}, timeout=None).values["x"].tolist()
+    [2.0, 4.0]
+    """
+    quantity = "gradient" if grad_output is None else "vjp"
+    inputs, builder = _graph_builder(output, leaves)
+    job = _Job(
+        quantity, inputs, wrt or list(leaves), grad_output, builder, "graph replay"
+    )
+    return _limited(job.run, timeout)
+
+
+def graph_jacobian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
+    inputs, builder = _graph_builder(output, leaves)
+    job = _Job("jacobian", inputs, wrt or list(leaves), None, builder, "graph replay")
+    return _limited(job.run, timeout)
+
+
+def graph_hessian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
+    inputs, builder = _graph_builder(output, leaves)
+    job = _Job("hessian", inputs, wrt or list(leaves), None, builder, "graph replay")
+    return _limited(job.run, timeout)
+
+
+# -- the time budget ------------------------------------------------------------------
+def _limited(task: Callable[[], Symbolic], timeout: float | None) -> Symbolic:
+    """Run ``task`` with a time budget; every failure becomes a SymbolicSkip."""
+    if timeout is None:
+        status, payload = _attempt(task)
+    elif (
+        sys.platform.startswith("linux")
+        and "fork" in multiprocessing.get_all_start_methods()
+    ):
+        _warm()
+        status, payload = _in_process(task, timeout)
+    else:
+        status, payload = _in_thread(task, timeout)
+    if status == "skip":
+        raise SymbolicSkip(payload)
+    return payload
+
+
+_WARM: list[bool] = []
+
+
+def _warm() -> None:
+    """Do sympy's lazy imports once in the parent, not again in every worker."""
+    if _WARM:
+        return
+    _WARM.append(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x = sp.MatrixSymbol("_x", 2, 1)
+            d = (x.T * x).diff(x)
+            sp.lambdify([x], d, modules="numpy")(np.ones((2, 1)))
+            y = sp.Symbol("_y", real=True)
+            sp.Piecewise((sp.Max(y, 0), y > 0), (sp.Abs(y), True)).diff(y).xreplace(
+                {y: 1}
+            )
+    except Exception:  # only a speed-up
+        pass
+
+
+def _attempt(task):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sympy's deprecation chatter
+            return "ok", task()
+    except SymbolicSkip as exc:
+        return "skip", str(exc)
+    except RecursionError:
+        return "skip", "sympy ran out of recursion depth (the expression is too deep)"
+    except MemoryError:
+        return "skip", "sympy ran out of memory"
+    except Exception as exc:  # a sympy failure is a reason to skip, never a crash
+        return "skip", f"sympy failed: {type(exc).__name__}: {exc}"
+
+
+def _timeout_reason(timeout: float) -> str:
+    return f"sympy took longer than {timeout:g} s"
+
+
+def _child(task, conn) -> None:
+    result = _attempt(task)
+    try:
+        conn.send(result)
+    except Exception as exc:
+        conn.send(("skip", f"the sympy result could not be returned: {exc}"))
+    conn.close()
+
+
+def _in_process(task, timeout: float):
+    # A forked child shares the graph and sympy already imported, and unlike a
+    # thread it can be killed when sympy hangs.
+    ctx = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):
+        try:  # else the child, on exit, would flush a copy of what is buffered
+            stream.flush()
+        except Exception:
+            pass
+    receive, send = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=_child, args=(task, send), daemon=True)
+    worker.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            return "skip", _timeout_reason(timeout)
+        try:
+            return receive.recv()
+        except (EOFError, OSError):
+            worker.join(1.0)
+            return (
+                "skip",
+                f"the sympy worker stopped without an answer (exit {worker.exitcode})",
+            )
+    finally:
+        receive.close()
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+
+
+def _in_thread(task, timeout: float):
+    box: list = []
+    thread = threading.Thread(target=lambda: box.append(_attempt(task)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not box:  # abandoned: a daemon thread cannot be stopped, only left behind
+        return "skip", _timeout_reason(timeout)
+    return box[0]
+
+
+# -- sympy helpers for the ops' forms ---------------------------------------------
+class _Sympy:
+    """sympy, plus the two helpers that ``("array", fn)`` forms may use."""
+
+    def __getattr__(self, name: str):
+        return getattr(sp, name)
+
+    @staticmethod
+    def map(f, *arrays):
+        """``f`` elementwise over object arrays, with broadcasting."""
+        return _obj(np.frompyfunc(f, len(arrays), 1)(*arrays))
+
+    @staticmethod
+    def reduce(f, x, axis=None, keepdims: bool = False):
+        """``f(*elements)`` over ``axis`` (an int, a tuple or None: all axes)."""
+        x = _obj(x)
+        nd = x.ndim
+        if axis is None:
+            axes = tuple(range(nd))
+        else:
+            axes = tuple(
+                a % nd for a in (axis if isinstance(axis, (tuple, list)) else (axis,))
+            )
+        keep = [i for i in range(nd) if i not in axes]
+        moved = np.transpose(x, keep + list(axes)).reshape(
+            [x.shape[i] for i in keep] + [-1]
+        )
+        out = np.empty(moved.shape[:-1], dtype=object)
+        for idx in np.ndindex(out.shape):
+            out[idx] = f(*moved[idx])
+        if keepdims:
+            out = out.reshape([1 if i in axes else n for i, n in enumerate(x.shape)])
+        return out
+
+
+_SP = _Sympy()
+
+
+def _number(v):
+    """A constant as an exact sympy number: integers stay integers (2, not 2.0)."""
+    if isinstance(v, sp.Basic):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return sp.true if v else sp.false
+    v = float(v)
+    if math.isnan(v):
+        return sp.nan
+    if math.isinf(v):
+        return sp.oo if v > 0 else -sp.oo
+    if v.is_integer() and abs(v) < 2**53:
+        return sp.Integer(int(v))
+    return sp.Float(v)  # the float64's exact binary value
+
+
+def _obj(x) -> np.ndarray:
+    """Any op result as an object ndarray (0-d for a scalar)."""
+    if isinstance(x, Tensor):
+        x = x._data
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            return x
+        return _constant(x)
+    out = np.empty((), dtype=object)
+    out[()] = x if isinstance(x, sp.Basic) else _number(x)
+    return out
+
+
+def _constant(a) -> np.ndarray:
+    a = np.asarray(a)
+    out = np.empty(a.shape, dtype=object)
+    for idx, v in np.ndenumerate(a):
+        out[idx] = _number(v)
+    return out
+
+
+def _show(e) -> str:
+    s = sp.sstr(e, full_prec=False)
+    return s if len(s) <= _WIDTH else s[: _WIDTH - 1] + "…"
+
+
+# -- translation: a value is an object array plus, maybe, a matrix-calculus form ------
+@dataclass
+class _Val:
+    obj: np.ndarray | None  # componentwise: object array of sympy expressions
+    form: tuple | None  # (kind, expr): kind "s" scalar, "v" n x 1 column, "m" matrix
+    shape: tuple
+
+
+class _Translator:
+    """Symbols for the inputs, and the ops applied to sympy values."""
+
+    def __init__(self, inputs: Mapping[str, np.ndarray], wrt: Sequence[str]) -> None:
+        self.inputs = inputs
+        sizes = {n: inputs[n].size for n in inputs}
+        self.componentwise = sum(sizes[n] for n in wrt) <= MAX_SYMBOLS
+        budget = MAX_SYMBOLS
+        symbolic = []
+        # wrt inputs and scalars are symbols; other inputs while the budget lasts,
+        # so that the formulas name them (beyond it, they are numbers).
+        for n in list(wrt) + [n for n in inputs if n not in wrt]:
+            if n in wrt or inputs[n].ndim == 0 or sizes[n] <= budget:
+                symbolic.append(n)
+                budget -= sizes[n]
+        self.syms: dict[str, np.ndarray] = {}
+        self.point: dict = {}
+        if self.componentwise:
+            names = _component_names({n: inputs[n].shape for n in symbolic})
+            for n in symbolic:
+                arr = np.empty(inputs[n].shape, dtype=object)
+                for idx, label in np.ndenumerate(names[n]):
+                    s = sp.Symbol(label, real=True)
+                    arr[idx] = s
+                    self.point[s] = sp.Float(float(inputs[n][idx]), _DIGITS)
+                self.syms[n] = arr
+        self.msyms: dict[str, Any] = {}
+        self.mvalues: dict = {}
+        for n, a in inputs.items():
+            if a.ndim == 0:
+                s = self.syms[n][()] if n in self.syms else sp.Symbol(n, real=True)
+                self.msyms[n] = s  # the componentwise Symbol, when there is one
+                self.mvalues[s] = float(a)
+            elif a.ndim <= 2 and min(a.shape) > 0:
+                rows, cols = (a.shape[0], 1) if a.ndim == 1 else a.shape
+                m = sp.MatrixSymbol(n, rows, cols)
+                self.msyms[n] = m
+                self.mvalues[m] = np.asarray(a, dtype=np.float64).reshape(rows, cols)
+        self._leaves: dict[str, _Val] = {}
+
+    def leaf(self, name: str) -> _Val:
+        v = self._leaves.get(name)
+        if v is None:
+            a = self.inputs[name]
+            obj = None
+            if self.componentwise:
+                obj = self.syms[name] if name in self.syms else _constant(a)
+            m = self.msyms.get(name)
+            form = (
+                None
+                if m is None
+                else ("s" if a.ndim == 0 else "v" if a.ndim == 1 else "m", m)
+            )
+            v = self._leaves[name] = _Val(obj, form, a.shape)
+        return v
+
+    def const(self, value) -> _Val:
+        a = np.asarray(value._data if isinstance(value, Tensor) else value)
+        obj = _constant(a) if self.componentwise else None
+        form = ("s", _number(a[()])) if a.ndim == 0 else None
+        return _Val(obj, form, a.shape)
+
+    def detach(self, v: _Val) -> _Val:
+        if v.obj is None:
+            raise SymbolicSkip("detach() needs the componentwise symbolic check")
+        obj = _constant(_evaluate(v.obj, self.point))
+        form = ("s", obj[()]) if obj.ndim == 0 else None
+        return _Val(obj, form, v.shape)
+
+    def apply(self, name: str, args: list[_Val], params: dict) -> _Val:
+        if name == "detach":
+            return self.detach(args[0])
+        o = OPS.get(name)
+        if o is None:
+            raise SymbolicSkip(f"no sympy form for {name}")
+        sym = o.sym
+        if sym is None:
+            raise SymbolicSkip(f"no sympy form for {name}")
+        obj = None
+        if self.componentwise:
+            objs = [a.obj for a in args]
+            try:
+                if isinstance(sym, str) and sym == SAME:
+                    out = (
+                        o.forward(objs, **params)
+                        if o.nin < 0
+                        else o.forward(*objs, **params)
+                    )
+                elif isinstance(sym, tuple) and sym[0] == "array":
+                    out = sym[1](_SP, *objs, **params)
+                elif callable(sym):
+                    out = _SP.map(lambda *a: sym(_SP, *a, **params), *objs)
+                else:
+                    raise SymbolicSkip(f"unknown sympy form for {name}: {sym!r}")
+            except SymbolicSkip:
+                raise
+            except Exception as exc:
+                raise SymbolicSkip(
+                    f"the sympy form of {name} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            obj = _obj(out)
+            shape = obj.shape
+        form = _matrix_form(name, sym, args, params)
+        if obj is None:
+            if form is None:
+                raise SymbolicSkip(
+                    f"more than {MAX_SYMBOLS} components to differentiate one by one, "
+                    f"and {name} has no closed matrix form here"
+                )
+            shape = _form_shape(form)
+        return _Val(obj, form, shape)
+
+
+def _form_shape(form) -> tuple:
+    kind, e = form
+    if kind == "s":
+        return ()
+    if kind == "v":
+        return (int(e.shape[0]),)
+    return tuple(int(n) for n in e.shape)
+
+
+def _component_names(shapes: Mapping[str, tuple]) -> dict[str, np.ndarray]:
+    """Readable, distinct symbol names: x0, x1 for vectors, A_0_1 for matrices."""
+
+    def plain(n, shape):
+        out = np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            if not idx:
+                out[idx] = n
+            elif len(idx) == 1 and not n[-1].isdigit():
+                out[idx] = f"{n}{idx[0]}"
+            else:
+                out[idx] = n + "".join(f"_{i}" for i in idx)
+        return out
+
+    def bracket(n, shape):
+        out = np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            out[idx] = n if not idx else f"{n}[{','.join(map(str, idx))}]"
+        return out
+
+    names = {n: plain(n, s) for n, s in shapes.items()}
+    seen: dict[str, int] = {}
+    for arr in names.values():
+        for label in arr.flat:
+            seen[label] = seen.get(label, 0) + 1
+    for n, s in shapes.items():
+        if s and any(seen[label] > 1 for label in names[n].flat):
+            names[n] = bracket(n, s)
+    return names
+
+
+def _matrix_form(name: str, sym, args: list[_Val], params: dict):
+    """The op on matrix-calculus forms, where sympy's matrix calculus applies."""
+    forms = [a.form for a in args]
+    if not forms or any(f is None for f in forms):
+        return None
+    kinds = [f[0] for f in forms]
+    es = [f[1] for f in forms]
+    shapes = [a.shape for a in args]
+
+    def plain(i):
+        return kinds[i] == "s" and not isinstance(es[i], sp.MatrixExpr)
+
+    try:
+        if name in ("add", "sub"):
+            if kinds[0] != kinds[1] or shapes[0] != shapes[1]:
+                return None
+            return (kinds[0], es[0] + es[1] if name == "add" else es[0] - es[1])
+        if name == "neg":
+            return (kinds[0], -es[0])
+        if name == "mul" or (name == "dot" and (plain(0) or plain(1))):
+            if plain(0):
+                return (kinds[1], es[0] * es[1])
+            if plain(1):
+                return (kinds[0], es[1] * es[0])
+            if kinds == ["s", "s"]:
+                return ("s", es[0] * es[1])
+            return None
+        if name == "div":
+            return (kinds[0], es[0] / es[1]) if plain(1) else None
+        if name == "pow":
+            return ("s", es[0] ** es[1]) if plain(0) and plain(1) else None
+        if name in ("matmul", "dot", "inner"):
+            k = (kinds[0], kinds[1])
+            if k == ("v", "v"):
+                return ("s", es[0].T * es[1])
+            if name == "inner":
+                return None
+            if k == ("m", "v"):
+                return ("v", es[0] * es[1])
+            if k == ("v", "m"):
+                return ("v", es[1].T * es[0])
+            if k == ("m", "m"):
+                return ("m", es[0] * es[1])
+            return None
+        if name == "transpose":
+            if params.get("axes") is not None:
+                return None
+            return (kinds[0], es[0].T if kinds[0] == "m" else es[0])
+        if name in ("sum", "mean"):
+            if params.get("axis") is not None or params.get("keepdims"):
+                return None
+            if kinds[0] == "s":
+                total = es[0]
+            elif kinds[0] == "v":
+                total = sp.OneMatrix(1, es[0].shape[0]) * es[0]
+            else:
+                rows, cols = es[0].shape
+                total = sp.OneMatrix(1, rows) * es[0] * sp.OneMatrix(cols, 1)
+            count = math.prod(shapes[0])
+            return ("s", total if name == "sum" else total / count)
+        if name == "trace":
+            return ("s", sp.Trace(es[0])) if kinds[0] == "m" else None
+        if (
+            callable(sym)
+            and not isinstance(sym, (str, tuple))
+            and all(plain(i) for i in range(len(es)))
+        ):
+            return ("s", sym(_SP, *es, **params))
+    except Exception:  # sympy refuses the mix (e.g. a scalar plus a 1x1 matrix)
+        return None
+    return None
+
+
+# -- sources: a parsed tree, or a graph recorded under keep_args() -------------------
+def _tree_builder(tree):
+    def build(tr: _Translator) -> _Val:
+        def walk(node) -> _Val:
+            match node:
+                case Const(value=v):
+                    return tr.const(v)
+                case Var(name=n):
+                    return tr.leaf(n)
+                case Call(op=op_name, args=args, params=params):
+                    vals = []
+                    for a in args:
+                        if isinstance(a, Seq):
+                            vals.extend(walk(item) for item in a.items)
+                        else:
+                            vals.append(walk(a))
+                    return tr.apply(op_name, vals, dict(params))
+            raise SymbolicSkip(f"unexpected tree node {type(node).__name__}")
+
+        return walk(tree)
+
+    return build
+
+
+def _graph_builder(output: Tensor, leaves: Mapping[str, Tensor]):
+    ids = {id(t): n for n, t in leaves.items()}
+    inputs = {n: np.asarray(t._data) for n, t in leaves.items()}
+
+    def build(tr: _Translator) -> _Val:
+        if id(output) in ids:
+            return tr.leaf(ids[id(output)])
+        root = output.grad_fn
+        if root is None:
+            return tr.const(output._data)
+        vals: dict[int, _Val] = {}
+        for node in reversed(topological_order(root)):  # inputs before outputs
+            if node.args is None:
+                raise SymbolicSkip(
+                    "the graph was recorded without keep_args(), so it cannot be "
+                    "replayed"
+                )
+            args = []
+            for a in node.args:
+                if isinstance(a, Tensor) and id(a) in ids:
+                    args.append(tr.leaf(ids[id(a)]))
+                elif isinstance(a, Tensor) and a.grad_fn is not None:
+                    args.append(vals[id(a.grad_fn)])
+                else:  # a constant, a leaf that is not an input, a detached value
+                    args.append(tr.const(a))
+            vals[id(node)] = tr.apply(node.op.name, args, dict(node.params))
+        return vals[id(root)]
+
+    return inputs, build
+
+
+# -- differentiation and evaluation ---------------------------------------------------
+def _clean(d):
+    """Derivatives sympy leaves unevaluated that are 0 almost everywhere."""
+    if not isinstance(d, sp.Basic):
+        return d
+    if d.has(sp.DiracDelta):
+        d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+    if d.has(sp.Derivative):
+        steps = (sp.floor, sp.ceiling, sp.sign)
+        d = d.replace(
+            lambda e: isinstance(e, sp.Derivative) and isinstance(e.expr, steps),
+            lambda e: sp.S.Zero,
+        )
+        if d.has(sp.Subs):
+            d = d.doit()
+    return d
+
+
+def _to_float(e, point) -> float:
+    """One sympy value at the point (``point`` maps symbols to 30-digit Floats)."""
+    if isinstance(e, (int, float)):
+        return float(e)
+    if e.free_symbols:
+        # Substituting 30-digit Floats makes sympy evaluate as it rebuilds, and its
+        # constructor cache shares repeated subexpressions (the determinants of
+        # inv or solve); evalf finishes what is left (pi * 2.0, ...).
+        e = e.xreplace(point)
+    if not e.is_Number:
+        e = e.evalf(_DIGITS)
+    if e is sp.nan or e is sp.zoo:
+        return math.nan
+    if e in (sp.oo, -sp.oo):
+        return float(e)
+    if not e.is_number or e.has(sp.Derivative):
+        raise SymbolicSkip(f"sympy cannot evaluate {_show(e)} at the point")
+    try:
+        c = complex(e)
+    except TypeError as exc:
+        raise SymbolicSkip(f"sympy cannot evaluate {_show(e)} at the point") from exc
+    if c.imag and abs(c.imag) > 1e-12 * max(1.0, abs(c.real)):
+        return math.nan  # outside the real domain, as numpy says
+    return c.real
+
+
+def _evaluate(arr: np.ndarray, point) -> np.ndarray:
+    """Every element at the point, to 30 digits, as float64."""
+    out = np.empty(arr.shape, dtype=np.float64)
+    for idx, e in np.ndenumerate(arr):
+        out[idx] = _to_float(e, point)
+    return out
+
+
+def _lambdified(expr, values: Mapping) -> np.ndarray:
+    """Evaluate a matrix-calculus result with numpy. Symbols are renamed first, so
+    that no name the user chose ever reaches lambdify's code printer."""
+    safe = {}
+    args = []
+    vals = []
+    for i, (s, v) in enumerate(values.items()):
+        if s not in expr.free_symbols:
+            continue
+        if isinstance(s, sp.MatrixSymbol):
+            t = sp.MatrixSymbol(f"_m{i}", *s.shape)
+        else:
+            t = sp.Symbol(f"_s{i}", real=True)
+        safe[s] = t
+        args.append(t)
+        vals.append(v)
+    f = sp.lambdify(args, expr.xreplace(safe), modules="numpy")
+    with np.errstate(all="ignore"):
+        return np.asarray(f(*vals), dtype=np.float64)
+
+
+@dataclass
+class _Job:
+    """One symbolic computation, run whole in the worker."""
+
+    quantity: str
+    inputs: Mapping[str, Any]
+    wrt: Sequence[str]
+    grad_output: Any
+    build: Callable[[_Translator], _Val]
+    method: str
+
+    def run(self) -> Symbolic:
+        inputs = {n: np.asarray(v, dtype=np.float64) for n, v in self.inputs.items()}
+        wrt = list(self.wrt)
+        for n in wrt:
+            if n not in inputs:
+                raise SymbolicSkip(f"unknown input {n}")
+        tr = _Translator(inputs, wrt)
+        out = self.build(tr)
+        notes = [GRAPH_NOTE] if self.method == "graph replay" else []
+        if self.quantity == "jacobian":
+            values, formulas, value = self.jacobian(tr, out)
+        elif self.quantity == "hessian":
+            values, formulas, value = self.hessian(tr, out)
+        else:
+            values, formulas, value = self.gradient(tr, out, notes)
+        return Symbolic(self.quantity, values, formulas, value, self.method, notes)
+
+    def scalar(self, tr, out: _Val):
+        """The objective: f itself, or sum(grad_output * f) for a VJP."""
+        if self.grad_output is None:
+            if math.prod(out.shape) != 1:
+                raise SymbolicSkip(f"the output has shape {out.shape}, not a scalar")
+            return out.obj.reshape(())[()] if out.obj is not None else None
+        if out.obj is None:
+            return None
+        g = np.broadcast_to(np.asarray(self.grad_output, dtype=np.float64), out.shape)
+        return sp.Add(*[_number(gi) * oi for gi, oi in zip(g.flat, out.obj.flat)])
+
+    def gradient(self, tr, out: _Val, notes):
+        f = self.scalar(tr, out)
+        label = "f" if self.grad_output is None else "(g·f)"
+        values: dict[str, np.ndarray] = {}
+        formulas: dict[str, str] = {}
+        if f is not None:
+            for n in self.wrt:
+                d = np.empty(tr.syms[n].shape, dtype=object)
+                for idx, s in np.ndenumerate(tr.syms[n]):
+                    d[idx] = _clean(sp.diff(f, s))
+                values[n] = _evaluate(d, tr.point)
+                formulas[n] = _componentwise(label, tr.syms[n], d)
+            value = np.asarray(_to_float(f, tr.point))
+        closed, closed_value = self.closed_forms(tr, out, label)
+        for n, (text, v) in closed.items():
+            if n in values:
+                ref = values[n]
+                scale = max(1.0, float(np.max(np.abs(ref), initial=0.0)))
+                if not np.allclose(
+                    v, ref, rtol=1e-9, atol=1e-12 * scale, equal_nan=True
+                ):
+                    continue  # sympy's matrix calculus disagrees with itself: not shown
+            else:
+                values[n] = v
+            formulas[n] = text
+        if f is None:
+            missing = [n for n in self.wrt if n not in values]
+            if missing or closed_value is None:
+                raise SymbolicSkip(
+                    f"more than {MAX_SYMBOLS} components to differentiate one by one, "
+                    f"and no closed matrix form for {', '.join(missing) or 'the value'}"
+                )
+            value = closed_value
+            notes.append(
+                "symbolic values from the closed matrix form, evaluated in float64"
+            )
+        return values, formulas, value
+
+    def closed_forms(self, tr, out: _Val, label: str):
+        """``{input: (formula, values)}`` where sympy's matrix calculus applies."""
+        if out.form is None:
+            return {}, None
+        kind, e = out.form
+        mvalues = dict(tr.mvalues)
+        if self.grad_output is None:
+            if kind != "s":
+                return {}, None
+            objective = e
+        elif kind == "v":
+            name = next(c for c in ("g", "v", "w", "u", "g_out") if c not in tr.inputs)
+            gm = sp.MatrixSymbol(name, e.shape[0], 1)
+            mvalues[gm] = np.asarray(self.grad_output, dtype=np.float64).reshape(-1, 1)
+            objective = gm.T * e
+            label = f"({name}·f)"
+        elif kind == "s":
+            objective = _number(float(np.asarray(self.grad_output).reshape(()))) * e
+        else:
+            return {}, None
+        result = {}
+        for n in self.wrt:
+            m = tr.msyms.get(n)
+            if m is None:
+                continue
+            try:
+                d = objective.diff(m)
+                shape = tr.inputs[n].shape
+                if d.has(sp.Derivative):
+                    continue
+                dshape = getattr(d, "shape", None)
+                if shape == ():
+                    if dshape not in (None, (1, 1)):
+                        continue
+                elif dshape != (m.shape if len(shape) == 2 else (shape[0], 1)):
+                    continue
+                v = _lambdified(d, mvalues).reshape(shape)
+            except Exception:
+                continue
+            head = (
+                f"∂{label}/∂{n}"
+                if shape == ()
+                else f"∇{n}"
+                if label == "f"
+                else f"∇{n}{label}"
+            )
+            result[n] = (f"{head} = {_show(d)}", v)
+        try:
+            value = _lambdified(objective, mvalues).reshape(())
+        except Exception:
+            value = None
+        return result, value
+
+    def jacobian(self, tr, out: _Val):
+        if out.obj is None:
+            raise SymbolicSkip(
+                f"more than {MAX_SYMBOLS} components for a symbolic Jacobian"
+            )
+        values, formulas = {}, {}
+        for n in self.wrt:
+            syms = tr.syms[n]
+            d = np.empty(out.obj.shape + syms.shape, dtype=object)
+            for o, fo in np.ndenumerate(out.obj):
+                for i, s in np.ndenumerate(syms):
+                    d[o + i] = _clean(sp.diff(fo, s))
+            values[n] = _evaluate(d, tr.point)
+            parts = []
+            for o, _ in np.ndenumerate(out.obj):
+                label = "f" if not o else f"f[{','.join(map(str, o))}]"
+                for i, s in np.ndenumerate(syms):
+                    parts.append(f"∂{label}/∂{s} = {_show(d[o + i])}")
+            formulas[n] = _shorten(parts)
+        return values, formulas, _evaluate(out.obj, tr.point)
+
+    def hessian(self, tr, out: _Val):
+        f = self.scalar(tr, out)
+        if f is None:
+            raise SymbolicSkip(
+                f"more than {MAX_SYMBOLS} components for a symbolic Hessian"
+            )
+        grads = {}
+        for n in self.wrt:
+            g = np.empty(tr.syms[n].shape, dtype=object)
+            for idx, s in np.ndenumerate(tr.syms[n]):
+                g[idx] = _clean(sp.diff(f, s))
+            grads[n] = g
+        values, formulas = {}, {}
+        for a in self.wrt:
+            for b in self.wrt:
+                sa, sb = tr.syms[a], tr.syms[b]
+                d = np.empty(sa.shape + sb.shape, dtype=object)
+                parts = []
+                for i, ga in np.ndenumerate(grads[a]):
+                    for j, s in np.ndenumerate(sb):
+                        d[i + j] = _clean(sp.diff(ga, s))
+                        parts.append(f"∂²f/∂{sa[i]}∂{s} = {_show(d[i + j])}")
+                values[f"{a},{b}"] = _evaluate(d, tr.point)
+                formulas[f"{a},{b}"] = _shorten(parts)
+        return values, formulas, np.asarray(_to_float(f, tr.point))
+
+
+def _shorten(parts: list[str]) -> str:
+    if len(parts) <= _SHOW + 1:
+        return "; ".join(parts)
+    return "; ".join(parts[:_SHOW]) + f"; … ({len(parts)} components)"
+
+
+def _componentwise(label: str, syms: np.ndarray, d: np.ndarray) -> str:
+    return _shorten([f"∂{label}/∂{s} = {_show(e)}" for s, e in zip(syms.flat, d.flat)])

@@ -1,0 +1,414 @@
+"""gradcli.check: the engine agrees with sympy and finite differences on expressions
+and on function files with control flow; a wrong gradient rule is caught and the
+right component named; kinks are reported, not failed; skipped symbolic parts leave
+finite differences running; large inputs go along random directions."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+import gradcli as gc
+from gradcli.check import (
+    check_hessian,
+    check_jacobian,
+    expression_function,
+    expression_kinks,
+    graph_function,
+    graph_kinks,
+    run_check,
+)
+from gradcli.engine.graph import keep_args
+from gradcli.engine.ops import OPS
+from gradcli.parse import Call, Const, Seq, Var, parse
+
+X4 = np.array([0.3, -1.2, 0.7, 2.1])
+POS = np.array([0.5, 1.5, 0.8, 2.5])
+A3 = np.array([[2.0, 0.5, -0.3], [0.1, 1.5, 0.4], [-0.2, 0.3, 3.0]])
+V3 = np.array([0.4, -0.9, 1.3])
+
+
+def tree_of(text, names):
+    return parse(text, inputs=list(names), ops=OPS)
+
+
+def engine(tree, inputs, grad_output=None):
+    """Value and gradients by the engine, walking the tree with Tensors."""
+    ts = {
+        n: gc.tensor(
+            np.asarray(v, dtype=np.float64), dtype=gc.float64, requires_grad=True
+        )
+        for n, v in inputs.items()
+    }
+
+    def walk(node):
+        match node:
+            case Const(value=v):
+                return v
+            case Var(name=n):
+                return ts[n]
+            case Call(op="detach", args=(a,)):
+                return walk(a).detach()
+            case Call(op=name, args=args, params=params):
+                vals = [
+                    [walk(i) for i in a.items] if isinstance(a, Seq) else walk(a)
+                    for a in args
+                ]
+                return OPS[name](*vals, **params)
+
+    out = walk(tree)
+    out.backward(gradient=grad_output)
+    return out.data, {n: t.grad.data for n, t in ts.items()}
+
+
+def check_expression(text, inputs, grad_output=None, **kw):
+    tree = tree_of(text, inputs)
+    _, grads = engine(tree, inputs, grad_output)
+    return run_check(None, inputs, grads, tree=tree, grad_output=grad_output, **kw)
+
+
+AGREE = [
+    ("2*dot(x,x)", {"x": np.arange(4.0)}),
+    ("sum(sin(x) * exp(-x * x) + log(p) * sqrt(p))", {"x": X4, "p": POS}),
+    ("sum(sigmoid(x) * tanh(x) + softplus(x) + arctan(x))", {"x": X4}),
+    ("logsumexp(x) + norm(x) + std(x) + var(x, ddof=1) + prod(p)", {"x": X4, "p": POS}),
+    ("sum(softmax(x) * p) + sum(where(x > 0, x ** 3, 0.5 * x))", {"x": X4, "p": POS}),
+    ("x @ A @ x + det(A) + sum(inv(A) @ x)", {"x": V3, "A": A3}),
+    (
+        "sum(A[0] * x) + sum(concatenate([x, x[::-1]]) ** 2) + trace(A.T @ A)",
+        {"x": V3, "A": A3},
+    ),
+    ("c ** 3 + c * sum(x)", {"c": np.array(1.7), "x": V3}),
+]
+
+
+@pytest.mark.parametrize("text,inputs", AGREE, ids=[t for t, _ in AGREE])
+def test_engine_agrees_on_expressions(text, inputs):
+    report = check_expression(text, inputs)
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.symbolic_method == "expression" and not report.skipped
+    for c in report.inputs.values():
+        assert c.symbolic_passed and c.fd_passed
+        assert c.fd_error_estimate < 1e-5
+    assert not report.kinks
+
+
+def test_the_issue_example():
+    report = check_expression("2*dot(x,x)", {"x": np.arange(4.0)})
+    assert report.formulas == {"x": "∇x = 4*x"}
+    c = report.inputs["x"]
+    assert c.symbolic_max_error == 0 and c.fd_method == "all 4 components"
+    assert c.fd_max_error < 1e-8 and c.fd_max_error <= 2 * c.fd_error_estimate
+    lines = report.lines()
+    assert lines[0] == "PASS" and "symbolic  ∇x = 4*x" in lines
+
+
+def test_vector_jacobian_product():
+    g = np.array([1.0, -2.0, 0.5])
+    report = check_expression("tanh(A @ x) * x", {"A": A3, "x": V3}, grad_output=g)
+    assert report.passed and report.quantity == "vjp"
+    assert report.inputs["A"].symbolic_passed and report.inputs["x"].fd_passed
+
+
+def test_detach_is_held_fixed_by_every_method():
+    inputs = {"x": V3}
+    tree = tree_of("sum(detach(x*x)*x)", inputs)
+    _, grads = engine(tree, inputs)
+    np.testing.assert_allclose(grads["x"], V3 * V3)  # as the engine computes it
+    report = run_check(None, inputs, grads, tree=tree)
+    assert (
+        report.passed
+        and report.inputs["x"].fd_passed
+        and report.inputs["x"].symbolic_passed
+    )
+    f = expression_function(tree, inputs)
+    assert float(f({"x": 2 * V3})) == pytest.approx(np.sum(V3 * V3 * 2 * V3))
+
+
+# -- a wrong rule is caught, and the right component named -----------------------------
+def _wrong_sin(g, out, x):
+    # Wrong only where x > 1.5: at index 2 of the test point below.
+    return g * np.cos(x) * np.where(x > 1.5, 1.001, 1.0)
+
+
+def test_a_wrong_rule_is_caught_with_the_component(monkeypatch):
+    monkeypatch.setattr(OPS["sin"], "vjps", (_wrong_sin,))
+    x = np.array([0.2, -0.4, 1.9, 0.6])
+    report = check_expression("sum(sin(x) * x)", {"x": x})
+    assert not report.passed and report.status == "fail"
+    assert report.worst.where == "x[2]" and report.worst.index == (2,)
+    c = report.inputs["x"]
+    assert c.symbolic_passed is False and c.fd_passed is False
+    w = report.worst
+    assert w.symbolic == pytest.approx(np.sin(1.9) + 1.9 * np.cos(1.9), rel=1e-14)
+    assert w.fd == pytest.approx(w.symbolic, rel=1e-8)
+    assert w.engine != pytest.approx(w.symbolic, rel=1e-5)
+    assert report.lines()[0].startswith("FAIL: x[2]: engine ")
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert data["passed"] is False and data["worst"]["index"] == [2]
+
+
+def test_a_wrong_rule_in_a_function_file_is_caught(monkeypatch):
+    monkeypatch.setattr(OPS["sin"], "vjps", (_wrong_sin,))
+    out, ts = record(model, x=np.array([0.5, 1.7, -0.3]), k=np.array(0.8))
+    grads = {n: t.grad.data for n, t in ts.items()}
+    report = run_check(plain(model), _data(ts), grads, graph=(out, ts))
+    assert not report.passed
+    assert report.worst.input == "x" and report.worst.index == (1,)
+
+
+def test_a_small_error_is_caught_by_sympy_alone():
+    # 1e-7 relative: inside the noise of finite differences at some points, far
+    # outside rtol=1e-8 against sympy.
+    x = np.arange(1.0, 5.0)
+    report = run_check(
+        None, {"x": x}, {"x": 2 * x * (1 + 1e-7)}, tree=tree_of("dot(x,x)", ["x"])
+    )
+    assert not report.passed and report.inputs["x"].symbolic_passed is False
+
+
+# -- kinks -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text,inputs",
+    [
+        ("sum(relu(x))", {"x": np.array([0.0, 1.0, -2.0])}),
+        ("sum(abs(x - 1))", {"x": np.array([1.0, 3.0])}),
+        ("sum(maximum(x, y))", {"x": np.array([1.0, 2.0]), "y": np.array([1.0, 0.0])}),
+        ("max(x)", {"x": np.array([2.0, 2.0, 1.0])}),
+    ],
+)
+def test_kinks_are_reported_not_failed(text, inputs):
+    report = check_expression(text, inputs)
+    assert report.passed and report.status in ("kink", "pass")
+    assert report.kinks and report.verdict().split(":")[0] in (
+        "KINK (not a failure)",
+        "PASS",
+    )
+    data = report.to_json()
+    assert data["passed"] is True and data["kinks"]
+
+
+def test_a_kink_that_makes_the_methods_disagree():
+    report = check_expression("sum(relu(x))", {"x": np.array([0.0, 1.0])})
+    assert report.status == "kink" and report.worst.where == "x[0]"
+    assert report.kinks == ["relu at column 5: relu'(0) = 0"]
+    # Told there is no kink, the same disagreement is a failure.
+    tree = tree_of("sum(relu(x))", ["x"])
+    bare = run_check(
+        None,
+        {"x": np.array([0.0, 1.0])},
+        {"x": np.array([0.0, 1.0])},
+        tree=tree,
+        kinks=[],
+    )
+    assert bare.status == "fail"
+
+
+def test_kink_detection_helpers():
+    tree = tree_of("sum(where(x > y, x, y)) + sum(clip(x, -1, 1))", ["x", "y"])
+    found = expression_kinks(
+        tree, {"x": np.array([1.0, 0.0]), "y": np.array([1.0, 2.0])}
+    )
+    assert any("greater" in k for k in found) and any("clip" in k for k in found)
+    assert expression_kinks(tree, {"x": np.array([0.5]), "y": np.array([2.0])}) == []
+    x = gc.tensor([0.0, 2.0], dtype=gc.float64, requires_grad=True)
+    with keep_args():
+        y = gc.relu(x).sum()
+    assert graph_kinks(y) == ["relu: relu'(0) = 0"]
+
+
+# -- skipped symbolic parts: finite differences still run ------------------------------
+def test_no_sympy_form_skips_the_symbolic_part(monkeypatch):
+    monkeypatch.setattr(OPS["sin"], "sym", None)
+    report = check_expression("sum(sin(x) * x)", {"x": X4})
+    assert report.passed and report.skipped == {"symbolic": "no sympy form for sin"}
+    assert report.inputs["x"].fd_passed and report.inputs["x"].symbolic_passed is None
+    assert report.formulas == {}
+    assert "symbolic: skipped: no sympy form for sin" in report.lines()
+    assert report.to_json()["skipped"] == [
+        {"part": "symbolic", "why": "no sympy form for sin"}
+    ]
+
+
+def test_a_wrong_sympy_form_is_caught_by_the_value(monkeypatch):
+    monkeypatch.setattr(OPS["sin"], "sym", lambda sp, x: sp.cos(x))
+    report = check_expression("sum(sin(x))", {"x": X4})
+    assert (
+        report.passed
+        and "a sympy form does not match its op" in report.skipped["symbolic"]
+    )
+
+
+def test_time_budget_skips_sympy_and_keeps_finite_differences():
+    rng = np.random.default_rng(3)
+    inputs = {"A": rng.standard_normal((8, 8)) + 4 * np.eye(8)}
+    start = time.perf_counter()
+    report = check_expression("det(A)", inputs, timeout=0.2)
+    assert time.perf_counter() - start < 5
+    assert report.skipped == {"symbolic": "sympy took longer than 0.2 s"}
+    assert report.passed and report.inputs["A"].fd_passed
+
+
+# -- large inputs: random directions ---------------------------------------------------
+def test_large_input_takes_random_directions():
+    x = np.linspace(-2, 2, 2000)
+    report = check_expression("sum(sin(x) * x) + dot(x, x)", {"x": x})
+    c = report.inputs["x"]
+    assert c.fd_method == "3 random directions" and c.fd_passed
+    assert "more than 300 components" in report.skipped["symbolic"]
+    assert report.passed
+
+
+def test_large_input_with_a_closed_form_and_a_wrong_rule(monkeypatch):
+    x = np.linspace(-2, 2, 2000)
+    report = check_expression("3 * dot(x, x)", {"x": x})
+    assert report.passed and report.formulas["x"] == "∇x = 6*x"
+    assert report.inputs["x"].symbolic_passed
+    monkeypatch.setattr(OPS["sin"], "vjps", (_wrong_sin,))
+    report = check_expression("sum(sin(x))", {"x": x})
+    assert not report.passed and report.worst.index is None
+    assert report.worst.where.startswith("x along random direction ")
+
+
+def test_random_directions_are_seeded():
+    x = np.linspace(-1, 1, 500)
+    a = check_expression("sum(exp(x))", {"x": x}, seed=5)
+    b = check_expression("sum(exp(x))", {"x": x}, seed=5)
+    assert a.inputs["x"].fd_max_error == b.inputs["x"].fd_max_error
+
+
+# -- function files with control flow: graph replay ------------------------------------
+def model(x, k):
+    y = x * k
+    if y.sum() > 0:
+        y = gc.tanh(y) * 2 + gc.sin(x)
+    else:
+        y = y * y
+    n = 0
+    while (y * y).sum() < 20 and n < 5:
+        y = y * 1.5 + x
+        n += 1
+    w = gc.tensor([0.5, -1.0, 2.0], dtype=gc.float64)
+    return (y * w).sum() + gc.logsumexp(x) * k
+
+
+def record(fn, **inputs):
+    ts = {
+        n: gc.tensor(
+            np.asarray(v, dtype=np.float64), dtype=gc.float64, requires_grad=True
+        )
+        for n, v in inputs.items()
+    }
+    with keep_args():
+        out = fn(**ts)
+    out.backward(retain_graph=True)
+    return out, ts
+
+
+def plain(fn):
+    """The function file's function as f_value: the real code, branches and all."""
+
+    def f(inp):
+        with gc.no_grad():
+            return fn(
+                **{n: gc.tensor(v, dtype=gc.float64) for n, v in inp.items()}
+            ).data
+
+    return f
+
+
+def _data(ts):
+    return {n: t.data for n, t in ts.items()}
+
+
+@pytest.mark.parametrize("x", [V3, -V3])
+def test_function_file_with_control_flow(x):
+    out, ts = record(model, x=x, k=np.array(0.8))
+    grads = {n: t.grad.data for n, t in ts.items()}
+    report = run_check(plain(model), _data(ts), grads, graph=(out, ts))
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.symbolic_method == "graph replay"
+    assert any(
+        "branch conditions and loop counts contribute no gradient" in n
+        for n in report.notes
+    )
+    # The replayed path as the finite-difference function gives the same verdict.
+    again = run_check(None, _data(ts), grads, graph=(out, ts))
+    assert again.passed
+    assert float(graph_function(out, ts)(_data(ts))) == pytest.approx(float(out.data))
+
+
+# -- Jacobian and Hessian --------------------------------------------------------------
+def test_check_jacobian():
+    inputs = {"A": A3, "x": V3}
+    tree = tree_of("tanh(A @ x)", inputs)
+    d = 1 - np.tanh(A3 @ V3) ** 2
+    jac = {"x": d[:, None] * A3, "A": d[:, None, None] * np.eye(3)[:, :, None] * V3}
+    report = check_jacobian(None, inputs, jac, tree=tree)
+    assert report.passed and report.quantity == "jacobian"
+    wrong = dict(jac, x=jac["x"] + np.eye(3) * 1e-4)
+    report = check_jacobian(None, inputs, wrong, tree=tree)
+    assert not report.passed and report.worst.input == "x"
+    assert report.worst.index[0] == report.worst.index[1]
+
+
+def test_check_hessian():
+    inputs = {"x": V3, "A": A3}
+    tree = tree_of("x @ A @ x + sum(x ** 4)", inputs)
+
+    def grad_value(inp):
+        x, A = inp["x"], inp["A"]
+        return {"x": (A + A.T) @ x + 4 * x**3}
+
+    hess = {("x", "x"): A3 + A3.T + np.diag(12 * V3**2)}
+    report = check_hessian(grad_value, inputs, hess, tree=tree, wrt=["x"])
+    assert report.passed and list(report.inputs) == ["x,x"]
+    assert report.inputs["x,x"].symbolic_passed and report.inputs["x,x"].fd_passed
+    bad = {("x", "x"): hess[("x", "x")] + np.diag([0, 0, 1e-3])}
+    report = check_hessian(grad_value, inputs, bad, tree=tree, wrt=["x"])
+    assert not report.passed and report.worst.index == (2, 2)
+
+
+# -- the JSON object and odd values ----------------------------------------------------
+def test_json_is_strict_with_non_finite_numbers():
+    x = np.array([0.0, 4.0])
+    with np.errstate(divide="ignore"):  # the engine's own sqrt'(0) = inf
+        report = check_expression("sum(sqrt(x))", {"x": x})
+    text = json.dumps(report.to_json(), allow_nan=False)
+    data = json.loads(text)
+    assert set(data) >= {
+        "passed",
+        "status",
+        "inputs",
+        "worst",
+        "formulas",
+        "skipped",
+        "kinks",
+    }
+    assert data["inputs"]["x"]["not_compared"] >= 1
+
+
+def test_float32_raises_the_tolerance():
+    x = np.array([0.3, 0.9], dtype=np.float32)
+    tree = tree_of("sum(sin(x) * x)", ["x"])
+    grads = {"x": (np.sin(x) + x * np.cos(x)).astype(np.float32)}
+    report = run_check(None, {"x": x}, grads, tree=tree)
+    assert report.passed and report.rtol > 1e-6
+    assert any("float32" in n for n in report.notes)
+
+
+def test_finite_differences_error_estimate_is_honest():
+    x = np.array([0.5, -1.5, 3.0])
+    report = run_check(
+        None,
+        {"x": x},
+        {"x": np.exp(x)},
+        tree=tree_of("sum(exp(x))", ["x"]),
+        symbolic=False,
+    )
+    c = report.inputs["x"]
+    assert c.fd_max_error <= c.fd_error_estimate < 1e-7
+    assert report.skipped == {} and report.symbolic_method is None
