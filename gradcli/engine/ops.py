@@ -52,7 +52,10 @@ class Op:
     saves: str
     rule: str  # the derivative, for `gradcli ops` and docs
     kink: str  # the convention where the derivative is undefined
-    sym: Any  # sympy form: SAME (forward runs on object arrays), callable, None
+    # sympy form: SAME (the forward runs on object arrays of symbols), an
+    # elementwise callable sym(sp, *elements), ("array", fn) with fn(sp, *arrays,
+    # **params) on whole object arrays, or None (no form: the check says so)
+    sym: Any
     domain: tuple  # sampling range per input, for the tests
     guard: bool
     multi: bool  # one rule returns the gradients of all inputs
