@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import traceback
 
 import click
 import numpy as np
@@ -140,8 +141,10 @@ def _check_options(f):
     return f
 
 
+# Subcommands have no short options, so a TARGET like "-tanh(x)" is never read
+# as a cluster of them (-t -a -n -h ...).
 _EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True,
-          "help_option_names": ["-h", "--help"]}
+          "help_option_names": ["--help"]}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -685,7 +688,9 @@ def ops_command(**opts) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every error to its exit code."""
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    # -h is --help everywhere (subcommands declare only --help; see _EXTRA).
+    args = ["--help" if a == "-h" else a for a in args]
     debug = "--debug" in args
     try:
         code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
@@ -699,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
         code = UsageError.exit_code
     except GradcliError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         _say("error", str(exc))
         if exc.hint:
             for line in str(exc.hint).split("\n")[:2]:
@@ -717,7 +722,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 141
     except Exception as exc:  # a bug in gradcli
         if debug:
-            raise
+            traceback.print_exc()
         _say("error", f"internal error: {type(exc).__name__}: {exc}")
         _say("hint", "this is a bug in gradcli; rerun with --debug for the traceback")
         code = GradcliError.exit_code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,11 +129,14 @@ class _Evaluator:
     def __init__(self, text: str, max_elements: int) -> None:
         self.text = text
         self.max_elements = max_elements
+        # Literals are arrays of the computation's dtype: numpy arithmetic then
+        # never overflows into an exception (2**2000 is inf) nor changes dtype.
+        self.dtype = get_default_dtype()
 
     def run(self, node, env: dict[str, Tensor]):
         match node:
             case Const(value=v):
-                return v
+                return np.asarray(v, dtype=self.dtype)
             case Var(name=n):
                 return env[n]
             case Seq(items=items):
@@ -162,7 +166,9 @@ class _Evaluator:
             out = o(*vals, **params)
         except (ValueError, IndexError, TypeError, ZeroDivisionError,
                 np.linalg.LinAlgError) as exc:
-            msg = str(exc).removeprefix(f"{name}: ")
+            msg = str(exc)
+            while msg.startswith(f"{name}: "):  # numpy's own messages may name it too
+                msg = msg[len(name) + 2:]
             raise EvaluationError(f"{self.where(node)}: {name}: {msg}") from exc
         if out.grad_fn is not None:
             out.grad_fn.label = source(self.text, node)
@@ -279,7 +285,9 @@ def evaluate(
         n: Tensor._make(a).requires_grad_(n in wrt) for n, a in inputs.items()
     }
     with np.errstate(all="ignore"), _default_dtype(dtype), graph.keep_args(), \
-            graph.enable_grad():
+            graph.enable_grad(), warnings.catch_warnings():
+        # inf and nan are results, reported once by gradcli, not by numpy.
+        warnings.simplefilter("ignore", RuntimeWarning)
         out = call(target, leaves, max_elements)
         if out._data.dtype.kind not in "f":
             raise EvaluationError(
@@ -296,7 +304,10 @@ def evaluate(
             return result
         seed = result.seed = _seed(value, grad_output)
         if out.requires_grad:
-            out.backward(gradient=seed, retain_graph=True)
+            try:
+                out.backward(gradient=seed, retain_graph=True)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                raise EvaluationError(f"backward pass: {exc}") from exc
         for n in wrt:
             g = leaves[n].grad
             result.grads[n] = (
@@ -304,7 +315,7 @@ def evaluate(
             )
         bad = [n for n in wrt if not _finite(result.grads[n])]
         if bad and out.grad_fn is not None:
-            origin = _first_nonfinite_backward(out, seed) if _finite(value) else None
+            origin = _first_nonfinite_backward(out, seed)
             tail = f"; the first non-finite number appeared in {origin} (backward pass)" if origin else ""
             result.warnings.append(f"grad.{bad[0]} has non-finite numbers{tail}")
         result.notes = kinks(out)

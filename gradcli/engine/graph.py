@@ -281,6 +281,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 continue
             if op.multi:
                 gx = gxs[i]
+            elif vjps[i] is None:  # not differentiable in this input (a condition)
+                continue
             elif params:
                 gx = vjps[i](g, out, *inputs, **params)
             else:

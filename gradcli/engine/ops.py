@@ -154,7 +154,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             expr=expr,
             differentiable=bool(vjps),
         )
-        o.run = forward
+        o.run = _axis_checked(forward) if "axis" in kw and n >= 0 else forward
         if at_kink is not None:
             o.extra["at_kink"] = at_kink
         OPS[o.name] = o
@@ -261,11 +261,25 @@ def _any(o: Op, *args, **params):
 
 # -- helpers shared by the rules -------------------------------------------------
 def _axes(axis, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, an int or a sequence) as non-negative ints, checked."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, (tuple, list)):
-        return tuple(a % ndim for a in axis)
-    return (axis % ndim,)
+    out = []
+    for a in axis if isinstance(axis, (tuple, list)) else (axis,):
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
+        out.append(a % ndim)
+    return tuple(out)
+
+
+def _axis_checked(forward):
+    """``forward`` refusing an axis the input does not have (numpy lets
+    ``sum(x, axis=0)`` through for a 0-d x, and the rule would then fail)."""
+    def run(x, *args, axis=None, **params):
+        _axes(axis, np.ndim(x))
+        return forward(x, *args, axis=axis, **params)
+
+    return run
 
 
 def _expand(g, shape, axis, keepdims: bool):
@@ -783,19 +797,21 @@ def log_softmax(x, *, axis=-1):
 
 # -- linear algebra ------------------------------------------------------------
 def _dot_vjp_a(g, out, a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        return np.sum(g * b) if a.ndim == 0 else g * b
-    if b.ndim == 1:
-        return g * b if a.ndim == 1 else np.outer(g, b)
-    return np.dot(g, _swap(b)) if a.ndim == 2 else np.dot(b, g)
+    na, nb = np.ndim(a), np.ndim(b)  # np.ndim: a constant may be a Python number
+    if na == 0 or nb == 0:
+        return np.sum(g * b) if na == 0 else g * b
+    if nb == 1:
+        return g * b if na == 1 else np.outer(g, b)
+    return np.dot(g, _swap(b)) if na == 2 else np.dot(b, g)
 
 
 def _dot_vjp_b(g, out, a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        return np.sum(g * a) if b.ndim == 0 else g * a
-    if a.ndim == 1:
-        return g * a if b.ndim == 1 else np.outer(a, g)
-    return np.dot(_swap(a), g) if b.ndim == 2 else np.dot(g, a)
+    na, nb = np.ndim(a), np.ndim(b)
+    if na == 0 or nb == 0:
+        return np.sum(g * a) if nb == 0 else g * a
+    if na == 1:
+        return g * a if nb == 1 else np.outer(a, g)
+    return np.dot(_swap(a), g) if nb == 2 else np.dot(g, a)
 
 
 @op(_dot_vjp_a, _dot_vjp_b, grad_fn="DotBackward0", rule="d(a.b) = da.b + a.db",
@@ -863,10 +879,29 @@ def transpose(x, *, axes=None):
     return np.transpose(x, axes)
 
 
-@op(lambda g, out, a: np.reshape(g * out, np.shape(out) + (1, 1))
-    * _swap(np.linalg.inv(a)),  # a stack of matrices: one det per matrix
+def _adjugate_t(a, det):
+    """adj(A)^T = det(A) inv(A)^T, the gradient of det: also at a singular A."""
+    det = np.reshape(det, np.shape(det) + (1, 1))  # a stack: one det per matrix
+    if isinstance(a, Tensor):
+        return det * _swap(np.linalg.inv(a))
+    try:
+        return det * _swap(np.linalg.inv(a))
+    except np.linalg.LinAlgError:
+        # A = U diag(s) V^T gives adj(A) = det(U V^T) V diag(prod_{j != i} s) U^T,
+        # which needs no inverse.
+        u, s, vt = np.linalg.svd(a)
+        n = s.shape[-1]
+        others = np.stack([np.prod(np.delete(s, i, axis=-1), axis=-1) for i in range(n)],
+                          axis=-1)
+        sign = np.linalg.det(u @ vt)[..., None, None]
+        adj = sign * (_swap(vt) * others[..., None, :]) @ _swap(u)
+        return _swap(adj)
+
+
+@op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _adjugate_t(a, out),
     grad_fn="LinalgDetBackward0",
-    saves="both", rule="det(A) inv(A)^T", kink="undefined gradient at singular A",
+    saves="both", rule="adj(A)^T = det(A) inv(A)^T",
+    kink="at a singular A the gradient is the adjugate (no inverse needed)",
     sym=("array", lambda sp, a: sp.Matrix(a.tolist()).det(method="laplace")),
     guard=True, domain=("matrix",), numpy=(np.linalg.det,))
 def det(a):
