@@ -275,9 +275,11 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
 def _axis_checked(forward):
     """``forward`` refusing an axis the input does not have (numpy lets
     ``sum(x, axis=0)`` through for a 0-d x, and the rule would then fail)."""
-    def run(x, *args, axis=None, **params):
-        _axes(axis, np.ndim(x))
-        return forward(x, *args, axis=axis, **params)
+    default = forward.__kwdefaults__["axis"]
+
+    def run(x, *args, **params):
+        _axes(params.get("axis", default), np.ndim(x))
+        return forward(x, *args, **params)
 
     return run
 
@@ -1258,6 +1260,12 @@ for _name, _fast in (("add", operator.add), ("sub", operator.sub), ("mul", opera
                      ("cos", np.cos), ("exp", np.exp), ("log", np.log), ("tanh", np.tanh),
                      ("sqrt", np.sqrt), ("square", np.square), ("abs", np.abs)):
     OPS[_name].run = _fast
+
+# On Tensors, & | ~ are logical, as masks need (also when numpy dispatches them
+# from an ndarray on the left, as np.bitwise_and).
+NUMPY[np.bitwise_and] = OPS["logical_and"]
+NUMPY[np.bitwise_or] = OPS["logical_or"]
+NUMPY[np.invert] = OPS["logical_not"]
 
 # Ops whose gradient is exactly zero on whole regions of their input (the
 # branch not taken, the entries not indexed, a relu's negative side, ...):
