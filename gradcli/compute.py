@@ -253,20 +253,16 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
     return _describe(found[0]) if found else None
 
 
-def _at_kink(node: Node) -> bool:
-    test = node.op.extra.get("at_kink")
-    if test is None or node.args is None:
-        return False
-    arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in node.args]
-    try:
-        return bool(np.any(test(*arrays, **node.params)))
-    except (ValueError, TypeError):
-        return False
-
-
 def kinks(out: Tensor) -> list[str]:
     """The recorded ops whose gradient was taken exactly at a kink."""
-    return [f"{_describe(n)}: {n.op.kink}" for n in _nodes(out.grad_fn) if _at_kink(n)]
+    found = []
+    for n in _nodes(out.grad_fn):
+        if n.args is not None:
+            arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in n.args]
+            kink = n.op.kink_at(arrays, n.params)
+            if kink:
+                found.append(f"{_describe(n)}: {kink}")
+    return found
 
 
 def evaluate(

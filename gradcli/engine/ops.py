@@ -107,6 +107,20 @@ class Op:
             return composite(*args, **kwargs)
         return apply(self, *args, **kwargs)
 
+    def kink_at(self, arrays, params) -> str | None:
+        """The kink convention in force if ``arrays`` sit on this op's kink.
+
+        For a comparison, a tie: the branches of a ``where`` meet there.
+        """
+        try:
+            if self.name in _EXPR_PREDICATES:
+                tie = np.any(np.asarray(arrays[0]) == np.asarray(arrays[1]))
+                return "a tie in a where() condition, where the branches meet" if tie else None
+            test = self.extra.get("at_kink")
+            return self.kink if test is not None and np.any(test(*arrays, **params)) else None
+        except (ValueError, TypeError, IndexError):  # a kink test never breaks a result
+            return None
+
     def __repr__(self) -> str:
         return f"<op {self.signature()}>"
 
