@@ -22,8 +22,9 @@ from gradcli.check import (
     run_check,
 )
 from gradcli.engine.graph import keep_args
+from gradcli.compute import Target, evaluate
 from gradcli.engine.ops import OPS
-from gradcli.parse import Call, Const, Seq, Var, parse
+from gradcli.parse import parse
 
 X4 = np.array([0.3, -1.2, 0.7, 2.1])
 POS = np.array([0.5, 1.5, 0.8, 2.5])
@@ -36,32 +37,10 @@ def tree_of(text, names):
 
 
 def engine(tree, inputs, grad_output=None):
-    """Value and gradients by the engine, walking the tree with Tensors."""
-    ts = {
-        n: gc.tensor(
-            np.asarray(v, dtype=np.float64), dtype=gc.float64, requires_grad=True
-        )
-        for n, v in inputs.items()
-    }
-
-    def walk(node):
-        match node:
-            case Const(value=v):
-                return v
-            case Var(name=n):
-                return ts[n]
-            case Call(op="detach", args=(a,)):
-                return walk(a).detach()
-            case Call(op=name, args=args, params=params):
-                vals = [
-                    [walk(i) for i in a.items] if isinstance(a, Seq) else walk(a)
-                    for a in args
-                ]
-                return OPS[name](*vals, **params)
-
-    out = walk(tree)
-    out.backward(gradient=grad_output)
-    return out.data, {n: t.grad.data for n, t in ts.items()}
+    """Value and gradients by the engine, through gradcli's own evaluator."""
+    arrays = {n: np.asarray(v, dtype=np.float64) for n, v in inputs.items()}
+    result = evaluate(Target("", tree=tree), arrays, grad_output=grad_output)
+    return result.value, result.grads
 
 
 def check_expression(text, inputs, grad_output=None, **kw):

@@ -14,8 +14,9 @@ import sympy as sp
 
 import gradcli as gc
 from gradcli.engine.graph import keep_args
+from gradcli.compute import Target, evaluate
 from gradcli.engine.ops import OPS
-from gradcli.parse import Call, Const, Seq, Var, parse
+from gradcli.parse import Call, Var, parse
 from gradcli.symbolic import (
     GRAPH_NOTE,
     SymbolicSkip,
@@ -42,39 +43,10 @@ def tree_of(text: str, names) -> object:
 
 
 def engine(tree, inputs, wrt=None, grad_output=None):
-    """Value and gradients by the engine, walking the tree with Tensors."""
-    ts = {
-        n: gc.tensor(
-            np.asarray(v, dtype=np.float64),
-            dtype=gc.float64,
-            requires_grad=wrt is None or n in wrt,
-        )
-        for n, v in inputs.items()
-    }
-
-    def walk(node):
-        match node:
-            case Const(value=v):
-                return v
-            case Var(name=n):
-                return ts[n]
-            case Call(op="detach", args=(a,)):
-                return walk(a).detach()
-            case Call(op=name, args=args, params=params):
-                vals = [
-                    [walk(i) for i in a.items] if isinstance(a, Seq) else walk(a)
-                    for a in args
-                ]
-                return OPS[name](*vals, **params)
-
-    out = walk(tree)
-    out.backward(gradient=grad_output)
-    grads = {
-        n: (t.grad.data if t.grad is not None else np.zeros(t.shape))
-        for n, t in ts.items()
-        if wrt is None or n in wrt
-    }
-    return out.data, grads
+    """Value and gradients by the engine, through gradcli's own evaluator."""
+    arrays = {n: np.asarray(v, dtype=np.float64) for n, v in inputs.items()}
+    result = evaluate(Target("", tree=tree), arrays, wrt=wrt, grad_output=grad_output)
+    return result.value, result.grads
 
 
 # (expression, inputs): elementwise, reductions, linear algebra, shapes, where, detach
