@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import graph
-from .engine.graph import Node
 from .engine.tensor import Tensor
 from .render import jsonable, text_value
 
