@@ -36,7 +36,7 @@ from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 __version__ = "0.1.0"
 
 __all__ = [
-    "OPS", "Op", "Tensor", "arange", "bool_", "clamp", "detach", "enable_grad",
+    "OPS", "Op", "Tensor", "arange", "bool_", "clamp", "enable_grad",
     "float32", "float64", "get_default_dtype", "grad", "hessian", "hvp", "int64",
     "is_grad_enabled", "jacobian", "linspace", "manual_seed", "no_grad", "ones",
     "ones_like", "rand", "randn", "set_default_dtype", "set_grad_enabled", "tensor",
@@ -49,4 +49,3 @@ globals().update({name: o for name, o in OPS.items() if not name.startswith("_")
 from .transforms import grad, hessian, hvp, jacobian, value_and_grad, vjp  # noqa: E402
 
 clamp = OPS["clip"]
-detach = Tensor.detach
