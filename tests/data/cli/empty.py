@@ -1,0 +1,3 @@
+"""No functions at all."""
+
+X = 1
