@@ -39,7 +39,8 @@ def _collect_inputs(extra: list[str], pairs: tuple[str, ...], known: list[str]) 
         if not tok.startswith("--") or tok == "--":
             raise UsageError(
                 f"unexpected argument {tok!r}",
-                hint="give inputs as --NAME VALUE; quote an expression that has spaces",
+                hint="the TARGET comes first, then inputs as --NAME VALUE: "
+                "gradcli eval \"2*dot(x,x)\" --x 0,1,2,3",
             )
         name, eq, text = tok[2:].partition("=")
         if not eq:
@@ -686,6 +687,10 @@ def ops_command(**opts) -> int:
     return 0
 
 
+# click 8.2+ raises this for a bare `gradcli` (8.1 prints the help and exits 0).
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every error to its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -696,6 +701,9 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except _NO_ARGS as exc:  # bare `gradcli`: the help
+        click.echo(exc.ctx.get_help(), err=True)
+        code = UsageError.exit_code
     except click.ClickException as exc:  # click's own usage errors
         _say("error", exc.format_message())
         ctx = getattr(exc, "ctx", None)

@@ -126,9 +126,13 @@ def _result_shape(name: str, shapes: list, params: dict) -> tuple[int, ...] | No
 
 
 class _Evaluator:
-    def __init__(self, text: str, max_elements: int) -> None:
+    def __init__(self, text: str, max_elements: int, trace: bool = False) -> None:
         self.text = text
         self.max_elements = max_elements
+        # With trace, the first op whose result is non-finite from finite
+        # arguments (constants included, which the graph does not record).
+        self.trace = trace
+        self.first_bad: str | None = None
         # Literals are arrays of the computation's dtype: numpy arithmetic then
         # never overflows into an exception (2**2000 is inf) nor changes dtype.
         self.dtype = get_default_dtype()
@@ -172,6 +176,10 @@ class _Evaluator:
             raise EvaluationError(f"{self.where(node)}: {name}: {msg}") from exc
         if out.grad_fn is not None:
             out.grad_fn.label = source(self.text, node)
+        if self.trace and self.first_bad is None and not _finite(out._data) and all(
+            _finite(getattr(v, "_data", v)) for v in (vals[0] if o.nin < 0 else vals)
+        ):
+            self.first_bad = f"{name} at {source(self.text, node)!r}"
         return out
 
 
@@ -233,7 +241,12 @@ def _describe(node: Node) -> str:
     return f"{node.op.name} at {node.label!r}" if node.label else node.op.name
 
 
-def _first_nonfinite_forward(out: Tensor) -> str | None:
+def _first_nonfinite_forward(target: Target, leaves, out: Tensor,
+                             max_elements: int) -> str | None:
+    if target.tree is not None:  # evaluate again, watching every op
+        tracer = _Evaluator(target.text, max_elements, trace=True)
+        tracer.run(target.tree, leaves)
+        return tracer.first_bad
     values = _outputs(out)
     bad = [n for n in _nodes(out.grad_fn) if id(n) in values and not _finite(values[id(n)])]
     if not bad:
@@ -292,8 +305,8 @@ def evaluate(
             )
         value = np.asarray(out._data)
         result = Result(value, {}, out, leaves)
-        where = _first_nonfinite_forward(out)
         if not _finite(value):
+            where = _first_nonfinite_forward(target, leaves, out, max_elements)
             origin = f"; the first non-finite number appeared in {where} (forward pass)" if where else ""
             result.warnings.append(f"value has non-finite numbers{origin}")
         if no_grad or not wrt:
