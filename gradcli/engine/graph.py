@@ -269,17 +269,22 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             else:
                 inputs = [x._data if type(x) is Tensor else x for x in saved]
         shapes = node.shapes
-        if op.multi:
+        multi = op.multi
+        if multi:
             gxs = op.vjps[0](g, out, *inputs, **params)
         vjps = op.vjps
-        zeros_below = op.masks or key in masked
+        below = key in masked
+        zeros_below = below or op.masks
+        # Elementwise rules too: an inf/nan *input* (the branch a where did
+        # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
+        guard = below and (op.guard or op.elementwise)
         want = None if wants is None else wants[key]
         i = -1
         for p in node.parents:
             i += 1
             if p is None or (want is not None and not want[i]):
                 continue
-            if op.multi:
+            if multi:
                 gx = gxs[i]
             elif vjps[i] is None:  # not differentiable in this input (a condition)
                 continue
@@ -289,9 +294,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 gx = vjps[i](g, out, *inputs)
             if gx is None:
                 continue
-            # Elementwise rules too: an inf/nan *input* (the branch a where did
-            # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
-            if (op.guard or op.elementwise) and key in masked:
+            if guard:
                 gx = _guarded(g, gx)
             if hook is not None:
                 hook(node, g, gx)

@@ -1152,23 +1152,26 @@ def _binary(o: Op):
     fwd = o.run
     mode = graph.MODE
     record = o.differentiable
-    saves = o.saves
+    save_inputs = o.saves in ("inputs", "both")
+    save_out = o.saves == "both"
     none2 = (None, None)
+    new = object.__new__
 
     def node(a, b, ad, bd, out):
         pa = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
         pb = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
-        sa = () if type(ad) is float else _shape(ad)
-        sb = () if type(bd) is float else _shape(bd)
-        if saves == "inputs" or saves == "both":
-            saved = (a, b)
-        else:
-            saved = none2
-        keep = out if saves == "both" else None
-        n = Node(o, (pa, pb), saved, keep, (sa, sb), _EMPTY)
+        sa = () if type(ad) is float else getattr(ad, "shape", ())
+        sb = () if type(bd) is float else getattr(bd, "shape", ())
+        n = Node(o, (pa, pb), (a, b) if save_inputs else none2, out if save_out else None,
+                 (sa, sb), _EMPTY)
         if mode.keep_args:
             n.args = (a, b)
-        return Tensor._make(out, n)
+        t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
+        t._data = out
+        t.grad = None
+        t.grad_fn = n
+        t.requires_grad = True
+        return t
 
     def forward(self, other):
         if type(other) is Tensor:
