@@ -377,19 +377,24 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
 
 
 class _Progress:
-    """A one-line progress counter on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr: only on a terminal, and only once the
+    batch has run for a second (a short one never flickers)."""
 
     def __init__(self, path: str) -> None:
+        import time
+
         self.on = sys.stderr.isatty()
         self.done = 0
         self.total = None
+        self.clock = time.monotonic
+        self.start = self.clock()
         if self.on and path != "-":
             with open(path, "rb") as fh:
                 self.total = max(sum(1 for _ in fh) - 1, 1)
 
     def update(self, n: int) -> None:
         self.done += n
-        if not self.on:
+        if not self.on or self.clock() - self.start < 1.0:
             return
         if self.total:
             frac = min(self.done / self.total, 1.0)
@@ -400,7 +405,7 @@ class _Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.on and self.done:
+        if self.on and self.clock() - self.start >= 1.0:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
 
