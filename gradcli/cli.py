@@ -706,8 +706,9 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except _NO_ARGS as exc:  # bare `gradcli`: the help
-        click.echo(exc.ctx.get_help(), err=True)
+    except _NO_ARGS:  # a bare `gradcli`
+        _say("error", "no command given")
+        _say("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
         code = UsageError.exit_code
     except click.ClickException as exc:  # click's own usage errors
         _say("error", exc.format_message())
