@@ -692,24 +692,20 @@ def ops_command(**opts) -> int:
     return 0
 
 
-# click 8.2+ raises this for a bare `gradcli` (8.1 prints the help and exits 0).
-_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every error to its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     # -h is --help everywhere (subcommands declare only --help; see _EXTRA).
     args = ["--help" if a == "-h" else a for a in args]
     debug = "--debug" in args
+    if not args:  # a bare `gradcli` (click's own answer differs between versions)
+        _say("error", "no command given")
+        _say("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
+        sys.exit(UsageError.exit_code)
     try:
         code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except _NO_ARGS:  # a bare `gradcli`
-        _say("error", "no command given")
-        _say("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
-        code = UsageError.exit_code
     except click.ClickException as exc:  # click's own usage errors
         _say("error", exc.format_message())
         ctx = getattr(exc, "ctx", None)
