@@ -4,10 +4,13 @@
 
 Both are timed here, alternating, in the same run; the figure is the ratio of
 the medians. A CLI is started thousands of times by scripts: this is its cost.
+Both run as a user's Python does, with its bytecode cache: PYTHONDONTWRITEBYTECODE
+is dropped from their environment (with it, every start compiles gradcli anew).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -15,9 +18,12 @@ import sys
 import time
 
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def wall(cmd: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - t0
 
 

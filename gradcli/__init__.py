@@ -46,6 +46,15 @@ __all__ = [
 
 # Every op of the registry by its numpy name: gc.sin, gc.dot, gc.sum, ...
 globals().update({name: o for name, o in OPS.items() if not name.startswith("_")})
-from .transforms import grad, hessian, hvp, jacobian, value_and_grad, vjp  # noqa: E402
+_TRANSFORMS = ("grad", "hessian", "hvp", "jacobian", "value_and_grad", "vjp")
+
+
+def __getattr__(name: str):
+    # The transforms load on first use: a plain `gradcli eval` never needs them.
+    if name in _TRANSFORMS:
+        from . import transforms
+
+        return getattr(transforms, name)
+    raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
 
 clamp = OPS["clip"]
