@@ -563,9 +563,10 @@ def minimum(a, b):
     return np.minimum(a, b)
 
 
+# clip is min(max(x, lo), hi): when lo > hi every x gives hi, as numpy does.
 @op(lambda g, out, x, lo, hi: g * ((x >= lo) & (x <= hi)),
-    lambda g, out, x, lo, hi: g * (x < lo),
-    lambda g, out, x, lo, hi: g * (x > hi),
+    lambda g, out, x, lo, hi: g * ((x < lo) & (lo <= hi)),
+    lambda g, out, x, lo, hi: g * ((x > hi) | (lo > hi)),
     grad_fn="ClampBackward1", rule="dx inside [lo, hi], dlo below, dhi above",
     at_kink=lambda x, lo, hi: (x == lo) | (x == hi),
     kink="at x == lo or x == hi the gradient goes to x",
@@ -763,12 +764,17 @@ def logsumexp(x, *, axis=None, keepdims=False):
     return s if keepdims else np.squeeze(s, axis=axis)
 
 
+def _dof(shape, axis, ddof) -> int:
+    """n - ddof, never below 0 (numpy's forward divides by the same: ddof >= n is inf)."""
+    return max(_count(shape, axis) - ddof, 0)
+
+
 def _centered(x, axis):
     return x - np.mean(x, axis=axis, keepdims=True)
 
 
 @op(lambda g, out, x, *, axis=None, ddof=0, keepdims=False:
-    _expand(g, x.shape, axis, keepdims) * (2 * _centered(x, axis) / (_count(x.shape, axis) - ddof)),
+    _expand(g, x.shape, axis, keepdims) * (2 * _centered(x, axis) / _dof(x.shape, axis, ddof)),
     grad_fn="VarBackward0", rule="2 (x - mean) / (n - ddof)", sym=SAME,
     numpy=(np.var,))
 def var(x, *, axis=None, ddof=0, keepdims=False):
@@ -778,7 +784,7 @@ def var(x, *, axis=None, ddof=0, keepdims=False):
 def _std_vjp(g, out, x, *, axis=None, ddof=0, keepdims=False):
     o = _expand(out, x.shape, axis, keepdims)
     safe = np.where(o == 0, 1.0, o)
-    d = _centered(x, axis) / ((_count(x.shape, axis) - ddof) * safe)
+    d = _centered(x, axis) / (_dof(x.shape, axis, ddof) * safe)
     return _expand(g, x.shape, axis, keepdims) * np.where(o == 0, 0.0, d)
 
 
@@ -974,6 +980,9 @@ def broadcast_to(x, *, shape):
 
 
 def _concat_vjp(g, out, *xs, axis=0):
+    if axis is None:  # the inputs were flattened, then joined
+        ends = np.cumsum([x.size for x in xs]).tolist()
+        return [np.reshape(g[e - x.size:e], x.shape) for x, e in zip(xs, ends)]
     ax = axis % np.ndim(g)
     ends = np.cumsum([x.shape[ax] for x in xs]).tolist()
     lead = (slice(None),) * ax
