@@ -7,10 +7,12 @@ code of the error's class; a traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
 import traceback
+import warnings
 
 import click
 import numpy as np
@@ -86,6 +88,14 @@ def _out_format(opts: dict) -> str:
     if opts.get("json"):
         return "json"
     return opts.get("format") or ("table" if _is_tty() else "plain")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """inf and nan are results: gradcli reports them once, numpy says nothing."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _say(kind: str, text: str) -> None:
@@ -273,11 +283,21 @@ def _check_gradient(tgt, inputs, result, wrt, opts):
     from .check import run_check
 
     vjp = result.seed if result.value.size != 1 else None
-    graph = None if tgt.tree is not None else (result.output, result.leaves)
-    with np.errstate(all="ignore"):
-        return run_check(None, inputs, result.grads, tree=tgt.tree, graph=graph, wrt=wrt,
-                         rtol=opts["rtol"], atol=opts["atol"],
-                         timeout=opts["check_timeout"], grad_output=vjp)
+    with _quiet():
+        return run_check(_value_function(tgt, opts), inputs, result.grads, wrt=wrt,
+                         grad_output=vjp, **_check_source(tgt, result),
+                         **_check_settings(opts))
+
+
+def _value_function(tgt, opts):
+    """What finite differences vary: the function as written (an expression's own
+    evaluation holds detach(...) fixed, so None lets the check build it)."""
+    if tgt.tree is not None:
+        return None
+    from .compute import evaluate
+
+    return lambda point: evaluate(tgt, point, no_grad=True,
+                                  max_elements=opts["max_elements"]).value
 
 
 _CHUNK = 1000  # rows evaluated (and written) together
@@ -435,9 +455,9 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     if opts["check"]:
         from .check import check_jacobian
 
-        with np.errstate(all="ignore"):
-            report = check_jacobian(None, inputs, d.blocks, wrt=wrt, **_check_source(tgt, d),
-                                    **_check_settings(opts))
+        with _quiet():
+            report = check_jacobian(_value_function(tgt, opts), inputs, d.blocks, wrt=wrt,
+                                    **_check_source(tgt, d), **_check_settings(opts))
     return _emit_derivatives(tgt, inputs, d, opts, "jacobian", d.blocks, rows, flat,
                              report=report)
 
@@ -497,18 +517,21 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
             return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
 
         pairs = {(a, b): block for a, row in d.blocks.items() for b, block in row.items()}
-        with np.errstate(all="ignore"):
+        with _quiet():
             report = check_hessian(gradient, inputs, pairs, wrt=wrt,
+                                   f_value=_value_function(tgt, opts),
                                    **_check_source(tgt, d), **_check_settings(opts))
     return _emit_derivatives(tgt, inputs, d, opts, "hessian", d.blocks, rows, flat,
                              extra=extra, footer=footer, report=report)
 
 
-def _check_source(tgt, d) -> dict:
-    """What the symbolic check differentiates: the expression, or the recorded graph."""
+def _check_source(tgt, recorded) -> dict:
+    """What the symbolic check differentiates: the expression, or the graph recorded
+    at the point (a Result, or Derivatives holding one)."""
     if tgt.tree is not None:
         return {"tree": tgt.tree}
-    return {"graph": (d.recorded.output, d.recorded.leaves)}
+    r = getattr(recorded, "recorded", recorded)
+    return {"graph": (r.output, r.leaves)}
 
 
 def _check_settings(opts: dict) -> dict:
@@ -594,13 +617,16 @@ def graph_command(ctx: click.Context, target: str, **opts) -> int:
     tgt, inputs, wrt = _setup(ctx, target, opts)
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=_grad_output(opts, inputs),
                       max_elements=opts["max_elements"])
-    vertices, root = graphview.collect(result.output, result.leaves, result.seed)
+    if opts["strict"] and result.warnings:
+        raise EvaluationError(f"--strict: {result.warnings[0]}")
+    with _quiet():
+        vertices, root = graphview.collect(result.output, result.leaves, result.seed)
     fmt = "json" if opts["json"] else (opts["format"] or "text")
     if fmt == "json":
         text = dumps(graphview.as_json(vertices, root, tgt.label)) + "\n"
     else:
         text = {"text": graphview.as_text, "dot": graphview.as_dot,
-                "mermaid": graphview.as_mermaid}[fmt](vertices, root)
+                "mermaid": graphview.as_mermaid}[fmt](vertices, root, opts["precision"])
     click.echo(text, nl=False)
     for w in result.warnings:
         _say("warning", w)

@@ -286,18 +286,28 @@ def evaluate(
     grad_output: np.ndarray | str | None = None,
     no_grad: bool = False,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    record: bool | None = None,
 ) -> Result:
-    """Value and gradients of ``target`` at ``inputs`` (float arrays)."""
+    """Value and gradients of ``target`` at ``inputs`` (float arrays).
+
+    ``record`` keeps the graph (with every op's inputs) even with ``no_grad``,
+    for tools that replay it; by default only when gradients are wanted, so that
+    a value alone holds no intermediate arrays.
+    """
     wrt = list(inputs) if wrt is None else wrt
+    record = not no_grad if record is None else record
     dtype = next(iter(inputs.values())).dtype if inputs else np.dtype(np.float64)
     leaves = {
-        n: Tensor._make(a).requires_grad_(n in wrt) for n, a in inputs.items()
+        n: Tensor._make(a).requires_grad_(record and n in wrt) for n, a in inputs.items()
     }
-    with np.errstate(all="ignore"), _default_dtype(dtype), graph.keep_args(), \
+    with np.errstate(all="ignore"), _default_dtype(dtype), \
+            graph.keep_args() if record else contextlib.nullcontext(), \
             graph.enable_grad(), warnings.catch_warnings():
         # inf and nan are results, reported once by gradcli, not by numpy.
         warnings.simplefilter("ignore", RuntimeWarning)
         out = call(target, leaves, max_elements)
+        for t in leaves.values():
+            t.grad = None  # a backward() inside the function is not our gradient
         if out._data.dtype.kind not in "f":
             raise EvaluationError(
                 f"the result is {out._data.dtype.name}, not a number: "
@@ -319,6 +329,8 @@ def evaluate(
                 raise EvaluationError(f"backward pass: {exc}") from exc
         for n in wrt:
             g = leaves[n].grad
+            if g is None:
+                result.warnings.append(_unreached(target, n))
             result.grads[n] = (
                 np.asarray(g._data) if g is not None else np.zeros_like(inputs[n])
             )
@@ -329,6 +341,16 @@ def evaluate(
             result.warnings.append(f"grad.{bad[0]} has non-finite numbers{tail}")
         result.notes = kinks(out)
     return result
+
+
+def _unreached(target: Target, name: str) -> str:
+    """Why the gradient of ``name`` is zero: no recorded operation depends on it."""
+    if target.loaded is None:
+        return (f"grad.{name} is 0: {name} enters the expression only through "
+                "conditions, detach() or other ops without a gradient")
+    return (f"grad.{name} is 0: no recorded operation uses {name}; if the result "
+            "does depend on it, the function cut the graph (.item(), .numpy(), "
+            "float(), .detach() or no_grad())")
 
 
 def _seed(value: np.ndarray, grad_output) -> np.ndarray:
@@ -388,7 +410,8 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     """The Jacobian of the output with respect to each input in ``wrt``."""
     from . import transforms
 
-    value = evaluate(target, inputs, no_grad=True, max_elements=max_elements)
+    value = evaluate(target, inputs, wrt=wrt, no_grad=True, record=True,
+                     max_elements=max_elements)
     _derivative_size("Jacobian", value.value.size, inputs, wrt, max_elements)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
     with np.errstate(all="ignore"), _default_dtype(dtype):
@@ -406,7 +429,8 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     """The Hessian of a scalar output, one block per pair of inputs in ``wrt``."""
     from . import transforms
 
-    value = evaluate(target, inputs, no_grad=True, max_elements=max_elements)
+    value = evaluate(target, inputs, wrt=wrt, no_grad=True, record=True,
+                     max_elements=max_elements)
     if value.value.size != 1:
         raise EvaluationError(
             f"the Hessian needs a single-number output, not shape {value.value.shape}",

@@ -81,25 +81,25 @@ def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex],
     return list(vertices.values()), root
 
 
-def _short(a, limit: int = 40) -> str:
-    s = text_value(np.asarray(a))
+def _short(a, limit: int = 40, precision: int | None = None) -> str:
+    s = text_value(np.asarray(a), precision)
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def _line(v: Vertex) -> str:
+def _line(v: Vertex, precision: int | None) -> str:
     parts = [v.name]
     if v.kind == "op" and v.text:
         parts.append(repr(v.text))
     if v.kind != "op":
         parts.append(f"({v.kind})")
     parts.append(f"shape {tuple(np.shape(v.value))}")
-    parts.append(f"value {_short(v.value)}")
+    parts.append(f"value {_short(v.value, precision=precision)}")
     if v.grad is not None:
-        parts.append(f"grad {_short(v.grad)}")
+        parts.append(f"grad {_short(v.grad, precision=precision)}")
     return "  ".join(parts)
 
 
-def as_text(vertices: list[Vertex], root: str) -> str:
+def as_text(vertices: list[Vertex], root: str, precision: int | None = None) -> str:
     """A tree from the output down; a node met again is shown once, then referenced."""
     by_id = {v.id: v for v in vertices}
     lines: list[str] = []
@@ -109,7 +109,7 @@ def as_text(vertices: list[Vertex], root: str) -> str:
         vid, prefix, branch, _ = stack.pop()
         v = by_id[vid]
         again = vid in shown and v.kind == "op"
-        lines.append(prefix + branch + (f"{v.name} [{vid}, see above]" if again else f"{_line(v)} [{vid}]"))
+        lines.append(prefix + branch + (f"{v.name} [{vid}, see above]" if again else f"{_line(v, precision)} [{vid}]"))
         if again:
             continue
         shown.add(vid)
@@ -120,15 +120,15 @@ def as_text(vertices: list[Vertex], root: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(v: Vertex) -> str:
+def _label(v: Vertex, precision: int | None) -> list[str]:
     rows = [v.name] + ([v.text] if v.kind == "op" and v.text else [])
-    rows.append(f"value {_short(v.value, 24)}")
+    rows.append(f"value {_short(v.value, 24, precision)}")
     if v.grad is not None:
-        rows.append(f"grad {_short(v.grad, 24)}")
+        rows.append(f"grad {_short(v.grad, 24, precision)}")
     return rows
 
 
-def as_dot(vertices: list[Vertex], root: str) -> str:
+def as_dot(vertices: list[Vertex], root: str, precision: int | None = None) -> str:
     def esc(s: str) -> str:
         return s.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -136,7 +136,7 @@ def as_dot(vertices: list[Vertex], root: str) -> str:
     for v in vertices:
         style = ", style=rounded" if v.kind != "op" else ""
         bold = ", penwidth=2" if v.id == root else ""
-        label = "\\n".join(esc(r) for r in _label(v))
+        label = "\\n".join(esc(r) for r in _label(v, precision))
         out.append(f'  {v.id} [label="{label}"{style}{bold}];')
     for v in vertices:
         for i in v.inputs:
@@ -145,13 +145,13 @@ def as_dot(vertices: list[Vertex], root: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def as_mermaid(vertices: list[Vertex], root: str) -> str:
+def as_mermaid(vertices: list[Vertex], root: str, precision: int | None = None) -> str:
     def esc(s: str) -> str:
         return s.replace('"', "#quot;")
 
     out = ["graph BT"]
     for v in vertices:
-        out.append(f'  {v.id}["{esc("<br/>".join(_label(v)))}"]')
+        out.append(f'  {v.id}["{esc("<br/>".join(_label(v, precision)))}"]')
     for v in vertices:
         for i in v.inputs:
             out.append(f"  {i} --> {v.id}")
