@@ -326,14 +326,24 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
         raise UsageError(f"--points {path}: cannot read: {exc.strerror}") from exc
     fmt = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(
         os.path.splitext(path)[1].lower())
-    rows = points.read(stream, fmt=fmt, dtype=opts["dtype"],
-                       max_elements=opts["max_elements"])
-    first = next(rows, None)
-    if first is None:
-        raise UsageError(f"--points {path}: no rows")
-    names = sorted(set(first.inputs or {}) | set(fixed))
-    if first.inputs is None:
-        names = sorted(fixed)
+    declared, rows = points.read(stream, fmt=fmt, dtype=opts["dtype"],
+                                 max_elements=opts["max_elements"])
+    ahead = []  # NDJSON: rows up to the first good one, whose names count
+    if declared is None:
+        for r in rows:
+            ahead.append(r)
+            if r.inputs is not None:
+                declared = list(r.inputs)
+                break
+        if not ahead:
+            raise UsageError(f"--points {path}: no rows")
+        if declared is None:  # not one line could be read
+            raise EvaluationError(f"--points {path}: no row could be read ({ahead[0].error})")
+    both = sorted(set(declared or ()) & set(fixed))
+    if both:
+        raise UsageError(f"input {both[0]!r} is given by --points and by --{both[0]}: "
+                         "give it once")
+    names = sorted(set(declared or ()) | set(fixed))
     tgt = prepare(target, names)
     wrt = list(opts["wrt"]) or names
     for n in wrt:
@@ -346,7 +356,7 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
         writer.writerow(["row", "value"] + [f"grad.{n}" for n in wrt] + ["error"])
     progress = _Progress(path)
     failed = 0
-    rows = itertools.chain([first], rows)
+    rows = itertools.chain(ahead, rows)
     while True:
         chunk = list(itertools.islice(rows, _CHUNK))
         if not chunk:
@@ -355,9 +365,10 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
         for r in chunk:
             if r.inputs is not None:
                 merged = {**fixed, **r.inputs}
-                if sorted(merged) != names:
-                    diff = sorted(set(names) ^ set(merged))
-                    r.error = f"row {r.number}: inputs differ from the first row's ({', '.join(diff)})"
+                if sorted(merged) != names or set(r.inputs) & set(fixed):
+                    diff = sorted((set(names) ^ set(merged)) | (set(r.inputs) & set(fixed)))
+                    r.error = (f"row {r.number}: its inputs differ from the first row's "
+                               f"or the fixed ones ({', '.join(diff)})")
                     r.inputs = None
                 else:
                     r.inputs = {n: merged[n] for n in names}
@@ -387,6 +398,11 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
                 writer.writerow([r.number, text_value(res.value, opts["precision"])]
                                 + [text_value(res.grads[n], opts["precision"])
                                    if n in res.grads else "" for n in wrt] + [""])
+                # CSV has no room for them: the row's warnings and notes go to stderr.
+                for w in res.warnings:
+                    _say("warning", f"row {r.number}: {w}")
+                for n in res.notes:
+                    _say("note", f"row {r.number}: gradient taken at a kink: {n}")
         out.flush()
         progress.update(len(chunk))
     progress.close()

@@ -33,17 +33,35 @@ def _sniff(first: str) -> str:
     return "ndjson" if first.lstrip().startswith("{") else "csv"
 
 
-def read(lines: Iterable[str], *, fmt: str | None, dtype, max_elements: int) -> Iterator[Row]:
-    """Rows of inputs from ``lines`` (an open file or stdin), lazily."""
-    it = iter(lines)
+def read(lines: Iterable[str], *, fmt: str | None, dtype,
+         max_elements: int) -> tuple[list[str] | None, Iterator[Row]]:
+    """The input names a CSV header declares (None for NDJSON, whose lines each
+    name theirs) and the rows of inputs from ``lines``, read lazily."""
+    it = _decoded(lines)
     first = next((ln for ln in it if ln.strip()), None)
     if first is None:
-        return
+        return None, iter(())
     fmt = fmt or _sniff(first)
     if fmt == "ndjson":
-        yield from _ndjson(first, it, dtype, max_elements)
-    else:
-        yield from _csv(first, it, dtype, max_elements)
+        return None, _ndjson(first, it, dtype, max_elements)
+    header = next(csv.reader([first]))
+    groups = _columns(header)
+    return list(groups), _csv(header, groups, it, dtype, max_elements)
+
+
+def _decoded(lines: Iterable[str]) -> Iterator[str]:
+    """The lines; undecodable bytes are a usage error, not a traceback."""
+    it = iter(lines)
+    number = 0
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--points: line {number + 1} is not UTF-8 text: {exc.reason}") from exc
+        number += 1
+        yield line
 
 
 def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
@@ -62,6 +80,8 @@ def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
                 inputs[name] = parse_value(text, name=name, dtype=dtype,
                                            max_elements=max_elements)
             yield Row(number, inputs)
+        except RecursionError:
+            yield Row(number, None, f"row {number}: the JSON is nested too deeply")
         except (UsageError, ValueError) as exc:
             yield Row(number, None, f"row {number}: {_one_line(exc)}")
 
@@ -95,10 +115,11 @@ def _columns(header: list[str]) -> dict[str, list[tuple[int, int | None]]]:
     return groups
 
 
-def _csv(first, rest, dtype, max_elements) -> Iterator[Row]:
-    reader = csv.reader(_chain(first, rest))
-    header = next(reader)
-    groups = _columns(header)
+def _csv(header, groups, rest, dtype, max_elements) -> Iterator[Row]:
+    # A field may hold a whole vector as one quoted VALUE: no small length cap
+    # (values.parse_value bounds the element count).
+    csv.field_size_limit(2**31 - 1)
+    reader = csv.reader(rest)
     width = len(header)
     number = 0
     for cells in reader:
