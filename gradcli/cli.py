@@ -250,6 +250,8 @@ def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_fir
     if opts["strict"] and result.warnings:
         raise EvaluationError(f"--strict: {result.warnings[0]}")
     failures = _expectations(opts, result)
+    if opts["check"]:
+        _checkable(inputs, wrt)
     report = _check_gradient(tgt, inputs, result, wrt, opts) if opts["check"] else None
     fmt = _out_format(opts)
     check_lines = report.lines() if report else []
@@ -471,6 +473,7 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     if opts["check"]:
         from .check import check_jacobian
 
+        _checkable(inputs, wrt)
         with _quiet():
             report = check_jacobian(_value_function(tgt, opts), inputs, d.blocks, wrt=wrt,
                                     **_check_source(tgt, d), **_check_settings(opts))
@@ -506,7 +509,7 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
     extra = {"symmetric": symmetric}
     footer = [f"symmetric to rounding: {'yes' if symmetric else 'no'} "
               f"(max |H - H.T| / max |H| = {asym:.3g})"]
-    if len(wrt) == 1 and symmetric:
+    if len(wrt) == 1 and symmetric and h.size:
         eig = np.linalg.eigvalsh((h + h.T) / 2)
         extra["eigenvalues"] = eig
         tol = 1e-12 * scale * len(eig)
@@ -529,6 +532,7 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
         from .check import check_hessian
         from .compute import evaluate
 
+        _checkable(inputs, wrt)
         def gradient(point):
             return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
 
@@ -548,6 +552,13 @@ def _check_source(tgt, recorded) -> dict:
         return {"tree": tgt.tree}
     r = getattr(recorded, "recorded", recorded)
     return {"graph": (r.output, r.leaves)}
+
+
+def _checkable(inputs: dict, wrt: list[str]) -> None:
+    empty = [n for n in wrt if inputs[n].size == 0]
+    if empty:
+        raise UsageError(f"--check: input {empty[0]!r} is empty; there is no derivative "
+                         "to compare")
 
 
 def _check_settings(opts: dict) -> dict:

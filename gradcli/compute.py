@@ -394,6 +394,12 @@ def _as_function(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
     return f, dtype
 
 
+def _nothing_to_differentiate(what: str, wrt) -> None:
+    if not wrt:
+        raise UsageError(f"the {what} needs at least one input to differentiate",
+                         hint="give one as --NAME VALUE")
+
+
 def _derivative_size(what: str, out_size: int, inputs, wrt, max_elements: int) -> None:
     for n in wrt:
         size = out_size * inputs[n].size
@@ -410,9 +416,14 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     """The Jacobian of the output with respect to each input in ``wrt``."""
     from . import transforms
 
+    _nothing_to_differentiate("Jacobian", wrt)
     value = evaluate(target, inputs, wrt=wrt, no_grad=True, record=True,
                      max_elements=max_elements)
     _derivative_size("Jacobian", value.value.size, inputs, wrt, max_elements)
+    if value.value.size == 0 or any(inputs[n].size == 0 for n in wrt):
+        # An empty output or input: every block is empty, nothing to walk.
+        blocks = {n: np.zeros(value.value.shape + inputs[n].shape) for n in wrt}
+        return Derivatives(value.value, blocks, list(value.warnings), value)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
     with np.errstate(all="ignore"), _default_dtype(dtype):
         jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))))(
@@ -429,6 +440,7 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     """The Hessian of a scalar output, one block per pair of inputs in ``wrt``."""
     from . import transforms
 
+    _nothing_to_differentiate("Hessian", wrt)
     value = evaluate(target, inputs, wrt=wrt, no_grad=True, record=True,
                      max_elements=max_elements)
     if value.value.size != 1:
@@ -438,6 +450,10 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
         )
     total = sum(inputs[n].size for n in wrt)
     _derivative_size("Hessian", total, inputs, wrt, max_elements)
+    if any(inputs[n].size == 0 for n in wrt):
+        blocks = {a: {b: np.zeros(inputs[a].shape + inputs[b].shape) for b in wrt}
+                  for a in wrt}
+        return Derivatives(value.value, blocks, list(value.warnings), value)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
     with np.errstate(all="ignore"), _default_dtype(dtype):
         hess = transforms.hessian(f, argnums=tuple(range(len(wrt))))(
