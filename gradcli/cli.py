@@ -610,9 +610,16 @@ def _setup(ctx: click.Context, target: str, opts: dict):
 
     opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
     texts = _collect_inputs(ctx.args, opts["var"], _option_names(ctx))
-    tgt = prepare(target, list(texts))
+    try:
+        tgt = prepare(target, list(texts))
+    except UsageError as exc:
+        # An input named like one of gradcli's options was taken as that option.
+        name = (exc.hint or "").removeprefix("give it a value with --").removesuffix(" VALUE")
+        if exc.hint and f"--{name}" in _option_names(ctx):
+            exc.hint = f"--{name} is an option of gradcli: give the input as --var {name}=VALUE"
+        raise
     inputs = _read_inputs(texts, opts)
-    wrt = list(opts["wrt"]) or list(inputs)
+    wrt = list(dict.fromkeys(opts["wrt"])) or list(inputs)
     for n in wrt:
         if n not in inputs:
             raise UsageError(f"--wrt {n}: no input named {n!r}",
@@ -692,7 +699,7 @@ def _expectations(opts: dict, result) -> list[str]:
     failures = []
     for what, want, got in checks:
         got = np.asarray(got, dtype=np.float64)
-        if want.shape != got.shape and want.size != 1:
+        if want.shape != got.shape:
             failures.append(f"{what}: expected shape {want.shape}, got {got.shape}")
             continue
         atol = opts["atol"] or 0.0
@@ -745,11 +752,21 @@ def ops_command(**opts) -> int:
     return 0
 
 
+def _takes_value(token: str) -> bool:
+    """``--NAME`` without ``=``: the next token is its value."""
+    return token.startswith("--") and "=" not in token and token not in _FLAGS
+
+
+_FLAGS = {"--json", "--strict", "--debug", "--no-grad", "--check", "--help", "--version"}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every error to its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
-    # -h is --help everywhere (subcommands declare only --help; see _EXTRA).
-    args = ["--help" if a == "-h" else a for a in args]
+    # -h is --help (subcommands declare only --help; see _EXTRA), unless it is
+    # the value of an input: --h-like names take the next token.
+    args = ["--help" if a == "-h" and not (i and _takes_value(args[i - 1])) else a
+            for i, a in enumerate(args)]
     debug = "--debug" in args
     if not args:  # a bare `gradcli` (click's own answer differs between versions)
         _say("error", "no command given")

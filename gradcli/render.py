@@ -117,9 +117,11 @@ def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
         shape = "scalar" if np.ndim(a) == 0 else "x".join(map(str, np.shape(a)))
         t.add_row(Text(name), Text(shape), Text(_pretty(a, precision)))
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=probe.is_terminal, color_system=probe.color_system,
-                      width=probe.width if probe.is_terminal else 100,
-                      no_color=probe.no_color)
+    # NO_COLOR: no escape codes at all (rich's no_color alone still emits bold).
+    plain = probe.no_color or not probe.is_terminal
+    console = Console(file=buf, force_terminal=probe.is_terminal and not plain,
+                      color_system=None if plain else probe.color_system,
+                      width=probe.width if probe.is_terminal else 100)
     for line in header or ():
         console.print(Text(line))
     console.print(t)
