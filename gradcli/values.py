@@ -273,8 +273,13 @@ class _Parser:
             return self.read_npy(path, where)
         try:
             # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+            # A number takes at least 2 characters: more than 64 per allowed
+            # element is not a table of numbers (and /dev/zero never ends).
+            limit = 64 * self.max_elements + 1024
             with open(path, encoding="utf-8-sig") as file:
-                text = file.read()
+                text = file.read(limit + 1)
+            if len(text) > limit:
+                raise self.error(f"{where}too large for {self.max_elements:,} numbers")
         except UnicodeDecodeError as exc:
             raise self.error(f"{where}not UTF-8 text ({exc.reason})") from None
         except (OSError, ValueError) as exc:  # ValueError: embedded null byte
