@@ -63,10 +63,11 @@ def _no_nan_tokens(token):
     raise AssertionError(f"non-strict JSON token {token!r}")
 
 
-def check(argv: list[str], plain: bool = False) -> None:
-    """``plain``: no format option and no --help given, so a success is plain lines."""
+def check(argv: list[str], plain: bool = False, checking: bool = False) -> None:
+    """``plain``: no format option and no --help given, so a success is plain lines.
+    ``checking``: a cross-check runs, whose failure (exit 1) is an answer."""
     code, out, err = run(argv)
-    expecting = any(a.startswith("--expect-") for a in argv)
+    expecting = checking or any(a.startswith("--expect-") for a in argv)
     allowed = {0, 2, 3} | ({1} if expecting else set())
     msg = f"argv={argv!r}\nexit={code}\nstdout={out[:500]!r}\nstderr={err[:800]!r}"
     event(f"exit {code}")
@@ -635,3 +636,22 @@ def test_garbage_for_function_files(target, data, data_files):
 )
 def test_garbage_command_lines(argv):
     check(argv)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.data_too_large])
+@given(command=st.sampled_from(["jacobian", "hessian", "graph"]),
+       expr=st.one_of(structured_expr, valid_expr), data=st.data())
+def test_garbage_for_the_other_commands(command, expr, data, data_files):
+    check([command, expr, *data.draw(inputs(data_files))])
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.data_too_large])
+@given(expr=valid_expr, data=st.data())
+def test_garbage_for_check(expr, data, data_files):
+    # exit 1 (the check disagrees) is an answer, not an error: allowed like --expect-*
+    check(["check", expr, "--check-timeout", "2", *data.draw(inputs(data_files))],
+          checking=True)
