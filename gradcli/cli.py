@@ -154,6 +154,10 @@ def _check_options(f):
 
 # Subcommands have no short options, so a TARGET like "-tanh(x)" is never read
 # as a cluster of them (-t -a -n -h ...).
+_GRAD_OUTPUT = click.option(
+    "--grad-output", metavar="VALUE|ones",
+    help="The vector of a vector-Jacobian product, for a non-scalar output.")
+
 _EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True,
           "help_option_names": ["--help"]}
 
@@ -174,8 +178,7 @@ def cli() -> None:
 
 @cli.command("eval", context_settings=_EXTRA)
 @_target_options
-@click.option("--grad-output", metavar="VALUE|ones",
-              help="The vector of a vector-Jacobian product, for a non-scalar output.")
+@_GRAD_OUTPUT
 @click.option("--no-grad", is_flag=True, help="Compute the value only.")
 @click.option("--expect-value", metavar="VALUE",
               help="Assert the value (exit 1 with a diff when it is not met).")
@@ -217,8 +220,7 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
 
 @cli.command("check", context_settings=_EXTRA)
 @_target_options
-@click.option("--grad-output", metavar="VALUE|ones",
-              help="Check the vector-Jacobian product with this vector.")
+@_GRAD_OUTPUT
 @_check_options
 @click.pass_context
 def check_command(ctx: click.Context, target: str, **opts) -> int:
@@ -477,8 +479,7 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
         with _quiet():
             report = check_jacobian(_value_function(tgt, opts), inputs, d.blocks, wrt=wrt,
                                     **_check_source(tgt, d), **_check_settings(opts))
-    return _emit_derivatives(tgt, inputs, d, opts, "jacobian", d.blocks, rows, flat,
-                             report=report)
+    return _emit_derivatives(tgt, inputs, d, opts, "jacobian", rows, flat, report=report)
 
 
 @cli.command("hessian", context_settings=_EXTRA)
@@ -497,30 +498,19 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli hessian "sum(x**4) + dot(x,x)**2" --x 1,2,3
       gradcli hessian "x @ A @ x" --x 1,2 --A "1,2;3,4" --wrt x --json
     """
-    from .compute import hessian, hessian_matrix
+    from .compute import hessian, hessian_summary
+    from .render import text_value
 
     tgt, inputs, wrt = _setup(ctx, target, opts)
     d = hessian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
-    h = hessian_matrix(d, inputs, wrt)
-    with np.errstate(all="ignore"):
-        scale = max(float(np.max(np.abs(h))) if h.size else 0.0, np.finfo(float).tiny)
-        asym = float(np.max(np.abs(h - h.T))) / scale if h.size else 0.0
-    symmetric = bool(np.isfinite(h).all() and asym <= 1e-12)
-    extra = {"symmetric": symmetric}
-    footer = [f"symmetric to rounding: {'yes' if symmetric else 'no'} "
-              f"(max |H - H.T| / max |H| = {asym:.3g})"]
-    if len(wrt) == 1 and symmetric and h.size:
-        eig = np.linalg.eigvalsh((h + h.T) / 2)
-        extra["eigenvalues"] = eig
-        tol = 1e-12 * scale * len(eig)
-        kind = ("positive definite: locally strictly convex" if eig.min() > tol else
-                "positive semidefinite: locally convex (flat directions)" if eig.min() >= -tol else
-                "negative definite: locally strictly concave" if eig.max() < -tol else
-                "negative semidefinite: locally concave" if eig.max() <= tol else
-                "indefinite: a saddle")
-        from .render import text_value
-
-        footer.append(f"eigenvalues: {text_value(eig, opts['precision'])} ({kind})")
+    summary = hessian_summary(d, inputs, wrt)
+    extra = {"symmetric": summary.symmetric}
+    footer = [f"symmetric to rounding: {'yes' if summary.symmetric else 'no'} "
+              f"(max |H - H.T| / max |H| = {summary.asymmetry:.3g})"]
+    if summary.eigenvalues is not None:
+        extra["eigenvalues"] = summary.eigenvalues
+        footer.append(f"eigenvalues: {text_value(summary.eigenvalues, opts['precision'])} "
+                      f"({summary.curvature})")
     rows = [("value", d.value)]
     flat = {}
     for a, row in d.blocks.items():
@@ -541,7 +531,7 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
             report = check_hessian(gradient, inputs, pairs, wrt=wrt,
                                    f_value=_value_function(tgt, opts),
                                    **_check_source(tgt, d), **_check_settings(opts))
-    return _emit_derivatives(tgt, inputs, d, opts, "hessian", d.blocks, rows, flat,
+    return _emit_derivatives(tgt, inputs, d, opts, "hessian", rows, flat,
                              extra=extra, footer=footer, report=report)
 
 
@@ -565,9 +555,9 @@ def _check_settings(opts: dict) -> dict:
     return {"rtol": opts["rtol"], "atol": opts["atol"], "timeout": opts["check_timeout"]}
 
 
-def _emit_derivatives(tgt, inputs, d, opts, key, blocks, rows, flat, extra=None,
+def _emit_derivatives(tgt, inputs, d, opts, key, rows, flat, extra=None,
                       footer=None, report=None) -> int:
-    from .render import dumps, jsonable, table, text_value
+    from .render import derivatives_object, dumps, table, text_value
 
     if opts["strict"] and d.warnings:
         raise EvaluationError(f"--strict: {d.warnings[0]}")
@@ -575,14 +565,7 @@ def _emit_derivatives(tgt, inputs, d, opts, key, blocks, rows, flat, extra=None,
     extra = extra or {}
     check_lines = report.lines() if report else []
     if fmt == "json":
-        def conv(v):
-            return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
-
-        obj = {"schema": 1, "target": tgt.label, "kind": tgt.kind,
-               "inputs": {n: jsonable(a) for n, a in inputs.items()},
-               "value": jsonable(d.value), "shape": list(d.value.shape),
-               key: conv(blocks), **{k: conv(v) for k, v in extra.items()},
-               "warnings": d.warnings}
+        obj = derivatives_object(tgt, inputs, d, key, extra)
         if report:
             obj["check"] = report.to_json()
         text = dumps(obj) + "\n"
@@ -630,8 +613,7 @@ def _setup(ctx: click.Context, target: str, opts: dict):
 @cli.command("graph", context_settings=_EXTRA)
 @_target_options(formats=("text", "dot", "mermaid", "json"),
                  default_help="text (a tree, the default), dot (Graphviz), mermaid, json.")
-@click.option("--grad-output", metavar="VALUE|ones",
-              help="The vector of a vector-Jacobian product, for a non-scalar output.")
+@_GRAD_OUTPUT
 @click.pass_context
 def graph_command(ctx: click.Context, target: str, **opts) -> int:
     """The computation graph recorded at the point.

@@ -473,6 +473,35 @@ def hessian_matrix(d: Derivatives, inputs: dict[str, np.ndarray], wrt: list[str]
                      for a, sa in zip(wrt, sizes)])
 
 
+@dataclass
+class HessianSummary:
+    symmetric: bool  # to rounding: max |H - H.T| <= 1e-12 max |H|
+    asymmetry: float  # max |H - H.T| / max |H|
+    eigenvalues: np.ndarray | None = None  # for a single input
+    curvature: str = ""  # what the eigenvalues say: convex, concave, a saddle
+
+
+def hessian_summary(d: Derivatives, inputs: dict[str, np.ndarray],
+                    wrt: list[str]) -> HessianSummary:
+    """Symmetry, and for a single input the eigenvalues with a convexity hint."""
+    h = hessian_matrix(d, inputs, wrt)
+    with np.errstate(all="ignore"):
+        scale = max(float(np.max(np.abs(h))) if h.size else 0.0, np.finfo(float).tiny)
+        asym = float(np.max(np.abs(h - h.T))) / scale if h.size else 0.0
+    summary = HessianSummary(bool(np.isfinite(h).all() and asym <= 1e-12), asym)
+    if len(wrt) == 1 and summary.symmetric and h.size:
+        eig = np.linalg.eigvalsh((h + h.T) / 2)
+        tol = 1e-12 * scale * len(eig)
+        summary.eigenvalues = eig
+        summary.curvature = (
+            "positive definite: locally strictly convex" if eig.min() > tol else
+            "positive semidefinite: locally convex (flat directions)" if eig.min() >= -tol
+            else "negative definite: locally strictly concave" if eig.max() < -tol else
+            "negative semidefinite: locally concave" if eig.max() <= tol else
+            "indefinite: a saddle")
+    return summary
+
+
 # -- many points -------------------------------------------------------------
 def batchable(target: Target, rows: list[dict[str, np.ndarray]]) -> bool:
     """Rows can be evaluated as one: an expression of elementwise ops on scalars."""

@@ -62,6 +62,25 @@ def result_object(target, inputs: dict[str, np.ndarray], result, **extra) -> dic
     return obj
 
 
+def derivatives_object(target, inputs: dict[str, np.ndarray], d, key: str,
+                       extra: dict) -> dict:
+    """``jacobian``/``hessian`` JSON: the eval keys, with the blocks under ``key``."""
+    def conv(v):
+        return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
+
+    return {
+        "schema": SCHEMA,
+        "target": target.label,
+        "kind": target.kind,
+        "inputs": {n: jsonable(a) for n, a in inputs.items()},
+        "value": jsonable(d.value),
+        "shape": list(d.value.shape),
+        key: conv(d.blocks),
+        **{k: conv(v) for k, v in extra.items()},
+        "warnings": list(d.warnings),
+    }
+
+
 def rounded(a: np.ndarray, precision: int | None) -> np.ndarray:
     """``a`` with each number cut to ``precision`` significant digits."""
     if precision is None:
