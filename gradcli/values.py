@@ -511,6 +511,12 @@ def parse_value(
     resolved = np.dtype(dtype)
     if resolved.kind != "f":
         raise TypeError(f"parse_value: dtype must be a float type, not {resolved}")
+    # The common case, one plain number (each cell of a --points file), skips the
+    # parser: the same strict syntax, the same overflow limit.
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+        if abs(value) < _overflow_limit(resolved):
+            return np.array(value, dtype=resolved)
     return _Parser(name, resolved, rng, max_elements).parse(text)
 
 
