@@ -966,14 +966,6 @@ def _graph_arg(a, ids, inp, vals):
 
 def graph_kinks(output: Tensor) -> list[str]:
     """Where the recorded graph (under ``keep_args()``) sits on an op's kink."""
-    if output.grad_fn is None:
-        return []
-    found: list[str] = []
-    for node in reversed(topological_order(output.grad_fn)):
-        if node.args is None:
-            continue
-        arrays = [a._data if isinstance(a, Tensor) else a for a in node.args]
-        where = f" ({node.label})" if node.label else ""
-        with np.errstate(all="ignore"):
-            _kink(node.op, arrays, node.params, where, found)
-    return list(dict.fromkeys(found))
+    from gradcli.compute import kinks
+
+    return list(dict.fromkeys(kinks(output)))

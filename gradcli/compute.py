@@ -220,18 +220,6 @@ def _nodes(root: Node | None) -> list[Node]:
     return graph.topological_order(root) if root is not None else []
 
 
-def _outputs(out: Tensor) -> dict[int, Any]:
-    """Each recorded node's output value, found among its consumers' inputs."""
-    values = {}
-    if out.grad_fn is not None:
-        values[id(out.grad_fn)] = out._data
-    for node in _nodes(out.grad_fn):
-        for a in node.args or ():
-            if isinstance(a, Tensor) and a.grad_fn is not None:
-                values[id(a.grad_fn)] = a._data
-    return values
-
-
 def _finite(a) -> bool:
     a = np.asarray(a)
     return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
@@ -247,7 +235,7 @@ def _first_nonfinite_forward(target: Target, leaves, out: Tensor,
         tracer = _Evaluator(target.text, max_elements, trace=True)
         tracer.run(target.tree, leaves)
         return tracer.first_bad
-    values = _outputs(out)
+    values = graph.recorded_values(out.grad_fn, out._data) if out.grad_fn else {}
     bad = [n for n in _nodes(out.grad_fn) if id(n) in values and not _finite(values[id(n)])]
     if not bad:
         return None

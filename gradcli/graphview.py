@@ -44,11 +44,7 @@ def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex],
                                  None if g is None else np.asarray(g._data))
     nodes = sorted(graph.topological_order(out.grad_fn) if out.grad_fn else [],
                    key=lambda n: n.seq)
-    values = {id(out.grad_fn): out._data} if out.grad_fn is not None else {}
-    for node in nodes:
-        for a in node.args or ():
-            if isinstance(a, Tensor) and a.grad_fn is not None:
-                values[id(a.grad_fn)] = a._data
+    values = graph.recorded_values(out.grad_fn, out._data) if out.grad_fn else {}
     consts = ops = 0
     for node in nodes:
         ins = []

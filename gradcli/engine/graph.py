@@ -177,6 +177,18 @@ def topological_order(root: Node) -> list[Node]:
     return sorted(seen.values(), key=lambda n: -n.seq)
 
 
+def recorded_values(root: Node, value) -> dict[int, object]:
+    """Each node's output, by ``id(node)``, for a graph recorded under ``keep_args``:
+    found among its consumers' inputs (``value`` is the root's own)."""
+    values = {id(root): value}
+    for node in topological_order(root):
+        for a in node.args or ():
+            fn = getattr(a, "grad_fn", None)
+            if fn is not None:
+                values[id(fn)] = a._data
+    return values
+
+
 def edges_to(root: Node, leaf_ids) -> dict[int, list[bool]]:
     """For each node from which a leaf in ``leaf_ids`` is reached: which parents lead there.
 
