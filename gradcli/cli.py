@@ -721,16 +721,17 @@ def ops_command(**opts) -> int:
         for o in rows:
             click.echo("\t".join([o.signature(), o.rule, o.kink]))
     else:
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
+
+        from .render import make_console
 
         t = Table(title="gradcli ops", title_justify="left")
         for col in ("function", "derivative", "kink convention"):
             t.add_column(col)
         for o in rows:
             t.add_row(Text(o.signature()), Text(o.rule), Text(o.kink))
-        Console().print(t)
+        make_console().print(t)
     return 0
 
 

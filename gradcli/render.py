@@ -118,16 +118,27 @@ def _pretty(a: np.ndarray, precision: int | None) -> str:
                            max_line_width=72, threshold=200)
 
 
+def make_console(file=None):
+    """A rich Console for stdout's terminal (writing to ``file`` if given): colours
+    and styles only on a terminal, and no escape codes at all with NO_COLOR
+    (rich's own no_color still emits bold)."""
+    from rich.console import Console
+
+    probe = Console()
+    plain = probe.no_color or not probe.is_terminal
+    return Console(file=file, force_terminal=probe.is_terminal and not plain,
+                   color_system=None if plain else probe.color_system,
+                   width=probe.width if probe.is_terminal else 100)
+
+
 def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
           footer: list[str] | None = None, header: list[str] | None = None) -> str:
     """A rich table, rendered to text (colours only on a terminal, never with NO_COLOR)."""
     import io
 
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    probe = Console()
     t = Table(title=Text(title), title_justify="left", show_header=True)
     t.add_column("quantity", style="bold")
     t.add_column("shape")
@@ -136,11 +147,7 @@ def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
         shape = "scalar" if np.ndim(a) == 0 else "x".join(map(str, np.shape(a)))
         t.add_row(Text(name), Text(shape), Text(_pretty(a, precision)))
     buf = io.StringIO()
-    # NO_COLOR: no escape codes at all (rich's no_color alone still emits bold).
-    plain = probe.no_color or not probe.is_terminal
-    console = Console(file=buf, force_terminal=probe.is_terminal and not plain,
-                      color_system=None if plain else probe.color_system,
-                      width=probe.width if probe.is_terminal else 100)
+    console = make_console(buf)
     for line in header or ():
         console.print(Text(line))
     console.print(t)
