@@ -323,8 +323,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 else:
                     leaves[pk] = p
                 if (gx is not g and type(gx) is np.ndarray and gx.flags.owndata
-                        and gx.flags.writeable):
-                    owned.add(pk)
+                        and gx.flags.writeable and gx is not out
+                        and all(gx is not a for a in inputs)):
+                    owned.add(pk)  # (a rule may hand back an input or out itself)
             elif pk in owned and np.result_type(prev, gx) == prev.dtype:
                 np.add(prev, gx, out=prev)
             else:

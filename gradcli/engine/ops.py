@@ -310,6 +310,16 @@ def _count(shape, axis) -> int:
     return math.prod(shape[i] for i in _axes(axis, len(shape)))
 
 
+def _times(g, d):
+    """``g * d``, where a ``g`` of all ones (what ``sum`` sends down: one number
+    broadcast, every stride 0) gives ``d`` itself: a pass saved on large arrays.
+    The engine never writes into a gradient that is an op's input or output."""
+    if (type(g) is np.ndarray and g.ndim and not any(g.strides) and type(d) is np.ndarray
+            and d.shape == g.shape and d.dtype == g.dtype and g.flat[0] == 1):
+        return d
+    return g * d
+
+
 def _zeros(g, out, *inputs, **params):
     return np.zeros_like(g)
 
@@ -334,7 +344,7 @@ def sub(a, b):
     return a - b
 
 
-@op(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a,
+@op(lambda g, out, a, b: _times(g, b), lambda g, out, a, b: _times(g, a),
     grad_fn="MulBackward0", rule="d(a*b) = b da + a db", sym=SAME, guard=True,
     numpy=(np.multiply,))
 def mul(a, b):
@@ -394,7 +404,8 @@ def square(x):
     return np.square(x)
 
 
-@op(lambda g, out, x: g * out, grad_fn="ExpBackward0", saves="out", rule="exp(x) dx",
+@op(lambda g, out, x: _times(g, out), grad_fn="ExpBackward0", saves="out",
+    rule="exp(x) dx",
     sym=lambda sp, x: sp.exp(x), guard=True, numpy=(np.exp,))
 def exp(x):
     return np.exp(x)
@@ -434,7 +445,7 @@ def log10(x):
 
 
 # -- trigonometric and hyperbolic ---------------------------------------------
-@op(lambda g, out, x: g * np.cos(x), grad_fn="SinBackward0", rule="cos(x) dx",
+@op(lambda g, out, x: _times(g, np.cos(x)), grad_fn="SinBackward0", rule="cos(x) dx",
     sym=lambda sp, x: sp.sin(x), numpy=(np.sin,))
 def sin(x):
     return np.sin(x)
