@@ -3,8 +3,9 @@
 A target is an expression (parsed into a checked tree, evaluated node by node
 here, so that every op's size is checked before it runs and every graph node is
 labelled with the text it came from) or a function file (trusted code, run with
-Tensors for its parameters). Both record a graph with ``keep_args``, which is
-what locates the first non-finite number and the kinks a gradient went through.
+Tensors for its parameters). When gradients are wanted, both record a graph with
+``keep_args``, which is what locates the first non-finite number and the kinks a
+gradient went through; a value alone (``no_grad``) records nothing.
 """
 
 from __future__ import annotations
