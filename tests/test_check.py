@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gradcli as gc
+from recording import record
 from gradcli.check import (
     check_hessian,
     check_jacobian,
@@ -272,19 +273,6 @@ def model(x, k):
         n += 1
     w = gc.tensor([0.5, -1.0, 2.0], dtype=gc.float64)
     return (y * w).sum() + gc.logsumexp(x) * k
-
-
-def record(fn, **inputs):
-    ts = {
-        n: gc.tensor(
-            np.asarray(v, dtype=np.float64), dtype=gc.float64, requires_grad=True
-        )
-        for n, v in inputs.items()
-    }
-    with keep_args():
-        out = fn(**ts)
-    out.backward(retain_graph=True)
-    return out, ts
 
 
 def plain(fn):

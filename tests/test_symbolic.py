@@ -13,6 +13,7 @@ import pytest
 import sympy as sp
 
 import gradcli as gc
+from recording import record
 from gradcli.engine.graph import keep_args
 from gradcli.compute import Target, evaluate
 from gradcli.engine.ops import OPS
@@ -245,19 +246,6 @@ def model(x, k):
         y = gc.maximum(y, -y * 0.5) + x[i]
     w = gc.tensor([0.5, -1.0, 2.0], dtype=gc.float64)  # a constant leaf
     return (y * w).sum() + (y.detach() * x).sum() + gc.logsumexp(x)
-
-
-def record(fn, **inputs):
-    ts = {
-        n: gc.tensor(
-            np.asarray(v, dtype=np.float64), dtype=gc.float64, requires_grad=True
-        )
-        for n, v in inputs.items()
-    }
-    with keep_args():
-        out = fn(**ts)
-    out.backward(retain_graph=True)
-    return out, ts
 
 
 @pytest.mark.parametrize("x", [V3, -V3, np.array([2.0, 0.1, -0.3])])
