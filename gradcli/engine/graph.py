@@ -120,28 +120,40 @@ _SEQ = itertools.count()
 
 
 class Node:
-    """One recorded op application: the ``grad_fn`` of the tensor it produced."""
+    """One recorded op application: the ``grad_fn`` of the tensor it produced.
 
-    __slots__ = ("op", "parents", "saved", "out", "shapes", "params", "seq", "args",
+    An op that saves its inputs (``Op.saves`` "inputs" or "both") keeps them as
+    the Tensors themselves, and its edges are read off them (``parents``): one
+    tuple per node instead of two, since every object that outlives the
+    forward pass adds to the cyclic garbage collector's work.
+    """
+
+    __slots__ = ("op", "_parents", "saved", "out", "shapes", "params", "seq", "args",
                  "label")
 
     def __init__(self, op, parents, saved, out, shapes, params) -> None:
         # Creation order is a topological order: inputs exist before outputs.
         self.seq = next(_SEQ)
         self.op = op
-        self.parents = parents
+        self._parents = parents  # None: read off the saved input Tensors
         self.saved = saved  # None once a backward pass has freed it
         self.out = out
         self.shapes = shapes
         self.params = params
+        self.args = None  # every input, recorded under keep_args
+        self.label = None  # e.g. the expression text, for `gradcli graph`
 
-    def __getattr__(self, name: str):
-        # args (every input, under keep_args) and label (e.g. the expression
-        # text) are set only when wanted: a node is made per op, so every store
-        # counts.
-        if name in ("args", "label"):
-            return None
-        raise AttributeError(name)
+    @property
+    def parents(self) -> tuple:
+        """Per input: its ``grad_fn``, the leaf Tensor itself, or None (no gradient)."""
+        ps = self._parents
+        return ps if ps is not None else edges(self.saved)
+
+    def free(self) -> None:
+        """Drop the saved values (what a backward pass without retain_graph does)."""
+        if self._parents is None:
+            self._parents = edges(self.saved)
+        self.saved = self.out = None
 
     @property
     def freed(self) -> bool:
@@ -156,6 +168,31 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         return tuple((p, 0) for p in self.parents)
+
+
+def edge(x):
+    """Where the gradient of input ``x`` goes: its ``grad_fn``, the leaf itself, or None."""
+    if getattr(x, "requires_grad", False):
+        return x.grad_fn or x
+    return None
+
+
+def edges(inputs) -> tuple:
+    return tuple([edge(x) for x in inputs])
+
+
+_INTERNED: dict = {}
+
+
+def interned(shapes: tuple) -> tuple:
+    """One shared tuple per combination of input shapes: nodes keep them, and a
+    tuple shared is a tuple the garbage collector does not have to visit."""
+    got = _INTERNED.get(shapes)
+    if got is None:
+        if len(_INTERNED) > 4096:
+            return shapes
+        got = _INTERNED[shapes] = shapes
+    return got
 
 
 _SECOND_TIME = (
@@ -222,6 +259,39 @@ def _guarded(g, gx):
     return np.where(g == 0, 0.0, gx)
 
 
+# How an elementwise op declares its local derivative (``Op.local``), per input:
+CONST = 0  # a number: the cotangent times it (1: passed through as is)
+INPUT = 1  # one of the op's inputs, by position (mul: the other factor)
+OUT = 2  # the op's output (exp)
+FRESH = 3  # f(out, *inputs), an array made on each call (sin: cos(x))
+
+# Arrays from this many elements up are reused in place where the walk may
+# (numpy's own cut-off for reusing temporaries is 256 KiB).
+INPLACE_MIN = 1 << 15
+
+
+def scaled(g, d, d_fresh: bool, g_free: bool):
+    """``g * d`` for arrays, without a new allocation where one can be saved.
+
+    ``d`` itself when ``g`` is the all-ones cotangent that ``sum`` sends down
+    (one number broadcast, every stride 0); else written into ``d`` when the
+    rule just made it (``d_fresh``), or into ``g`` when nothing else holds it
+    (``g_free``); else a new array. The result has ``g * d``'s values and
+    dtype in every case.
+    """
+    if type(g) is not np.ndarray or g.size < INPLACE_MIN:
+        return g * d
+    if type(d) is np.ndarray and d.shape == g.shape:
+        if not any(g.strides) and d.dtype == g.dtype and g.flat[0] == 1:
+            return d
+        if d_fresh and np.result_type(g, d) == d.dtype:
+            return np.multiply(d, g, out=d)
+    if g_free and np.result_type(g, d) == g.dtype and np.broadcast_shapes(
+            g.shape, np.shape(d)) == g.shape:
+        return np.multiply(g, d, out=g)
+    return g * d
+
+
 def _has_zero(seed) -> bool:
     data = getattr(seed, "_data", seed)
     return bool(np.any(data == 0))
@@ -245,58 +315,93 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         return {}
     # Newest node first: by then every consumer has sent its gradient in. A
     # heap keyed on creation order replaces a separate topological sort.
-    grads = {id(root): seed}
+    # Gradients wait in ``grads``, keyed by the node (or leaf) object itself.
+    grads = {root: seed}
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
-    leaves: dict[int, Tensor] = {}
+    leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
-    owned: set[int] = set()
+    owned: set = set()
     # Nodes whose incoming gradient can hold structural zeros (below a where,
     # an index, a relu, ... or a seed with zeros): their rules are guarded.
-    masked: set[int] = {id(root)} if _has_zero(seed) else set()
+    masked: set = {root} if _has_zero(seed) else set()
     while heap:
         node = heappop(heap)[1]
-        key = id(node)
-        g = grads.pop(key)
-        owned.discard(key)
-        if node.saved is None:
+        g = grads.pop(node)
+        saved = node.saved
+        if saved is None:
             raise RuntimeError(_SECOND_TIME)
         op = node.op
         params = node.params
-        saved = node.saved
+        parents = node._parents
         if create_graph:
             out = wrap(node.out, node) if node.out is not None else None
             inputs = saved
+            if parents is None:
+                parents = edges(saved)
         else:
             out = node.out
             # Unrolled for the common arities: this loop is the per-op overhead.
-            if len(saved) == 2:
+            if len(saved) == 1:
+                a = saved[0]
+                if type(a) is Tensor:
+                    inputs = (a._data,)
+                    if parents is None:
+                        parents = ((a.grad_fn or a) if a.requires_grad else None,)
+                else:
+                    inputs = saved
+                    if parents is None:
+                        parents = (None,)
+            elif len(saved) == 2:
                 a, b = saved
+                if parents is None:
+                    parents = (
+                        (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None,
+                        (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None,
+                    )
                 inputs = (a._data if type(a) is Tensor else a,
                           b._data if type(b) is Tensor else b)
-            elif len(saved) == 1:
-                a = saved[0]
-                inputs = (a._data if type(a) is Tensor else a,)
             else:
+                if parents is None:
+                    parents = edges(saved)
                 inputs = [x._data if type(x) is Tensor else x for x in saved]
+        # g_free: this walk made g and nothing else holds it, so a rule with a
+        # single input may write its gradient into it.
+        g_free = False
+        if owned and node in owned:
+            owned.discard(node)
+            g_free = len(parents) == 1 and hook is None
         shapes = node.shapes
         multi = op.multi
         if multi:
             gxs = op.vjps[0](g, out, *inputs, **params)
         vjps = op.vjps
-        below = key in masked
+        local = None if create_graph else op.local
+        below = node in masked if masked else False
         zeros_below = below or op.masks
         # Elementwise rules too: an inf/nan *input* (the branch a where did
         # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
         guard = below and (op.guard or op.elementwise)
-        want = None if wants is None else wants[key]
+        if guard:
+            g_free = False  # the guard reads g after the rule
+        want = None if wants is None else wants[id(node)]
         i = -1
-        for p in node.parents:
+        for p in parents:
             i += 1
             if p is None or (want is not None and not want[i]):
                 continue
-            if multi:
+            if local is not None:  # elementwise: g times the local derivative
+                kind, v = local[i]
+                if kind == CONST:
+                    gx = g if v == 1 else scaled(g, v, False, g_free)
+                else:
+                    d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
+                    if type(g) is np.ndarray or type(d) is np.ndarray:
+                        gx = scaled(g, d, kind == FRESH, g_free)
+                    else:
+                        gx = g * d
+            elif multi:
                 gx = gxs[i]
             elif vjps[i] is None:  # not differentiable in this input (a condition)
                 continue
@@ -312,29 +417,29 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 hook(node, g, gx)
             if gx.shape != shapes[i]:
                 gx = unbroadcast(gx, shapes[i])
-            pk = id(p)
             if zeros_below:
-                masked.add(pk)
-            prev = grads.get(pk)
+                masked.add(p)
+            prev = grads.get(p)
             if prev is None:
-                grads[pk] = gx
+                grads[p] = gx
                 if type(p) is Node:
                     heappush(heap, (-p.seq, p))
                 else:
-                    leaves[pk] = p
-                if (gx is not g and type(gx) is np.ndarray and gx.flags.owndata
+                    leaves.append(p)
+                if (type(gx) is np.ndarray and (gx is not g or g_free) and gx.flags.owndata
                         and gx.flags.writeable and gx is not out
                         and all(gx is not a for a in inputs)):
-                    owned.add(pk)  # (a rule may hand back an input or out itself)
-            elif pk in owned and np.result_type(prev, gx) == prev.dtype:
+                    owned.add(p)  # (a rule may hand back an input or out itself)
+            elif p in owned and np.result_type(prev, gx) == prev.dtype:
                 np.add(prev, gx, out=prev)
             else:
-                grads[pk] = prev + gx
-                if type(grads[pk]) is np.ndarray:
-                    owned.add(pk)
+                grads[p] = prev = prev + gx
+                if type(prev) is np.ndarray:
+                    owned.add(p)
         if not retain_graph:
             node.saved = node.out = None
+            node._parents = parents
     if accumulate:
-        for pk, leaf in leaves.items():
-            leaf._accumulate(grads[pk], create_graph, pk in owned)
-    return {pk: grads[pk] for pk in leaves}
+        for leaf in leaves:
+            leaf._accumulate(grads[leaf], create_graph, leaf in owned)
+    return {id(leaf): grads[leaf] for leaf in leaves}

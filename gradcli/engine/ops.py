@@ -65,6 +65,11 @@ class Op:
     masks: bool = False  # its gradient has structural zeros (see graph.run_backward)
     run: Callable | None = None  # what computes the forward: ``forward`` or a C twin
     elementwise: bool = False  # output element i depends on input elements i only
+    # Elementwise ops may declare their local derivative instead of VJPs: per
+    # input, (graph.CONST, c), (graph.INPUT, i), (graph.OUT, None) or
+    # (graph.FRESH, f) with f(out, *inputs). The VJPs g * derivative are made
+    # from it, and the engine's walk multiplies by g itself, in place when it may.
+    local: tuple | None = None
 
     @property
     def nreq(self) -> int:
@@ -133,17 +138,26 @@ SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
 def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
        sym=None, domain=None, guard: bool = False, multi: bool = False,
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
-       at_kink=None):
+       at_kink=None, local=None):
     """Register ``forward`` with its rules; returns the callable ``Op``.
 
     ``at_kink(*inputs, **params)`` says where the inputs sit on the kink that
     ``kink`` describes, so a gradient taken there can be reported.
+
+    An elementwise op may give ``local`` instead of VJPs: per input, its local
+    derivative as a number, the name of an input, ``"out"``, or a function
+    ``f(out, *inputs)`` that returns a new array.
     """
 
     def deco(forward):
         # The code object, not inspect.signature: this runs at every start-up.
         code = forward.__code__
         names = code.co_varnames
+        nonlocal vjps
+        spec = None
+        if local is not None:
+            spec = tuple(_local_spec(d, names[: code.co_argcount]) for d in local)
+            vjps = tuple(_local_vjp(*k) for k in spec)
         kwdefaults = forward.__kwdefaults__ or {}
         kw = {
             k: kwdefaults.get(k, inspect.Parameter.empty)
@@ -167,6 +181,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             multi=multi,
             expr=expr,
             differentiable=bool(vjps),
+            local=spec,
         )
         o.run = _axis_checked(forward) if "axis" in kw and n >= 0 else forward
         if at_kink is not None:
@@ -177,6 +192,30 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
         return o
 
     return deco
+
+
+def _local_spec(d, names) -> tuple:
+    """One entry of ``local=`` as the (kind, value) pair the engine reads."""
+    if isinstance(d, (int, float)):
+        return (graph.CONST, d)
+    if d == "out":
+        return (graph.OUT, None)
+    if isinstance(d, str):
+        return (graph.INPUT, names.index(d))
+    return (graph.FRESH, d)
+
+
+def _local_vjp(kind, v):
+    """The VJP ``g * derivative`` of one ``local=`` entry (what create_graph runs)."""
+    if kind == graph.CONST:
+        if v == 1:
+            return lambda g, out, *xs: g
+        return (lambda g, out, *xs: -g) if v == -1 else (lambda g, out, *xs: g * v)
+    if kind == graph.INPUT:
+        return lambda g, out, *xs: _times(g, xs[v])
+    if kind == graph.OUT:
+        return lambda g, out, *xs: _times(g, out)
+    return lambda g, out, *xs: _times(g, v(out, *xs))
 
 
 # -- the engine's one entry point for every op ----------------------------------
@@ -192,24 +231,20 @@ def _shape(x) -> tuple[int, ...]:
 
 def _record(o: Op, args, arrays, out, params) -> Tensor:
     """Wrap ``out`` in a Tensor whose grad_fn remembers what ``o``'s rules need."""
-    parents = []
-    shapes = []
-    for a, d in zip(args, arrays):
-        if type(a) is Tensor and a.requires_grad:
-            parents.append(a.grad_fn or a)
-        else:
-            parents.append(None)
-        shapes.append(_shape(d))
+    shapes = graph.interned(tuple([_shape(d) for d in arrays]))
     saves = o.saves
+    parents = None  # read off the saved inputs
     if saves == "inputs" or saves == "both":
         saved = args
-    elif saves == "shape":
-        saved = tuple(Meta(sh, getattr(d, "dtype", None)) for sh, d in zip(shapes, arrays))
     else:
-        n = len(args)
-        saved = _NONES[n] if n < 8 else (None,) * n
+        parents = graph.edges(args)
+        if saves == "shape":
+            saved = tuple(Meta(sh, getattr(d, "dtype", None)) for sh, d in zip(shapes, arrays))
+        else:
+            n = len(args)
+            saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
-    node = Node(o, tuple(parents), saved, keep_out, tuple(shapes), params)
+    node = Node(o, parents, saved, keep_out, shapes, params)
     if graph.MODE.keep_args:
         node.args = tuple(args)
     return Tensor._make(out, node)
@@ -224,14 +259,14 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         raise type(exc)(f"{o.name}: {exc}") from exc
     if x.requires_grad and o.differentiable and graph.MODE.enabled:
         saves = o.saves
+        parents = None
         if saves == "inputs" or saves == "both":
             saved = (x,)
-        elif saves == "shape":
-            saved = (Meta(d.shape, d.dtype),)
         else:
-            saved = _NONES[1]
+            parents = (x.grad_fn or x,)
+            saved = (Meta(d.shape, d.dtype),) if saves == "shape" else _NONES[1]
         keep = out if saves == "out" or saves == "both" else None
-        node = Node(o, (x.grad_fn or x,), saved, keep, (d.shape,), _EMPTY)
+        node = Node(o, parents, saved, keep, graph.interned((d.shape,)), _EMPTY)
         if graph.MODE.keep_args:
             node.args = (x,)
         return Tensor._make(out, node)
@@ -330,22 +365,19 @@ def _swap(a):
 
 
 # -- elementwise arithmetic --------------------------------------------------
-@op(lambda g, out, a, b: g, lambda g, out, a, b: g,
-    grad_fn="AddBackward0", saves="none", rule="d(a+b) = da + db", sym=SAME,
+@op(local=(1, 1), grad_fn="AddBackward0", saves="none", rule="d(a+b) = da + db", sym=SAME,
     numpy=(np.add,))
 def add(a, b):
     return a + b
 
 
-@op(lambda g, out, a, b: g, lambda g, out, a, b: -g,
-    grad_fn="SubBackward0", saves="none", rule="d(a-b) = da - db", sym=SAME,
+@op(local=(1, -1), grad_fn="SubBackward0", saves="none", rule="d(a-b) = da - db", sym=SAME,
     numpy=(np.subtract,))
 def sub(a, b):
     return a - b
 
 
-@op(lambda g, out, a, b: _times(g, b), lambda g, out, a, b: _times(g, a),
-    grad_fn="MulBackward0", rule="d(a*b) = b da + a db", sym=SAME, guard=True,
+@op(local=("b", "a"), grad_fn="MulBackward0", rule="d(a*b) = b da + a db", sym=SAME, guard=True,
     numpy=(np.multiply,))
 def mul(a, b):
     return a * b
@@ -358,7 +390,7 @@ def div(a, b):
     return a / b
 
 
-@op(lambda g, out, x: -g, grad_fn="NegBackward0", saves="none", rule="-dx", sym=SAME,
+@op(local=(-1,), grad_fn="NegBackward0", saves="none", rule="-dx", sym=SAME,
     numpy=(np.negative,))
 def neg(x):
     return -x
@@ -398,13 +430,13 @@ def sqrt(x):
     return np.sqrt(x)
 
 
-@op(lambda g, out, x: g * (2 * x), grad_fn="PowBackward0", rule="2 x dx",
+@op(local=(lambda out, x: 2 * x,), grad_fn="PowBackward0", rule="2 x dx",
     sym=lambda sp, x: x**2, guard=True, numpy=(np.square,))
 def square(x):
     return np.square(x)
 
 
-@op(lambda g, out, x: _times(g, out), grad_fn="ExpBackward0", saves="out",
+@op(local=("out",), grad_fn="ExpBackward0", saves="out",
     rule="exp(x) dx",
     sym=lambda sp, x: sp.exp(x), guard=True, numpy=(np.exp,))
 def exp(x):
@@ -445,13 +477,13 @@ def log10(x):
 
 
 # -- trigonometric and hyperbolic ---------------------------------------------
-@op(lambda g, out, x: _times(g, np.cos(x)), grad_fn="SinBackward0", rule="cos(x) dx",
+@op(local=(lambda out, x: np.cos(x),), grad_fn="SinBackward0", rule="cos(x) dx",
     sym=lambda sp, x: sp.sin(x), numpy=(np.sin,))
 def sin(x):
     return np.sin(x)
 
 
-@op(lambda g, out, x: -g * np.sin(x), grad_fn="CosBackward0", rule="-sin(x) dx",
+@op(local=(lambda out, x: -np.sin(x),), grad_fn="CosBackward0", rule="-sin(x) dx",
     sym=lambda sp, x: sp.cos(x), numpy=(np.cos,))
 def cos(x):
     return np.cos(x)
@@ -505,7 +537,7 @@ def cosh(x):
     return np.cosh(x)
 
 
-@op(lambda g, out, x: g * (1 - out * out), grad_fn="TanhBackward0", saves="out",
+@op(local=(lambda out, x: 1 - out * out,), grad_fn="TanhBackward0", saves="out",
     rule="(1 - tanh(x)^2) dx", sym=lambda sp, x: sp.tanh(x), numpy=(np.tanh,))
 def tanh(x):
     return np.tanh(x)
@@ -1176,14 +1208,21 @@ def _binary(o: Op):
     save_out = o.saves == "both"
     none2 = (None, None)
     new = object.__new__
+    interned = graph.interned
 
     def node(a, b, ad, bd, out):
-        pa = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
-        pb = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+        if save_inputs:
+            parents = None  # read off the saved inputs
+            saved = (a, b)
+        else:
+            parents = (
+                (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None,
+                (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None,
+            )
+            saved = none2
         sa = () if type(ad) is float else getattr(ad, "shape", ())
         sb = () if type(bd) is float else getattr(bd, "shape", ())
-        n = Node(o, (pa, pb), (a, b) if save_inputs else none2, out if save_out else None,
-                 (sa, sb), _EMPTY)
+        n = Node(o, parents, saved, out if save_out else None, interned((sa, sb)), _EMPTY)
         if mode.keep_args:
             n.args = (a, b)
         t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
