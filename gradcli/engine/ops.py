@@ -70,6 +70,7 @@ class Op:
     # (graph.FRESH, f) with f(out, *inputs). The VJPs g * derivative are made
     # from it, and the engine's walk multiplies by g itself, in place when it may.
     local: tuple | None = None
+    composite: bool = False  # defined by other ops (extra["composite"] computes it)
 
     @property
     def nreq(self) -> int:
@@ -85,7 +86,7 @@ class Op:
         return f"{self.name}({', '.join(args + opts)})"
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and len(args) == self.nin and "composite" not in self.extra:
+        if not kwargs and len(args) == self.nin and not self.composite:
             if self.nin == 1 and type(args[0]) is Tensor:
                 return _unary(self, args[0])
             return apply(self, *args)
@@ -257,20 +258,39 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         out = o.run(d)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise type(exc)(f"{o.name}: {exc}") from exc
-    if x.requires_grad and o.differentiable and graph.MODE.enabled:
-        saves = o.saves
-        parents = None
-        if saves == "inputs" or saves == "both":
-            saved = (x,)
-        else:
-            parents = (x.grad_fn or x,)
-            saved = (Meta(d.shape, d.dtype),) if saves == "shape" else _NONES[1]
-        keep = out if saves == "out" or saves == "both" else None
-        node = Node(o, parents, saved, keep, graph.interned((d.shape,)), _EMPTY)
-        if graph.MODE.keep_args:
-            node.args = (x,)
-        return Tensor._make(out, node)
-    return Tensor._make(out)
+    t = _new(Tensor)  # Tensor._make, inlined
+    t._data = out
+    t.grad = None
+    if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
+        t.grad_fn = None
+        t.requires_grad = False
+        return t
+    saves = o.saves
+    parents = None
+    if saves == "inputs" or saves == "both":
+        saved = (x,)
+    else:
+        parents = (x.grad_fn or x,)
+        saved = (Meta(d.shape, d.dtype),) if saves == "shape" else _NONES[1]
+    shapes = (() if type(d) is float else d.shape,)
+    shapes = graph._INTERNED.get(shapes) or graph.interned(shapes)
+    node = _new(Node)  # Node(...), field by field: no __init__ frame on the hot path
+    node.seq = _next_seq()
+    node.op = o
+    node._parents = parents
+    node.saved = saved
+    node.out = out if saves == "out" or saves == "both" else None
+    node.shapes = shapes
+    node.params = _EMPTY
+    node.args = (x,) if graph.MODE.keep_args else None
+    node.label = None
+    t.grad_fn = node
+    t.requires_grad = True
+    return t
+
+
+_new = object.__new__
+_next_seq = graph._SEQ.__next__
 
 
 def apply(o: Op, *args, **params) -> Tensor:
@@ -1088,6 +1108,7 @@ def detach(x):
 def _composite(name: str, fn, rule: str, numpy=()):
     o = op(grad_fn="", rule=rule, sym=SAME, numpy=numpy, name=name)(fn)
     o.extra["composite"] = fn
+    o.composite = True
     o.differentiable = True
     return o
 
@@ -1200,7 +1221,8 @@ def _setitem(self, index, value):
 
 
 def _binary(o: Op):
-    """Operator methods: ``apply`` unrolled for two arguments (the hot path)."""
+    """Operator methods: ``apply`` unrolled for two arguments (the hot path),
+    as ``(forward, reflected)``: ``a op b`` and ``b op a`` with ``a`` the Tensor."""
     fwd = o.run
     mode = graph.MODE
     record = o.differentiable
@@ -1208,59 +1230,64 @@ def _binary(o: Op):
     save_out = o.saves == "both"
     none2 = (None, None)
     new = object.__new__
+    shared = graph._INTERNED
     interned = graph.interned
+    next_seq = graph._SEQ.__next__
 
-    def node(a, b, ad, bd, out):
-        if save_inputs:
-            parents = None  # read off the saved inputs
-            saved = (a, b)
-        else:
-            parents = (
-                (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None,
-                (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None,
-            )
-            saved = none2
-        sa = () if type(ad) is float else getattr(ad, "shape", ())
-        sb = () if type(bd) is float else getattr(bd, "shape", ())
-        n = Node(o, parents, saved, out if save_out else None, interned((sa, sb)), _EMPTY)
-        if mode.keep_args:
-            n.args = (a, b)
-        t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
-        t._data = out
-        t.grad = None
-        t.grad_fn = n
-        t.requires_grad = True
-        return t
+    def make(reflected: bool):
+        def method(self, other):
+            if type(other) is Tensor:
+                od = other._data
+                rg = self.requires_grad or other.requires_grad
+            else:
+                if type(other) is list or type(other) is tuple:
+                    other = np.asarray(other)
+                od = other
+                rg = self.requires_grad
+            if reflected:
+                a, b, ad, bd = other, self, od, self._data
+            else:
+                a, b, ad, bd = self, other, self._data, od
+            try:
+                out = fwd(ad, bd)
+            except ValueError as exc:
+                raise ValueError(f"{o.name}: {exc}") from exc
+            t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
+            t._data = out
+            t.grad = None
+            if not (rg and record and mode.enabled):
+                t.grad_fn = None
+                t.requires_grad = False
+                return t
+            if save_inputs:
+                parents = None  # read off the saved inputs
+                saved = (a, b)
+            else:
+                parents = (
+                    (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None,
+                    (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None,
+                )
+                saved = none2
+            shapes = (() if type(ad) is float else getattr(ad, "shape", ()),
+                      () if type(bd) is float else getattr(bd, "shape", ()))
+            shapes = shared.get(shapes) or interned(shapes)
+            n = new(Node)  # Node(...), field by field: no __init__ frame here
+            n.seq = next_seq()
+            n.op = o
+            n._parents = parents
+            n.saved = saved
+            n.out = out if save_out else None
+            n.shapes = shapes
+            n.params = _EMPTY
+            n.args = (a, b) if mode.keep_args else None
+            n.label = None
+            t.grad_fn = n
+            t.requires_grad = True
+            return t
 
-    def forward(self, other):
-        if type(other) is Tensor:
-            od = other._data
-            rg = self.requires_grad or other.requires_grad
-        else:
-            if type(other) is list or type(other) is tuple:
-                other = np.asarray(other)
-            od = other
-            rg = self.requires_grad
-        try:
-            out = fwd(self._data, od)
-        except ValueError as exc:
-            raise ValueError(f"{o.name}: {exc}") from exc
-        if rg and record and mode.enabled:
-            return node(self, other, self._data, od, out)
-        return Tensor._make(out)
+        return method
 
-    def reflected(self, other):
-        if type(other) is list or type(other) is tuple:
-            other = np.asarray(other)
-        try:
-            out = fwd(other, self._data)
-        except ValueError as exc:
-            raise ValueError(f"{o.name}: {exc}") from exc
-        if self.requires_grad and record and mode.enabled:
-            return node(other, self, other, self._data, out)
-        return Tensor._make(out)
-
-    return forward, reflected
+    return make(False), make(True)
 
 
 _EMPTY: dict = {}
