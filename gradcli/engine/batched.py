@@ -202,11 +202,11 @@ def _walk_batched(root, seeds, wants, ids, result, guard: bool) -> None:
     while heap:
         node = heappop(heap)[1]
         g = gs.pop(id(node))
-        if node.saved is None:
+        if node.freed:
             raise RuntimeError(graph._SECOND_TIME)
         op = node.op
         out = node.out
-        inputs = [x._data if type(x) is Tensor else x for x in node.saved]
+        inputs = node.saved
         want = wants[id(node)]
         name = op.name
         if _broadcasts(op):

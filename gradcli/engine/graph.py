@@ -122,42 +122,68 @@ _SEQ = itertools.count()
 class Node:
     """One recorded op application: the ``grad_fn`` of the tensor it produced.
 
-    An op that saves its inputs (``Op.saves`` "inputs" or "both") keeps them as
-    the Tensors themselves, and its edges are read off them (``parents``): one
-    tuple per node instead of two, since every object that outlives the
-    forward pass adds to the cyclic garbage collector's work.
+    Per input: where its gradient goes (``parents``: the input's own ``grad_fn``,
+    the leaf Tensor itself, or None when it needs none) and the value the rules
+    read (``saved``: the array for ``Op.saves`` "inputs" or "both", a ``Meta``
+    for "shape", else None). Ops of one or two inputs, nearly all, keep these
+    in slots of the node (``p0 p1``, ``x0 x1``), others in ``more``: every object
+    that outlives the forward pass adds to the cyclic garbage collector's work,
+    and a node is made per op. Saved values are arrays, not Tensors, so the
+    graph keeps no Tensor alive; ``create_graph`` rebuilds them (``inputs_as_tensors``).
     """
 
-    __slots__ = ("op", "_parents", "saved", "out", "shapes", "params", "seq", "args",
-                 "label")
+    __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "more", "out", "shapes", "params",
+                 "freed", "args", "label")
 
-    def __init__(self, op, parents, saved, out, shapes, params) -> None:
+    def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,
+                 params: dict) -> None:
         # Creation order is a topological order: inputs exist before outputs.
         self.seq = next(_SEQ)
         self.op = op
-        self._parents = parents  # None: read off the saved input Tensors
-        self.saved = saved  # None once a backward pass has freed it
-        self.out = out
-        self.shapes = shapes
+        if len(parents) <= 2:
+            self.p0, self.p1 = (parents + (None, None))[:2]
+            self.x0, self.x1 = (saved + (None, None))[:2]
+            self.more = None
+        else:
+            self.p0 = self.p1 = self.x0 = self.x1 = None
+            self.more = (parents, saved)
+        self.out = out  # the output, for Op.saves "out" and "both"
+        self.shapes = shapes  # per input, interned (``interned``)
         self.params = params
+        self.freed = False  # True once a backward pass dropped the saved values
         self.args = None  # every input, recorded under keep_args
         self.label = None  # e.g. the expression text, for `gradcli graph`
 
     @property
     def parents(self) -> tuple:
         """Per input: its ``grad_fn``, the leaf Tensor itself, or None (no gradient)."""
-        ps = self._parents
-        return ps if ps is not None else edges(self.saved)
-
-    def free(self) -> None:
-        """Drop the saved values (what a backward pass without retain_graph does)."""
-        if self._parents is None:
-            self._parents = edges(self.saved)
-        self.saved = self.out = None
+        n = len(self.shapes)
+        if n == 1:
+            return (self.p0,)
+        return (self.p0, self.p1) if n == 2 else self.more[0]
 
     @property
-    def freed(self) -> bool:
-        return self.saved is None
+    def saved(self) -> tuple | None:
+        """Per input, what the rules read (None once freed)."""
+        if self.freed:
+            return None
+        n = len(self.shapes)
+        if n == 1:
+            return (self.x0,)
+        return (self.x0, self.x1) if n == 2 else self.more[1]
+
+    def inputs_as_tensors(self, wrap) -> tuple:
+        """The saved inputs as Tensors joined to the graph (for create_graph):
+        a leaf is itself, another input requiring grad is rebuilt on its grad_fn."""
+        out = []
+        for p, x in zip(self.parents, self.saved):
+            if p is None:
+                out.append(x)
+            elif type(p) is Node:
+                out.append(wrap(x, p))
+            else:
+                out.append(p)
+        return tuple(out)
 
     def name(self) -> str:
         return self.op.grad_fn
@@ -329,50 +355,33 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     while heap:
         node = heappop(heap)[1]
         g = grads.pop(node)
-        saved = node.saved
-        if saved is None:
+        if node.freed:
             raise RuntimeError(_SECOND_TIME)
         op = node.op
         params = node.params
-        parents = node._parents
+        shapes = node.shapes
+        # The common arities straight from the node's slots: this loop is the
+        # per-op overhead.
+        n = len(shapes)
+        if n == 1:
+            parents = (node.p0,)
+            inputs = (node.x0,)
+        elif n == 2:
+            parents = (node.p0, node.p1)
+            inputs = (node.x0, node.x1)
+        else:
+            parents, inputs = node.more
         if create_graph:
             out = wrap(node.out, node) if node.out is not None else None
-            inputs = saved
-            if parents is None:
-                parents = edges(saved)
+            inputs = node.inputs_as_tensors(wrap)
         else:
             out = node.out
-            # Unrolled for the common arities: this loop is the per-op overhead.
-            if len(saved) == 1:
-                a = saved[0]
-                if type(a) is Tensor:
-                    inputs = (a._data,)
-                    if parents is None:
-                        parents = ((a.grad_fn or a) if a.requires_grad else None,)
-                else:
-                    inputs = saved
-                    if parents is None:
-                        parents = (None,)
-            elif len(saved) == 2:
-                a, b = saved
-                if parents is None:
-                    parents = (
-                        (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None,
-                        (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None,
-                    )
-                inputs = (a._data if type(a) is Tensor else a,
-                          b._data if type(b) is Tensor else b)
-            else:
-                if parents is None:
-                    parents = edges(saved)
-                inputs = [x._data if type(x) is Tensor else x for x in saved]
         # g_free: this walk made g and nothing else holds it, so a rule with a
         # single input may write its gradient into it.
         g_free = False
         if owned and node in owned:
             owned.discard(node)
             g_free = len(parents) == 1 and hook is None
-        shapes = node.shapes
         multi = op.multi
         if multi:
             gxs = op.vjps[0](g, out, *inputs, **params)
@@ -436,9 +445,11 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 grads[p] = prev = prev + gx
                 if type(prev) is np.ndarray:
                     owned.add(p)
-        if not retain_graph:
-            node.saved = node.out = None
-            node._parents = parents
+        if not retain_graph:  # free the saved values
+            node.x0 = node.x1 = node.out = None
+            if n > 2:
+                node.more = (parents, None)
+            node.freed = True
     if accumulate:
         for leaf in leaves:
             leaf._accumulate(grads[leaf], create_graph, leaf in owned)

@@ -234,18 +234,15 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
     """Wrap ``out`` in a Tensor whose grad_fn remembers what ``o``'s rules need."""
     shapes = graph.interned(tuple([_shape(d) for d in arrays]))
     saves = o.saves
-    parents = None  # read off the saved inputs
     if saves == "inputs" or saves == "both":
-        saved = args
+        saved = tuple(arrays)
+    elif saves == "shape":
+        saved = tuple(Meta(sh, getattr(d, "dtype", None)) for sh, d in zip(shapes, arrays))
     else:
-        parents = graph.edges(args)
-        if saves == "shape":
-            saved = tuple(Meta(sh, getattr(d, "dtype", None)) for sh, d in zip(shapes, arrays))
-        else:
-            n = len(args)
-            saved = _NONES[n] if n < 8 else (None,) * n
+        n = len(args)
+        saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
-    node = Node(o, parents, saved, keep_out, shapes, params)
+    node = Node(o, graph.edges(args), saved, keep_out, shapes, params)
     if graph.MODE.keep_args:
         node.args = tuple(args)
     return Tensor._make(out, node)
@@ -266,22 +263,20 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         t.requires_grad = False
         return t
     saves = o.saves
-    parents = None
-    if saves == "inputs" or saves == "both":
-        saved = (x,)
-    else:
-        parents = (x.grad_fn or x,)
-        saved = (Meta(d.shape, d.dtype),) if saves == "shape" else _NONES[1]
     shapes = (() if type(d) is float else d.shape,)
-    shapes = graph._INTERNED.get(shapes) or graph.interned(shapes)
     node = _new(Node)  # Node(...), field by field: no __init__ frame on the hot path
     node.seq = _next_seq()
     node.op = o
-    node._parents = parents
-    node.saved = saved
+    node.p0 = x.grad_fn or x
+    node.p1 = node.x1 = node.more = None
+    if saves == "inputs" or saves == "both":
+        node.x0 = d
+    else:
+        node.x0 = Meta(d.shape, d.dtype) if saves == "shape" else None
     node.out = out if saves == "out" or saves == "both" else None
-    node.shapes = shapes
+    node.shapes = graph._INTERNED.get(shapes) or graph.interned(shapes)
     node.params = _EMPTY
+    node.freed = False
     node.args = (x,) if graph.MODE.keep_args else None
     node.label = None
     t.grad_fn = node
@@ -1228,7 +1223,6 @@ def _binary(o: Op):
     record = o.differentiable
     save_inputs = o.saves in ("inputs", "both")
     save_out = o.saves == "both"
-    none2 = (None, None)
     new = object.__new__
     shared = graph._INTERNED
     interned = graph.interned
@@ -1259,26 +1253,23 @@ def _binary(o: Op):
                 t.grad_fn = None
                 t.requires_grad = False
                 return t
-            if save_inputs:
-                parents = None  # read off the saved inputs
-                saved = (a, b)
-            else:
-                parents = (
-                    (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None,
-                    (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None,
-                )
-                saved = none2
             shapes = (() if type(ad) is float else getattr(ad, "shape", ()),
                       () if type(bd) is float else getattr(bd, "shape", ()))
-            shapes = shared.get(shapes) or interned(shapes)
             n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
-            n._parents = parents
-            n.saved = saved
+            n.p0 = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
+            n.p1 = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+            if save_inputs:
+                n.x0 = ad
+                n.x1 = bd
+            else:
+                n.x0 = n.x1 = None
+            n.more = None
             n.out = out if save_out else None
-            n.shapes = shapes
+            n.shapes = shared.get(shapes) or interned(shapes)
             n.params = _EMPTY
+            n.freed = False
             n.args = (a, b) if mode.keep_args else None
             n.label = None
             t.grad_fn = n
