@@ -387,13 +387,16 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             gxs = op.vjps[0](g, out, *inputs, **params)
         vjps = op.vjps
         local = None if create_graph else op.local
-        below = node in masked if masked else False
-        zeros_below = below or op.masks
-        # Elementwise rules too: an inf/nan *input* (the branch a where did
-        # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
-        guard = below and (op.guard or op.elementwise)
-        if guard:
-            g_free = False  # the guard reads g after the rule
+        if masked and node in masked:  # g may hold structural zeros
+            zeros_below = True
+            # Elementwise rules too: an inf/nan *input* (the branch a where did
+            # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
+            guard = op.guard or op.elementwise
+            if guard:
+                g_free = False  # the guard reads g after the rule
+        else:
+            zeros_below = op.masks
+            guard = False
         want = None if wants is None else wants[id(node)]
         i = -1
         for p in parents:
