@@ -34,6 +34,32 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def median_times(fns, repeat: int) -> list[float]:
+    """Median time of each function, run in turns (a, b, a, b, ...), so that a
+    machine speeding up or slowing down mid-run weighs on every one alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def empty_call_ns() -> float:
+    """What one call of an empty Python function takes here: this machine's
+    speed at the moment, to read the per-op figure against."""
+
+    def f():
+        pass
+
+    def loop():
+        for _ in range(100_000):
+            f()
+
+    return median_time(loop, 9) / 100_000 * 1e9
+
+
 def chain(steps: int = 2500) -> None:
     x = gc.tensor(0.5, dtype=gc.float64, requires_grad=True)
     y = x
@@ -88,8 +114,11 @@ def main() -> None:
     print("gradcli engine benchmark (medians; ratios against baselines run here)")
     chain()  # warm-up
     t = median_time(chain, 5 if quick else 15)
+    call = empty_call_ns()
     print(f"per-op overhead: {t / 10_000 * 1e6:.2f} us/op "
-          f"(chain of 10,000 scalar ops, forward + backward; target <= 3)")
+          f"(chain of 10,000 scalar ops, forward + backward; target <= 3); "
+          f"an empty Python call takes {call:.0f} ns here, so one op costs "
+          f"{t / 10_000 * 1e9 / call:.0f} such calls")
 
     rng = np.random.default_rng(0)
     for n in (10**6,) if quick else (10**6, 10**7):
@@ -97,9 +126,9 @@ def main() -> None:
         v1, g1 = numpy_value_and_grad(x)
         v2, g2 = gradcli_value_and_grad(x)
         assert np.isclose(v1, v2) and np.allclose(g1, g2), "gradcli disagrees with numpy"
-        reps = 5 if n == 10**7 else 15
-        tn = median_time(lambda: numpy_value_and_grad(x), reps)
-        tg = median_time(lambda: gradcli_value_and_grad(x), reps)
+        reps = 7 if n == 10**7 else 21
+        tn, tg = median_times([lambda: numpy_value_and_grad(x),
+                               lambda: gradcli_value_and_grad(x)], reps)
         print(f"value+grad n=1e{len(str(n)) - 1}: gradcli {tg * 1e3:.1f} ms, "
               f"numpy {tn * 1e3:.1f} ms, ratio {tg / tn:.2f}x (target <= 1.15)")
 

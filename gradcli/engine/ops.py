@@ -7,6 +7,12 @@ engine sums broadcast axes back (``broadcast.unbroadcast``). What a rule reads
 is declared in ``saves`` so the graph keeps nothing else alive:
 ``inputs``, ``out``, ``both``, ``shape`` (only shapes and dtypes) or ``none``.
 
+An elementwise op may instead declare its local derivative per input
+(``local=``: a number, another input, the output, or a function making a new
+array); its VJPs ``g * derivative`` are made from that, and the engine's walk
+does the multiplication itself, reusing buffers on large arrays
+(``graph.scaled``).
+
 Rules are written with numpy's own names (``np.cos(x)``, ``np.sum``, ``@``). On
 the fast path they run on ndarrays; with ``create_graph=True`` the same rules run
 on Tensors, whose ``__array_ufunc__``/``__array_function__`` send those names back
