@@ -18,6 +18,7 @@ N = 2 * graph.INPLACE_MIN
 RNG = np.random.default_rng(7)
 X = RNG.uniform(0.1, 2.0, N)
 W = RNG.standard_normal(N)
+W2 = RNG.standard_normal((2, N))
 
 
 def _grad(f, x, *, inplace: bool, monkeypatch, **backward):
@@ -42,6 +43,10 @@ CASES = {
     "float32 cotangent": (
         lambda t: gc.sum(gc.sin(t) * W.astype(np.float32)),
         lambda x: np.cos(x) * W.astype(np.float32)),
+    # -g subtracted in place only where shapes agree: here they do not
+    "sub broadcast": (lambda t: gc.sum((gc.tensor(np.ones((2, N))) - t) * W2)
+                      + gc.sum(gc.sin(t)),
+                      lambda x: np.cos(x) - W2.sum(axis=0)),
     "masked": (lambda t: gc.sum(gc.where(t > 1.0, gc.sqrt(t - 1.0), 0.0) * gc.sin(t)),
                lambda x: np.where(x > 1.0, np.cos(x) * np.sqrt(np.abs(x - 1.0))
                                   + np.sin(x) / (2 * np.sqrt(np.abs(x - 1.0)) + (x <= 1.0)),
@@ -98,3 +103,15 @@ def test_create_graph_on_large_arrays_gives_the_second_derivative():
     gc.sum(g).backward()
     np.testing.assert_allclose(t.grad.data, 2 * np.cos(X) - X * np.sin(X), rtol=1e-12,
                                atol=1e-12)
+
+
+def test_a_float32_input_among_float64_values(monkeypatch):
+    def f(t):
+        return gc.sum((gc.tensor(W) - t) * W) + gc.sum(gc.sin(t))
+
+    x = X.astype(np.float32)
+    fast = _grad(f, x, inplace=True, monkeypatch=monkeypatch)
+    plain = _grad(f, x, inplace=False, monkeypatch=monkeypatch)
+    assert fast.dtype == plain.dtype == np.float32
+    np.testing.assert_array_equal(fast, plain)
+    np.testing.assert_allclose(fast, np.cos(x) - W, rtol=1e-5, atol=1e-5)

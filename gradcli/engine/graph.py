@@ -318,6 +318,15 @@ def scaled(g, d, d_fresh: bool, g_free: bool):
     return g * d
 
 
+def _subtracted(acc, g) -> bool:
+    """``acc -= g`` in place, if that gives ``acc + (-g)`` exactly (same shape
+    and dtype): a pass and an array fewer than negating first. False if not done."""
+    if acc.shape != g.shape or np.result_type(acc, g) != acc.dtype:
+        return False
+    np.subtract(acc, g, out=acc)
+    return True
+
+
 def _has_zero(seed) -> bool:
     data = getattr(seed, "_data", seed)
     return bool(np.any(data == 0))
@@ -406,7 +415,17 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             if local is not None:  # elementwise: g times the local derivative
                 kind, v = local[i]
                 if kind == CONST:
-                    gx = g if v == 1 else scaled(g, v, False, g_free)
+                    if v == 1:
+                        gx = g
+                    elif (v == -1 and p in owned and not guard and hook is None
+                          and type(g) is np.ndarray and g.size >= INPLACE_MIN
+                          and _subtracted(grads[p], g)):
+                        # (neg, sub: -g subtracted straight from the sum so far)
+                        if zeros_below:
+                            masked.add(p)
+                        continue
+                    else:
+                        gx = scaled(g, v, False, g_free)
                 else:
                     d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
                     if type(g) is np.ndarray or type(d) is np.ndarray:
