@@ -310,7 +310,7 @@ def scaled(g, d, d_fresh: bool, g_free: bool):
     if type(d) is np.ndarray and d.shape == g.shape:
         if not any(g.strides) and d.dtype == g.dtype and g.flat[0] == 1:
             return d
-        if d_fresh and np.result_type(g, d) == d.dtype:
+        if d_fresh and d.flags.owndata and np.result_type(g, d) == d.dtype:
             return np.multiply(d, g, out=d)
     if g_free and np.result_type(g, d) == g.dtype and np.broadcast_shapes(
             g.shape, np.shape(d)) == g.shape:
