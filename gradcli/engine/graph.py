@@ -207,12 +207,16 @@ def edges(inputs) -> tuple:
     return tuple([edge(x) for x in inputs])
 
 
+# Types whose shape is () without asking (a numpy scalar builds a tuple per .shape).
+SCALARS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64,
+                     np.int32, np.bool_, np.complex128})
+
 _INTERNED: dict = {}
 
 
 def interned(shapes: tuple) -> tuple:
-    """One shared tuple per combination of input shapes: nodes keep them, and a
-    tuple shared is a tuple the garbage collector does not have to visit."""
+    """One shared tuple per combination of input shapes: every node keeps one,
+    and a shared tuple is one object fewer per node for the garbage collector."""
     got = _INTERNED.get(shapes)
     if got is None:
         if len(_INTERNED) > 4096:

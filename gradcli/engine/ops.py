@@ -269,7 +269,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         t.requires_grad = False
         return t
     saves = o.saves
-    shapes = (() if type(d) is float else d.shape,)
+    shapes = (() if type(d) in _SCALARS else d.shape,)
     node = _new(Node)  # Node(...), field by field: no __init__ frame on the hot path
     node.seq = _next_seq()
     node.op = o
@@ -291,6 +291,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
 
 
 _new = object.__new__
+_SCALARS = graph.SCALARS
 _next_seq = graph._SEQ.__next__
 
 
@@ -1259,8 +1260,8 @@ def _binary(o: Op):
                 t.grad_fn = None
                 t.requires_grad = False
                 return t
-            shapes = (() if type(ad) is float else getattr(ad, "shape", ()),
-                      () if type(bd) is float else getattr(bd, "shape", ()))
+            shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
+                      () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
             n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
