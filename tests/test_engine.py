@@ -428,6 +428,25 @@ def test_a_walk_frees_saved_values_but_keeps_the_edges():
     np.testing.assert_array_equal(x.grad.data, 4.0 * np.cos([1.0, 2.0]))
 
 
+def test_a_rule_that_raises_leaves_no_gradient_behind(monkeypatch):
+    from gradcli.engine import graph
+
+    x = f64([1.0, 2.0])
+    y = (gc.sin(x) * x + x * 3.0).sum()
+
+    def broken(out, x):
+        raise ValueError("a broken rule")
+
+    monkeypatch.setattr(gc.OPS["sin"], "local", ((graph.FRESH, broken),))
+    with pytest.raises(ValueError, match="a broken rule"):
+        y.backward(retain_graph=True)  # after x had received its first parts
+    assert x.grad is None
+    monkeypatch.undo()
+    y.backward()
+    v = np.array([1.0, 2.0])
+    np.testing.assert_allclose(x.grad.data, np.cos(v) * v + np.sin(v) + 3.0)
+
+
 # -- retain_graph, detach, no_grad -----------------------------------------------------
 def test_second_backward_needs_retain_graph():
     x = f64([1.0, 2.0])

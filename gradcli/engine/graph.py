@@ -133,7 +133,7 @@ class Node:
     """
 
     __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "more", "out", "shapes", "params",
-                 "freed", "args", "label")
+                 "freed", "args", "label", "pending")
 
     def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,
                  params: dict) -> None:
@@ -153,6 +153,7 @@ class Node:
         self.freed = False  # True once a backward pass dropped the saved values
         self.args = None  # every input, recorded under keep_args
         self.label = None  # e.g. the expression text, for `gradcli graph`
+        self.pending = None  # the gradient arriving during a backward walk
 
     @property
     def parents(self) -> tuple:
@@ -354,8 +355,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         return {}
     # Newest node first: by then every consumer has sent its gradient in. A
     # heap keyed on creation order replaces a separate topological sort.
-    # Gradients wait in ``grads``, keyed by the node (or leaf) object itself.
-    grads = {root: seed}
+    # Gradients wait in the ``pending`` field of the node (or leaf) they are for.
+    root.pending = seed
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
     leaves: list[Tensor] = []
@@ -365,118 +366,132 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # Nodes whose incoming gradient can hold structural zeros (below a where,
     # an index, a relu, ... or a seed with zeros): their rules are guarded.
     masked: set = {root} if _has_zero(seed) else set()
-    while heap:
-        node = heappop(heap)[1]
-        g = grads.pop(node)
-        if node.freed:
-            raise RuntimeError(_SECOND_TIME)
-        op = node.op
-        params = node.params
-        shapes = node.shapes
-        # The common arities straight from the node's slots: this loop is the
-        # per-op overhead.
-        n = len(shapes)
-        if n == 1:
-            parents = (node.p0,)
-            inputs = (node.x0,)
-        elif n == 2:
-            parents = (node.p0, node.p1)
-            inputs = (node.x0, node.x1)
-        else:
-            parents, inputs = node.more
-        if create_graph:
-            out = wrap(node.out, node) if node.out is not None else None
-            inputs = node.inputs_as_tensors(wrap)
-        else:
-            out = node.out
-        # g_free: this walk made g and nothing else holds it, so a rule with a
-        # single input may write its gradient into it.
-        g_free = False
-        if owned and node in owned:
-            owned.discard(node)
-            g_free = len(parents) == 1 and hook is None
-        multi = op.multi
-        if multi:
-            gxs = op.vjps[0](g, out, *inputs, **params)
-        vjps = op.vjps
-        local = None if create_graph else op.local
-        if masked and node in masked:  # g may hold structural zeros
-            zeros_below = True
-            # Elementwise rules too: an inf/nan *input* (the branch a where did
-            # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
-            guard = op.guard or op.elementwise
-            if guard:
-                g_free = False  # the guard reads g after the rule
-        else:
-            zeros_below = op.masks
-            guard = False
-        want = None if wants is None else wants[id(node)]
-        i = -1
-        for p in parents:
-            i += 1
-            if p is None or (want is not None and not want[i]):
-                continue
-            if local is not None:  # elementwise: g times the local derivative
-                kind, v = local[i]
-                if kind == CONST:
-                    if v == 1:
-                        gx = g
-                    elif (v == -1 and p in owned and not guard and hook is None
-                          and type(g) is np.ndarray and g.size >= INPLACE_MIN
-                          and _subtracted(grads[p], g)):
-                        # (neg, sub: -g subtracted straight from the sum so far)
-                        if zeros_below:
-                            masked.add(p)
-                        continue
-                    else:
-                        gx = scaled(g, v, False, g_free)
-                else:
-                    d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
-                    if type(g) is np.ndarray or type(d) is np.ndarray:
-                        gx = scaled(g, d, kind == FRESH, g_free)
-                    else:
-                        gx = g * d
-            elif multi:
-                gx = gxs[i]
-            elif vjps[i] is None:  # not differentiable in this input (a condition)
-                continue
-            elif params:
-                gx = vjps[i](g, out, *inputs, **params)
+    try:
+        while heap:
+            node = heappop(heap)[1]
+            g = node.pending
+            node.pending = None
+            if node.freed:
+                raise RuntimeError(_SECOND_TIME)
+            op = node.op
+            params = node.params
+            shapes = node.shapes
+            # The common arities straight from the node's slots: this loop is the
+            # per-op overhead.
+            n = len(shapes)
+            if n == 1:
+                parents = (node.p0,)
+                inputs = (node.x0,)
+            elif n == 2:
+                parents = (node.p0, node.p1)
+                inputs = (node.x0, node.x1)
             else:
-                gx = vjps[i](g, out, *inputs)
-            if gx is None:
-                continue
-            if guard:
-                gx = _guarded(g, gx)
-            if hook is not None:
-                hook(node, g, gx)
-            if gx.shape != shapes[i]:
-                gx = unbroadcast(gx, shapes[i])
-            if zeros_below:
-                masked.add(p)
-            prev = grads.get(p)
-            if prev is None:
-                grads[p] = gx
-                if type(p) is Node:
-                    heappush(heap, (-p.seq, p))
-                else:
-                    leaves.append(p)
-                if (type(gx) is np.ndarray and (gx is not g or g_free) and gx.flags.owndata
-                        and gx.flags.writeable and gx is not out
-                        and all(gx is not a for a in inputs)):
-                    owned.add(p)  # (a rule may hand back an input or out itself)
-            elif p in owned and np.result_type(prev, gx) == prev.dtype:
-                np.add(prev, gx, out=prev)
+                parents, inputs = node.more
+            if create_graph:
+                out = wrap(node.out, node) if node.out is not None else None
+                inputs = node.inputs_as_tensors(wrap)
             else:
-                grads[p] = prev = prev + gx
-                if type(prev) is np.ndarray:
-                    owned.add(p)
-        if not retain_graph:  # free the saved values
-            node.x0 = node.x1 = node.out = None
-            if n > 2:
-                node.more = (parents, None)
-            node.freed = True
+                out = node.out
+            # g_free: this walk made g and nothing else holds it, so a rule with a
+            # single input may write its gradient into it.
+            g_free = False
+            if owned and node in owned:
+                owned.discard(node)
+                g_free = len(parents) == 1 and hook is None
+            multi = op.multi
+            if multi:
+                gxs = op.vjps[0](g, out, *inputs, **params)
+            vjps = op.vjps
+            local = None if create_graph else op.local
+            if masked and node in masked:  # g may hold structural zeros
+                zeros_below = True
+                # Elementwise rules too: an inf/nan *input* (the branch a where did
+                # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
+                guard = op.guard or op.elementwise
+                if guard:
+                    g_free = False  # the guard reads g after the rule
+            else:
+                zeros_below = op.masks
+                guard = False
+            want = None if wants is None else wants[id(node)]
+            i = -1
+            for p in parents:
+                i += 1
+                if p is None or (want is not None and not want[i]):
+                    continue
+                if local is not None:  # elementwise: g times the local derivative
+                    kind, v = local[i]
+                    if kind == CONST:
+                        if v == 1:
+                            gx = g
+                        elif (v == -1 and p in owned and not guard and hook is None
+                              and type(g) is np.ndarray and g.size >= INPLACE_MIN
+                              and _subtracted(p.pending, g)):
+                            # (neg, sub: -g subtracted straight from the sum so far)
+                            if zeros_below:
+                                masked.add(p)
+                            continue
+                        else:
+                            gx = scaled(g, v, False, g_free)
+                    else:
+                        d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
+                        if type(g) is np.ndarray or type(d) is np.ndarray:
+                            gx = scaled(g, d, kind == FRESH, g_free)
+                        else:
+                            gx = g * d
+                elif multi:
+                    gx = gxs[i]
+                elif vjps[i] is None:  # not differentiable in this input (a condition)
+                    continue
+                elif params:
+                    gx = vjps[i](g, out, *inputs, **params)
+                else:
+                    gx = vjps[i](g, out, *inputs)
+                if gx is None:
+                    continue
+                if guard:
+                    gx = _guarded(g, gx)
+                if hook is not None:
+                    hook(node, g, gx)
+                if gx.shape != shapes[i]:
+                    gx = unbroadcast(gx, shapes[i])
+                if zeros_below:
+                    masked.add(p)
+                prev = p.pending
+                if prev is None:
+                    p.pending = gx
+                    if type(p) is Node:
+                        heappush(heap, (-p.seq, p))
+                    else:
+                        leaves.append(p)
+                    if (type(gx) is np.ndarray and (gx is not g or g_free) and gx.flags.owndata
+                            and gx.flags.writeable and gx is not out
+                            and all(gx is not a for a in inputs)):
+                        owned.add(p)  # (a rule may hand back an input or out itself)
+                elif p in owned and np.result_type(prev, gx) == prev.dtype:
+                    np.add(prev, gx, out=prev)
+                else:
+                    p.pending = prev = prev + gx
+                    if type(prev) is np.ndarray:
+                        owned.add(p)
+            if not retain_graph:  # free the saved values
+                node.x0 = node.x1 = node.out = None
+                if n > 2:
+                    node.more = (parents, None)
+                node.freed = True
+    except BaseException:
+        # A rule raised (or the graph was freed): leave no gradient behind in
+        # the fields, for the next walk of a retained graph.
+        for _, waiting in heap:
+            waiting.pending = None
+        for leaf in leaves:
+            leaf.pending = None
+        raise
+    got = {}
+    for leaf in leaves:
+        got[id(leaf)] = leaf.pending
+        leaf.pending = None
     if accumulate:
         for leaf in leaves:
-            leaf._accumulate(grads[leaf], create_graph, leaf in owned)
-    return {id(leaf): grads[leaf] for leaf in leaves}
+            leaf._accumulate(got[id(leaf)], create_graph, leaf in owned)
+    return got

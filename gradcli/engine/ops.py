@@ -263,7 +263,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         raise type(exc)(f"{o.name}: {exc}") from exc
     t = _new(Tensor)  # Tensor._make, inlined
     t._data = out
-    t.grad = None
+    t.grad = t.pending = None
     if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
         t.grad_fn = None
         t.requires_grad = False
@@ -284,7 +284,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     node.params = _EMPTY
     node.freed = False
     node.args = (x,) if graph.MODE.keep_args else None
-    node.label = None
+    node.label = node.pending = None
     t.grad_fn = node
     t.requires_grad = True
     return t
@@ -1255,7 +1255,7 @@ def _binary(o: Op):
                 raise ValueError(f"{o.name}: {exc}") from exc
             t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
             t._data = out
-            t.grad = None
+            t.grad = t.pending = None
             if not (rg and record and mode.enabled):
                 t.grad_fn = None
                 t.requires_grad = False
@@ -1278,7 +1278,7 @@ def _binary(o: Op):
             n.params = _EMPTY
             n.freed = False
             n.args = (a, b) if mode.keep_args else None
-            n.label = None
+            n.label = n.pending = None
             t.grad_fn = n
             t.requires_grad = True
             return t
