@@ -132,8 +132,13 @@ class Node:
     graph keeps no Tensor alive; ``create_graph`` rebuilds them (``inputs_as_tensors``).
     """
 
-    __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "more", "out", "shapes", "params",
-                 "freed", "args", "label", "pending")
+    __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "out", "shapes", "params", "freed",
+                 "pending", "__dict__")
+    # Fields most nodes never set, read from the class until they are: a
+    # store fewer each, per op.
+    more = None  # (parents, saved) of an op with more than two inputs
+    args = None  # every input, recorded under keep_args
+    label = None  # e.g. the expression text, for `gradcli graph`
 
     def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,
                  params: dict) -> None:
@@ -143,7 +148,6 @@ class Node:
         if len(parents) <= 2:
             self.p0, self.p1 = (parents + (None, None))[:2]
             self.x0, self.x1 = (saved + (None, None))[:2]
-            self.more = None
         else:
             self.p0 = self.p1 = self.x0 = self.x1 = None
             self.more = (parents, saved)
@@ -151,8 +155,6 @@ class Node:
         self.shapes = shapes  # per input, interned (``interned``)
         self.params = params
         self.freed = False  # True once a backward pass dropped the saved values
-        self.args = None  # every input, recorded under keep_args
-        self.label = None  # e.g. the expression text, for `gradcli graph`
         self.pending = None  # the gradient arriving during a backward walk
 
     @property

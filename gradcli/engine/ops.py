@@ -274,7 +274,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     node.seq = _next_seq()
     node.op = o
     node.p0 = x.grad_fn or x
-    node.p1 = node.x1 = node.more = None
+    node.p1 = node.x1 = None
     if saves == "inputs" or saves == "both":
         node.x0 = d
     else:
@@ -283,8 +283,9 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     node.shapes = graph._INTERNED.get(shapes) or graph.interned(shapes)
     node.params = _EMPTY
     node.freed = False
-    node.args = (x,) if graph.MODE.keep_args else None
-    node.label = node.pending = None
+    node.pending = None
+    if graph.MODE.keep_args:
+        node.args = (x,)
     t.grad_fn = node
     t.requires_grad = True
     return t
@@ -1272,13 +1273,13 @@ def _binary(o: Op):
                 n.x1 = bd
             else:
                 n.x0 = n.x1 = None
-            n.more = None
             n.out = out if save_out else None
             n.shapes = shared.get(shapes) or interned(shapes)
             n.params = _EMPTY
             n.freed = False
-            n.args = (a, b) if mode.keep_args else None
-            n.label = n.pending = None
+            n.pending = None
+            if mode.keep_args:
+                n.args = (a, b)
             t.grad_fn = n
             t.requires_grad = True
             return t
