@@ -376,7 +376,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             if node.freed:
                 raise RuntimeError(_SECOND_TIME)
             op = node.op
-            params = node.params
+            local = op.local
             shapes = node.shapes
             # The common arities straight from the node's slots: this loop is the
             # per-op overhead.
@@ -392,6 +392,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             if create_graph:
                 out = wrap(node.out, node) if node.out is not None else None
                 inputs = node.inputs_as_tensors(wrap)
+                local = None  # the VJPs, on Tensors
             else:
                 out = node.out
             # g_free: this walk made g and nothing else holds it, so a rule with a
@@ -400,11 +401,12 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             if owned and node in owned:
                 owned.discard(node)
                 g_free = len(parents) == 1 and hook is None
-            multi = op.multi
-            if multi:
-                gxs = op.vjps[0](g, out, *inputs, **params)
-            vjps = op.vjps
-            local = None if create_graph else op.local
+            if local is None:
+                params = node.params
+                vjps = op.vjps
+                multi = op.multi
+                if multi:
+                    gxs = vjps[0](g, out, *inputs, **params)
             if masked and node in masked:  # g may hold structural zeros
                 zeros_below = True
                 # Elementwise rules too: an inf/nan *input* (the branch a where did
@@ -441,16 +443,17 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                             gx = scaled(g, d, kind == FRESH, g_free)
                         else:
                             gx = g * d
-                elif multi:
-                    gx = gxs[i]
-                elif vjps[i] is None:  # not differentiable in this input (a condition)
-                    continue
-                elif params:
-                    gx = vjps[i](g, out, *inputs, **params)
                 else:
-                    gx = vjps[i](g, out, *inputs)
-                if gx is None:
-                    continue
+                    if multi:
+                        gx = gxs[i]
+                    elif vjps[i] is None:  # not differentiable here (a condition)
+                        continue
+                    elif params:
+                        gx = vjps[i](g, out, *inputs, **params)
+                    else:
+                        gx = vjps[i](g, out, *inputs)
+                    if gx is None:
+                        continue
                 if guard:
                     gx = _guarded(g, gx)
                 if hook is not None:
