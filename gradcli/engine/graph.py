@@ -133,7 +133,7 @@ class Node:
     """
 
     __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "out", "shapes", "params", "freed",
-                 "pending", "__dict__")
+                 "_pending", "__dict__")
     # Fields most nodes never set, read from the class until they are: a
     # store fewer each, per op.
     more = None  # (parents, saved) of an op with more than two inputs
@@ -155,7 +155,7 @@ class Node:
         self.shapes = shapes  # per input, interned (``interned``)
         self.params = params
         self.freed = False  # True once a backward pass dropped the saved values
-        self.pending = None  # the gradient arriving during a backward walk
+        self._pending = None  # the gradient arriving during a backward walk
 
     @property
     def parents(self) -> tuple:
@@ -357,8 +357,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         return {}
     # Newest node first: by then every consumer has sent its gradient in. A
     # heap keyed on creation order replaces a separate topological sort.
-    # Gradients wait in the ``pending`` field of the node (or leaf) they are for.
-    root.pending = seed
+    # Gradients wait in the ``_pending`` field of the node (or leaf) they are for.
+    root._pending = seed
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
     leaves: list[Tensor] = []
@@ -371,8 +371,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     try:
         while heap:
             node = heappop(heap)[1]
-            g = node.pending
-            node.pending = None
+            g = node._pending
+            node._pending = None
             if node.freed:
                 raise RuntimeError(_SECOND_TIME)
             op = node.op
@@ -430,7 +430,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                             gx = g
                         elif (v == -1 and p in owned and not guard and hook is None
                               and type(g) is np.ndarray and g.size >= INPLACE_MIN
-                              and _subtracted(p.pending, g)):
+                              and _subtracted(p._pending, g)):
                             # (neg, sub: -g subtracted straight from the sum so far)
                             if zeros_below:
                                 masked.add(p)
@@ -462,9 +462,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                     gx = unbroadcast(gx, shapes[i])
                 if zeros_below:
                     masked.add(p)
-                prev = p.pending
+                prev = p._pending
                 if prev is None:
-                    p.pending = gx
+                    p._pending = gx
                     if type(p) is Node:
                         heappush(heap, (-p.seq, p))
                     else:
@@ -476,7 +476,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 elif p in owned and np.result_type(prev, gx) == prev.dtype:
                     np.add(prev, gx, out=prev)
                 else:
-                    p.pending = prev = prev + gx
+                    p._pending = prev = prev + gx
                     if type(prev) is np.ndarray:
                         owned.add(p)
             if not retain_graph:  # free the saved values
@@ -488,14 +488,14 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         # A rule raised (or the graph was freed): leave no gradient behind in
         # the fields, for the next walk of a retained graph.
         for _, waiting in heap:
-            waiting.pending = None
+            waiting._pending = None
         for leaf in leaves:
-            leaf.pending = None
+            leaf._pending = None
         raise
     got = {}
     for leaf in leaves:
-        got[id(leaf)] = leaf.pending
-        leaf.pending = None
+        got[id(leaf)] = leaf._pending
+        leaf._pending = None
     if accumulate:
         for leaf in leaves:
             leaf._accumulate(got[id(leaf)], create_graph, leaf in owned)

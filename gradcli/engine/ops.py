@@ -263,7 +263,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         raise type(exc)(f"{o.name}: {exc}") from exc
     t = _new(Tensor)  # Tensor._make, inlined
     t._data = out
-    t.grad = t.pending = None
+    t.grad = t._pending = None
     if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
         t.grad_fn = None
         t.requires_grad = False
@@ -283,7 +283,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     node.shapes = graph._INTERNED.get(shapes) or graph.interned(shapes)
     node.params = _EMPTY
     node.freed = False
-    node.pending = None
+    node._pending = None
     if graph.MODE.keep_args:
         node.args = (x,)
     t.grad_fn = node
@@ -1256,7 +1256,7 @@ def _binary(o: Op):
                 raise ValueError(f"{o.name}: {exc}") from exc
             t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
             t._data = out
-            t.grad = t.pending = None
+            t.grad = t._pending = None
             if not (rg and record and mode.enabled):
                 t.grad_fn = None
                 t.requires_grad = False
@@ -1277,7 +1277,7 @@ def _binary(o: Op):
             n.shapes = shared.get(shapes) or interned(shapes)
             n.params = _EMPTY
             n.freed = False
-            n.pending = None
+            n._pending = None
             if mode.keep_args:
                 n.args = (a, b)
             t.grad_fn = n

@@ -31,7 +31,7 @@ def set_default_dtype(dtype) -> None:
 class Tensor:
     """An ndarray with ``requires_grad``, ``grad``, ``grad_fn`` and ``backward``."""
 
-    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "pending", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_pending", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor
 
     def __init__(self, data, requires_grad: bool = False) -> None:
@@ -39,7 +39,7 @@ class Tensor:
         self._data = data
         self.grad = None
         self.grad_fn = None
-        self.pending = None  # a backward walk's gradient, on its way to .grad
+        self._pending = None  # a backward walk's gradient, on its way to .grad
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -48,7 +48,7 @@ class Tensor:
     def _make(cls, data, grad_fn=None):
         t = object.__new__(cls)
         t._data = data
-        t.grad = t.pending = None
+        t.grad = t._pending = None
         t.grad_fn = grad_fn
         t.requires_grad = grad_fn is not None
         return t
