@@ -4,9 +4,11 @@
 
 1. Per-op overhead: a chain of 10,000 scalar ops, x = x*1.0001 + sin(x)*0.001
    (four ops a step), forward plus backward, in microseconds per op.
+   Printed beside it: what an empty Python call takes at that moment, since this
+   virtual machine's speed drifts (the per-op figure in such calls drifts less).
 2. Large arrays: value and gradient of f(x) = sum(sin(x)*x + exp(-x*x)), as a
    ratio to a hand-written numpy value-and-gradient of the same f, both timed
-   here, in the same process.
+   here, in the same process, in turns.
 3. Peak memory of the n = 10^7 case, each in a fresh process, beyond the input
    array, in units of the input's size (numpy's allocations, via tracemalloc).
 """
