@@ -357,8 +357,6 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         return {}
     # Newest node first: by then every consumer has sent its gradient in. A
     # heap keyed on creation order replaces a separate topological sort.
-    # Gradients wait in the ``_pending`` field of the node (or leaf) they are for.
-    root._pending = seed
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
     leaves: list[Tensor] = []
@@ -368,7 +366,11 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # Nodes whose incoming gradient can hold structural zeros (below a where,
     # an index, a relu, ... or a seed with zeros): their rules are guarded.
     masked: set = {root} if _has_zero(seed) else set()
+    # Gradients wait in the ``_pending`` field of the node (or leaf) they are
+    # for; one walk at a time per graph (a retained graph walked from two
+    # threads at once would mix them).
     try:
+        root._pending = seed
         while heap:
             node = heappop(heap)[1]
             g = node._pending
