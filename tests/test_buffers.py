@@ -1,9 +1,9 @@
 """Large arrays: the backward walk reuses buffers in place (``graph.scaled``).
 
 Arrays from ``graph.INPLACE_MIN`` elements up take that path, smaller ones never
-do, so every test here runs each function twice: once as is, once with the
-cut-off raised out of reach. The gradients must agree bit for bit, agree with
-the hand-derived gradient, and no array the user can see may change.
+do, so the functions below run twice: once as is, once with the cut-off raised
+out of reach. The gradients must agree bit for bit and with the hand-derived
+gradient; and no array the user can see may change.
 """
 
 from __future__ import annotations
