@@ -118,13 +118,15 @@ def _float(dtype) -> np.dtype:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-def _scalar(out: Tensor, name: str) -> None:
+def _unit_seed(out: Tensor, name: str) -> np.ndarray:
+    """The seed 1 for a scalar output (an error naming ``name`` for any other)."""
     if out.size != 1:
         raise ValueError(
             f"{name} needs a function with a scalar output; this one returns shape "
             f"{out.shape}. Reduce it (e.g. gc.sum), or use jacobian for every "
             "output's derivative"
         )
+    return np.ones(out.shape, dtype=_float(out.dtype))
 
 
 def _result(g, leaf: Tensor) -> Tensor:
@@ -156,8 +158,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     def value_and_grad_f(*args, **kwargs):
         nums, single = _positions(argnums, len(args), "grad")
         out, leaves = _call(f, args, kwargs, nums, "grad")
-        _scalar(out, "grad")
-        seed = np.ones(out.shape, dtype=_float(out.dtype))
+        seed = _unit_seed(out, "grad")
         gs = batched.grads(out, seed, leaves)
         return out.detach(), _pack([_result(g, x) for g, x in zip(gs, leaves)], single)
 
@@ -310,8 +311,7 @@ def hessian(
     def hessian_f(*args, **kwargs):
         nums, single = _positions(argnums, len(args), "hessian")
         out, leaves = _call(f, args, kwargs, nums, "hessian")
-        _scalar(out, "hessian")
-        seed = np.ones(out.shape, dtype=_float(out.dtype))
+        seed = _unit_seed(out, "hessian")
         gs = batched.grads(out, seed, leaves, create_graph=True)
         table = []
         for xi, gi in zip(leaves, gs):
@@ -343,14 +343,13 @@ def hvp(f: Callable, x, v) -> Tensor:
     tensor([ 6., 12.], dtype=gradcli.float64)
     """
     out, (leaf,) = _call(f, (x,), {}, (0,), "hvp")
-    _scalar(out, "hvp")
+    seed = _unit_seed(out, "hvp")
     vdata = v._data if isinstance(v, Tensor) else np.asarray(v)
     if vdata.shape != leaf.shape:
         raise ValueError(
             f"hvp: v has shape {vdata.shape} but x has shape {leaf.shape}: they "
             "must match"
         )
-    seed = np.ones(out.shape, dtype=_float(out.dtype))
     (g,) = batched.grads(out, seed, [leaf], create_graph=True)
     if not isinstance(g, Tensor):
         return _result(None, leaf)

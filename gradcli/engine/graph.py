@@ -210,10 +210,6 @@ def edges(inputs) -> tuple:
     return tuple([edge(x) for x in inputs])
 
 
-# Types whose shape is () without asking (a numpy scalar builds a tuple per .shape).
-SCALARS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64,
-                     np.int32, np.bool_, np.complex128})
-
 _INTERNED: dict = {}
 
 

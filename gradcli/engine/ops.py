@@ -292,7 +292,9 @@ def _unary(o: Op, x: Tensor) -> Tensor:
 
 
 _new = object.__new__
-_SCALARS = graph.SCALARS
+# Types whose shape is () without asking (a numpy scalar builds a tuple per .shape).
+_SCALARS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64,
+                      np.int32, np.bool_, np.complex128})
 _next_seq = graph._SEQ.__next__
 
 
