@@ -8,9 +8,10 @@ grad; ``f`` runs on them with gradient recording on (also under ``gc.no_grad``),
 and the results come back as detached Tensors. Gradients are returned, never
 accumulated: no caller's ``.grad`` changes.
 
-Whole Jacobians and Hessians push every row's cotangent through the graph in one
-batched walk (``engine/batched.py``) instead of one backward pass per row;
-``method="loop"`` does the latter, as a reference.
+Whole Jacobians and Hessians push every row's cotangent through the graph at
+once: a batch of seeds with a leading axis, through the engine's one backward
+walk and its one set of rules (``lead=1``), instead of one backward pass per
+row; ``method="loop"`` does the latter, as a reference.
 
 >>> import gradcli as gc
 >>> from gradcli.transforms import grad, hessian
@@ -25,13 +26,17 @@ tensor([[ 6.,  0.],
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .engine import batched
+from .engine import graph
 from .engine.graph import enable_grad
 from .engine.tensor import Tensor
+
+# Cap on the elements of one batched gradient: bigger batches go in chunks.
+MAX_ELEMENTS = 1 << 22
 
 __all__ = ["grad", "hessian", "hvp", "jacobian", "value_and_grad", "vjp"]
 
@@ -144,6 +149,78 @@ def _pack(items: list, single: bool):
     return items[0] if single else tuple(items)
 
 
+# -- the two pullbacks: one cotangent, or a batch of them -------------------------
+def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False) -> list:
+    """d<seed, out>/d(leaf) for each of ``leaves`` (None where out ignores the leaf).
+
+    ``seed`` has ``out``'s shape. With ``create_graph`` the rules run on Tensors
+    and the gradients come back as Tensors with a graph (differentiable again).
+    The engine's walk, restricted to edges that lead to ``leaves``, keeping the
+    graph and writing no ``.grad``.
+
+    >>> import gradcli as gc
+    >>> x = gc.tensor([1.0, 2.0], requires_grad=True)
+    >>> _grads(gc.sum(x * x), np.float32(1.0), [x])
+    [array([2., 4.], dtype=float32)]
+    >>> x.grad is None
+    True
+    """
+    if create_graph and not isinstance(seed, Tensor):
+        seed = Tensor._make(np.asarray(seed))
+    if out.grad_fn is None:
+        return [seed if leaf is out else None for leaf in leaves]
+    with graph.set_grad_enabled(create_graph):
+        got = graph.run_backward(out.grad_fn, seed, retain_graph=True,
+                                 create_graph=create_graph, wrap=Tensor._make,
+                                 accumulate=False, only={id(leaf) for leaf in leaves})
+    return [got.get(id(leaf)) for leaf in leaves]
+
+
+def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS) -> list:
+    """For each leaf, the gradients of a batch of cotangents: (B,) + leaf.shape.
+
+    ``seeds`` has shape ``(B,) + out.shape``; None means the identity over
+    ``out``'s elements (B = out.size): the Jacobian row by row. The batch goes
+    through the graph in one walk (in chunks, if ``max_elements`` asks).
+
+    >>> import gradcli as gc
+    >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
+    >>> _rows(x * x, [x])[0]
+    array([[2., 0.],
+           [0., 4.]])
+    """
+    shape = out.shape
+    dtype = _float(out.dtype)
+    m = math.prod(shape)
+    B = m if seeds is None else len(seeds)
+
+    def batch(start, stop):
+        if seeds is not None:
+            return np.asarray(seeds[start:stop], dtype=dtype)
+        return np.eye(stop - start, m, start, dtype=dtype).reshape((stop - start,) + shape)
+
+    def fill(got, n):
+        return [np.zeros((n,) + x.shape, dtype=x.dtype) if got.get(id(x)) is None
+                else got[id(x)] for x in leaves]
+
+    if out.grad_fn is None or B == 0:
+        return fill({id(out): batch(0, B)} if B else {}, B)
+    biggest = max((math.prod(s) for n in graph.topological_order(out.grad_fn)
+                   for s in n.shapes), default=1)
+    chunk = max(1, min(B, max_elements // max(biggest, m, 1)))
+    parts: list[list] = [[] for _ in leaves]
+    only = {id(x) for x in leaves}
+    with graph.set_grad_enabled(False):
+        for start in range(0, B, chunk):
+            stop = min(B, start + chunk)
+            got = graph.run_backward(out.grad_fn, batch(start, stop), retain_graph=True,
+                                     create_graph=False, wrap=Tensor._make,
+                                     accumulate=False, only=only, lead=1)
+            for k, r in enumerate(fill(got, stop - start)):
+                parts[k].append(r)
+    return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+
+
 # -- gradients --------------------------------------------------------------------
 def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     """``f`` and its gradient together: ``(f(*args), grad f(*args))``.
@@ -159,7 +236,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
         nums, single = _positions(argnums, len(args), "grad")
         out, leaves = _call(f, args, kwargs, nums, "grad")
         seed = _unit_seed(out, "grad")
-        gs = batched.grads(out, seed, leaves)
+        gs = _grads(out, seed, leaves)
         return out.detach(), _pack([_result(g, x) for g, x in zip(gs, leaves)], single)
 
     return value_and_grad_f
@@ -206,7 +283,7 @@ def vjp(f: Callable, *args) -> tuple[Tensor, Callable]:
                 f"{out.shape}: they must match"
             )
         seed = np.array(data, dtype=_float(out.dtype))
-        gs = batched.grads(out, seed, leaves)
+        gs = _grads(out, seed, leaves)
         return tuple(_result(g, x) for g, x in zip(gs, leaves))
 
     return out.detach(), vjp_fn
@@ -245,7 +322,7 @@ def jacobian(
             n = sum(x.size for x in leaves)
             how = "columns" if m >= 64 and 4 * n <= m else "rows"
         if how == "rows":
-            rows = batched.batched_grads(out, leaves)
+            rows = _rows(out, leaves)
         elif how == "loop":
             rows = _loop_rows(out, leaves)
         else:
@@ -253,7 +330,7 @@ def jacobian(
             if method == "auto" and not all(np.isfinite(r).all() for r in rows):
                 # Reverse over reverse needs every rule to be differentiable
                 # again, at this very point; the rows need first derivatives only.
-                rows = batched.batched_grads(out, leaves)
+                rows = _rows(out, leaves)
         blocks = [_block(r, out.shape + x.shape, x.dtype) for r, x in zip(rows, leaves)]
         return _pack(blocks, single)
 
@@ -268,7 +345,7 @@ def _loop_rows(out: Tensor, leaves: list) -> list:
     for i in range(m):
         seed = np.zeros(m, dtype=dtype)
         seed[i] = 1
-        for k, g in enumerate(batched.grads(out, seed.reshape(out.shape), leaves)):
+        for k, g in enumerate(_grads(out, seed.reshape(out.shape), leaves)):
             if g is not None:
                 rows[k][i] = g._data if isinstance(g, Tensor) else g
     return rows
@@ -280,11 +357,11 @@ def _columns(out: Tensor, leaves: list) -> list:
     u.requires_grad = True
     m = out.size
     rows = []
-    for x, jtu in zip(leaves, batched.grads(out, u, leaves, create_graph=True)):
+    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True)):
         if not isinstance(jtu, Tensor):
             rows.append(np.zeros((m,) + x.shape, dtype=x.dtype))
             continue
-        cols = batched.batched_grads(jtu, [u])[0]  # (x.size,) + out.shape
+        cols = _rows(jtu, [u])[0]  # (x.size,) + out.shape
         rows.append(cols.reshape(x.size, m).T.reshape((m,) + x.shape))
     return rows
 
@@ -312,7 +389,7 @@ def hessian(
         nums, single = _positions(argnums, len(args), "hessian")
         out, leaves = _call(f, args, kwargs, nums, "hessian")
         seed = _unit_seed(out, "hessian")
-        gs = batched.grads(out, seed, leaves, create_graph=True)
+        gs = _grads(out, seed, leaves, create_graph=True)
         table = []
         for xi, gi in zip(leaves, gs):
             if not isinstance(gi, Tensor):
@@ -320,7 +397,7 @@ def hessian(
             elif method == "loop":
                 rows = _loop_rows(gi, leaves)
             else:
-                rows = batched.batched_grads(gi, leaves)
+                rows = _rows(gi, leaves)
             table.append(
                 [
                     _block(r, xi.shape + xj.shape, xj.dtype)
@@ -350,8 +427,8 @@ def hvp(f: Callable, x, v) -> Tensor:
             f"hvp: v has shape {vdata.shape} but x has shape {leaf.shape}: they "
             "must match"
         )
-    (g,) = batched.grads(out, seed, [leaf], create_graph=True)
+    (g,) = _grads(out, seed, [leaf], create_graph=True)
     if not isinstance(g, Tensor):
         return _result(None, leaf)
-    (hv,) = batched.grads(g, np.array(vdata, dtype=leaf.dtype), [leaf])
+    (hv,) = _grads(g, np.array(vdata, dtype=leaf.dtype), [leaf])
     return _result(hv, leaf)

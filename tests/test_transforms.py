@@ -20,8 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import gradcli as gc
 from gradcli import OPS, Tensor
-from gradcli.engine import batched
-from gradcli.transforms import grad, hessian, hvp, jacobian, value_and_grad, vjp
+from gradcli.transforms import _rows, grad, hessian, hvp, jacobian, value_and_grad, vjp
 
 F64 = np.float64
 
@@ -490,8 +489,8 @@ def test_batches_split_into_chunks_give_the_same_rows():
     eye = np.eye(7)
     truth = (np.cos(v)[:, None, None] * v[None, :, None] * eye[:, None, :]
              + np.sin(v)[:, None, None] * eye[None, :, :]).reshape(49, 7)
-    whole = batched.batched_grads(y, [x])[0]
-    parts = batched.batched_grads(y, [x], max_elements=10)[0]
+    whole = _rows(y, [x])[0]
+    parts = _rows(y, [x], max_elements=10)[0]
     assert whole.shape == (49, 7)
     close(whole, truth, rtol=1e-15, atol=1e-15)
     close(parts, truth, rtol=1e-15, atol=1e-15)
@@ -752,18 +751,3 @@ def test_batched_walk_matches_rows_loop_and_finite_differences(name, variant):
     close(H, H_loop, rtol=1e-12, atol=1e-12)
     if name not in ("floor", "ceil", "sign"):
         close(H, fd_hessian(scalar, args), rtol=1e-4, atol=1e-5)
-
-
-def test_batched_rules_name_registered_ops():
-    # A renamed op would silently drop to the (slow) per-row fallback.
-    assert set(batched.RULES) <= set(OPS)
-    assert batched.BROADCASTING <= set(OPS)
-
-
-def test_the_fallback_loop_serves_ops_without_a_batched_rule(monkeypatch):
-    monkeypatch.setattr(batched, "RULES", {})
-    monkeypatch.setattr(batched, "_broadcasts", lambda op: False)
-    rng = np.random.default_rng(2)
-    A, x = rng.standard_normal((3, 3)), rng.standard_normal(3)
-    close(jacobian(tanh_map(A))(x).numpy(), tanh_map_jacobian(A, x), rtol=1e-12)
-    close(hessian(quartic)(x).numpy(), quartic_hessian(x), rtol=1e-12)

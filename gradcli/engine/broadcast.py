@@ -1,9 +1,11 @@
 """unbroadcast(): the one place where broadcast axes are summed back.
 
 A vector-Jacobian product is written as if nothing broadcast: it returns a
-gradient of the *output's* shape. The engine calls ``unbroadcast`` to turn it into
-the shape of the input it belongs to, summing over the axes numpy broadcast.
-Works on ndarrays and, through the same method names, on Tensors (create_graph).
+gradient of the *output's* shape, behind the ``lead`` batch axes the cotangent
+came with (a Jacobian's rows, a Hessian's). The engine calls ``unbroadcast`` to
+turn it into ``batch + shape`` of the input it belongs to, summing over the axes
+numpy broadcast and keeping the batch axes. Works on ndarrays and, through the
+same method names, on Tensors (create_graph).
 """
 
 from __future__ import annotations
@@ -11,29 +13,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def unbroadcast(g, shape: tuple[int, ...]):
-    """Sum ``g`` over broadcast axes so that it has exactly ``shape``.
+def unbroadcast(g, shape: tuple[int, ...], lead: int = 0):
+    """Sum ``g`` over broadcast axes so that it has ``g.shape[:lead] + shape``.
 
     >>> unbroadcast(np.ones((2, 3)), (3,))
     array([2., 2., 2.])
     >>> unbroadcast(np.ones((2, 3)), (2, 1)).shape
     (2, 1)
+    >>> unbroadcast(np.ones((5, 2, 3)), (3,), lead=1).shape
+    (5, 3)
     """
     gshape = np.shape(g) if not hasattr(g, "shape") else g.shape
-    if gshape == shape:
+    batch = gshape[:lead]
+    want = batch + tuple(shape)
+    if gshape == want:
         return g
-    lead = len(gshape) - len(shape)
-    if lead < 0:
+    extra = len(gshape) - len(want)
+    if extra < 0:
         # The rule returned fewer dimensions than the input has (a scalar
         # gradient for a broadcast input): spread it instead.
-        return np.broadcast_to(g, shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
+        g = np.reshape(g, batch + (1,) * -extra + gshape[lead:])
+        return np.broadcast_to(g, want)
+    start = lead + extra
+    axes = tuple(range(lead, start)) + tuple(
+        start + i for i, n in enumerate(shape) if n == 1 and gshape[start + i] != 1
     )
     if axes:
         g = g.sum(axis=axes, keepdims=True)
-    if g.shape[lead:] != shape:  # checked before reshape, whose error names neither
+    if g.shape[start:] != tuple(shape):  # checked before reshape, whose error names neither
         raise ValueError(f"gradient of shape {gshape} cannot reduce to shape {shape}")
-    if lead:
-        g = g.reshape(shape)
+    if extra:
+        g = g.reshape(want)
     return g

@@ -336,8 +336,12 @@ def _has_zero(seed) -> bool:
 
 
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
-                 hook=None, accumulate: bool = True, only=None):
+                 hook=None, accumulate: bool = True, only=None, lead: int = 0):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
+
+    ``seed`` has shape ``batch + out.shape`` with ``lead`` batch axes in front
+    (a Jacobian's rows: ``lead=1``); every gradient of the walk keeps them, and
+    rules count axes from the end. ``lead=0`` is the ordinary gradient.
 
     ``wrap(array, node)`` makes a Tensor: with ``create_graph`` the rules run on
     Tensors, so that the backward pass is itself recorded and differentiable.
@@ -348,6 +352,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     """
     from .tensor import Tensor
 
+    if lead and accumulate:
+        raise ValueError("a batch of cotangents has no .grad to accumulate into")
+    batch = np.shape(seed)[:lead]
     wants = None if only is None else edges_to(root, only)
     if wants is not None and id(root) not in wants:
         return {}
@@ -401,6 +408,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 g_free = len(parents) == 1 and hook is None
             if local is None:
                 params = node.params
+                if op.takes_lead:
+                    params = {**params, "lead": lead}
                 vjps = op.vjps
                 multi = op.multi
                 if multi:
@@ -456,7 +465,10 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                     gx = _guarded(g, gx)
                 if hook is not None:
                     hook(node, g, gx)
-                if gx.shape != shapes[i]:
+                if lead:
+                    if gx.shape != batch + shapes[i]:
+                        gx = unbroadcast(gx, shapes[i], lead)
+                elif gx.shape != shapes[i]:
                     gx = unbroadcast(gx, shapes[i])
                 if zeros_below:
                     masked.add(p)

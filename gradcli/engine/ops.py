@@ -77,6 +77,7 @@ class Op:
     # from it, and the engine's walk multiplies by g itself, in place when it may.
     local: tuple | None = None
     composite: bool = False  # defined by other ops (extra["composite"] computes it)
+    takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
 
     @property
     def nreq(self) -> int:
@@ -145,7 +146,7 @@ SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
 def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
        sym=None, domain=None, guard: bool = False, multi: bool = False,
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
-       at_kink=None, local=None):
+       at_kink=None, local=None, takes_lead: bool = False):
     """Register ``forward`` with its rules; returns the callable ``Op``.
 
     ``at_kink(*inputs, **params)`` says where the inputs sit on the kink that
@@ -189,6 +190,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             expr=expr,
             differentiable=bool(vjps),
             local=spec,
+            takes_lead=takes_lead,
         )
         o.run = _axis_checked(forward) if "axis" in kw and n >= 0 else forward
         if at_kink is not None:
@@ -359,11 +361,14 @@ def _axis_checked(forward):
 
 
 def _expand(g, shape, axis, keepdims: bool):
-    """Broadcast a reduction's gradient back over the reduced axes."""
+    """Broadcast a reduction's gradient back over the reduced axes; whatever
+    axes ``g`` has in front of the output's are batch axes, and kept."""
+    red = _axes(axis, len(shape))
+    gshape = np.shape(g)
+    batch = gshape[: len(gshape) - len(shape) + (0 if keepdims else len(red))]
     if not keepdims:
-        red = _axes(axis, len(shape))
-        g = np.reshape(g, tuple(1 if i in red else n for i, n in enumerate(shape)))
-    return np.broadcast_to(g, shape)
+        g = np.reshape(g, batch + tuple(1 if i in red else n for i, n in enumerate(shape)))
+    return np.broadcast_to(g, batch + tuple(shape))
 
 
 def _count(shape, axis) -> int:
@@ -387,6 +392,19 @@ def _zeros(g, out, *inputs, **params):
 def _swap(a):
     """Swap the last two axes (matrix transpose of a stack)."""
     return np.swapaxes(a, -1, -2)
+
+
+def _mm(a, b):
+    """``a @ b``, with a stack against one matrix or vector folded into one
+    product: numpy's matmul loops over the stack, one small product per matrix
+    (what a Jacobian's or Hessian's batch of cotangents would cost)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        if a.ndim > 2 and b.ndim <= 2:
+            return np.tensordot(a, b, axes=1)
+        if a.ndim <= 2 and b.ndim > 2:
+            out = np.tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 2]))
+            return np.moveaxis(out, 0, -2) if a.ndim == 2 else out
+    return np.matmul(a, b)
 
 
 # -- elementwise arithmetic --------------------------------------------------
@@ -866,7 +884,13 @@ def std(x, *, axis=None, ddof=0, keepdims=False):
 
 
 # -- nn-style normalisations (numerically stable) --------------------------------
-@op(lambda g, out, x, *, axis=-1: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
+def _from_end(axis: int, ndim: int) -> int:
+    """``axis`` counted from the end, so batch axes in front do not shift it."""
+    return _axes(axis, ndim)[0] - ndim
+
+
+@op(lambda g, out, x, *, axis=-1:
+    out * (g - np.sum(g * out, axis=_from_end(axis, out.ndim), keepdims=True)),
     grad_fn="SoftmaxBackward0", saves="out", rule="s * (g - sum(g * s))",
     sym=("array", lambda sp, x, *, axis=-1:
          sp.map(sp.exp, x) / np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True)))
@@ -876,7 +900,8 @@ def softmax(x, *, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-@op(lambda g, out, x, *, axis=-1: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
+@op(lambda g, out, x, *, axis=-1:
+    g - np.exp(out) * np.sum(g, axis=_from_end(axis, out.ndim), keepdims=True),
     grad_fn="LogSoftmaxBackward0", saves="out", rule="g - softmax(x) sum(g)",
     sym=("array", lambda sp, x, *, axis=-1:
          x - sp.map(sp.log, np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True))))
@@ -886,22 +911,29 @@ def log_softmax(x, *, axis=-1):
 
 
 # -- linear algebra ------------------------------------------------------------
+def _out_axes(n: int) -> tuple[int, ...]:
+    """The last ``n`` axes: a scalar factor's gradient sums over the output's."""
+    return tuple(range(-n, 0))
+
+
 def _dot_vjp_a(g, out, a, b):
     na, nb = np.ndim(a), np.ndim(b)  # np.ndim: a constant may be a Python number
-    if na == 0 or nb == 0:
-        return np.sum(g * b) if na == 0 else g * b
-    if nb == 1:
-        return g * b if na == 1 else np.outer(g, b)
-    return np.dot(g, _swap(b)) if na == 2 else np.dot(b, g)
+    if na == 0:
+        return np.sum(g * b, axis=_out_axes(nb)) if nb else g * b
+    if nb == 0:
+        return g * b
+    return g[..., None] * b if nb == 1 else _mm(g, _swap(b))
 
 
 def _dot_vjp_b(g, out, a, b):
     na, nb = np.ndim(a), np.ndim(b)
-    if na == 0 or nb == 0:
-        return np.sum(g * a) if nb == 0 else g * a
+    if nb == 0:
+        return np.sum(g * a, axis=_out_axes(na)) if na else g * a
+    if na == 0:
+        return g * a
     if na == 1:
-        return g * a if nb == 1 else np.outer(a, g)
-    return np.dot(_swap(a), g) if nb == 2 else np.dot(g, a)
+        return g[..., None] * a if nb == 1 else a[:, None] * g[..., None, :]
+    return _mm(g, a) if nb == 1 else _mm(_swap(a), g)
 
 
 @op(_dot_vjp_a, _dot_vjp_b, grad_fn="DotBackward0", rule="d(a.b) = da.b + a.db",
@@ -912,32 +944,31 @@ def dot(a, b):
     return np.dot(a, b)
 
 
-def _matmul_vjp(g, out, a, b):
-    # Promote vectors to matrices as matmul does, then undo it on the gradient.
-    a2 = np.reshape(a, (1,) + a.shape) if a.ndim == 1 else a
-    b2 = np.reshape(b, b.shape + (1,)) if b.ndim == 1 else b
-    g2 = g
-    if a.ndim == 1:
-        g2 = np.reshape(g2, g2.shape[:-1] + (1,) + g2.shape[-1:]) if b.ndim > 1 else np.reshape(g2, (1,) + np.shape(g2))
-    if b.ndim == 1:
-        g2 = np.reshape(g2, np.shape(g2) + (1,))
-    ga = np.matmul(g2, _swap(b2))
-    gb = np.matmul(_swap(a2), g2)
-    if a.ndim == 1:
-        ga = np.reshape(ga, ga.shape[:-2] + ga.shape[-1:])
-    if b.ndim == 1:
-        gb = np.reshape(gb, gb.shape[:-1])
-    return ga, gb
+# Vectors are promoted to matrices as matmul does, and the promoted axis dropped.
+def _matmul_vjp_a(g, out, a, b):
+    if np.ndim(b) == 1:
+        return g[..., None] * b
+    if np.ndim(a) == 1:
+        return _mm(g[..., None, :], _swap(b))[..., 0, :]
+    return _mm(g, _swap(b))
 
 
-@op(_matmul_vjp, grad_fn="MmBackward0", multi=True,
+def _matmul_vjp_b(g, out, a, b):
+    if np.ndim(a) == 1:
+        return g[..., None] * a if np.ndim(b) == 1 else a[:, None] * g[..., None, :]
+    if np.ndim(b) == 1:
+        return _mm(g[..., None, :], a)[..., 0, :]
+    return _mm(_swap(a), g)
+
+
+@op(_matmul_vjp_a, _matmul_vjp_b, grad_fn="MmBackward0",
     rule="d(a@b) = da@b + a@db", sym=SAME, numpy=(np.matmul,))
 def matmul(a, b):
     return np.matmul(a, b)
 
 
-@op(lambda g, out, a, b: np.reshape(np.dot(g, np.ravel(b)), a.shape),
-    lambda g, out, a, b: np.reshape(np.dot(np.ravel(a), g), b.shape),
+@op(lambda g, out, a, b: np.reshape(_mm(g, np.ravel(b)), np.shape(g)[:-2] + np.shape(a)),
+    lambda g, out, a, b: np.reshape(_mm(np.ravel(a), g), np.shape(g)[:-2] + np.shape(b)),
     grad_fn="OuterBackward0", rule="d(outer(a,b)) = outer(da,b) + outer(a,db)",
     sym=SAME, numpy=(np.outer,))
 def outer(a, b):
@@ -948,7 +979,7 @@ def _eye_like(shape, dtype):
     return np.eye(shape[-2], shape[-1], dtype=dtype)
 
 
-@op(lambda g, out, a: g * _eye_like(a.shape, a.dtype),
+@op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
     grad_fn="TraceBackward0", saves="shape", rule="identity", sym=SAME,
     numpy=(np.trace,))
 def trace(a):
@@ -957,13 +988,13 @@ def trace(a):
     return np.trace(a)
 
 
-def _transpose_vjp(g, out, x, *, axes=None):
-    if axes is None:
-        return np.transpose(g)
-    return np.transpose(g, tuple(np.argsort([a % len(axes) for a in axes])))
+def _transpose_vjp(g, out, x, *, axes=None, lead=0):
+    nd = np.ndim(g) - lead
+    back = range(nd)[::-1] if axes is None else np.argsort([a % nd for a in axes])
+    return np.transpose(g, tuple(range(lead)) + tuple(lead + int(i) for i in back))
 
 
-@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none",
+@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True,
     rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,))
 def transpose(x, *, axes=None):
     return np.transpose(x, axes)
@@ -998,7 +1029,7 @@ def det(a):
     return np.linalg.det(a)
 
 
-@op(lambda g, out, a: -np.matmul(_swap(out), np.matmul(g, _swap(out))),
+@op(lambda g, out, a: -_mm(_swap(out), _mm(g, _swap(out))),
     grad_fn="LinalgInvExBackward0", saves="out", rule="-inv(A)^T G inv(A)^T",
     sym=("array", lambda sp, a: np.array(
         sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
@@ -1008,16 +1039,24 @@ def inv(a):
     return np.linalg.inv(a)
 
 
-def _solve_vjp(g, out, a, b):
-    gb = np.linalg.solve(_swap(a), g)
-    if b.ndim == 1:
-        ga = -np.outer(gb, out)
-    else:
-        ga = -np.matmul(gb, _swap(out))
-    return ga, gb
+def _solve_t(a, g, b):
+    """``solve(A^T, g)`` for every cotangent in ``g`` (batch + ``b.shape``), all
+    with one factorisation: numpy 2 reads a bare batch of vectors as a matrix."""
+    if isinstance(g, Tensor) or isinstance(a, Tensor):  # create_graph: no batch
+        return np.linalg.solve(_swap(a), g)
+    col = -1 if np.ndim(b) == 1 else -2  # the axis that solve consumes
+    rhs = np.moveaxis(g, col, 0)
+    x = np.linalg.solve(_swap(a), rhs.reshape(rhs.shape[0], -1)).reshape(rhs.shape)
+    return np.moveaxis(x, 0, col)
 
 
-@op(_solve_vjp, grad_fn="LinalgSolveExBackward0", saves="both", multi=True,
+def _solve_vjp_a(g, out, a, b):
+    gb = _solve_t(a, g, b)
+    return -gb[..., :, None] * out if np.ndim(b) == 1 else -_mm(gb, _swap(out))
+
+
+@op(_solve_vjp_a, lambda g, out, a, b: _solve_t(a, g, b),
+    grad_fn="LinalgSolveExBackward0", saves="both",
     rule="db = solve(A^T, g); dA = -db x^T",
     sym=("array", lambda sp, a, b: np.dot(np.array(
         sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
@@ -1034,8 +1073,8 @@ def solve(a, b):
 
 
 # -- shape ---------------------------------------------------------------------
-@op(lambda g, out, x, *, shape: np.reshape(g, x.shape), grad_fn="ViewBackward0",
-    saves="shape", rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
+@op(lambda g, out, x, *, shape, lead=0: np.reshape(g, np.shape(g)[:lead] + x.shape),
+    grad_fn="ViewBackward0", saves="shape", takes_lead=True, rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
 def reshape(x, *, shape):
     return np.reshape(x, shape)
 
@@ -1050,11 +1089,12 @@ def broadcast_to(x, *, shape):
 def _concat_vjp(g, out, *xs, axis=0):
     if axis is None:  # the inputs were flattened, then joined
         ends = np.cumsum([x.size for x in xs]).tolist()
-        return [np.reshape(g[e - x.size:e], x.shape) for x, e in zip(xs, ends)]
-    ax = axis % np.ndim(g)
+        batch = np.shape(g)[:-1]
+        return [np.reshape(g[..., e - x.size:e], batch + x.shape) for x, e in zip(xs, ends)]
+    ax = _from_end(axis, xs[0].ndim)
     ends = np.cumsum([x.shape[ax] for x in xs]).tolist()
-    lead = (slice(None),) * ax
-    return [g[lead + (slice(e - x.shape[ax], e),)] for x, e in zip(xs, ends)]
+    after = (slice(None),) * (-ax - 1)
+    return [g[(Ellipsis, slice(e - x.shape[ax], e)) + after] for x, e in zip(xs, ends)]
 
 
 @op(_concat_vjp, grad_fn="CatBackward0", saves="shape", multi=True, nin=-1,
@@ -1064,12 +1104,12 @@ def concatenate(xs, *, axis=0):
 
 
 def _stack_vjp(g, out, *xs, axis=0):
-    ax = axis % np.ndim(g)
-    lead = (slice(None),) * ax
-    return [g[lead + (i,)] for i in range(len(xs))]
+    ax = _from_end(axis, xs[0].ndim + 1)
+    after = (slice(None),) * (-ax - 1)
+    return [g[(Ellipsis, i) + after] for i in range(len(xs))]
 
 
-@op(_stack_vjp, grad_fn="StackBackward0", saves="none", multi=True, nin=-1,
+@op(_stack_vjp, grad_fn="StackBackward0", saves="shape", multi=True, nin=-1,
     rule="the gradient unstacked", sym=SAME, numpy=(np.stack,))
 def stack(xs, *, axis=0):
     return np.stack(xs, axis=axis)
@@ -1080,27 +1120,69 @@ def _is_basic(index) -> bool:
     return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
 
 
-def _index_add(g, *, index, shape):
-    z = np.zeros(shape, dtype=np.result_type(g))
-    if _is_basic(index):
-        z[index] = g
+def _consumes(p) -> int:
+    """How many axes of the indexed array one part of an index uses up."""
+    if p is None or isinstance(p, (bool, np.bool_)):
+        return 0
+    if isinstance(p, (list, np.ndarray)):
+        arr = np.asarray(p)
+        return arr.ndim if arr.dtype == bool else 1
+    return 1
+
+
+def _batched_index(index, ndim: int, lead: int):
+    """``index`` of an array of ``ndim`` axes, for the same array behind ``lead``
+    batch axes, and whether it is advanced. Basic indices get the batch axes as
+    leading full slices; an advanced one comes without Ellipsis, to be used with
+    the batch axes moved last (where advanced indexing never moves them)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if _is_basic(parts):
+        return (slice(None),) * lead + parts, False
+    dots = [k for k, p in enumerate(parts) if p is Ellipsis]
+    if dots:
+        k = dots[0]
+        used = sum(_consumes(p) for p in parts if p is not Ellipsis)
+        parts = parts[:k] + (slice(None),) * (ndim - used) + parts[k + 1:]
+    return parts, True
+
+
+def _last(a, lead: int):
+    """``a`` with its ``lead`` batch axes moved last (a view)."""
+    return np.moveaxis(a, tuple(range(lead)), tuple(range(-lead, 0)))
+
+
+def _first(a, lead: int):
+    return np.moveaxis(a, tuple(range(-lead, 0)), tuple(range(lead)))
+
+
+def _index_add(g, *, index, shape, lead=0):
+    z = np.zeros(np.shape(g)[:lead] + tuple(shape), dtype=np.result_type(g))
+    idx, advanced = _batched_index(index, len(shape), lead)
+    if not advanced:
+        z[idx] = g
     else:
-        np.add.at(z, index, g)  # repeated indices add up
+        np.add.at(_last(z, lead), idx, _last(g, lead))  # repeated indices add up
     return z
 
 
-@op(lambda g, out, x, *, index: _any(index_add, g, index=index, shape=x.shape),
+@op(lambda g, out, x, *, index, lead=0:
+    _any(index_add, g, index=index, shape=x.shape, lead=lead),
     grad_fn="IndexBackward0", saves="shape", rule="the gradient scattered back",
-    sym=SAME, expr=False)
-def getitem(x, *, index):
-    return x[index]
+    sym=SAME, expr=False, takes_lead=True)
+def getitem(x, *, index, lead=0):
+    if not lead:
+        return x[index]
+    idx, advanced = _batched_index(index, np.ndim(x) - lead, lead)
+    return _first(_last(x, lead)[idx], lead) if advanced else x[idx]
 
 
-@op(lambda g, out, x, *, index, shape: _any(getitem, g, index=index),
+# Recorded nodes always have lead=0 (create_graph walks are unbatched); the walk
+# passes its own ``lead`` to these rules.
+@op(lambda g, out, x, *, index, shape, lead=0: _any(getitem, g, index=index, lead=lead),
     grad_fn="IndexPutBackward0", saves="none", rule="the gradient gathered",
-    sym=SAME, expr=False)
-def index_add(x, *, index, shape):
-    return _index_add(x, index=index, shape=shape)
+    sym=SAME, expr=False, takes_lead=True)
+def index_add(x, *, index, shape, lead=0):
+    return _index_add(x, index=index, shape=shape, lead=lead)
 
 
 @op(grad_fn="", rule="0: a constant fixed at its value (gradients stop here)",
