@@ -213,9 +213,13 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS) 
     with graph.set_grad_enabled(False):
         for start in range(0, B, chunk):
             stop = min(B, start + chunk)
-            got = graph.run_backward(out.grad_fn, batch(start, stop), retain_graph=True,
-                                     create_graph=False, wrap=Tensor._make,
-                                     accumulate=False, only=only, lead=1)
+            seeds_now = batch(start, stop)
+            for guard in (False, True):  # see run_backward's guard
+                got = graph.run_backward(out.grad_fn, seeds_now, retain_graph=True,
+                                         create_graph=False, wrap=Tensor._make,
+                                         accumulate=False, only=only, lead=1, guard=guard)
+                if all(np.isfinite(g).all() for g in got.values()):
+                    break
             for k, r in enumerate(fill(got, stop - start)):
                 parts[k].append(r)
     return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]

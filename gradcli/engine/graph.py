@@ -336,7 +336,8 @@ def _has_zero(seed) -> bool:
 
 
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
-                 hook=None, accumulate: bool = True, only=None, lead: int = 0):
+                 hook=None, accumulate: bool = True, only=None, lead: int = 0,
+                 guard: bool = True):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
 
     ``seed`` has shape ``batch + out.shape`` with ``lead`` batch axes in front
@@ -348,6 +349,11 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     ``hook(node, g, gx)``, if given, sees every gradient a rule returns (for
     diagnostics); ``accumulate=False`` leaves the leaves' ``.grad`` alone.
     ``only`` (ids of leaves) walks just the edges that lead to those leaves.
+    ``guard=False`` skips the masking of zero cotangents (below): exact whenever
+    the results come out finite, since a nan or inf the guard would have zeroed
+    either reaches a result or is dropped by a selection (where, indexing) that
+    drops the guard's zero too; a caller that sees a non-finite result walks
+    again with the guard (what a batch of unit seeds, full of zeros, saves).
     Returns each reached leaf's gradient, by ``id(leaf)``.
     """
     from .tensor import Tensor
@@ -368,7 +374,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     owned: set = set()
     # Nodes whose incoming gradient can hold structural zeros (below a where,
     # an index, a relu, ... or a seed with zeros): their rules are guarded.
-    masked: set = {root} if _has_zero(seed) else set()
+    masked: set = {root} if guard and _has_zero(seed) else set()
     # Gradients wait in the ``_pending`` field of the node (or leaf) they are
     # for; one walk at a time per graph (a retained graph walked from two
     # threads at once would mix them).
@@ -418,12 +424,12 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 zeros_below = True
                 # Elementwise rules too: an inf/nan *input* (the branch a where did
                 # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
-                guard = op.guard or op.elementwise
-                if guard:
+                guarded = op.guard or op.elementwise
+                if guarded:
                     g_free = False  # the guard reads g after the rule
             else:
-                zeros_below = op.masks
-                guard = False
+                zeros_below = op.masks and guard
+                guarded = False
             want = None if wants is None else wants[id(node)]
             i = -1
             for p in parents:
@@ -435,7 +441,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                     if kind == CONST:
                         if v == 1:
                             gx = g
-                        elif (v == -1 and p in owned and not guard and hook is None
+                        elif (v == -1 and p in owned and not guarded and hook is None
                               and type(g) is np.ndarray and g.size >= INPLACE_MIN
                               and _subtracted(p._pending, g)):
                             # (neg, sub: -g subtracted straight from the sum so far)
@@ -461,7 +467,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                         gx = vjps[i](g, out, *inputs)
                     if gx is None:
                         continue
-                if guard:
+                if guarded:
                     gx = _guarded(g, gx)
                 if hook is not None:
                     hook(node, g, gx)

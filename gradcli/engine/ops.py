@@ -443,6 +443,8 @@ def _pow_vjp_base(g, out, a, b):
     # x**0 is constant: its derivative is 0 everywhere, also at x == 0 (where
     # 0 * 0**-1 would be nan). Elsewhere b * a**(b-1) as is, so that its own
     # derivative in b (a second derivative) stays right at b == 0.
+    if not isinstance(b, Tensor) and np.all(b != 0):  # a constant exponent: x**4
+        return g * (b * a ** (b - 1))
     return g * (b * a ** np.where((b == 0) & (a == 0), 1.0, b - 1))
 
 
@@ -911,6 +913,13 @@ def log_softmax(x, *, axis=-1):
 
 
 # -- linear algebra ------------------------------------------------------------
+def _times_each(g, v):
+    """``g[..., None] * v``: each cotangent of a batch of scalars times ``v``."""
+    if np.ndim(g) == 0:
+        return g * v
+    return np.multiply.outer(g, v) if type(g) is np.ndarray else g[..., None] * v
+
+
 def _out_axes(n: int) -> tuple[int, ...]:
     """The last ``n`` axes: a scalar factor's gradient sums over the output's."""
     return tuple(range(-n, 0))
@@ -922,7 +931,7 @@ def _dot_vjp_a(g, out, a, b):
         return np.sum(g * b, axis=_out_axes(nb)) if nb else g * b
     if nb == 0:
         return g * b
-    return g[..., None] * b if nb == 1 else _mm(g, _swap(b))
+    return _times_each(g, b) if nb == 1 else _mm(g, _swap(b))
 
 
 def _dot_vjp_b(g, out, a, b):
@@ -932,7 +941,7 @@ def _dot_vjp_b(g, out, a, b):
     if na == 0:
         return g * a
     if na == 1:
-        return g[..., None] * a if nb == 1 else a[:, None] * g[..., None, :]
+        return _times_each(g, a) if nb == 1 else a[:, None] * g[..., None, :]
     return _mm(g, a) if nb == 1 else _mm(_swap(a), g)
 
 
@@ -947,17 +956,17 @@ def dot(a, b):
 # Vectors are promoted to matrices as matmul does, and the promoted axis dropped.
 def _matmul_vjp_a(g, out, a, b):
     if np.ndim(b) == 1:
-        return g[..., None] * b
-    if np.ndim(a) == 1:
+        return _times_each(g, b)
+    if np.ndim(a) == 1 and np.ndim(b) > 2:
         return _mm(g[..., None, :], _swap(b))[..., 0, :]
     return _mm(g, _swap(b))
 
 
 def _matmul_vjp_b(g, out, a, b):
     if np.ndim(a) == 1:
-        return g[..., None] * a if np.ndim(b) == 1 else a[:, None] * g[..., None, :]
+        return _times_each(g, a) if np.ndim(b) == 1 else a[:, None] * g[..., None, :]
     if np.ndim(b) == 1:
-        return _mm(g[..., None, :], a)[..., 0, :]
+        return _mm(g, a) if np.ndim(a) == 2 else _mm(g[..., None, :], a)[..., 0, :]
     return _mm(_swap(a), g)
 
 
