@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import graph
+from .engine import backward, graph
 from .engine.graph import Node
 from .engine.ops import OPS
 from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
@@ -250,7 +250,7 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
         if not found and _finite(g) and not _finite(gx):
             found.append(node)
 
-    graph.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+    backward.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
                        wrap=Tensor._make, hook=hook, accumulate=False)
     return _describe(found[0]) if found else None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import graph
+from .engine import backward, graph
 from .engine.tensor import Tensor
 from .render import jsonable, text_value
 
@@ -35,7 +35,7 @@ def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex],
         def hook(node, g, gx):
             node_grads.setdefault(id(node), g)
 
-        graph.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+        backward.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
                            wrap=Tensor._make, hook=hook, accumulate=False)
     vertices: dict[int, Vertex] = {}
     for n, t in leaves.items():

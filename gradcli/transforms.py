@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .engine import graph
+from .engine import backward, graph
 from .engine.graph import enable_grad
 from .engine.tensor import Tensor
 
@@ -170,7 +170,7 @@ def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False) -> list:
     if out.grad_fn is None:
         return [seed if leaf is out else None for leaf in leaves]
     with graph.set_grad_enabled(create_graph):
-        got = graph.run_backward(out.grad_fn, seed, retain_graph=True,
+        got = backward.run_backward(out.grad_fn, seed, retain_graph=True,
                                  create_graph=create_graph, wrap=Tensor._make,
                                  accumulate=False, only={id(leaf) for leaf in leaves})
     return [got.get(id(leaf)) for leaf in leaves]
@@ -215,7 +215,7 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS) 
             stop = min(B, start + chunk)
             seeds_now = batch(start, stop)
             for guard in (False, True):  # see run_backward's guard
-                got = graph.run_backward(out.grad_fn, seeds_now, retain_graph=True,
+                got = backward.run_backward(out.grad_fn, seeds_now, retain_graph=True,
                                          create_graph=False, wrap=Tensor._make,
                                          accumulate=False, only=only, lead=1, guard=guard)
                 if all(np.isfinite(g).all() for g in got.values()):

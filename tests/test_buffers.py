@@ -1,6 +1,6 @@
-"""Large arrays: the backward walk reuses buffers in place (``graph.scaled``).
+"""Large arrays: the backward walk reuses buffers in place (``fastpath.scaled``).
 
-Arrays from ``graph.INPLACE_MIN`` elements up take that path, smaller ones never
+Arrays from ``fastpath.INPLACE_MIN`` elements up take that path, smaller ones never
 do, so the functions below run twice: once as is, once with the cut-off raised
 out of reach. The gradients must agree bit for bit and with the hand-derived
 gradient; and no array the user can see may change.
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import gradcli as gc
-from gradcli.engine import graph
+from gradcli.engine import fastpath
 
-N = 2 * graph.INPLACE_MIN
+N = 2 * fastpath.INPLACE_MIN
 RNG = np.random.default_rng(7)
 X = RNG.uniform(0.1, 2.0, N)
 W = RNG.standard_normal(N)
@@ -22,7 +22,7 @@ W2 = RNG.standard_normal((2, N))
 
 
 def _grad(f, x, *, inplace: bool, monkeypatch, **backward):
-    monkeypatch.setattr(graph, "INPLACE_MIN", graph.INPLACE_MIN if inplace else 1 << 62)
+    monkeypatch.setattr(fastpath, "INPLACE_MIN", fastpath.INPLACE_MIN if inplace else 1 << 62)
     t = gc.Tensor(x.copy(), requires_grad=True)
     f(t).backward(**backward)
     return t.grad.data

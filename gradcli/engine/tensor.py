@@ -203,6 +203,8 @@ class Tensor:
         A one-element tensor seeds 1; any other needs ``gradient`` of its shape
         (the vector of the vector-Jacobian product).
         """
+        from .backward import run_backward  # (backward.py imports this module)
+
         if not self.requires_grad:
             raise RuntimeError(
                 "this tensor does not require grad and has no grad_fn: nothing to "
@@ -238,7 +240,7 @@ class Tensor:
         if create_graph and not isinstance(seed, Tensor):
             seed = Tensor._make(seed)
         with graph.set_grad_enabled(create_graph):
-            graph.run_backward(
+            run_backward(
                 self.grad_fn,
                 seed,
                 retain_graph=retain_graph,

@@ -1,0 +1,178 @@
+"""The engine's speed tricks, fenced: each is the same computation as the plain
+code it replaces, and each is here because ``bench/engine.py`` measured it.
+
+- ``_unary`` / ``_binary``: a Tensor and its Node built field by field, in one
+  frame, for one-input ops and the operators (``x * y``): per-op overhead of a
+  chain of scalar ops (bench/engine.py, first figure) 2.2 us/op against 3.5 with
+  ``apply``'s general path.
+- Fast twins (``@op(fast=np.sin)``): the ufunc itself runs the forward, without a
+  Python frame per call.
+- ``scaled``: ``g * d`` without a new allocation where one can be saved: in place
+  into a fresh local derivative or a gradient nothing else holds, and ``d``
+  itself for the all-ones cotangent ``sum`` sends down. Peak memory of value and
+  gradient of sum(sin(x)*x + exp(-x*x)) at n = 10^7 (bench/engine.py, third
+  figure).
+- ``subtracted``: ``acc -= g`` for a negated cotangent (neg, sub) summed into a
+  gradient the walk owns: a pass and an array fewer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import graph
+from .graph import Meta, Node
+from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .op import Op
+
+_new = object.__new__
+# Types whose shape is () without asking (a numpy scalar builds a tuple per .shape).
+_SCALARS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64,
+                      np.int32, np.bool_, np.complex128})
+_next_seq = graph._SEQ.__next__
+
+
+def _unary(o: Op, x: Tensor) -> Tensor:
+    """``apply`` unrolled for one Tensor argument and no options (the hot path)."""
+    d = x._data
+    try:
+        out = o.run(d)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise type(exc)(f"{o.name}: {exc}") from exc
+    t = _new(Tensor)  # Tensor._make, inlined
+    t._data = out
+    t.grad = t._pending = None
+    if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
+        t.grad_fn = None
+        t.requires_grad = False
+        return t
+    saves = o.saves
+    shapes = (() if type(d) in _SCALARS else d.shape,)
+    node = _new(Node)  # Node(...), field by field: no __init__ frame on the hot path
+    node.seq = _next_seq()
+    node.op = o
+    node.p0 = x.grad_fn or x
+    node.p1 = node.x1 = None
+    if saves == "inputs" or saves == "both":
+        node.x0 = d
+    else:
+        node.x0 = Meta(d.shape, d.dtype) if saves == "shape" else None
+    node.out = out if saves == "out" or saves == "both" else None
+    node.shapes = graph._INTERNED.get(shapes) or graph.interned(shapes)
+    node.params = _EMPTY
+    node.freed = False
+    node._pending = None
+    if graph.MODE.keep_args:
+        node.args = (x,)
+    t.grad_fn = node
+    t.requires_grad = True
+    return t
+
+
+def _binary(o: Op):
+    """Operator methods: ``apply`` unrolled for two arguments (the hot path),
+    as ``(forward, reflected)``: ``a op b`` and ``b op a`` with ``a`` the Tensor."""
+    fwd = o.run
+    mode = graph.MODE
+    record = o.differentiable
+    save_inputs = o.saves in ("inputs", "both")
+    save_out = o.saves == "both"
+    new = object.__new__
+    shared = graph._INTERNED
+    interned = graph.interned
+    next_seq = graph._SEQ.__next__
+
+    def make(reflected: bool):
+        def method(self, other):
+            if type(other) is Tensor:
+                od = other._data
+                rg = self.requires_grad or other.requires_grad
+            else:
+                if type(other) is list or type(other) is tuple:
+                    other = np.asarray(other)
+                od = other
+                rg = self.requires_grad
+            if reflected:
+                a, b, ad, bd = other, self, od, self._data
+            else:
+                a, b, ad, bd = self, other, self._data, od
+            try:
+                out = fwd(ad, bd)
+            except ValueError as exc:
+                raise ValueError(f"{o.name}: {exc}") from exc
+            t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
+            t._data = out
+            t.grad = t._pending = None
+            if not (rg and record and mode.enabled):
+                t.grad_fn = None
+                t.requires_grad = False
+                return t
+            shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
+                      () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
+            n = new(Node)  # Node(...), field by field: no __init__ frame here
+            n.seq = next_seq()
+            n.op = o
+            n.p0 = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
+            n.p1 = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+            if save_inputs:
+                n.x0 = ad
+                n.x1 = bd
+            else:
+                n.x0 = n.x1 = None
+            n.out = out if save_out else None
+            n.shapes = shared.get(shapes) or interned(shapes)
+            n.params = _EMPTY
+            n.freed = False
+            n._pending = None
+            if mode.keep_args:
+                n.args = (a, b)
+            t.grad_fn = n
+            t.requires_grad = True
+            return t
+
+        return method
+
+    return make(False), make(True)
+
+
+_EMPTY: dict = {}
+
+
+# Arrays from this many elements up are reused in place where the walk may
+# (numpy's own cut-off for reusing temporaries is 256 KiB).
+INPLACE_MIN = 1 << 15
+
+
+def scaled(g, d, d_fresh: bool, g_free: bool):
+    """``g * d`` for arrays, without a new allocation where one can be saved.
+
+    ``d`` itself when ``g`` is the all-ones cotangent that ``sum`` sends down
+    (one number broadcast, every stride 0); else written into ``d`` when the
+    rule just made it (``d_fresh``), or into ``g`` when nothing else holds it
+    (``g_free``); else a new array. The result has ``g * d``'s values and
+    dtype in every case.
+    """
+    if type(g) is not np.ndarray or g.size < INPLACE_MIN:
+        return g * d
+    if type(d) is np.ndarray and d.shape == g.shape:
+        if not any(g.strides) and d.dtype == g.dtype and g.flat[0] == 1:
+            return d
+        if d_fresh and d.flags.owndata and np.result_type(g, d) == d.dtype:
+            return np.multiply(d, g, out=d)
+    if g_free and np.result_type(g, d) == g.dtype and np.broadcast_shapes(
+            g.shape, np.shape(d)) == g.shape:
+        return np.multiply(g, d, out=g)
+    return g * d
+
+
+def subtracted(acc, g) -> bool:
+    """``acc -= g`` in place, if that gives ``acc + (-g)`` exactly (same shape
+    and dtype): a pass and an array fewer than negating first. False if not done."""
+    if acc.shape != g.shape or np.result_type(acc, g) != acc.dtype:
+        return False
+    np.subtract(acc, g, out=acc)
+    return True

@@ -1,0 +1,160 @@
+"""numpy interop and the Tensor's methods and operators, all from the registry.
+
+``np.sin(t)``, ``np.sum(t)``, ``a @ b`` on Tensors come here through
+``__array_ufunc__``/``__array_function__`` and go to the op that declares that
+numpy function; a numpy function without one raises instead of dropping the
+gradient. ``bind()`` gives Tensor a method per op declared ``method=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .fastpath import _binary
+from .op import NUMPY, OPS, Op, apply
+from .ops.composite import _expand_dims, _ravel, _squeeze, _swapaxes
+from .ops.elementwise import abs_, clip, logical_not, neg
+from .ops.shape import broadcast_to, getitem, reshape, transpose
+from .tensor import Tensor
+
+
+# -- numpy interop and the Tensor's methods, all from the registry ---------------
+def _shape_of(x):
+    return x.shape if isinstance(x, Tensor) else np.shape(x)
+
+
+def _constant_like(fill):
+    def make(x, dtype=None, **kwargs):
+        data = x._data if isinstance(x, Tensor) else np.asarray(x)
+        return Tensor._make(np.full(data.shape, fill, dtype=dtype or data.dtype))
+
+    return make
+
+
+HELPERS: dict[Any, Callable] = {
+    np.swapaxes: _swapaxes,
+    np.expand_dims: _expand_dims,
+    np.squeeze: _squeeze,
+    np.ravel: _ravel,
+    np.shape: _shape_of,
+    np.ndim: lambda x: len(_shape_of(x)),
+    np.size: lambda x, axis=None: (
+        math.prod(_shape_of(x)) if axis is None else _shape_of(x)[axis]
+    ),
+    np.zeros_like: _constant_like(0),
+    np.ones_like: _constant_like(1),
+}
+
+
+def _no_rule(name: str) -> TypeError:
+    return TypeError(
+        f"numpy function {name!r} has no gradient rule in gradcli, so it cannot "
+        "take Tensors (a gradient is never silently dropped); use the ops that "
+        "`gradcli ops` lists, or call .detach().numpy() for values only"
+    )
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    if ufunc is np.positive and method == "__call__" and not kwargs:
+        return inputs[0]
+    o = NUMPY.get(ufunc)
+    if method != "__call__" or kwargs or o is None:
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        raise _no_rule(name)
+    return apply(o, *inputs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    o = NUMPY.get(func)
+    if o is not None:
+        return o(*args, **kwargs)
+    helper = HELPERS.get(func)
+    if helper is not None:
+        return helper(*args, **kwargs)
+    raise _no_rule(func.__name__)
+
+
+def _index(index):
+    """Tensors inside an index become plain arrays or ints (no graph through them)."""
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, tuple):
+        return tuple(_index(i) for i in index)
+    if isinstance(index, list) and any(isinstance(i, Tensor) for i in index):
+        return [_index(i) for i in index]
+    return index
+
+
+def _setitem(self, index, value):
+    if self.requires_grad:
+        raise RuntimeError(
+            "in-place assignment into a tensor that requires grad would corrupt its "
+            "gradient; build a new tensor (e.g. with gc.where or gc.concatenate)"
+        )
+    if type(self._data) is not np.ndarray:
+        self._data = np.array(self._data)
+    self._data[_index(index)] = value._data if isinstance(value, Tensor) else value
+
+
+def bind() -> None:
+    T = Tensor
+    for dunder, name in (("add", "add"), ("sub", "sub"), ("mul", "mul"),
+                         ("truediv", "div"), ("pow", "pow"), ("matmul", "matmul")):
+        fwd, ref = _binary(OPS[name])
+        setattr(T, f"__{dunder}__", fwd)
+        setattr(T, f"__r{dunder}__", ref)
+    for dunder, name in (("eq", "equal"), ("ne", "not_equal"), ("lt", "less"),
+                         ("le", "less_equal"), ("gt", "greater"),
+                         ("ge", "greater_equal"), ("and", "logical_and"),
+                         ("or", "logical_or")):
+        setattr(T, f"__{dunder}__", _binary(OPS[name])[0])
+    T.__rand__ = _binary(OPS["logical_and"])[1]
+    T.__ror__ = _binary(OPS["logical_or"])[1]
+    T.__neg__ = lambda self: apply(neg, self)
+    T.__pos__ = lambda self: self
+    T.__abs__ = lambda self: apply(abs_, self)
+    T.__invert__ = lambda self: apply(logical_not, self)
+    T.__getitem__ = lambda self, index: apply(getitem, self, index=_index(index))
+    T.__setitem__ = _setitem
+    T.__array_ufunc__ = _array_ufunc
+    T.__array_function__ = _array_function
+
+    for name, o in OPS.items():
+        if not o.method or hasattr(T, name):
+            continue
+        setattr(T, name, _method(o))
+    T.reshape = lambda self, *shape: reshape(
+        self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    )
+    T.view = T.reshape
+    T.flatten = T.ravel = lambda self: reshape(self, shape=(-1,))
+    T.transpose = _transpose_method
+    T.T = property(lambda self: transpose(self))
+    T.clamp = _method(clip)
+    T.broadcast_to = lambda self, *shape: broadcast_to(
+        self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    )
+    T.all = lambda self, axis=None: Tensor._make(np.all(self._data, axis=axis))
+    T.any = lambda self, axis=None: Tensor._make(np.any(self._data, axis=axis))
+
+
+def _method(o: Op):
+    def method(self, *args, **kwargs):
+        return o(self, *args, **kwargs)
+
+    method.__name__ = o.name
+    method.__doc__ = f"{o.signature()}: derivative {o.rule}"
+    return method
+
+
+def _transpose_method(self, *axes):
+    if not axes:
+        return transpose(self)
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = tuple(axes[0])
+    if len(axes) == 2 and self.ndim != 2:
+        return _swapaxes(self, *axes)  # PyTorch's transpose(dim0, dim1)
+    return transpose(self, axes=axes)

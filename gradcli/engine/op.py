@@ -1,0 +1,359 @@
+"""The op contract: the ``Op`` record, the ``@op`` declaration and ``apply``.
+
+The VJP contract, stated once: ``vjp(g, out, *inputs, **params)`` receives the
+gradient ``g`` arriving at the output, the forward result ``out`` and the op's
+inputs, and returns the gradient for one input *as if nothing broadcast*; the
+engine sums broadcast axes back (``broadcast.unbroadcast``). ``g`` may carry
+batch axes in front of the output's (a Jacobian's rows): rules count axes from
+the end, so one rule serves a gradient, a Jacobian and a Hessian; the few that
+reshape or index declare ``takes_lead`` and get ``lead=``, the number of batch
+axes. What a rule reads is declared in ``saves`` so the graph keeps nothing else
+alive: ``inputs``, ``out``, ``both``, ``shape`` (only shapes and dtypes) or ``none``.
+
+An elementwise op may instead declare its local derivative per input
+(``local=``: a number, another input, the output, or a function making a new
+array); its VJPs ``g * derivative`` are made from that, and the engine's walk
+does the multiplication itself (``fastpath.scaled``).
+
+Rules are written with numpy's own names (``np.cos(x)``, ``np.sum``, ``@``). On
+the fast path they run on ndarrays; with ``create_graph=True`` the same rules run
+on Tensors, whose ``__array_ufunc__``/``__array_function__`` send those names back
+here, so the backward pass is recorded and can be differentiated again.
+
+One registry, ``OPS``, feeds the Python API (functions, Tensor methods and
+operators), numpy interop, the expression language, ``gradcli ops`` and the
+tests. The ops are declared by family in ``ops/``. An op with ``expr=False`` is
+internal (indexing machinery). ``guard`` marks rules whose local derivative can
+be inf or nan at finite points (see ``backward.run_backward``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import graph
+from .fastpath import _unary
+from .graph import CONST, FRESH, INPUT, OUT, Meta, Node
+from .tensor import Tensor
+
+REALS = (-3.0, 3.0)
+POSITIVE = (0.2, 3.0)
+UNIT = (-0.9, 0.9)
+
+
+
+@dataclass(eq=False)
+class Op:
+    """One entry of the registry. Call it like the numpy function it mirrors."""
+
+    name: str
+    forward: Callable
+    vjps: tuple
+    grad_fn: str
+    nin: int  # tensor inputs; -1: one sequence of tensors
+    params: tuple[str, ...]  # keyword-only, non-differentiable options
+    defaults: dict[str, Any]
+    saves: str
+    rule: str  # the derivative, for `gradcli ops` and docs
+    kink: str  # the convention where the derivative is undefined
+    # sympy form: SAME (the forward runs on object arrays of symbols), an
+    # elementwise callable sym(sp, *elements), ("array", fn) with fn(sp, *arrays,
+    # **params) on whole object arrays, or None (no form: the check says so)
+    sym: Any
+    domain: tuple  # sampling range per input, for the tests
+    guard: bool
+    multi: bool  # one rule returns the gradients of all inputs
+    expr: bool
+    differentiable: bool
+    extra: dict = field(default_factory=dict)
+    # Its gradient is exactly zero on whole regions of its input (the branch
+    # not taken, the entries not indexed, a relu's negative side, ...): below
+    # it, a zero cotangent must stay zero through inf/nan derivatives.
+    zero_regions: bool = False
+    run: Callable | None = None  # what computes the forward: ``forward`` or its fast twin
+    elementwise: bool = False  # output element i depends on input elements i only
+    # The shape of the output from the inputs' shapes and the params, before
+    # anything runs (for --max-elements): a function, or NO_BIGGER.
+    out_shape: Any = None
+    method: bool = True  # bound as a Tensor method of the same name
+    # Elementwise ops may declare their local derivative instead of VJPs: per
+    # input, (CONST, c), (INPUT, i), (OUT, None) or
+    # (FRESH, f) with f(out, *inputs). The VJPs g * derivative are made
+    # from it, and the engine's walk multiplies by g itself, in place when it may.
+    local: tuple | None = None
+    composite: bool = False  # defined by other ops (extra["composite"] computes it)
+    takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
+
+    @property
+    def nreq(self) -> int:
+        return max(self.nin, 0)
+
+    def signature(self) -> str:
+        names = list(inspect.signature(self.forward).parameters)
+        args = names[: max(self.nin, 1)]
+        opts = [
+            p if self.defaults[p] is inspect.Parameter.empty else f"{p}={self.defaults[p]!r}"
+            for p in self.params
+        ]
+        return f"{self.name}({', '.join(args + opts)})"
+
+    def __call__(self, *args, **kwargs):
+        if not kwargs and len(args) == self.nin and not self.composite:
+            if self.nin == 1 and type(args[0]) is Tensor:
+                return _unary(self, args[0])
+            return apply(self, *args)
+        n = 1 if self.nin < 0 else self.nin
+        if len(args) > n:
+            extra = args[n:]
+            if len(extra) > len(self.params):
+                raise TypeError(f"{self.signature()} takes at most {n + len(self.params)} arguments")
+            for k, v in zip(self.params, extra):
+                if k in kwargs:
+                    raise TypeError(f"{self.name}() got multiple values for {k!r}")
+                kwargs[k] = v
+            args = args[:n]
+        elif len(args) < n:
+            raise TypeError(f"{self.signature()} needs {n} tensor argument(s), got {len(args)}")
+        for alias, real in (("dim", "axis"), ("keepdim", "keepdims")):
+            if alias in kwargs and real in self.params and real not in kwargs:
+                kwargs[real] = kwargs.pop(alias)
+        for k in kwargs:
+            if k not in self.params:
+                raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
+        composite = self.extra.get("composite")
+        if composite is not None:
+            return composite(*args, **kwargs)
+        return apply(self, *args, **kwargs)
+
+    def kink_at(self, arrays, params) -> str | None:
+        """The kink convention in force if ``arrays`` sit on this op's kink."""
+        try:
+            test = self.extra.get("at_kink")
+            return self.kink if test is not None and np.any(test(*arrays, **params)) else None
+        except (ValueError, TypeError, IndexError):  # a kink test never breaks a result
+            return None
+
+    def __repr__(self) -> str:
+        return f"<op {self.signature()}>"
+
+
+def NO_BIGGER(shapes, params):
+    """An ``out_shape``: no element more than the largest input has."""
+    return None
+
+
+def _broadcast(shapes, params):
+    return np.broadcast_shapes(*[tuple(s) for s in shapes])
+
+
+OPS: dict[str, Op] = {}
+NUMPY: dict[Any, Op] = {}  # numpy ufunc or function -> op, for __array_*__
+SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
+
+
+def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
+       sym=None, domain=None, guard: bool = False, multi: bool = False,
+       expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
+       at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
+       zero_regions: bool = False, fast=None, shape=None, method: bool = True):
+    """Register ``forward`` with its rules and facts; returns the callable ``Op``.
+
+    Every fact the engine, the command line or the tests need about an op is
+    given here, nowhere else: ``elementwise``, ``zero_regions``, ``fast`` (a
+    C-level twin of ``forward`` computing the same numbers, for the hot ops),
+    ``shape`` (the output's shape, ``out_shape``; elementwise ops broadcast),
+    ``at_kink``/``kink``, ``sym`` (the sympy form), ``domain`` (where tests
+    sample), ``numpy`` (the numpy functions that dispatch here) and ``method``
+    (bound as a Tensor method).
+
+    ``at_kink(*inputs, **params)`` says where the inputs sit on the kink that
+    ``kink`` describes, so a gradient taken there can be reported.
+
+    An elementwise op may give ``local`` instead of VJPs: per input, its local
+    derivative as a number, the name of an input, ``"out"``, or a function
+    ``f(out, *inputs)`` that returns a new array.
+    """
+
+    def deco(forward):
+        # The code object, not inspect.signature: this runs at every start-up.
+        code = forward.__code__
+        names = code.co_varnames
+        nonlocal vjps
+        spec = None
+        if local is not None:
+            spec = tuple(_local_spec(d, names[: code.co_argcount]) for d in local)
+            vjps = tuple(_local_vjp(*k) for k in spec)
+        kwdefaults = forward.__kwdefaults__ or {}
+        kw = {
+            k: kwdefaults.get(k, inspect.Parameter.empty)
+            for k in names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+        }
+        n = code.co_argcount if nin is None else nin
+        o = Op(
+            name=name or forward.__name__.rstrip("_"),
+            forward=forward,
+            vjps=vjps,
+            grad_fn=grad_fn,
+            nin=n,
+            params=tuple(kw),
+            defaults=kw,
+            saves=saves,
+            rule=rule,
+            kink=kink,
+            sym=sym,
+            domain=domain if domain is not None else (REALS,) * max(n, 1),
+            guard=guard,
+            multi=multi,
+            expr=expr,
+            differentiable=bool(vjps),
+            local=spec,
+            takes_lead=takes_lead,
+            elementwise=elementwise,
+            zero_regions=zero_regions,
+            out_shape=shape if shape is not None else _broadcast if elementwise else None,
+            method=method,
+        )
+        if fast is not None:
+            o.run = fast
+        else:
+            o.run = _axis_checked(forward) if "axis" in kw and n >= 0 else forward
+        if at_kink is not None:
+            o.extra["at_kink"] = at_kink
+        OPS[o.name] = o
+        for f in numpy:
+            NUMPY[f] = o
+        return o
+
+    return deco
+
+
+def _local_spec(d, names) -> tuple:
+    """One entry of ``local=`` as the (kind, value) pair the engine reads."""
+    if isinstance(d, (int, float)):
+        return (CONST, d)
+    if d == "out":
+        return (OUT, None)
+    if isinstance(d, str):
+        return (INPUT, names.index(d))
+    return (FRESH, d)
+
+
+def _local_vjp(kind, v):
+    """The VJP ``g * derivative`` of one ``local=`` entry (what create_graph runs)."""
+    if kind == CONST:
+        if v == 1:
+            return lambda g, out, *xs: g
+        return (lambda g, out, *xs: -g) if v == -1 else (lambda g, out, *xs: g * v)
+    if kind == INPUT:
+        return lambda g, out, *xs: _times(g, xs[v])
+    if kind == OUT:
+        return lambda g, out, *xs: _times(g, out)
+    return lambda g, out, *xs: _times(g, v(out, *xs))
+
+
+# -- the engine's one entry point for every op ----------------------------------
+_NONES = [(None,) * n for n in range(8)]
+
+
+def _shape(x) -> tuple[int, ...]:
+    if type(x) is float or type(x) is int:
+        return ()
+    shape = getattr(x, "shape", None)
+    return shape if shape is not None else np.shape(x)
+
+
+def _record(o: Op, args, arrays, out, params) -> Tensor:
+    """Wrap ``out`` in a Tensor whose grad_fn remembers what ``o``'s rules need."""
+    shapes = graph.interned(tuple([_shape(d) for d in arrays]))
+    saves = o.saves
+    if saves == "inputs" or saves == "both":
+        saved = tuple(arrays)
+    elif saves == "shape":
+        saved = tuple(Meta(sh, getattr(d, "dtype", None)) for sh, d in zip(shapes, arrays))
+    else:
+        n = len(args)
+        saved = _NONES[n] if n < 8 else (None,) * n
+    keep_out = out if saves == "out" or saves == "both" else None
+    node = Node(o, graph.edges(args), saved, keep_out, shapes, params)
+    if graph.MODE.keep_args:
+        node.args = tuple(args)
+    return Tensor._make(out, node)
+
+
+def apply(o: Op, *args, **params) -> Tensor:
+    """Run ``o`` forward on the arrays of ``args``; record a Node if needed."""
+    if o.nin < 0:
+        args = tuple(args[0])
+    rg = False
+    arrays = []
+    if any(type(a) is list or type(a) is tuple for a in args):
+        # Sequences are constants: rules read .ndim and .shape of what they save.
+        args = tuple(np.asarray(a) if type(a) is list or type(a) is tuple else a
+                     for a in args)
+    for a in args:
+        if type(a) is Tensor:
+            arrays.append(a._data)
+            if a.requires_grad:
+                rg = True
+        else:
+            arrays.append(a)
+    try:
+        out = o.run(arrays, **params) if o.nin < 0 else o.run(*arrays, **params)
+    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
+        raise type(exc)(f"{o.name}: {exc}") from exc
+    if type(out) is float or type(out) is int or type(out) is bool:
+        out = np.asarray(out)  # all arguments were Python numbers
+    if rg and o.differentiable and graph.MODE.enabled:
+        return _record(o, args, arrays, out, params)
+    return Tensor._make(out)
+
+
+def _any(o: Op, *args, **params):
+    """Run ``o`` on Tensors (recorded) or on plain arrays (its forward)."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(o, *args, **params)
+    return o.forward(*args, **params)
+
+
+# -- helpers shared by the families ------------------------------------------------
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, an int or a sequence) as non-negative ints, checked."""
+    if axis is None:
+        return tuple(range(ndim))
+    out = []
+    for a in axis if isinstance(axis, (tuple, list)) else (axis,):
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
+        out.append(a % ndim)
+    return tuple(out)
+
+
+def _axis_checked(forward):
+    """``forward`` refusing an axis the input does not have (numpy lets
+    ``sum(x, axis=0)`` through for a 0-d x, and the rule would then fail)."""
+    default = forward.__kwdefaults__["axis"]
+
+    def run(x, *args, **params):
+        _axes(params.get("axis", default), np.ndim(x))
+        return forward(x, *args, **params)
+
+    return run
+
+
+def _from_end(axis: int, ndim: int) -> int:
+    """``axis`` counted from the end, so batch axes in front do not shift it."""
+    return _axes(axis, ndim)[0] - ndim
+
+
+def _times(g, d):
+    """``g * d``, where a ``g`` of all ones (what ``sum`` sends down: one number
+    broadcast, every stride 0) gives ``d`` itself: a pass saved on large arrays.
+    The engine never writes into a gradient that is an op's input or output."""
+    if (type(g) is np.ndarray and g.ndim and not any(g.strides) and type(d) is np.ndarray
+            and d.shape == g.shape and d.dtype == g.dtype and g.flat[0] == 1):
+        return d
+    return g * d

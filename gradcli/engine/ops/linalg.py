@@ -1,0 +1,204 @@
+"""Linear algebra: products and matrix functions over the last axes.
+
+Rules work on stacks and on batches of cotangents alike (matrices are the last
+two axes); a stack against one matrix is folded into one product (``_mm``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..op import NO_BIGGER, REALS, SAME, op
+from ..tensor import Tensor
+
+
+def _swap(a):
+    """Swap the last two axes (matrix transpose of a stack)."""
+    return np.swapaxes(a, -1, -2)
+
+
+def _mm(a, b):
+    """``a @ b``, with a stack against one matrix or vector folded into one
+    product: numpy's matmul loops over the stack, one small product per matrix
+    (what a Jacobian's or Hessian's batch of cotangents would cost)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        if a.ndim > 2 and b.ndim <= 2:
+            return np.tensordot(a, b, axes=1)
+        if a.ndim <= 2 and b.ndim > 2:
+            out = np.tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 2]))
+            return np.moveaxis(out, 0, -2) if a.ndim == 2 else out
+    return np.matmul(a, b)
+
+
+def _times_each(g, v):
+    """``g[..., None] * v``: each cotangent of a batch of scalars times ``v``."""
+    if np.ndim(g) == 0:
+        return g * v
+    return np.multiply.outer(g, v) if type(g) is np.ndarray else g[..., None] * v
+
+
+def _out_axes(n: int) -> tuple[int, ...]:
+    """The last ``n`` axes: a scalar factor's gradient sums over the output's."""
+    return tuple(range(-n, 0))
+
+
+def _dot_vjp_a(g, out, a, b):
+    na, nb = np.ndim(a), np.ndim(b)  # np.ndim: a constant may be a Python number
+    if na == 0:
+        return np.sum(g * b, axis=_out_axes(nb)) if nb else g * b
+    if nb == 0:
+        return g * b
+    return _times_each(g, b) if nb == 1 else _mm(g, _swap(b))
+
+
+def _dot_vjp_b(g, out, a, b):
+    na, nb = np.ndim(a), np.ndim(b)
+    if nb == 0:
+        return np.sum(g * a, axis=_out_axes(na)) if na else g * a
+    if na == 0:
+        return g * a
+    if na == 1:
+        return _times_each(g, a) if nb == 1 else a[:, None] * g[..., None, :]
+    return _mm(g, a) if nb == 1 else _mm(_swap(a), g)
+
+
+def _dot_shape(shapes, params):
+    a, b = (tuple(s) for s in shapes)
+    if not a or not b:
+        return a or b
+    return a[:-1] + b[:-2] + b[-1:]
+
+
+def _matmul_shape(shapes, params):
+    a, b = (tuple(s) for s in shapes)
+    if not a or not b:
+        return a or b
+    return np.broadcast_shapes(a[:-2], b[:-2]) + a[-2:-1] + b[-1:] * (len(b) > 1)
+
+
+@op(_dot_vjp_a, _dot_vjp_b, grad_fn="DotBackward0", rule="d(a.b) = da.b + a.db",
+    shape=_dot_shape,
+    sym=SAME, numpy=(np.dot,))
+def dot(a, b):
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        raise ValueError("dot takes vectors and matrices; use matmul for stacks")
+    return np.dot(a, b)
+
+
+# Vectors are promoted to matrices as matmul does, and the promoted axis dropped.
+def _matmul_vjp_a(g, out, a, b):
+    if np.ndim(b) == 1:
+        return _times_each(g, b)
+    if np.ndim(a) == 1 and np.ndim(b) > 2:
+        return _mm(g[..., None, :], _swap(b))[..., 0, :]
+    return _mm(g, _swap(b))
+
+
+def _matmul_vjp_b(g, out, a, b):
+    if np.ndim(a) == 1:
+        return _times_each(g, a) if np.ndim(b) == 1 else a[:, None] * g[..., None, :]
+    if np.ndim(b) == 1:
+        return _mm(g, a) if np.ndim(a) == 2 else _mm(g[..., None, :], a)[..., 0, :]
+    return _mm(_swap(a), g)
+
+
+@op(_matmul_vjp_a, _matmul_vjp_b, grad_fn="MmBackward0",
+    rule="d(a@b) = da@b + a@db", sym=SAME, numpy=(np.matmul,), shape=_matmul_shape)
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+@op(lambda g, out, a, b: np.reshape(_mm(g, np.ravel(b)), np.shape(g)[:-2] + np.shape(a)),
+    lambda g, out, a, b: np.reshape(_mm(np.ravel(a), g), np.shape(g)[:-2] + np.shape(b)),
+    grad_fn="OuterBackward0", rule="d(outer(a,b)) = outer(da,b) + outer(a,db)",
+    shape=lambda shapes, params: (math.prod(shapes[0]), math.prod(shapes[1])),
+    sym=SAME, numpy=(np.outer,))
+def outer(a, b):
+    return np.outer(a, b)
+
+
+def _eye_like(shape, dtype):
+    return np.eye(shape[-2], shape[-1], dtype=dtype)
+
+
+@op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
+    grad_fn="TraceBackward0", shape=NO_BIGGER, saves="shape", rule="identity", sym=SAME,
+    numpy=(np.trace,))
+def trace(a):
+    if np.ndim(a) != 2:
+        raise ValueError(f"trace takes a matrix, not shape {np.shape(a)}")
+    return np.trace(a)
+
+
+def _adjugate_t(a, det):
+    """adj(A)^T = det(A) inv(A)^T, the gradient of det: also at a singular A."""
+    det = np.reshape(det, np.shape(det) + (1, 1))  # a stack: one det per matrix
+    if isinstance(a, Tensor):
+        return det * _swap(np.linalg.inv(a))
+    try:
+        return det * _swap(np.linalg.inv(a))
+    except np.linalg.LinAlgError:
+        # A = U diag(s) V^T gives adj(A) = det(U V^T) V diag(prod_{j != i} s) U^T,
+        # which needs no inverse.
+        u, s, vt = np.linalg.svd(a)
+        n = s.shape[-1]
+        others = np.stack([np.prod(np.delete(s, i, axis=-1), axis=-1) for i in range(n)],
+                          axis=-1)
+        sign = np.linalg.det(u @ vt)[..., None, None]
+        adj = sign * (_swap(vt) * others[..., None, :]) @ _swap(u)
+        return _swap(adj)
+
+
+@op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _adjugate_t(a, out),
+    grad_fn="LinalgDetBackward0", shape=NO_BIGGER,
+    saves="both", rule="adj(A)^T = det(A) inv(A)^T",
+    kink="at a singular A the gradient is the adjugate (no inverse needed)",
+    sym=("array", lambda sp, a: sp.Matrix(a.tolist()).det(method="laplace")),
+    guard=True, domain=("matrix",), numpy=(np.linalg.det,))
+def det(a):
+    return np.linalg.det(a)
+
+
+@op(lambda g, out, a: -_mm(_swap(out), _mm(g, _swap(out))),
+    grad_fn="LinalgInvExBackward0", shape=NO_BIGGER, saves="out", rule="-inv(A)^T G inv(A)^T",
+    sym=("array", lambda sp, a: np.array(
+        sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
+    ) / sp.Matrix(a.tolist()).det(method="laplace")),
+    domain=("matrix",), numpy=(np.linalg.inv,))
+def inv(a):
+    return np.linalg.inv(a)
+
+
+def _solve_t(a, g, b):
+    """``solve(A^T, g)`` for every cotangent in ``g`` (batch + ``b.shape``), all
+    with one factorisation: numpy 2 reads a bare batch of vectors as a matrix."""
+    if isinstance(g, Tensor) or isinstance(a, Tensor):  # create_graph: no batch
+        return np.linalg.solve(_swap(a), g)
+    col = -1 if np.ndim(b) == 1 else -2  # the axis that solve consumes
+    rhs = np.moveaxis(g, col, 0)
+    x = np.linalg.solve(_swap(a), rhs.reshape(rhs.shape[0], -1)).reshape(rhs.shape)
+    return np.moveaxis(x, 0, col)
+
+
+def _solve_vjp_a(g, out, a, b):
+    gb = _solve_t(a, g, b)
+    return -gb[..., :, None] * out if np.ndim(b) == 1 else -_mm(gb, _swap(out))
+
+
+@op(_solve_vjp_a, lambda g, out, a, b: _solve_t(a, g, b),
+    grad_fn="LinalgSolveExBackward0", shape=NO_BIGGER, saves="both",
+    rule="db = solve(A^T, g); dA = -db x^T",
+    sym=("array", lambda sp, a, b: np.dot(np.array(
+        sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
+    ), b) / sp.Matrix(a.tolist()).det(method="laplace")),
+    domain=("matrix", REALS),
+    numpy=(np.linalg.solve,))
+def solve(a, b):
+    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
+        raise ValueError(
+            f"solve takes a square matrix and a vector or matrix, not shapes "
+            f"{np.shape(a)} and {np.shape(b)}"
+        )
+    return np.linalg.solve(a, b)

@@ -1,0 +1,149 @@
+"""Shape ops: transpose, reshape, broadcast, join, index. The rules that reshape
+or index are told how many batch axes the cotangent has (``takes_lead``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..op import NO_BIGGER, SAME, _any, _from_end, op
+
+
+def _transpose_vjp(g, out, x, *, axes=None, lead=0):
+    nd = np.ndim(g) - lead
+    back = range(nd)[::-1] if axes is None else np.argsort([a % nd for a in axes])
+    return np.transpose(g, tuple(range(lead)) + tuple(lead + int(i) for i in back))
+
+
+@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True,
+    shape=NO_BIGGER, method=False,
+    rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,))
+def transpose(x, *, axes=None):
+    return np.transpose(x, axes)
+
+
+@op(lambda g, out, x, *, shape, lead=0: np.reshape(g, np.shape(g)[:lead] + x.shape),
+    grad_fn="ViewBackward0", saves="shape", takes_lead=True, shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
+def reshape(x, *, shape):
+    return np.reshape(x, shape)
+
+
+@op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", saves="none", method=False,
+    shape=lambda shapes, params: tuple(params["shape"]),
+    rule="summed over the broadcast axes", sym=SAME, expr=False,
+    numpy=(np.broadcast_to,))
+def broadcast_to(x, *, shape):
+    return np.broadcast_to(x, shape)
+
+
+def _concat_vjp(g, out, *xs, axis=0):
+    if axis is None:  # the inputs were flattened, then joined
+        ends = np.cumsum([x.size for x in xs]).tolist()
+        batch = np.shape(g)[:-1]
+        return [np.reshape(g[..., e - x.size:e], batch + x.shape) for x, e in zip(xs, ends)]
+    ax = _from_end(axis, xs[0].ndim)
+    ends = np.cumsum([x.shape[ax] for x in xs]).tolist()
+    after = (slice(None),) * (-ax - 1)
+    return [g[(Ellipsis, slice(e - x.shape[ax], e)) + after] for x, e in zip(xs, ends)]
+
+
+def _joined(shapes, params):
+    return (sum(math.prod(s) for s in shapes[0]),)
+
+
+@op(_concat_vjp, grad_fn="CatBackward0", saves="shape", multi=True, nin=-1,
+    shape=_joined, method=False,
+    rule="the gradient split back", sym=SAME, numpy=(np.concatenate,))
+def concatenate(xs, *, axis=0):
+    return np.concatenate(xs, axis=axis)
+
+
+def _stack_vjp(g, out, *xs, axis=0):
+    ax = _from_end(axis, xs[0].ndim + 1)
+    after = (slice(None),) * (-ax - 1)
+    return [g[(Ellipsis, i) + after] for i in range(len(xs))]
+
+
+@op(_stack_vjp, grad_fn="StackBackward0", saves="shape", multi=True, nin=-1,
+    shape=_joined, method=False,
+    rule="the gradient unstacked", sym=SAME, numpy=(np.stack,))
+def stack(xs, *, axis=0):
+    return np.stack(xs, axis=axis)
+
+
+def _is_basic(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
+
+
+def _consumes(p) -> int:
+    """How many axes of the indexed array one part of an index uses up."""
+    if p is None or isinstance(p, (bool, np.bool_)):
+        return 0
+    if isinstance(p, (list, np.ndarray)):
+        arr = np.asarray(p)
+        return arr.ndim if arr.dtype == bool else 1
+    return 1
+
+
+def _batched_index(index, ndim: int, lead: int):
+    """``index`` of an array of ``ndim`` axes, for the same array behind ``lead``
+    batch axes, and whether it is advanced. Basic indices get the batch axes as
+    leading full slices; an advanced one comes without Ellipsis, to be used with
+    the batch axes moved last (where advanced indexing never moves them)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if _is_basic(parts):
+        return (slice(None),) * lead + parts, False
+    dots = [k for k, p in enumerate(parts) if p is Ellipsis]
+    if dots:
+        k = dots[0]
+        used = sum(_consumes(p) for p in parts if p is not Ellipsis)
+        parts = parts[:k] + (slice(None),) * (ndim - used) + parts[k + 1:]
+    return parts, True
+
+
+def _last(a, lead: int):
+    """``a`` with its ``lead`` batch axes moved last (a view)."""
+    return np.moveaxis(a, tuple(range(lead)), tuple(range(-lead, 0)))
+
+
+def _first(a, lead: int):
+    return np.moveaxis(a, tuple(range(-lead, 0)), tuple(range(lead)))
+
+
+def _indexed(shapes, params):
+    view = np.broadcast_to(np.zeros((), np.int8), shapes[0])  # no memory
+    return view[params["index"]].shape
+
+
+def _index_add(g, *, index, shape, lead=0):
+    z = np.zeros(np.shape(g)[:lead] + tuple(shape), dtype=np.result_type(g))
+    idx, advanced = _batched_index(index, len(shape), lead)
+    if not advanced:
+        z[idx] = g
+    else:
+        np.add.at(_last(z, lead), idx, _last(g, lead))  # repeated indices add up
+    return z
+
+
+@op(lambda g, out, x, *, index, lead=0:
+    _any(index_add, g, index=index, shape=x.shape, lead=lead),
+    grad_fn="IndexBackward0", saves="shape", rule="the gradient scattered back",
+    sym=SAME, expr=False, takes_lead=True, method=False, shape=_indexed)
+def getitem(x, *, index, lead=0):
+    if not lead:
+        return x[index]
+    idx, advanced = _batched_index(index, np.ndim(x) - lead, lead)
+    return _first(_last(x, lead)[idx], lead) if advanced else x[idx]
+
+
+# Recorded nodes always have lead=0 (create_graph walks are unbatched); the walk
+# passes its own ``lead`` to these rules.
+@op(lambda g, out, x, *, index, shape, lead=0: _any(getitem, g, index=index, lead=lead),
+    grad_fn="IndexPutBackward0", saves="none", rule="the gradient gathered",
+    sym=SAME, expr=False, takes_lead=True, method=False,
+    shape=lambda shapes, params: tuple(params["shape"]))
+def index_add(x, *, index, shape, lead=0):
+    return _index_add(x, index=index, shape=shape, lead=lead)
