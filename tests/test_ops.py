@@ -795,6 +795,72 @@ def test_op(name, data):
     check_hvp(op, spec, case, w, numeric, rng)
 
 
+# -- the facts each declaration carries -------------------------------------------------
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_declares_the_facts_the_engine_needs(name):
+    """A new op that leaves out a fact the engine reads fails here, not silently
+    (a batched walk, --max-elements, --points chunking or the symbolic check
+    quietly doing the wrong thing)."""
+    op = OPS[name]
+    n = max(op.nin, 1)
+    assert callable(op.out_shape), f"{name}: no out_shape (shape= or elementwise)"
+    assert len(op.domain) == n, f"{name}: domain has {len(op.domain)} ranges for {n} inputs"
+    assert callable(op.run)
+    if op.differentiable and not op.composite:
+        assert len(op.vjps) == (1 if op.multi else n), f"{name}: one VJP per input"
+        assert any(v is not None for v in op.vjps)
+    if op.expr and op.differentiable:
+        assert op.sym is not None, f"{name}: no sympy form (sym=)"
+        assert op.rule, f"{name}: no derivative rule text for `gradcli ops`"
+    if op.kink and "at_kink" in op.extra:
+        assert callable(op.extra["at_kink"])
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@given(data=st.data())
+def test_declared_out_shape_matches_the_forward(name, data):
+    # The shape --max-elements checks before anything runs: numpy's own output
+    # shape is the truth; NO_BIGGER promises no more elements than an input.
+    op = OPS[name]
+    case = data.draw(cases_for(name), label="case")
+    out = values(op, case, case.args)
+    arrays = case.args
+    shapes = [np.shape(a) for a in arrays]
+    if case.seq:  # one input: the sequence
+        shapes = [shapes]
+    declared = op.out_shape(shapes, case.params)
+    if declared is None:
+        assert out.size <= max(np.size(a) for a in arrays)
+    elif op.name in ("concatenate", "stack"):
+        assert math.prod(declared) == out.size
+    else:
+        assert tuple(declared) == out.shape
+
+
+@pytest.mark.parametrize("name", sorted(n for n, o in OPS.items() if o.elementwise))
+@given(data=st.data())
+def test_elementwise_ops_commute_with_a_permutation(name, data):
+    # What `elementwise` promises (--points stacks rows along a new axis on it):
+    # output element i depends on input elements i only, so permuting every
+    # input alike permutes the output alike.
+    op = OPS[name]
+    case = data.draw(cases_for(name), label="case")
+    n = 5
+    rng = rng_for(data)
+    args = []
+    for i, a in enumerate(case.args):
+        a = np.asarray(a)
+        lo, hi = op.domain[i] if op.domain[i] != "matrix" else (-1.0, 1.0)
+        if a.dtype.kind == "b":
+            args.append(rng.uniform(size=n) > 0.5)
+        else:
+            args.append(rng.uniform(lo, hi, size=n).astype(a.dtype))
+    perm = rng.permutation(n)
+    plain = values(op, case, args)
+    permuted = values(op, case, [a[perm] for a in args])
+    np.testing.assert_array_equal(permuted, plain[perm])
+
+
 ZERO_HEAVY = st.sampled_from([0.0, 0.0, 0.5, -1.0, 2.0, 1.5])
 
 

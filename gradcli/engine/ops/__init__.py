@@ -5,7 +5,8 @@ and facts) and one row in ``tests/test_ops.py``.
 """
 
 from ..op import NO_BIGGER, NUMPY, OPS, SAME, Op, apply, op
-from . import composite, elementwise, linalg, reductions, shape  # noqa: F401  (they register)
+# In this order: `gradcli ops` and gc.__all__ list the ops as registered.
+from . import elementwise, reductions, linalg, shape, composite  # noqa: F401, I001
 from .. import numpy_api
 
 numpy_api.bind()

@@ -68,7 +68,7 @@ def _dot_shape(shapes, params):
     a, b = (tuple(s) for s in shapes)
     if not a or not b:
         return a or b
-    return a[:-1] + b[:-2] + b[-1:]
+    return a[:-1] + b[:-2] + b[-1:] if len(b) > 1 else a[:-1]
 
 
 def _matmul_shape(shapes, params):

@@ -173,6 +173,8 @@ def _std_vjp(g, out, x, *, axis=None, ddof=0, keepdims=False):
 
 @op(_std_vjp, grad_fn="StdBackward0", saves="both", rule="(x - mean) / ((n - ddof) std)",
     kink="std'(constant) = 0",
+    at_kink=lambda x, *, axis=None, ddof=0, keepdims=False:
+    np.max(x, axis=axis) == np.min(x, axis=axis),
     sym=("array", lambda sp, x, *, axis=None, ddof=0, keepdims=False:
          sp.map(sp.sqrt, np.var(x, axis=axis, ddof=ddof, keepdims=keepdims))),
     numpy=(np.std,), zero_regions=True)
