@@ -56,6 +56,12 @@ _JSON_BAD = re.compile(r"[^0-9.eE+\-,\[\] \t\n\r]")
 _JSON_TOKEN = re.compile(r'"[^"\n]*"?|[A-Za-z]+|.', re.DOTALL)
 _TXT_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 _SHOW_MAX = 60
+# Reading a value file: a chunk at a time; items are what separators delimit,
+# and none is longer than the longest way to write a number (with room to spare).
+_CHUNK = 1 << 16
+_ITEM = re.compile(r"[^\s,;\[\]]+")
+_ITEM_ENDS = frozenset(" \t\n\r\f\v,;[]")
+_MAX_ITEM = 400
 
 
 class _BadNumber(Exception):
@@ -272,23 +278,44 @@ class _Parser:
         if extension == ".npy":
             return self.read_npy(path, where)
         try:
-            # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-            # A number takes at least 2 characters: more than 64 per allowed
-            # element is not a table of numbers (and /dev/zero never ends).
-            limit = 64 * self.max_elements + 1024
-            with open(path, encoding="utf-8-sig") as file:
-                text = file.read(limit + 1)
-            if len(text) > limit:
-                raise self.error(f"{where}too large for {self.max_elements:,} numbers")
+            text = self.read_text(path, where)
         except UnicodeDecodeError as exc:
             raise self.error(f"{where}not UTF-8 text ({exc.reason})") from None
         except (OSError, ValueError) as exc:  # ValueError: embedded null byte
             raise self._unreadable(path, exc) from None
+        except MemoryError:
+            raise self.error(f"{where}too large for the memory of this machine "
+                             "(lower --max-elements)") from None
         if extension == ".json":
             return self.parse_json(text.strip(), where)
         if extension == ".csv":
             return self.parse_table(text, where, lambda line: line.split(","))
         return self.parse_table(text, where, _TXT_SEPARATOR.split)
+
+    def read_text(self, path: str, where: str) -> str:
+        """The file's text, read a chunk at a time and refused as soon as it
+        holds more items than ``max_elements`` or an item longer than any
+        number: never more is read than could be accepted (a pipe, /dev/zero
+        and a huge file alike)."""
+        chunks: list[str] = []
+        count = 0
+        tail = ""  # the item the last chunk ended in, maybe unfinished
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        with open(path, encoding="utf-8-sig") as file:
+            while chunk := file.read(_CHUNK):
+                chunks.append(chunk)
+                items = _ITEM.findall(tail + chunk)
+                ended = chunk[-1] in _ITEM_ENDS
+                tail = "" if ended or not items else items.pop()
+                count += len(items)
+                longest = max(map(len, items), default=0)
+                if max(longest, len(tail)) > _MAX_ITEM:
+                    raise self.error(f"{where}an item longer than {_MAX_ITEM} characters "
+                                     "is not a number")
+                if count + bool(tail) > self.max_elements:
+                    raise self.error(f"{where}too many elements (more than the limit, "
+                                     f"{self.max_elements})")
+        return "".join(chunks)
 
     def _unreadable(self, path: str, exc: Exception) -> UsageError:
         reason = getattr(exc, "strerror", None) or str(exc)

@@ -504,3 +504,62 @@ def test_docstring_examples() -> None:
     failures, tried = doctest.testmod(values)
     assert tried > 0
     assert failures == 0
+
+
+# -- reading a value file never reads past what could be accepted (issue 12, item 3) --
+def _peak_while(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_an_endless_file_is_refused_after_one_chunk(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")  # NUL bytes forever, no newline
+
+    def read():
+        with pytest.raises(UsageError, match="longer than 400 characters"):
+            parse("@zero.txt", max_elements=10**7)
+
+    # 64 x max-elements characters (640 MB) were read before; now one chunk.
+    assert _peak_while(read) < 16 * 2**20
+
+
+def test_a_file_with_too_many_numbers_stops_at_the_limit(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "many.csv"
+    path.write_text("1.5,2.5\n" * 2_000_000)  # 4 million numbers, 16 MB
+
+    def read():
+        with pytest.raises(UsageError, match="more than the limit, 1000"):
+            parse("@many.csv", max_elements=1000)
+
+    assert _peak_while(read) < 8 * 2**20
+
+
+def test_a_file_just_within_the_limit_is_read_whole(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    n = 3 * values._CHUNK // 4  # items across several chunk boundaries
+    (tmp_path / "v.txt").write_text(" ".join(["0.25"] * n) + "\n")  # one row
+    assert_same(parse("@v.txt", max_elements=n), [0.25] * n)
+    with pytest.raises(UsageError, match="more than the limit"):
+        parse("@v.txt", max_elements=n - 1)
+
+
+def test_running_out_of_memory_reading_a_file_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v.csv").write_text("1,2\n")
+
+    class Exhausted:
+        def findall(self, text):
+            raise MemoryError
+
+    monkeypatch.setattr(values, "_ITEM", Exhausted())
+    with pytest.raises(UsageError, match="too large for the memory"):
+        parse("@v.csv")
