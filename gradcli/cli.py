@@ -240,8 +240,9 @@ def check_command(ctx: click.Context, target: str, **opts) -> int:
 
 
 def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_first: bool) -> int:
+    from . import expect
     from .compute import evaluate
-    from .render import dumps, plain_lines, result_object, table
+    from .render import dumps, failure_text, plain_lines, result_object, table
 
     tgt, inputs, wrt = _setup(ctx, target, opts)
     if opts["check"] and opts["no_grad"]:
@@ -251,7 +252,8 @@ def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_fir
                       no_grad=opts["no_grad"], max_elements=opts["max_elements"])
     if opts["strict"] and result.warnings:
         raise EvaluationError(f"--strict: {result.warnings[0]}")
-    failures = _expectations(opts, result)
+    failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
+                              atol=opts["atol"])
     if opts["check"]:
         _checkable(inputs, wrt)
     report = _check_gradient(tgt, inputs, result, wrt, opts) if opts["check"] else None
@@ -274,7 +276,7 @@ def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_fir
     for n in result.notes:
         _say("note", f"gradient taken at a kink: {n}")
     for f in failures:
-        _say("error", f)
+        _say("error", failure_text(f))
     if report is not None and not report.passed:
         _say("error", f"the check failed: {report.verdict()}")
     if failures or (report is not None and not report.passed):
@@ -661,40 +663,21 @@ def _grad_output(opts: dict, inputs: dict):
                        max_elements=opts["max_elements"])
 
 
-def _expectations(opts: dict, result) -> list[str]:
-    """Each unmet --expect-* as one line: what, expected, got, worst difference."""
-    from .render import text_value
+def _expected(opts: dict, result) -> list:
+    """--expect-value and --expect-grad NAME=VALUE, read: [(what, array)]."""
     from .values import parse_value
 
-    checks = []
+    expected = []
     if opts["expect_value"] is not None:
-        checks.append(("value", parse_value(opts["expect_value"], name="--expect-value"),
-                       result.value))
+        expected.append(("value", parse_value(opts["expect_value"], name="--expect-value")))
     for pair in opts["expect_grad"]:
         name, eq, text = pair.partition("=")
         if not eq:
             raise UsageError(f"--expect-grad {pair!r}: expected NAME=VALUE")
         if name not in result.grads:
             raise UsageError(f"--expect-grad {name}: no gradient of {name!r} was computed")
-        checks.append((f"grad.{name}", parse_value(text, name=f"--expect-grad {name}"),
-                       result.grads[name]))
-    failures = []
-    for what, want, got in checks:
-        got = np.asarray(got, dtype=np.float64)
-        if want.shape != got.shape:
-            failures.append(f"{what}: expected shape {want.shape}, got {got.shape}")
-            continue
-        atol = opts["atol"] or 0.0
-        tol = atol + opts["rtol"] * np.abs(want)
-        diff = np.abs(got - want)
-        bad = ~(diff <= tol)
-        if bad.any():
-            failures.append(
-                f"{what}: expected {text_value(want)}, got {text_value(got)} "
-                f"(max |diff| {float(np.nanmax(np.where(bad, diff, 0)) if not np.isnan(diff).all() else np.nan):.3g} "
-                f"> atol {atol:g} + rtol {opts['rtol']:g}*|expected|)"
-            )
-    return failures
+        expected.append((f"grad.{name}", parse_value(text, name=f"--expect-grad {name}")))
+    return expected
 
 
 def _option_names(ctx: click.Context) -> list[str]:

@@ -81,6 +81,15 @@ def derivatives_object(target, inputs: dict[str, np.ndarray], d, key: str,
     }
 
 
+def failure_text(f) -> str:
+    """An unmet ``--expect-*`` (an ``expect.Failure``): what, expected, got, worst
+    difference."""
+    if f.want.shape != f.got.shape:
+        return f"{f.what}: expected shape {f.want.shape}, got {f.got.shape}"
+    return (f"{f.what}: expected {text_value(f.want)}, got {text_value(f.got)} "
+            f"(max |diff| {f.max_diff:.3g} > atol {f.atol:g} + rtol {f.rtol:g}*|expected|)")
+
+
 def rounded(a: np.ndarray, precision: int | None) -> np.ndarray:
     """``a`` with each number cut to ``precision`` significant digits."""
     if precision is None:
