@@ -306,16 +306,12 @@ def _value_function(tgt, opts):
                                   max_elements=opts["max_elements"]).value
 
 
-_CHUNK = 1000  # rows evaluated (and written) together
-
-
 def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
     """One result per row, streamed in order; a bad row gets an error record."""
     import csv
-    import itertools
 
     from . import points
-    from .compute import DEFAULT_MAX_ELEMENTS, evaluate_rows, prepare
+    from .compute import DEFAULT_MAX_ELEMENTS
     from .render import dumps, result_object, text_value
 
     if opts["expect_value"] is not None or opts["expect_grad"]:
@@ -327,34 +323,15 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
     fixed = _read_inputs(_collect_inputs(ctx.args, opts["var"], _option_names(ctx)), opts)
     path = opts["points"]
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
+        lines = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
     except OSError as exc:
         raise UsageError(f"--points {path}: cannot read: {exc.strerror}") from exc
     fmt = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(
         os.path.splitext(path)[1].lower())
-    declared, rows = points.read(stream, fmt=fmt, dtype=opts["dtype"],
-                                 max_elements=opts["max_elements"])
-    ahead = []  # NDJSON: rows up to the first good one, whose names count
-    if declared is None:
-        for r in rows:
-            ahead.append(r)
-            if r.inputs is not None:
-                declared = list(r.inputs)
-                break
-        if not ahead:
-            raise UsageError(f"--points {path}: no rows")
-        if declared is None:  # not one line could be read
-            raise EvaluationError(f"--points {path}: no row could be read ({ahead[0].error})")
-    both = sorted(set(declared or ()) & set(fixed))
-    if both:
-        raise UsageError(f"input {both[0]!r} is given by --points and by --{both[0]}: "
-                         "give it once")
-    names = sorted(set(declared or ()) | set(fixed))
-    tgt = prepare(target, names)
-    wrt = list(opts["wrt"]) or names
-    for n in wrt:
-        if n not in names:
-            raise UsageError(f"--wrt {n}: no input named {n!r}")
+    batch = points.stream(target, fixed, lines, source=path, fmt=fmt, dtype=opts["dtype"],
+                          max_elements=opts["max_elements"], wrt=opts["wrt"],
+                          no_grad=opts["no_grad"], strict=opts["strict"])
+    wrt = batch.wrt
     as_json = _out_format(opts) == "json"
     out = sys.stdout
     writer = None if as_json else csv.writer(out, lineterminator="\n")
@@ -362,43 +339,18 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
         writer.writerow(["row", "value"] + [f"grad.{n}" for n in wrt] + ["error"])
     progress = _Progress(path)
     failed = 0
-    rows = itertools.chain(ahead, rows)
-    while True:
-        chunk = list(itertools.islice(rows, _CHUNK))
-        if not chunk:
-            break
-        good = []
+    for chunk in batch.chunks:
         for r in chunk:
-            if r.inputs is not None:
-                merged = {**fixed, **r.inputs}
-                if sorted(merged) != names or set(r.inputs) & set(fixed):
-                    diff = sorted((set(names) ^ set(merged)) | (set(r.inputs) & set(fixed)))
-                    r.error = (f"row {r.number}: its inputs differ from the first row's "
-                               f"or the fixed ones ({', '.join(diff)})")
-                    r.inputs = None
-                else:
-                    r.inputs = {n: merged[n] for n in names}
-                    good.append(r)
-        results = iter(evaluate_rows(tgt, [r.inputs for r in good], wrt=wrt,
-                                     no_grad=opts["no_grad"],
-                                     max_elements=opts["max_elements"]))
-        for r in chunk:
-            res = next(results) if r.inputs is not None else None
-            error = r.error
-            if res is not None and not isinstance(res, Exception) and opts["strict"] \
-                    and res.warnings:
-                error = f"row {r.number}: --strict: {res.warnings[0]}"
-            elif isinstance(res, Exception):
-                error = f"row {r.number}: {' '.join(str(res).split())}"
-            if error is not None:
+            res = r.result
+            if r.error is not None:
                 failed += 1
                 if as_json:
-                    out.write(dumps({"schema": 1, "row": r.number, "error": error}) + "\n")
+                    out.write(dumps({"schema": 1, "row": r.number, "error": r.error}) + "\n")
                 else:
-                    writer.writerow([r.number, ""] + [""] * len(wrt) + [error])
+                    writer.writerow([r.number, ""] + [""] * len(wrt) + [r.error])
                 continue
             if as_json:
-                obj = result_object(tgt, r.inputs, res)
+                obj = result_object(batch.target, r.inputs, res)
                 out.write(dumps({"schema": 1, "row": r.number, **obj}) + "\n")
             else:
                 writer.writerow([r.number, text_value(res.value, opts["precision"])]
