@@ -254,9 +254,7 @@ def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_fir
         raise EvaluationError(f"--strict: {result.warnings[0]}")
     failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
                               atol=opts["atol"])
-    if opts["check"]:
-        _checkable(inputs, wrt)
-    report = _check_gradient(tgt, inputs, result, wrt, opts) if opts["check"] else None
+    report = _cross_check("gradient", tgt, inputs, wrt, result, opts) if opts["check"] else None
     fmt = _out_format(opts)
     check_lines = report.lines() if report else []
     if fmt == "json":
@@ -284,15 +282,38 @@ def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_fir
     return 0
 
 
-def _check_gradient(tgt, inputs, result, wrt, opts):
-    """The engine's gradient (or VJP) against sympy and finite differences."""
-    from .check import run_check
+def _cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict):
+    """--check: the engine's ``answer`` (a Result for kind "gradient", Derivatives
+    for "jacobian" and "hessian") against sympy and finite differences."""
+    from . import check
 
-    vjp = result.seed if result.value.size != 1 else None
+    empty = [n for n in wrt if inputs[n].size == 0]
+    if empty:
+        raise UsageError(f"--check: input {empty[0]!r} is empty; there is no derivative "
+                         "to compare")
+    # What the symbolic check differentiates: the expression, or the graph
+    # recorded at the point (a Result, or Derivatives holding one).
+    if tgt.tree is not None:
+        source = {"tree": tgt.tree}
+    else:
+        r = getattr(answer, "recorded", answer)
+        source = {"graph": (r.output, r.leaves)}
+    common = dict(wrt=wrt, **source, rtol=opts["rtol"], atol=opts["atol"],
+                  timeout=opts["check_timeout"])
+    f = _value_function(tgt, opts)
     with _quiet():
-        return run_check(_value_function(tgt, opts), inputs, result.grads, wrt=wrt,
-                         grad_output=vjp, **_check_source(tgt, result),
-                         **_check_settings(opts))
+        if kind == "gradient":
+            vjp = answer.seed if answer.value.size != 1 else None
+            return check.run_check(f, inputs, answer.grads, grad_output=vjp, **common)
+        if kind == "jacobian":
+            return check.check_jacobian(f, inputs, answer.blocks, **common)
+        from .compute import evaluate
+
+        def gradient(point):
+            return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
+
+        pairs = {(a, b): block for a, row in answer.blocks.items() for b, block in row.items()}
+        return check.check_hessian(gradient, inputs, pairs, f_value=f, **common)
 
 
 def _value_function(tgt, opts):
@@ -425,14 +446,7 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
     rows = [("value", d.value)] + [(f"jacobian {n}", b) for n, b in d.blocks.items()]
     flat = {f"jacobian.{n}": b for n, b in d.blocks.items()}
-    report = None
-    if opts["check"]:
-        from .check import check_jacobian
-
-        _checkable(inputs, wrt)
-        with _quiet():
-            report = check_jacobian(_value_function(tgt, opts), inputs, d.blocks, wrt=wrt,
-                                    **_check_source(tgt, d), **_check_settings(opts))
+    report = _cross_check("jacobian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     return _emit_derivatives(tgt, inputs, d, opts, "jacobian", rows, flat, report=report)
 
 
@@ -471,42 +485,9 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
         for b, block in row.items():
             rows.append((f"hessian {a},{b}", block))
             flat[f"hessian.{a}.{b}"] = block
-    report = None
-    if opts["check"]:
-        from .check import check_hessian
-        from .compute import evaluate
-
-        _checkable(inputs, wrt)
-        def gradient(point):
-            return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
-
-        pairs = {(a, b): block for a, row in d.blocks.items() for b, block in row.items()}
-        with _quiet():
-            report = check_hessian(gradient, inputs, pairs, wrt=wrt,
-                                   f_value=_value_function(tgt, opts),
-                                   **_check_source(tgt, d), **_check_settings(opts))
+    report = _cross_check("hessian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     return _emit_derivatives(tgt, inputs, d, opts, "hessian", rows, flat,
                              extra=extra, footer=footer, report=report)
-
-
-def _check_source(tgt, recorded) -> dict:
-    """What the symbolic check differentiates: the expression, or the graph recorded
-    at the point (a Result, or Derivatives holding one)."""
-    if tgt.tree is not None:
-        return {"tree": tgt.tree}
-    r = getattr(recorded, "recorded", recorded)
-    return {"graph": (r.output, r.leaves)}
-
-
-def _checkable(inputs: dict, wrt: list[str]) -> None:
-    empty = [n for n in wrt if inputs[n].size == 0]
-    if empty:
-        raise UsageError(f"--check: input {empty[0]!r} is empty; there is no derivative "
-                         "to compare")
-
-
-def _check_settings(opts: dict) -> dict:
-    return {"rtol": opts["rtol"], "atol": opts["atol"], "timeout": opts["check_timeout"]}
 
 
 def _emit_derivatives(tgt, inputs, d, opts, key, rows, flat, extra=None,
