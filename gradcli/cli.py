@@ -18,7 +18,8 @@ import click
 import numpy as np
 
 from . import __version__
-from .errors import CheckFailed, EvaluationError, GradcliError, UsageError
+from .errors import EvaluationError, GradcliError, UsageError
+from .render import say
 
 FORMATS = ("table", "plain", "json")
 
@@ -96,10 +97,6 @@ def _quiet():
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def _say(kind: str, text: str) -> None:
-    click.echo(f"{kind}: {' '.join(str(text).split())}", err=True)
 
 
 # -- shared options ------------------------------------------------------------
@@ -240,9 +237,8 @@ def check_command(ctx: click.Context, target: str, **opts) -> int:
 
 
 def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_first: bool) -> int:
-    from . import expect
+    from . import expect, render
     from .compute import evaluate
-    from .render import dumps, failure_text, plain_lines, result_object, table
 
     tgt, inputs, wrt = _setup(ctx, target, opts)
     if opts["check"] and opts["no_grad"]:
@@ -250,36 +246,13 @@ def _eval_and_report(ctx: click.Context, target: str, opts: dict, *, verdict_fir
     grad_output = _grad_output(opts, inputs)
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output,
                       no_grad=opts["no_grad"], max_elements=opts["max_elements"])
-    if opts["strict"] and result.warnings:
-        raise EvaluationError(f"--strict: {result.warnings[0]}")
+    _strict(opts, result)
     failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
                               atol=opts["atol"])
     report = _cross_check("gradient", tgt, inputs, wrt, result, opts) if opts["check"] else None
-    fmt = _out_format(opts)
-    check_lines = report.lines() if report else []
-    if fmt == "json":
-        extra = {"check": report.to_json()} if report else {}
-        text = dumps(result_object(tgt, inputs, result, **extra)) + "\n"
-    elif fmt == "plain":
-        lines = plain_lines(result, opts["precision"])
-        checks = [f"check {line}" for line in check_lines]
-        text = "\n".join(checks + lines if verdict_first else lines + checks) + "\n"
-    else:
-        rows = [("value", result.value)] + [(f"grad {n}", g) for n, g in result.grads.items()]
-        text = table(rows, tgt.label, opts["precision"], footer=check_lines,
-                     header=check_lines if verdict_first else None)
-    click.echo(text, nl=False)
-    for w in result.warnings:
-        _say("warning", w)
-    for n in result.notes:
-        _say("note", f"gradient taken at a kink: {n}")
-    for f in failures:
-        _say("error", failure_text(f))
-    if report is not None and not report.passed:
-        _say("error", f"the check failed: {report.verdict()}")
-    if failures or (report is not None and not report.passed):
-        return CheckFailed.exit_code
-    return 0
+    return render.emit(render.result_view(tgt, inputs, result), _out_format(opts),
+                       opts["precision"], check=report, failures=failures,
+                       verdict_first=verdict_first)
 
 
 def _cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict):
@@ -329,11 +302,8 @@ def _value_function(tgt, opts):
 
 def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
     """One result per row, streamed in order; a bad row gets an error record."""
-    import csv
-
-    from . import points
+    from . import points, render
     from .compute import DEFAULT_MAX_ELEMENTS
-    from .render import dumps, result_object, text_value
 
     if opts["expect_value"] is not None or opts["expect_grad"]:
         raise UsageError("--expect-value/--expect-grad check one point, not --points")
@@ -352,43 +322,8 @@ def _eval_points(ctx: click.Context, target: str, opts: dict) -> int:
     batch = points.stream(target, fixed, lines, source=path, fmt=fmt, dtype=opts["dtype"],
                           max_elements=opts["max_elements"], wrt=opts["wrt"],
                           no_grad=opts["no_grad"], strict=opts["strict"])
-    wrt = batch.wrt
-    as_json = _out_format(opts) == "json"
-    out = sys.stdout
-    writer = None if as_json else csv.writer(out, lineterminator="\n")
-    if writer:
-        writer.writerow(["row", "value"] + [f"grad.{n}" for n in wrt] + ["error"])
-    progress = _Progress(path)
-    failed = 0
-    for chunk in batch.chunks:
-        for r in chunk:
-            res = r.result
-            if r.error is not None:
-                failed += 1
-                if as_json:
-                    out.write(dumps({"schema": 1, "row": r.number, "error": r.error}) + "\n")
-                else:
-                    writer.writerow([r.number, ""] + [""] * len(wrt) + [r.error])
-                continue
-            if as_json:
-                obj = result_object(batch.target, r.inputs, res)
-                out.write(dumps({"schema": 1, "row": r.number, **obj}) + "\n")
-            else:
-                writer.writerow([r.number, text_value(res.value, opts["precision"])]
-                                + [text_value(res.grads[n], opts["precision"])
-                                   if n in res.grads else "" for n in wrt] + [""])
-                # CSV has no room for them: the row's warnings and notes go to stderr.
-                for w in res.warnings:
-                    _say("warning", f"row {r.number}: {w}")
-                for n in res.notes:
-                    _say("note", f"row {r.number}: gradient taken at a kink: {n}")
-        out.flush()
-        progress.update(len(chunk))
-    progress.close()
-    if failed:
-        _say("error", f"{failed} row(s) failed; their records say why")
-        return EvaluationError.exit_code
-    return 0
+    batch.chunks = _Progress(path).follow(batch.chunks)
+    return render.emit(batch, _out_format(opts), opts["precision"])
 
 
 class _Progress:
@@ -406,6 +341,13 @@ class _Progress:
         if self.on and path != "-":
             with open(path, "rb") as fh:
                 self.total = max(sum(1 for _ in fh) - 1, 1)
+
+    def follow(self, chunks):
+        """The chunks, counted as each is written (the writer asks for the next)."""
+        for chunk in chunks:
+            yield chunk
+            self.update(len(chunk))
+        self.close()
 
     def update(self, n: int) -> None:
         self.done += n
@@ -440,14 +382,15 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli jacobian "A @ x" --x 1,2 --A "1,2;3,4" --wrt x
       gradcli jacobian "sin(x)*x" --x 0.1,0.2,0.3 --json
     """
+    from . import render
     from .compute import jacobian
 
     tgt, inputs, wrt = _setup(ctx, target, opts)
     d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
-    rows = [("value", d.value)] + [(f"jacobian {n}", b) for n, b in d.blocks.items()]
-    flat = {f"jacobian.{n}": b for n, b in d.blocks.items()}
     report = _cross_check("jacobian", tgt, inputs, wrt, d, opts) if opts["check"] else None
-    return _emit_derivatives(tgt, inputs, d, opts, "jacobian", rows, flat, report=report)
+    _strict(opts, d)
+    return render.emit(render.jacobian_view(tgt, inputs, d), _out_format(opts),
+                       opts["precision"], check=report)
 
 
 @cli.command("hessian", context_settings=_EXTRA)
@@ -466,60 +409,22 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli hessian "sum(x**4) + dot(x,x)**2" --x 1,2,3
       gradcli hessian "x @ A @ x" --x 1,2 --A "1,2;3,4" --wrt x --json
     """
+    from . import render
     from .compute import hessian, hessian_summary
-    from .render import text_value
 
     tgt, inputs, wrt = _setup(ctx, target, opts)
     d = hessian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
     summary = hessian_summary(d, inputs, wrt)
-    extra = {"symmetric": summary.symmetric}
-    footer = [f"symmetric to rounding: {'yes' if summary.symmetric else 'no'} "
-              f"(max |H - H.T| / max |H| = {summary.asymmetry:.3g})"]
-    if summary.eigenvalues is not None:
-        extra["eigenvalues"] = summary.eigenvalues
-        footer.append(f"eigenvalues: {text_value(summary.eigenvalues, opts['precision'])} "
-                      f"({summary.curvature})")
-    rows = [("value", d.value)]
-    flat = {}
-    for a, row in d.blocks.items():
-        for b, block in row.items():
-            rows.append((f"hessian {a},{b}", block))
-            flat[f"hessian.{a}.{b}"] = block
     report = _cross_check("hessian", tgt, inputs, wrt, d, opts) if opts["check"] else None
-    return _emit_derivatives(tgt, inputs, d, opts, "hessian", rows, flat,
-                             extra=extra, footer=footer, report=report)
+    _strict(opts, d)
+    view = render.hessian_view(tgt, inputs, d, summary, opts["precision"])
+    return render.emit(view, _out_format(opts), opts["precision"], check=report)
 
 
-def _emit_derivatives(tgt, inputs, d, opts, key, rows, flat, extra=None,
-                      footer=None, report=None) -> int:
-    from .render import derivatives_object, dumps, table, text_value
-
-    if opts["strict"] and d.warnings:
-        raise EvaluationError(f"--strict: {d.warnings[0]}")
-    fmt = _out_format(opts)
-    extra = extra or {}
-    check_lines = report.lines() if report else []
-    if fmt == "json":
-        obj = derivatives_object(tgt, inputs, d, key, extra)
-        if report:
-            obj["check"] = report.to_json()
-        text = dumps(obj) + "\n"
-    elif fmt == "plain":
-        lines = [f"value {text_value(d.value, opts['precision'])}"]
-        lines += [f"{k} {text_value(v, opts['precision'])}" for k, v in flat.items()]
-        for k, v in extra.items():
-            lines.append(f"{k} {str(v).lower() if isinstance(v, bool) else text_value(v, opts['precision'])}")
-        lines += [f"check {line}" for line in check_lines]
-        text = "\n".join(lines) + "\n"
-    else:
-        text = table(rows, tgt.label, opts["precision"], footer=(footer or []) + check_lines)
-    click.echo(text, nl=False)
-    for w in d.warnings:
-        _say("warning", w)
-    if report is not None and not report.passed:
-        _say("error", f"the check failed: {report.verdict()}")
-        return CheckFailed.exit_code
-    return 0
+def _strict(opts: dict, answer) -> None:
+    """--strict: the first warning is an error."""
+    if opts["strict"] and answer.warnings:
+        raise EvaluationError(f"--strict: {answer.warnings[0]}")
 
 
 def _setup(ctx: click.Context, target: str, opts: dict):
@@ -568,8 +473,7 @@ def graph_command(ctx: click.Context, target: str, **opts) -> int:
     tgt, inputs, wrt = _setup(ctx, target, opts)
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=_grad_output(opts, inputs),
                       max_elements=opts["max_elements"])
-    if opts["strict"] and result.warnings:
-        raise EvaluationError(f"--strict: {result.warnings[0]}")
+    _strict(opts, result)
     with _quiet():
         vertices, root = graphview.collect(result.output, result.leaves, result.seed)
     fmt = "json" if opts["json"] else (opts["format"] or "text")
@@ -580,7 +484,7 @@ def graph_command(ctx: click.Context, target: str, **opts) -> int:
                 "mermaid": graphview.as_mermaid}[fmt](vertices, root, opts["precision"])
     click.echo(text, nl=False)
     for w in result.warnings:
-        _say("warning", w)
+        say("warning", w)
     return 0
 
 
@@ -623,32 +527,16 @@ def _option_names(ctx: click.Context) -> list[str]:
 @click.option("--json", "json", is_flag=True, help="Shorthand for --format json.")
 def ops_command(**opts) -> int:
     """Every function of the op table: signature, derivative rule, kink convention."""
+    from . import render
     from .engine.ops import OPS
 
     rows = [o for o in OPS.values() if o.expr]
-    fmt = _out_format(opts)
-    if fmt == "json":
-        from .render import dumps
-
-        click.echo(dumps({"schema": 1, "ops": [
-            {"name": o.name, "signature": o.signature(), "derivative": o.rule,
-             "kink": o.kink, "differentiable": o.differentiable} for o in rows]}))
-    elif fmt == "plain":
-        for o in rows:
-            click.echo("\t".join([o.signature(), o.rule, o.kink]))
-    else:
-        from rich.table import Table
-        from rich.text import Text
-
-        from .render import make_console
-
-        t = Table(title="gradcli ops", title_justify="left")
-        for col in ("function", "derivative", "kink convention"):
-            t.add_column(col)
-        for o in rows:
-            t.add_row(Text(o.signature()), Text(o.rule), Text(o.kink))
-        make_console().print(t)
-    return 0
+    obj = {"schema": 1, "ops": [
+        {"name": o.name, "signature": o.signature(), "derivative": o.rule,
+         "kink": o.kink, "differentiable": o.differentiable} for o in rows]}
+    return render.emit(render.View("gradcli ops", obj, columns=(
+        "function", "derivative", "kink convention"),
+        cells=[(o.signature(), o.rule, o.kink) for o in rows]), _out_format(opts))
 
 
 def _takes_value(token: str) -> bool:
@@ -668,26 +556,26 @@ def main(argv: list[str] | None = None) -> None:
             for i, a in enumerate(args)]
     debug = "--debug" in args
     if not args:  # a bare `gradcli` (click's own answer differs between versions)
-        _say("error", "no command given")
-        _say("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
+        say("error", "no command given")
+        say("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
         sys.exit(UsageError.exit_code)
     try:
         code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:  # click's own usage errors
-        _say("error", exc.format_message())
+        say("error", exc.format_message())
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
-            _say("hint", f"see '{ctx.command_path} --help'")
+            say("hint", f"see '{ctx.command_path} --help'")
         code = UsageError.exit_code
     except GradcliError as exc:
         if debug:
             traceback.print_exc()
-        _say("error", str(exc))
+        say("error", str(exc))
         if exc.hint:
             for line in str(exc.hint).split("\n")[:2]:
-                _say("hint", line)
+                say("hint", line)
         code = exc.exit_code
     except click.exceptions.Abort:
         code = 130
@@ -702,7 +590,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug in gradcli
         if debug:
             traceback.print_exc()
-        _say("error", f"internal error: {type(exc).__name__}: {exc}")
-        _say("hint", "this is a bug in gradcli; rerun with --debug for the traceback")
+        say("error", f"internal error: {type(exc).__name__}: {exc}")
+        say("hint", "this is a bug in gradcli; rerun with --debug for the traceback")
         code = GradcliError.exit_code
     sys.exit(code or 0)
