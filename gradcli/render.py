@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CheckFailed, EvaluationError
 from .values import format_value
 
 SCHEMA = 1
@@ -167,7 +168,8 @@ def emit(answer, fmt: str, precision: int | None = None, *, check=None,
         say("error", failure_text(f))
     if check is not None and not check.passed:
         say("error", f"the check failed: {check.verdict()}")
-    return 1 if failures or (check is not None and not check.passed) else 0
+    failed = failures or (check is not None and not check.passed)
+    return CheckFailed.exit_code if failed else 0
 
 
 def failure_text(f) -> str:
@@ -183,36 +185,33 @@ def _emit_rows(batch, fmt: str, precision: int | None) -> int:
     import csv
 
     out = sys.stdout
-    wrt = batch.wrt
     writer = None if fmt == "json" else csv.writer(out, lineterminator="\n")
     if writer:
-        writer.writerow(["row", "value"] + [f"grad.{n}" for n in wrt] + ["error"])
+        writer.writerow(["row", "value"] + [f"grad.{n}" for n in batch.wrt] + ["error"])
     failed = 0
     for chunk in batch.chunks:
         for r in chunk:
-            if r.error is not None:
-                failed += 1
-                if writer:
-                    writer.writerow([r.number, ""] + [""] * len(wrt) + [r.error])
-                else:
-                    out.write(dumps({"schema": SCHEMA, "row": r.number, "error": r.error}) + "\n")
-            elif writer:
+            failed += r.error is not None
+            if not writer:
+                obj = ({"error": r.error} if r.error is not None
+                       else result_view(batch.target, r.inputs, r.result).obj)
+                out.write(dumps({"schema": SCHEMA, "row": r.number, **obj}) + "\n")
+            elif r.error is not None:
+                writer.writerow([r.number, ""] + [""] * len(batch.wrt) + [r.error])
+            else:
                 res = r.result
                 writer.writerow([r.number, text_value(res.value, precision)]
-                                + [text_value(res.grads[n], precision)
-                                   if n in res.grads else "" for n in wrt] + [""])
+                                + [text_value(res.grads[n], precision) if n in res.grads
+                                   else "" for n in batch.wrt] + [""])
                 # CSV has no room for them: the row's warnings and notes go to stderr.
                 for w in res.warnings:
                     say("warning", f"row {r.number}: {w}")
                 for n in res.notes:
                     say("note", f"row {r.number}: gradient taken at a kink: {n}")
-            else:
-                obj = result_view(batch.target, r.inputs, r.result).obj
-                out.write(dumps({"schema": SCHEMA, "row": r.number, **obj}) + "\n")
         out.flush()
     if failed:
         say("error", f"{failed} row(s) failed; their records say why")
-        return 3  # errors.EvaluationError.exit_code
+        return EvaluationError.exit_code
     return 0
 
 

@@ -206,28 +206,32 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
     """--check: the engine's ``answer`` (a Result for kind "gradient", Derivatives
     for "jacobian" and "hessian") against sympy and finite differences."""
     from .. import check
+    from ..compute import evaluate
 
     empty = [n for n in wrt if inputs[n].size == 0]
     if empty:
         raise UsageError(f"--check: input {empty[0]!r} is empty; there is no derivative "
                          "to compare")
-    # What the symbolic check differentiates: the expression, or the graph
-    # recorded at the point (a Result, or Derivatives holding one).
+    # sympy differentiates the expression, or else the graph recorded at the point
+    # (a Result, or Derivatives holding one). Finite differences vary the function
+    # as written: f=None lets the check build it from the expression, whose own
+    # evaluation would hold detach(...) fixed.
+    common = dict(wrt=wrt, rtol=opts["rtol"], atol=opts["atol"],
+                  timeout=opts["check_timeout"])
     if tgt.tree is not None:
-        source = {"tree": tgt.tree}
+        f, common["tree"] = None, tgt.tree
     else:
         r = getattr(answer, "recorded", answer)
-        source = {"graph": (r.output, r.leaves)}
-    common = dict(wrt=wrt, **source, rtol=opts["rtol"], atol=opts["atol"],
-                  timeout=opts["check_timeout"])
-    f = _value_function(tgt, opts)
+        common["graph"] = (r.output, r.leaves)
+
+        def f(point):
+            return evaluate(tgt, point, no_grad=True, max_elements=opts["max_elements"]).value
     with quiet():
         if kind == "gradient":
             vjp = answer.seed if answer.value.size != 1 else None
             return check.run_check(f, inputs, answer.grads, grad_output=vjp, **common)
         if kind == "jacobian":
             return check.check_jacobian(f, inputs, answer.blocks, **common)
-        from ..compute import evaluate
 
         def gradient(point):
             return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
@@ -235,13 +239,3 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
         pairs = {(a, b): block for a, row in answer.blocks.items() for b, block in row.items()}
         return check.check_hessian(gradient, inputs, pairs, f_value=f, **common)
 
-
-def _value_function(tgt, opts):
-    """What finite differences vary: the function as written (an expression's own
-    evaluation holds detach(...) fixed, so None lets the check build it)."""
-    if tgt.tree is not None:
-        return None
-    from ..compute import evaluate
-
-    return lambda point: evaluate(tgt, point, no_grad=True,
-                                  max_elements=opts["max_elements"]).value

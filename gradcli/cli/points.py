@@ -34,46 +34,31 @@ def eval_points(ctx: click.Context, target: str, opts: dict) -> int:
     batch = points.stream(target, fixed, lines, source=path, fmt=fmt, dtype=opts["dtype"],
                           max_elements=opts["max_elements"], wrt=opts["wrt"],
                           no_grad=opts["no_grad"], strict=opts["strict"])
-    batch.chunks = _Progress(path).follow(batch.chunks)
+    batch.chunks = _progress(batch.chunks, path)
     return render.emit(batch, out_format(opts), opts["precision"])
 
 
-class _Progress:
-    """A one-line progress bar on stderr: only on a terminal, and only once the
-    batch has run for a second (a short one never flickers)."""
+def _progress(chunks, path: str):
+    """The chunks, and a one-line progress bar on stderr as each is written (the
+    writer asks for the next): only on a terminal, and only once the batch has
+    run for a second (a short one never flickers)."""
+    if not sys.stderr.isatty():
+        yield from chunks
+        return
+    import time
 
-    def __init__(self, path: str) -> None:
-        import time
-
-        self.on = sys.stderr.isatty()
-        self.done = 0
-        self.total = None
-        self.clock = time.monotonic
-        self.start = self.clock()
-        if self.on and path != "-":
-            with open(path, "rb") as fh:
-                self.total = max(sum(1 for _ in fh) - 1, 1)
-
-    def follow(self, chunks):
-        """The chunks, counted as each is written (the writer asks for the next)."""
-        for chunk in chunks:
-            yield chunk
-            self.update(len(chunk))
-        self.close()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if not self.on or self.clock() - self.start < 1.0:
-            return
-        if self.total:
-            frac = min(self.done / self.total, 1.0)
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} rows")
-        else:
-            sys.stderr.write(f"\r{self.done} rows")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.on and self.clock() - self.start >= 1.0:
-            sys.stderr.write("\r\033[K")
+    start, done, total = time.monotonic(), 0, None
+    if path != "-":
+        with open(path, "rb") as fh:
+            total = max(sum(1 for _ in fh) - 1, 1)
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        if time.monotonic() - start >= 1.0:
+            bar = f"[{'#' * int(min(done / total, 1.0) * 30):<30}] {done}/{total}" if total \
+                else f"{done}"
+            sys.stderr.write(f"\r{bar} rows")
             sys.stderr.flush()
+    if time.monotonic() - start >= 1.0:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
