@@ -33,7 +33,10 @@ def _number(x: float, float32: bool):
 
 
 def jsonable(a) -> Any:
-    """Numbers and nested lists; non-finite numbers as the strings "nan", "inf", "-inf"."""
+    """Numbers and nested lists (dicts of them: dicts); non-finite numbers as the
+    strings "nan", "inf", "-inf"."""
+    if isinstance(a, dict):
+        return {k: jsonable(v) for k, v in a.items()}
     arr = np.asarray(a)
     f32 = arr.dtype == np.float32
     if arr.dtype.kind == "b":
@@ -72,31 +75,16 @@ class View:
     notes: list[str] = field(default_factory=list)
 
 
-def _head(target, inputs: dict[str, np.ndarray], value) -> dict:
-    return {
-        "schema": SCHEMA,
-        "target": target.label,
-        "kind": target.kind,
-        "inputs": {n: jsonable(a) for n, a in inputs.items()},
-        "value": jsonable(value),
-        "shape": list(value.shape),
-    }
-
-
 def result_view(target, inputs: dict[str, np.ndarray], result) -> View:
     """``gradcli eval``: the value and a gradient per input."""
-    obj = {**_head(target, inputs, result.value),
-           "grad": {n: jsonable(g) for n, g in result.grads.items()},
-           "warnings": list(result.warnings), "notes": list(result.notes)}
-    rows = [("value", "value", result.value)]
-    rows += [(f"grad.{n}", f"grad {n}", g) for n, g in result.grads.items()]
-    return View(target.label, obj, rows, warnings=result.warnings, notes=result.notes)
+    rows = [(f"grad.{n}", f"grad {n}", g) for n, g in result.grads.items()]
+    return _view(target, inputs, result, "grad", result.grads, rows)
 
 
 def jacobian_view(target, inputs: dict[str, np.ndarray], d) -> View:
     """``gradcli jacobian``: a block per input."""
     rows = [(f"jacobian.{n}", f"jacobian {n}", b) for n, b in d.blocks.items()]
-    return _derivatives_view(target, inputs, d, "jacobian", rows)
+    return _view(target, inputs, d, "jacobian", d.blocks, rows)
 
 
 def hessian_view(target, inputs: dict[str, np.ndarray], d, summary,
@@ -111,17 +99,20 @@ def hessian_view(target, inputs: dict[str, np.ndarray], d, summary,
         facts.append(("eigenvalues", summary.eigenvalues))
         footer.append(f"eigenvalues: {text_value(summary.eigenvalues, precision)} "
                       f"({summary.curvature})")
-    return _derivatives_view(target, inputs, d, "hessian", rows, facts, footer)
+    return _view(target, inputs, d, "hessian", d.blocks, rows, facts, footer)
 
 
-def _derivatives_view(target, inputs, d, key, rows, facts=(), footer=()) -> View:
-    def conv(v):
-        return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
-
-    obj = {**_head(target, inputs, d.value), key: conv(d.blocks),
-           **{k: conv(v) for k, v in facts}, "warnings": list(d.warnings)}
-    return View(target.label, obj, [("value", "value", d.value), *rows], list(facts),
-                list(footer), warnings=d.warnings)
+def _view(target, inputs, answer, key, blocks, rows, facts=(), footer=()) -> View:
+    """The JSON keys every answer shares, with ``blocks`` under ``key``, then the
+    facts, the warnings and (a Result's) notes."""
+    notes = getattr(answer, "notes", None)
+    obj = {"schema": SCHEMA, "target": target.label, "kind": target.kind,
+           "inputs": jsonable(inputs), "value": jsonable(answer.value),
+           "shape": list(answer.value.shape), key: jsonable(blocks),
+           **{k: jsonable(v) for k, v in facts}, "warnings": list(answer.warnings),
+           **({} if notes is None else {"notes": list(notes)})}
+    return View(target.label, obj, [("value", "value", answer.value), *rows], list(facts),
+                list(footer), warnings=answer.warnings, notes=notes or [])
 
 
 def say(kind: str, text: str) -> None:
