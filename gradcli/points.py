@@ -144,7 +144,7 @@ def _decoded(lines: Iterable[str]) -> Iterator[str]:
 
 def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
     number = 0
-    for line in _chain(first, rest):
+    for line in itertools.chain([first], rest):
         if not line.strip():
             continue
         number += 1
@@ -162,11 +162,6 @@ def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
             yield Row(number, None, f"row {number}: the JSON is nested too deeply")
         except (UsageError, ValueError) as exc:
             yield Row(number, None, f"row {number}: {_one_line(exc)}")
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def _columns(header: list[str]) -> dict[str, list[tuple[int, int | None]]]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .options import EXTRA, check_options, cross_check, out_format, setup, strict, target_options
+from .options import (EXTRA, check_options, cross_check, out_format, setup, strict,
+                      target_options)
 
 
 @click.command("jacobian", context_settings=EXTRA)
-@target_options
+@target_options()
 @check_options
 @click.pass_context
 def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
@@ -34,7 +35,7 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
 
 
 @click.command("hessian", context_settings=EXTRA)
-@target_options
+@target_options()
 @check_options
 @click.pass_context
 def hessian_command(ctx: click.Context, target: str, **opts) -> int:

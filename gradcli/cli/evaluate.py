@@ -10,7 +10,7 @@ from .options import (EXTRA, check_options, cross_check, grad_output, grad_outpu
 
 
 @click.command("eval", context_settings=EXTRA)
-@target_options
+@target_options()
 @grad_output_option
 @click.option("--no-grad", is_flag=True, help="Compute the value only.")
 @click.option("--expect-value", metavar="VALUE",
@@ -54,7 +54,7 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
 
 
 @click.command("check", context_settings=EXTRA)
-@target_options
+@target_options()
 @grad_output_option
 @check_options
 @click.pass_context

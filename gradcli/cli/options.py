@@ -37,11 +37,9 @@ def format_options(formats=FORMATS, default_help=None):
     ])
 
 
-def target_options(f=None, *, formats=FORMATS, default_help=None):
+def target_options(formats=FORMATS, default_help=None):
     """TARGET, the inputs and everything every command does with them."""
-    if f is None:
-        return lambda g: target_options(g, formats=formats, default_help=default_help)
-    return _apply(f, [
+    return lambda f: _apply(f, [
         click.argument("target"),
         click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
                      help="An input whose name collides with an option of gradcli."),
