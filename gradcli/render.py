@@ -131,6 +131,8 @@ def emit(answer, fmt: str, precision: int | None = None, *, check=None,
     the answer (before it with ``verdict_first``). ``failures`` are unmet
     ``expect.Failure``s. Exit 1 when the check or an expectation fails.
     """
+    import click
+
     if not isinstance(answer, View):
         return _emit_rows(answer, fmt, precision)
     lines = check.lines() if check else []
@@ -146,8 +148,6 @@ def emit(answer, fmt: str, precision: int | None = None, *, check=None,
     else:
         text = _table(answer, precision, header=lines if verdict_first else [],
                       footer=answer.footer + ([] if verdict_first else lines))
-    import click
-
     # click strips escape codes from a pipe; a listing (gradcli ops) has always
     # kept them under FORCE_COLOR.
     click.echo(text, nl=False, color=True if answer.cells else None)
@@ -248,8 +248,6 @@ def make_console(file=None):
     return Console(file=file, force_terminal=probe.is_terminal and not plain,
                    color_system=None if plain else probe.color_system,
                    width=probe.width if probe.is_terminal else 100)
-
-
 
 
 def _table(view: View, precision: int | None, header: list[str], footer: list[str]) -> str:

@@ -57,6 +57,6 @@ def ops_command(**opts) -> int:
     obj = {"schema": 1, "ops": [
         {"name": o.name, "signature": o.signature(), "derivative": o.rule,
          "kink": o.kink, "differentiable": o.differentiable} for o in rows]}
-    return render.emit(render.View("gradcli ops", obj, columns=(
-        "function", "derivative", "kink convention"),
-        cells=[(o.signature(), o.rule, o.kink) for o in rows]), out_format(opts))
+    view = render.View("gradcli ops", obj, columns=("function", "derivative", "kink convention"),
+                       cells=[(o.signature(), o.rule, o.kink) for o in rows])
+    return render.emit(view, out_format(opts))
