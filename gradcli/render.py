@@ -257,7 +257,9 @@ def _table(view: View, precision: int | None, header: list[str], footer: list[st
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=Text(view.title), title_justify="left", show_header=True)
+    # A listing's title keeps rich's own style (italic); an answer's has none.
+    title = Text(view.title, style="" if view.rows else "table.title")
+    t = Table(title=title, title_justify="left", show_header=True)
     if view.rows:
         t.add_column("quantity", style="bold")
         t.add_column("shape")
