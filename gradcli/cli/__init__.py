@@ -3,8 +3,8 @@
 ``main`` is the one place that turns errors into output: it prints ``error: ...``
 (and at most two ``hint: ...`` lines) on stderr, nothing on stdout, and exits with
 the code of the error's class; a traceback only with ``--debug``. Commands live by
-kind (evaluate, derivatives, points, misc); their shared options in ``options``;
-all of them write through ``render.emit``.
+kind (evaluate, derivatives, points, misc), their shared options in ``options``;
+every answer but graph's (graphview's formats) is written by ``render.emit``.
 """
 
 from __future__ import annotations
