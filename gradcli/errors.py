@@ -2,7 +2,7 @@
 
 Exit 1 means "the answer is no" (as for diff, grep and pytest): a CI job can tell
 a wrong gradient (1) from a wrong command line (2), a failing computation (3) and
-a bug in gradcli (70). Only ``cli.py`` turns these into output.
+a bug in gradcli (70). Only ``gradcli.cli.main`` turns these into output.
 """
 
 from __future__ import annotations

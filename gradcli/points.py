@@ -4,19 +4,24 @@ CSV: a header of input names; a vector input is several columns ``x[0],x[1],...`
 or one column holding a quoted VALUE (``"0,1,2"``). NDJSON: one JSON object per
 line, ``{"x": [0, 1, 2], "k": 2}`` (a value may also be a VALUE string). A
 malformed row becomes an error record for that row; reading goes on.
+
+``stream`` evaluates the rows, merged with the fixed inputs, a chunk at a time:
+what ``render.emit`` prints as it comes.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import EvaluationError, UsageError
 from .values import parse_value
 
 _INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(\d+)\]$")
@@ -27,6 +32,79 @@ class Row:
     number: int  # 1-based data row (CSV: not counting the header)
     inputs: dict[str, np.ndarray] | None
     error: str | None = None
+    result: Any = None  # a compute.Result, once evaluated without error
+
+
+@dataclass
+class Batch:
+    target: Any  # compute.Target
+    wrt: list[str]
+    chunks: Iterator[list[Row]]  # evaluated rows, in order, CHUNK at a time
+
+
+CHUNK = 1000  # rows evaluated (and written) together
+
+
+def stream(target: str, fixed: dict[str, np.ndarray], lines: Iterable[str], *,
+           source: str, fmt: str | None, dtype, max_elements: int, wrt: list[str],
+           no_grad: bool, strict: bool) -> Batch:
+    """``target`` at each row of ``lines`` with the ``fixed`` inputs. Everything
+    that fails the whole batch (names, the target, ``wrt``) raises here; a row
+    that fails gets its ``error``. ``source`` names the file in messages."""
+    from .compute import evaluate_rows, prepare
+
+    declared, rows = read(lines, fmt=fmt, dtype=dtype, max_elements=max_elements)
+    ahead = []  # NDJSON: rows up to the first good one, whose names count
+    if declared is None:
+        for r in rows:
+            ahead.append(r)
+            if r.inputs is not None:
+                declared = list(r.inputs)
+                break
+        if not ahead:
+            raise UsageError(f"--points {source}: no rows")
+        if declared is None:  # not one line could be read
+            raise EvaluationError(f"--points {source}: no row could be read ({ahead[0].error})")
+    both = sorted(set(declared or ()) & set(fixed))
+    if both:
+        raise UsageError(f"input {both[0]!r} is given by --points and by --{both[0]}: "
+                         "give it once")
+    names = sorted(set(declared or ()) | set(fixed))
+    tgt = prepare(target, names)
+    wrt = list(wrt) or names
+    for n in wrt:
+        if n not in names:
+            raise UsageError(f"--wrt {n}: no input named {n!r}")
+
+    def chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
+        while chunk := list(itertools.islice(rows, CHUNK)):
+            good = [r for r in chunk if r.inputs is not None and _merge(r, fixed, names)]
+            results = evaluate_rows(tgt, [r.inputs for r in good], wrt=wrt,
+                                    no_grad=no_grad, max_elements=max_elements)
+            for r, res in zip(good, results):
+                if isinstance(res, Exception):
+                    r.error = f"row {r.number}: {_one_line(res)}"
+                elif strict and res.warnings:
+                    r.error = f"row {r.number}: --strict: {res.warnings[0]}"
+                else:
+                    r.result = res
+            yield chunk
+
+    return Batch(tgt, wrt, chunks(itertools.chain(ahead, rows)))
+
+
+def _merge(r: Row, fixed: dict[str, np.ndarray], names: list[str]) -> bool:
+    """The row's inputs and the fixed ones, in ``names`` order; False (and the
+    row's error) when they do not make up ``names``."""
+    merged = {**fixed, **r.inputs}
+    if sorted(merged) != names or set(r.inputs) & set(fixed):
+        diff = sorted((set(names) ^ set(merged)) | (set(r.inputs) & set(fixed)))
+        r.error = (f"row {r.number}: its inputs differ from the first row's "
+                   f"or the fixed ones ({', '.join(diff)})")
+        r.inputs = None
+        return False
+    r.inputs = {n: merged[n] for n in names}
+    return True
 
 
 def _sniff(first: str) -> str:
@@ -66,7 +144,7 @@ def _decoded(lines: Iterable[str]) -> Iterator[str]:
 
 def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
     number = 0
-    for line in _chain(first, rest):
+    for line in itertools.chain([first], rest):
         if not line.strip():
             continue
         number += 1
@@ -84,11 +162,6 @@ def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
             yield Row(number, None, f"row {number}: the JSON is nested too deeply")
         except (UsageError, ValueError) as exc:
             yield Row(number, None, f"row {number}: {_one_line(exc)}")
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def _columns(header: list[str]) -> dict[str, list[tuple[int, int | None]]]:

@@ -1,16 +1,22 @@
-"""Result -> text: JSON for scripts, plain lines for shells, a rich table for people.
+"""Answers -> text: JSON for scripts, plain lines for shells, a rich table for people.
 
-rich is imported only by ``table`` (start-up time matters for scripts).
+Every command writes through ``emit``: a ``View`` of its answer (``result_view``,
+``jacobian_view``, ``hessian_view``, or a listing such as ``gradcli ops``), or a
+``points.Batch`` streamed row by row. rich is imported only for a table (start-up
+time matters for scripts).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .errors import CheckFailed, EvaluationError
 from .values import format_value
 
 SCHEMA = 1
@@ -27,7 +33,10 @@ def _number(x: float, float32: bool):
 
 
 def jsonable(a) -> Any:
-    """Numbers and nested lists; non-finite numbers as the strings "nan", "inf", "-inf"."""
+    """Numbers and nested lists (dicts of them: dicts); non-finite numbers as the
+    strings "nan", "inf", "-inf"."""
+    if isinstance(a, dict):
+        return {k: jsonable(v) for k, v in a.items()}
     arr = np.asarray(a)
     f32 = arr.dtype == np.float32
     if arr.dtype.kind == "b":
@@ -46,39 +55,155 @@ def dumps(obj: dict) -> str:
     return json.dumps(obj, allow_nan=False, ensure_ascii=False)
 
 
-def result_object(target, inputs: dict[str, np.ndarray], result, **extra) -> dict:
-    obj = {
-        "schema": SCHEMA,
-        "target": target.label,
-        "kind": target.kind,
-        "inputs": {n: jsonable(a) for n, a in inputs.items()},
-        "value": jsonable(result.value),
-        "shape": list(result.value.shape),
-        "grad": {n: jsonable(g) for n, g in result.grads.items()},
-        "warnings": list(result.warnings),
-        "notes": list(result.notes),
-    }
-    obj.update(extra)
-    return obj
+@dataclass
+class View:
+    """One answer, before it is text.
+
+    ``rows`` are quantities ``(plain key, table label, array)``: plain output is
+    ``key VALUE`` per row, then ``facts``; the table has ``footer`` under it. A
+    listing has ``columns`` and ``cells`` of text instead: a tab-separated line
+    per row in plain output."""
+
+    title: str
+    obj: dict  # the JSON object
+    rows: list[tuple[str, str, Any]] = field(default_factory=list)
+    facts: list[tuple[str, Any]] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
+    columns: tuple[str, ...] = ()
+    cells: list[tuple[str, ...]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def derivatives_object(target, inputs: dict[str, np.ndarray], d, key: str,
-                       extra: dict) -> dict:
-    """``jacobian``/``hessian`` JSON: the eval keys, with the blocks under ``key``."""
-    def conv(v):
-        return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
+def result_view(target, inputs: dict[str, np.ndarray], result) -> View:
+    """``gradcli eval``: the value and a gradient per input."""
+    rows = [(f"grad.{n}", f"grad {n}", g) for n, g in result.grads.items()]
+    return _view(target, inputs, result, "grad", result.grads, rows)
 
-    return {
-        "schema": SCHEMA,
-        "target": target.label,
-        "kind": target.kind,
-        "inputs": {n: jsonable(a) for n, a in inputs.items()},
-        "value": jsonable(d.value),
-        "shape": list(d.value.shape),
-        key: conv(d.blocks),
-        **{k: conv(v) for k, v in extra.items()},
-        "warnings": list(d.warnings),
-    }
+
+def jacobian_view(target, inputs: dict[str, np.ndarray], d) -> View:
+    """``gradcli jacobian``: a block per input."""
+    rows = [(f"jacobian.{n}", f"jacobian {n}", b) for n, b in d.blocks.items()]
+    return _view(target, inputs, d, "jacobian", d.blocks, rows)
+
+
+def hessian_view(target, inputs: dict[str, np.ndarray], d, summary,
+                 precision: int | None) -> View:
+    """``gradcli hessian``: a block per pair of inputs, symmetry and eigenvalues."""
+    rows = [(f"hessian.{a}.{b}", f"hessian {a},{b}", block)
+            for a, row in d.blocks.items() for b, block in row.items()]
+    facts = [("symmetric", summary.symmetric)]
+    footer = [f"symmetric to rounding: {'yes' if summary.symmetric else 'no'} "
+              f"(max |H - H.T| / max |H| = {summary.asymmetry:.3g})"]
+    if summary.eigenvalues is not None:
+        facts.append(("eigenvalues", summary.eigenvalues))
+        footer.append(f"eigenvalues: {text_value(summary.eigenvalues, precision)} "
+                      f"({summary.curvature})")
+    return _view(target, inputs, d, "hessian", d.blocks, rows, facts, footer)
+
+
+def _view(target, inputs, answer, key, blocks, rows, facts=(), footer=()) -> View:
+    """The JSON keys every answer shares, with ``blocks`` under ``key``, then the
+    facts, the warnings and (a Result's) notes."""
+    notes = getattr(answer, "notes", None)
+    obj = {"schema": SCHEMA, "target": target.label, "kind": target.kind,
+           "inputs": jsonable(inputs), "value": jsonable(answer.value),
+           "shape": list(answer.value.shape), key: jsonable(blocks),
+           **{k: jsonable(v) for k, v in facts}, "warnings": list(answer.warnings),
+           **({} if notes is None else {"notes": list(notes)})}
+    return View(target.label, obj, [("value", "value", answer.value), *rows], list(facts),
+                list(footer), warnings=answer.warnings, notes=notes or [])
+
+
+def say(kind: str, text: str) -> None:
+    """``kind: text`` on stderr, on one line."""
+    import click
+
+    click.echo(f"{kind}: {' '.join(str(text).split())}", err=True)
+
+
+def emit(answer, fmt: str, precision: int | None = None, *, check=None,
+         failures=(), verdict_first: bool = False) -> int:
+    """Write ``answer`` (a View, or a points.Batch) in ``fmt`` (json, plain or
+    table) on stdout, its warnings and failures on stderr; return the exit code.
+
+    ``check`` is a check report: under the JSON's ``"check"``, its lines after
+    the answer (before it with ``verdict_first``). ``failures`` are unmet
+    ``expect.Failure``s. Exit 1 when the check or an expectation fails.
+    """
+    import click
+
+    if not isinstance(answer, View):
+        return _emit_rows(answer, fmt, precision)
+    lines = check.lines() if check else []
+    if fmt == "json":
+        text = dumps({**answer.obj, **({"check": check.to_json()} if check else {})}) + "\n"
+    elif fmt == "plain":
+        body = ["\t".join(c) for c in answer.cells]
+        body += [f"{k} {text_value(a, precision)}" for k, _, a in answer.rows]
+        body += [f"{k} {str(v).lower() if isinstance(v, bool) else text_value(v, precision)}"
+                 for k, v in answer.facts]
+        checks = [f"check {line}" for line in lines]
+        text = "\n".join(checks + body if verdict_first else body + checks) + "\n"
+    else:
+        text = _table(answer, precision, header=lines if verdict_first else [],
+                      footer=answer.footer + ([] if verdict_first else lines))
+    # click strips escape codes from a pipe; a listing (gradcli ops) has always
+    # kept them under FORCE_COLOR.
+    click.echo(text, nl=False, color=True if answer.cells else None)
+    for w in answer.warnings:
+        say("warning", w)
+    for n in answer.notes:
+        say("note", f"gradient taken at a kink: {n}")
+    for f in failures:
+        say("error", failure_text(f))
+    if check is not None and not check.passed:
+        say("error", f"the check failed: {check.verdict()}")
+    failed = failures or (check is not None and not check.passed)
+    return CheckFailed.exit_code if failed else 0
+
+
+def failure_text(f) -> str:
+    """An unmet ``--expect-*``: what, expected, got, worst difference."""
+    if f.want.shape != f.got.shape:
+        return f"{f.what}: expected shape {f.want.shape}, got {f.got.shape}"
+    return (f"{f.what}: expected {text_value(f.want)}, got {text_value(f.got)} "
+            f"(max |diff| {f.max_diff:.3g} > atol {f.atol:g} + rtol {f.rtol:g}*|expected|)")
+
+
+def _emit_rows(batch, fmt: str, precision: int | None) -> int:
+    """``--points``: a record per row as each chunk is done; NDJSON or CSV."""
+    import csv
+
+    out = sys.stdout
+    writer = None if fmt == "json" else csv.writer(out, lineterminator="\n")
+    if writer:
+        writer.writerow(["row", "value"] + [f"grad.{n}" for n in batch.wrt] + ["error"])
+    failed = 0
+    for chunk in batch.chunks:
+        for r in chunk:
+            failed += r.error is not None
+            if not writer:
+                obj = ({"error": r.error} if r.error is not None
+                       else result_view(batch.target, r.inputs, r.result).obj)
+                out.write(dumps({"schema": SCHEMA, "row": r.number, **obj}) + "\n")
+            elif r.error is not None:
+                writer.writerow([r.number, ""] + [""] * len(batch.wrt) + [r.error])
+            else:
+                res = r.result
+                writer.writerow([r.number, text_value(res.value, precision)]
+                                + [text_value(res.grads[n], precision) if n in res.grads
+                                   else "" for n in batch.wrt] + [""])
+                # CSV has no room for them: the row's warnings and notes go to stderr.
+                for w in res.warnings:
+                    say("warning", f"row {r.number}: {w}")
+                for n in res.notes:
+                    say("note", f"row {r.number}: gradient taken at a kink: {n}")
+        out.flush()
+    if failed:
+        say("error", f"{failed} row(s) failed; their records say why")
+        return EvaluationError.exit_code
+    return 0
 
 
 def rounded(a: np.ndarray, precision: int | None) -> np.ndarray:
@@ -96,12 +221,6 @@ def text_value(a: np.ndarray, precision: int | None = None) -> str:
     if a.dtype == np.float32:
         a = np.vectorize(lambda v: _number(v, True) if math.isfinite(v) else v, otypes=[float])(a) if a.size else a.astype(np.float64)
     return format_value(rounded(a, precision))
-
-
-def plain_lines(result, precision: int | None) -> list[str]:
-    lines = [f"value {text_value(result.value, precision)}"]
-    lines += [f"grad.{n} {text_value(g, precision)}" for n, g in result.grads.items()]
-    return lines
 
 
 def _pretty(a: np.ndarray, precision: int | None) -> str:
@@ -131,26 +250,32 @@ def make_console(file=None):
                    width=probe.width if probe.is_terminal else 100)
 
 
-def table(rows: list[tuple[str, np.ndarray]], title: str, precision: int | None,
-          footer: list[str] | None = None, header: list[str] | None = None) -> str:
+def _table(view: View, precision: int | None, header: list[str], footer: list[str]) -> str:
     """A rich table, rendered to text (colours only on a terminal, never with NO_COLOR)."""
     import io
 
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=Text(title), title_justify="left", show_header=True)
-    t.add_column("quantity", style="bold")
-    t.add_column("shape")
-    t.add_column("value", overflow="fold")
-    for name, a in rows:
+    # A listing's title keeps rich's own style (italic); an answer's has none.
+    title = Text(view.title, style="" if view.rows else "table.title")
+    t = Table(title=title, title_justify="left", show_header=True)
+    if view.rows:
+        t.add_column("quantity", style="bold")
+        t.add_column("shape")
+        t.add_column("value", overflow="fold")
+    for name in view.columns:
+        t.add_column(name)
+    for _, name, a in view.rows:
         shape = "scalar" if np.ndim(a) == 0 else "x".join(map(str, np.shape(a)))
         t.add_row(Text(name), Text(shape), Text(_pretty(a, precision)))
+    for cells in view.cells:
+        t.add_row(*map(Text, cells))
     buf = io.StringIO()
     console = make_console(buf)
-    for line in header or ():
+    for line in header:
         console.print(Text(line))
     console.print(t)
-    for line in () if header else footer or ():
+    for line in footer:
         console.print(Text(line))
     return buf.getvalue()

@@ -1,0 +1,109 @@
+"""``gradcli eval`` and ``gradcli check``: a value and its gradient at one point."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from .options import (EXTRA, check_options, cross_check, grad_output, grad_output_option,
+                      out_format, setup, strict, target_options)
+
+
+@click.command("eval", context_settings=EXTRA)
+@target_options()
+@grad_output_option
+@click.option("--no-grad", is_flag=True, help="Compute the value only.")
+@click.option("--expect-value", metavar="VALUE",
+              help="Assert the value (exit 1 with a diff when it is not met).")
+@click.option("--expect-grad", multiple=True, metavar="NAME=VALUE",
+              help="Assert the gradient of NAME (repeatable).")
+@click.option("--points", metavar="FILE",
+              help="Evaluate at many points: CSV rows or NDJSON lines ('-': stdin).")
+@check_options
+@click.pass_context
+def eval_command(ctx: click.Context, target: str, **opts) -> int:
+    """Value and gradient of TARGET at the given inputs.
+
+    TARGET is an expression in numpy-style names, or a function file PATH.py
+    (its single function) or PATH.py:NAME. Each input is given as --NAME VALUE.
+
+    \b
+    VALUE is a number (0.5, -1e-3), a list (0,1,2,3), a matrix ("1,2;3,4"),
+    JSON ("[[1,2],[3,4]]"), @file (.npy .csv .json .txt) or a constructor:
+    arange(4) linspace(0,1,5) zeros(3) ones(2,3) eye(3) randn(3).
+
+    \b
+    Examples:
+      gradcli eval "2*dot(x,x)" --x 0,1,2,3
+      gradcli eval "sum(sin(x)*x)" --x 0.1,0.2 --format json
+      gradcli eval "x @ A @ x" --x 1,2 --A "1,2;3,4" --wrt x
+      gradcli eval "x*x" --x 1,2,3 --grad-output ones
+      gradcli eval model.py:energy --q 0.1,0.2,0.3 --k 2
+      gradcli eval "dot(x,x)" --x 1,2 --expect-value 5 --expect-grad x=2,4
+
+    Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
+    3 evaluation error, 70 internal error.
+    """
+    if opts["points"] is not None:
+        if opts["check"]:
+            raise UsageError("--check checks one point, not --points")
+        from .points import eval_points
+
+        return eval_points(ctx, target, opts)
+    return _evaluate(ctx, target, opts, verdict_first=False)
+
+
+@click.command("check", context_settings=EXTRA)
+@target_options()
+@grad_output_option
+@check_options
+@click.pass_context
+def check_command(ctx: click.Context, target: str, **opts) -> int:
+    """Cross-check the gradient of TARGET: sympy and finite differences.
+
+    The same as 'gradcli eval TARGET ... --check', with the verdict first.
+    Exit 1 when the engine disagrees with either method (a kink is reported,
+    not failed).
+
+    \b
+    Examples:
+      gradcli check "sum(sin(x)*x)" --x 0.1,0.2
+      gradcli check model.py --a 0.4857
+    """
+    opts.update(check=True, no_grad=False, expect_value=None, expect_grad=())
+    return _evaluate(ctx, target, opts, verdict_first=True)
+
+
+def _evaluate(ctx: click.Context, target: str, opts: dict, *, verdict_first: bool) -> int:
+    from .. import expect, render
+    from ..compute import evaluate
+
+    tgt, inputs, wrt = setup(ctx, target, opts)
+    if opts["check"] and opts["no_grad"]:
+        raise UsageError("--check checks the gradient: it cannot go with --no-grad")
+    result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output(opts),
+                      no_grad=opts["no_grad"], max_elements=opts["max_elements"])
+    strict(opts, result)
+    failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
+                              atol=opts["atol"])
+    report = cross_check("gradient", tgt, inputs, wrt, result, opts) if opts["check"] else None
+    return render.emit(render.result_view(tgt, inputs, result), out_format(opts),
+                       opts["precision"], check=report, failures=failures,
+                       verdict_first=verdict_first)
+
+
+def _expected(opts: dict, result) -> list:
+    """--expect-value and --expect-grad NAME=VALUE, read: [(what, array)]."""
+    from ..values import parse_value
+
+    expected = []
+    if opts["expect_value"] is not None:
+        expected.append(("value", parse_value(opts["expect_value"], name="--expect-value")))
+    for pair in opts["expect_grad"]:
+        name, eq, text = pair.partition("=")
+        if not eq:
+            raise UsageError(f"--expect-grad {pair!r}: expected NAME=VALUE")
+        if name not in result.grads:
+            raise UsageError(f"--expect-grad {name}: no gradient of {name!r} was computed")
+        expected.append((f"grad.{name}", parse_value(text, name=f"--expect-grad {name}")))
+    return expected

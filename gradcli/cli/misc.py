@@ -1,0 +1,62 @@
+"""``gradcli graph`` and ``gradcli ops``."""
+
+from __future__ import annotations
+
+import click
+
+from .options import (EXTRA, format_options, grad_output, grad_output_option, out_format,
+                      quiet, setup, strict, target_options)
+
+
+@click.command("graph", context_settings=EXTRA)
+@target_options(formats=("text", "dot", "mermaid", "json"),
+                default_help="text (a tree, the default), dot (Graphviz), mermaid, json.")
+@grad_output_option
+@click.pass_context
+def graph_command(ctx: click.Context, target: str, **opts) -> int:
+    """The computation graph recorded at the point.
+
+    Every node with its op (MulBackward0, ...), shape, value and gradient, and
+    for expressions the part of the text it came from.
+
+    \b
+    Examples:
+      gradcli graph "2*dot(x,x)" --x 0,1,2,3
+      gradcli graph "sum(sin(x)*x)" --x 0.1,0.2 --format dot | dot -Tsvg > g.svg
+    """
+    from .. import graphview
+    from ..compute import evaluate
+    from ..render import dumps, say
+
+    tgt, inputs, wrt = setup(ctx, target, opts)
+    result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output(opts),
+                      max_elements=opts["max_elements"])
+    strict(opts, result)
+    with quiet():
+        vertices, root = graphview.collect(result.output, result.leaves, result.seed)
+    fmt = "json" if opts["json"] else (opts["format"] or "text")
+    if fmt == "json":
+        text = dumps(graphview.as_json(vertices, root, tgt.label)) + "\n"
+    else:
+        text = {"text": graphview.as_text, "dot": graphview.as_dot,
+                "mermaid": graphview.as_mermaid}[fmt](vertices, root, opts["precision"])
+    click.echo(text, nl=False)
+    for w in result.warnings:
+        say("warning", w)
+    return 0
+
+
+@click.command("ops")
+@format_options(default_help="table (default on a terminal), plain, json.")
+def ops_command(**opts) -> int:
+    """Every function of the op table: signature, derivative rule, kink convention."""
+    from .. import render
+    from ..engine.ops import OPS
+
+    rows = [o for o in OPS.values() if o.expr]
+    obj = {"schema": 1, "ops": [
+        {"name": o.name, "signature": o.signature(), "derivative": o.rule,
+         "kink": o.kink, "differentiable": o.differentiable} for o in rows]}
+    view = render.View("gradcli ops", obj, columns=("function", "derivative", "kink convention"),
+                       cells=[(o.signature(), o.rule, o.kink) for o in rows])
+    return render.emit(view, out_format(opts))

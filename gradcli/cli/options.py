@@ -1,0 +1,239 @@
+"""What the commands share: their options, and reading them into a target,
+inputs and the names to differentiate (``setup``)."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import sys
+import warnings
+
+import click
+import numpy as np
+
+from ..errors import EvaluationError, UsageError
+
+FORMATS = ("table", "plain", "json")
+
+# Inputs are the leftover --NAME VALUE arguments. Subcommands have no short
+# options, so a TARGET like "-tanh(x)" is never read as a cluster of them.
+EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True,
+         "help_option_names": ["--help"]}
+
+
+def _apply(f, decorators):
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def format_options(formats=FORMATS, default_help=None):
+    """--format and its shorthand --json."""
+    return lambda f: _apply(f, [
+        click.option("--format", "format", type=click.Choice(formats), default=None,
+                     help=default_help or "Output: table (default on a terminal), plain "
+                     "(default otherwise), json."),
+        click.option("--json", "json", is_flag=True, help="Shorthand for --format json."),
+    ])
+
+
+def target_options(formats=FORMATS, default_help=None):
+    """TARGET, the inputs and everything every command does with them."""
+    return lambda f: _apply(f, [
+        click.argument("target"),
+        click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
+                     help="An input whose name collides with an option of gradcli."),
+        click.option("--wrt", multiple=True, metavar="NAME",
+                     help="Differentiate with respect to NAME (repeatable; default: all inputs)."),
+        format_options(formats, default_help),
+        click.option("--precision", type=click.IntRange(1, 17), default=None, metavar="N",
+                     help="Significant digits in table/plain output (JSON is always exact)."),
+        click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+                     show_default=True, help="Float type of the inputs and the computation."),
+        click.option("--seed", type=int, default=None, metavar="N",
+                     help="Seed for randn(...) input values."),
+        click.option("--max-elements", type=click.IntRange(1), default=None, metavar="N",
+                     help="Refuse any array larger than N elements (default 10,000,000)."),
+        click.option("--strict", is_flag=True,
+                     help="Treat a non-finite value or gradient as an error (exit 3)."),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ])
+
+
+def check_options(f):
+    return _apply(f, [
+        click.option("--check", is_flag=True,
+                     help="Cross-check against sympy and finite differences (exit 1 when "
+                     "they disagree)."),
+        click.option("--check-timeout", type=click.FloatRange(0, min_open=True),
+                     default=10.0, show_default=True, metavar="SECONDS",
+                     help="Time budget of the symbolic part of --check."),
+        click.option("--rtol", type=click.FloatRange(0), default=1e-8, show_default=True,
+                     help="Relative tolerance of --check and --expect-*."),
+        click.option("--atol", type=click.FloatRange(0), default=None,
+                     help="Absolute tolerance of --check (default 1e-12) and --expect-* "
+                     "(default 0)."),
+    ])
+
+
+grad_output_option = click.option(
+    "--grad-output", metavar="VALUE|ones",
+    help="The vector of a vector-Jacobian product, for a non-scalar output.")
+
+
+# -- inputs: --NAME VALUE, --NAME=VALUE and --var NAME=VALUE ---------------------
+def collect_inputs(ctx: click.Context, pairs: tuple[str, ...]) -> dict[str, str]:
+    """Input texts by name, from click's leftover arguments and ``--var``."""
+    extra = ctx.args
+    found: dict[str, str] = {}
+
+    def add(name: str, text: str) -> None:
+        if not name.isidentifier():
+            raise UsageError(f"{name!r} is not a valid input name")
+        if name in found:
+            raise UsageError(f"input {name!r} is given twice")
+        found[name] = text
+
+    i = 0
+    while i < len(extra):
+        tok = extra[i]
+        if not tok.startswith("--") or tok == "--":
+            raise UsageError(
+                f"unexpected argument {tok!r}",
+                hint="the TARGET comes first, then inputs as --NAME VALUE: "
+                "gradcli eval \"2*dot(x,x)\" --x 0,1,2,3",
+            )
+        name, eq, text = tok[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra):
+                close = difflib.get_close_matches(tok, option_names(ctx), n=1)
+                raise UsageError(
+                    f"input {name!r} needs a value: --{name} VALUE",
+                    hint=f"did you mean {close[0]}?" if close else None,
+                )
+            text = extra[i + 1]
+            i += 1
+        add(name, text)
+        i += 1
+    for pair in pairs:
+        name, eq, text = pair.partition("=")
+        if not eq:
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE")
+        add(name.strip(), text)
+    return found
+
+
+def read_inputs(texts: dict[str, str], opts: dict) -> dict[str, np.ndarray]:
+    from ..values import parse_value
+
+    # numpy.random costs start-up time: only a randn(...) value needs it.
+    needs_rng = any("randn" in t for t in texts.values())
+    rng = np.random.default_rng(opts["seed"]) if needs_rng else None
+    return {
+        n: parse_value(t, name=n, dtype=opts["dtype"], rng=rng,
+                       max_elements=opts["max_elements"])
+        for n, t in texts.items()
+    }
+
+
+def option_names(ctx: click.Context) -> list[str]:
+    return [o for p in ctx.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
+
+
+def setup(ctx: click.Context, target: str, opts: dict):
+    """The target, its input values and the names to differentiate."""
+    from ..compute import DEFAULT_MAX_ELEMENTS, prepare
+
+    opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
+    texts = collect_inputs(ctx, opts["var"])
+    try:
+        tgt = prepare(target, list(texts))
+    except UsageError as exc:
+        # An input named like one of gradcli's options was taken as that option.
+        name = (exc.hint or "").removeprefix("give it a value with --").removesuffix(" VALUE")
+        if exc.hint and f"--{name}" in option_names(ctx):
+            exc.hint = f"--{name} is an option of gradcli: give the input as --var {name}=VALUE"
+        raise
+    inputs = read_inputs(texts, opts)
+    wrt = list(dict.fromkeys(opts["wrt"])) or list(inputs)
+    for n in wrt:
+        if n not in inputs:
+            raise UsageError(f"--wrt {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(inputs) or 'none'}")
+    return tgt, inputs, wrt
+
+
+def grad_output(opts: dict):
+    text = opts["grad_output"]
+    if text is None:
+        return None
+    if text.strip() == "ones":
+        return "ones"
+    from ..values import parse_value
+
+    return parse_value(text, name="--grad-output", dtype=opts["dtype"],
+                       max_elements=opts["max_elements"])
+
+
+def strict(opts: dict, answer) -> None:
+    """--strict: the first warning is an error."""
+    if opts["strict"] and answer.warnings:
+        raise EvaluationError(f"--strict: {answer.warnings[0]}")
+
+
+def out_format(opts: dict) -> str:
+    if opts.get("json"):
+        return "json"
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return opts.get("format") or ("table" if tty else "plain")
+
+
+@contextlib.contextmanager
+def quiet():
+    """inf and nan are results: gradcli reports them once, numpy says nothing."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+# -- --check ---------------------------------------------------------------------
+def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict):
+    """--check: the engine's ``answer`` (a Result for kind "gradient", Derivatives
+    for "jacobian" and "hessian") against sympy and finite differences."""
+    from .. import check
+    from ..compute import evaluate
+
+    empty = [n for n in wrt if inputs[n].size == 0]
+    if empty:
+        raise UsageError(f"--check: input {empty[0]!r} is empty; there is no derivative "
+                         "to compare")
+    # sympy differentiates the expression, or else the graph recorded at the point
+    # (a Result, or Derivatives holding one). Finite differences vary the function
+    # as written: f=None lets the check build it from the expression, whose own
+    # evaluation would hold detach(...) fixed.
+    common = dict(wrt=wrt, rtol=opts["rtol"], atol=opts["atol"],
+                  timeout=opts["check_timeout"])
+    if tgt.tree is not None:
+        f, common["tree"] = None, tgt.tree
+    else:
+        r = getattr(answer, "recorded", answer)
+        common["graph"] = (r.output, r.leaves)
+
+        def f(point):
+            return evaluate(tgt, point, no_grad=True, max_elements=opts["max_elements"]).value
+    with quiet():
+        if kind == "gradient":
+            vjp = answer.seed if answer.value.size != 1 else None
+            return check.run_check(f, inputs, answer.grads, grad_output=vjp, **common)
+        if kind == "jacobian":
+            return check.check_jacobian(f, inputs, answer.blocks, **common)
+
+        def gradient(point):
+            return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
+
+        pairs = {(a, b): block for a, row in answer.blocks.items() for b, block in row.items()}
+        return check.check_hessian(gradient, inputs, pairs, f_value=f, **common)
+

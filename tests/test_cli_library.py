@@ -1,0 +1,91 @@
+"""What the command line only prints, used as a library: the ``--points`` row
+stream (points.stream), the ``--expect-*`` comparison (expect.compare) and the
+one output path (render.emit). Nothing here goes through click."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from gradcli import expect, points, render
+from gradcli.compute import evaluate, prepare
+from gradcli.errors import UsageError
+
+
+def _stream(lines, fixed=None, **kw):
+    opts = dict(source="p.csv", fmt=None, dtype="float64", max_elements=10**6, wrt=[],
+                no_grad=False, strict=False)
+    return points.stream("x*y*k", fixed or {"k": np.array(2.0)}, lines, **{**opts, **kw})
+
+
+def test_points_stream_merges_fixed_inputs_and_marks_bad_rows():
+    batch = _stream(["x,y\n", "1,2\n", "oops,1\n", "3,4\n"])
+    assert batch.wrt == ["k", "x", "y"]
+    rows = [r for chunk in batch.chunks for r in chunk]
+    assert [r.number for r in rows] == [1, 2, 3]
+    assert list(rows[0].inputs) == ["k", "x", "y"]  # merged, in name order
+    assert float(rows[0].result.value) == 4.0
+    assert float(rows[2].result.grads["x"]) == 8.0  # d(x*y*k)/dx = y*k
+    assert rows[1].result is None and rows[1].error.startswith("row 2: ")
+
+
+def test_points_stream_ndjson_row_with_other_names_is_an_error_record():
+    batch = _stream(['{"x": 1, "y": 2}\n', '{"x": 1, "z": 2}\n'])
+    first, second = next(batch.chunks)
+    assert first.error is None and second.result is None
+    assert "its inputs differ" in second.error
+
+
+def test_points_stream_refuses_a_name_given_twice_before_any_row():
+    with pytest.raises(UsageError, match="given by --points and by --x"):
+        _stream(["x,y\n", "1,2\n"], fixed={"x": np.array(1.0)})
+
+
+def test_points_stream_is_chunked():
+    lines = ["x,y\n"] + [f"{i},1\n" for i in range(points.CHUNK + 5)]
+    sizes = [len(chunk) for chunk in _stream(lines).chunks]
+    assert sizes == [points.CHUNK, 5]
+
+
+def _result():
+    """dot(x,x) at x = 1,2: value 5, gradient 2,4."""
+    tgt = prepare("dot(x,x)", ["x"])
+    return evaluate(tgt, {"x": np.array([1.0, 2.0])}, wrt=["x"], max_elements=100)
+
+
+def test_expect_compare_is_structured():
+    r = _result()
+    assert expect.compare([("value", np.array(5.0)), ("grad.x", np.array([2.0, 4.0]))],
+                          r, rtol=1e-8) == []
+    (f,) = expect.compare([("grad.x", np.array([2.0, 5.0]))], r, rtol=1e-8)
+    assert (f.what, f.max_diff, f.atol) == ("grad.x", 1.0, 0.0)
+    (f,) = expect.compare([("value", np.array([5.0, 5.0]))], r, rtol=1e-8)
+    assert np.isnan(f.max_diff) and f.want.shape != f.got.shape
+    # every expectation counts, a repeated one too
+    assert len(expect.compare([("value", np.array(6.0))] * 2, r, rtol=1e-8)) == 2
+    assert expect.compare([("value", np.array(5.5))], r, rtol=0.0, atol=0.5) == []
+
+
+def _emit(*args, **kw):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = render.emit(*args, **kw)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_emit_writes_every_format_of_one_view():
+    tgt = prepare("dot(x,x)", ["x"])
+    r = _result()
+    view = render.result_view(tgt, {"x": np.array([1.0, 2.0])}, r)
+    assert _emit(view, "plain") == (0, "value 5\ngrad.x 2,4\n", "")
+    assert json.loads(_emit(view, "json")[1])["grad"] == {"x": [2.0, 4.0]}
+    table = _emit(view, "table")[1]
+    assert "grad x" in table and "dot(x,x)" in table
+    failures = expect.compare([("value", np.array(6.0))], r, rtol=1e-8)
+    code, out, err = _emit(view, "plain", failures=failures)
+    assert code == 1 and out == "value 5\ngrad.x 2,4\n"
+    assert err.startswith("error: value: expected 6, got 5 (max |diff| 1 > atol 0")
