@@ -3,17 +3,28 @@
 Every node carries its op (``MulBackward0``, ...), shape, value, the gradient of
 the output with respect to it, and for expressions the text it came from.
 Inputs and constants are the leaves.
+
+Output stays linear in the graph's size whatever its shape: the text tree
+indents at most ``MAX_DEPTH`` levels (a deeper subtree continues as a section
+of its own below), and arrays of more than ``THRESHOLD`` elements are shown as
+a summary unless ``full`` (numpy's print threshold, for the same reason).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .engine import backward, graph
 from .engine.tensor import Tensor
 from .render import jsonable, text_value
+
+
+MAX_DEPTH = 32  # levels of indentation in the text tree
+THRESHOLD = 1000  # elements of an array shown whole (more: a summary)
+EDGE = 3  # elements shown at each end of a summary
 
 
 @dataclass
@@ -77,42 +88,70 @@ def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex],
     return list(vertices.values()), root
 
 
-def _short(a, limit: int = 40, precision: int | None = None) -> str:
-    s = text_value(np.asarray(a), precision)
-    return s if len(s) <= limit else s[: limit - 1] + "…"
+def _short(a, limit: int = 40, precision: int | None = None, ellipsis: str = "…") -> str:
+    a = np.asarray(a)
+    if a.size > limit:  # only what can show: never the whole of a large array
+        a = a.reshape(-1)[:limit]
+        s = text_value(a, precision)[: limit - 1]
+        return s + ellipsis
+    s = text_value(a, precision)
+    return s if len(s) <= limit else s[: limit - 1] + ellipsis
 
 
-def _line(v: Vertex, precision: int | None) -> str:
+def _line(v: Vertex, precision: int | None, ellipsis: str) -> str:
     parts = [v.name]
     if v.kind == "op" and v.text:
         parts.append(repr(v.text))
     if v.kind != "op":
         parts.append(f"({v.kind})")
     parts.append(f"shape {tuple(np.shape(v.value))}")
-    parts.append(f"value {_short(v.value, precision=precision)}")
+    parts.append(f"value {_short(v.value, precision=precision, ellipsis=ellipsis)}")
     if v.grad is not None:
-        parts.append(f"grad {_short(v.grad, precision=precision)}")
+        parts.append(f"grad {_short(v.grad, precision=precision, ellipsis=ellipsis)}")
     return "  ".join(parts)
 
 
-def as_text(vertices: list[Vertex], root: str, precision: int | None = None) -> str:
-    """A tree from the output down; a node met again is shown once, then referenced."""
+_UNICODE = {"mid": "├── ", "last": "└── ", "bar": "│   ", "more": "…"}
+_ASCII = {"mid": "|-- ", "last": "`-- ", "bar": "|   ", "more": "..."}
+
+
+def as_text(vertices: list[Vertex], root: str, precision: int | None = None,
+            ascii_only: bool = False) -> str:
+    """A tree from the output down; a node met again is shown once, then referenced.
+
+    Below ``MAX_DEPTH`` levels a subtree is not indented further: it continues
+    as a section of its own, after the tree, so deep graphs (a loop of 20,000
+    steps) give output proportional to their size. ``ascii_only``: for a
+    terminal or pipe whose encoding has no box-drawing characters.
+    """
+    art = _ASCII if ascii_only else _UNICODE
     by_id = {v.id: v for v in vertices}
     lines: list[str] = []
     shown: set[str] = set()
-    stack = [(root, "", "", True)]
-    while stack:
-        vid, prefix, branch, _ = stack.pop()
-        v = by_id[vid]
-        again = vid in shown and v.kind == "op"
-        lines.append(prefix + branch + (f"{v.name} [{vid}, see above]" if again else f"{_line(v, precision)} [{vid}]"))
-        if again:
-            continue
-        shown.add(vid)
-        child_prefix = prefix + ("" if not branch else ("│   " if branch == "├── " else "    "))
-        kids = v.inputs
-        for i in reversed(range(len(kids))):
-            stack.append((kids[i], child_prefix, "└── " if i == len(kids) - 1 else "├── ", False))
+    sections = [root]
+    while sections:
+        top = sections.pop(0)
+        if lines:
+            lines.append(f"[{top}] continued:")
+        stack = [(top, "", "", 0)]
+        while stack:
+            vid, prefix, branch, depth = stack.pop()
+            v = by_id[vid]
+            if vid in shown and v.kind == "op":
+                lines.append(f"{prefix}{branch}{v.name} [{vid}, see above]")
+                continue
+            if depth > MAX_DEPTH and v.inputs:
+                lines.append(f"{prefix}{branch}{v.name} [{vid}, continued below]")
+                sections.append(vid)
+                continue
+            lines.append(f"{prefix}{branch}{_line(v, precision, art['more'])} [{vid}]")
+            shown.add(vid)
+            child_prefix = prefix + ("" if not branch else
+                                     art["bar"] if branch == art["mid"] else "    ")
+            kids = v.inputs
+            for i in reversed(range(len(kids))):
+                stack.append((kids[i], child_prefix,
+                              art["last"] if i == len(kids) - 1 else art["mid"], depth + 1))
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +165,8 @@ def _label(v: Vertex, precision: int | None) -> list[str]:
 
 def as_dot(vertices: list[Vertex], root: str, precision: int | None = None) -> str:
     def esc(s: str) -> str:
-        return s.replace("\\", "\\\\").replace('"', '\\"')
+        s = s.replace("\\", "\\\\").replace('"', '\\"')
+        return s.replace("\n", "\\n").replace("\r", "\\r")
 
     out = ["digraph gradcli {", "  rankdir=BT;", "  node [shape=box, fontname=monospace];"]
     for v in vertices:
@@ -143,26 +183,44 @@ def as_dot(vertices: list[Vertex], root: str, precision: int | None = None) -> s
 
 def as_mermaid(vertices: list[Vertex], root: str, precision: int | None = None) -> str:
     def esc(s: str) -> str:
-        return s.replace('"', "#quot;")
+        # Mermaid reads labels as markup: every character that means something
+        # there as an entity code ('#' first, since the codes start with it).
+        for ch in "#&<>\"`":
+            s = s.replace(ch, f"#{ord(ch)};")
+        return s
 
     out = ["graph BT"]
     for v in vertices:
-        out.append(f'  {v.id}["{esc("<br/>".join(_label(v, precision)))}"]')
+        out.append(f'  {v.id}["{"<br/>".join(esc(r) for r in _label(v, precision))}"]')
     for v in vertices:
         for i in v.inputs:
             out.append(f"  {i} --> {v.id}")
     return "\n".join(out) + "\n"
 
 
-def as_json(vertices: list[Vertex], root: str, target: str) -> dict:
+def summary(a) -> Any:
+    """An array as JSON: whole up to ``THRESHOLD`` elements, else a summary
+    object (``full`` asks for everything)."""
+    a = np.asarray(a)
+    if a.size <= THRESHOLD:
+        return jsonable(a)
+    flat = a.reshape(-1)
+    with np.errstate(all="ignore"):
+        lo, hi = (np.nanmin(flat), np.nanmax(flat)) if a.dtype.kind == "f" else (flat.min(), flat.max())
+    return {"summary": True, "size": int(a.size), "first": jsonable(flat[:EDGE]),
+            "last": jsonable(flat[-EDGE:]), "min": jsonable(lo), "max": jsonable(hi)}
+
+
+def as_json(vertices: list[Vertex], root: str, target: str, full: bool = False) -> dict:
+    show = jsonable if full else summary
     return {
         "schema": 1,
         "target": target,
         "output": root,
         "nodes": [
             {"id": v.id, "kind": v.kind, "name": v.name, "text": v.text,
-             "shape": list(np.shape(v.value)), "value": jsonable(v.value),
-             "grad": None if v.grad is None else jsonable(v.grad), "inputs": v.inputs}
+             "shape": list(np.shape(v.value)), "value": show(v.value),
+             "grad": None if v.grad is None else show(v.grad), "inputs": v.inputs}
             for v in vertices
         ],
     }

@@ -51,8 +51,17 @@ def jsonable(a) -> Any:
 
 
 def dumps(obj: dict) -> str:
-    """Strict JSON (no NaN tokens), one line, keys in insertion order."""
-    return json.dumps(obj, allow_nan=False, ensure_ascii=False)
+    """Strict JSON (no NaN tokens), one line, keys in insertion order, valid
+    UTF-8: a byte that was not UTF-8 (a file name's, kept by Python as a lone
+    surrogate) becomes U+FFFD."""
+    text = json.dumps(obj, allow_nan=False, ensure_ascii=False)
+    if text.isascii():
+        return text
+    try:  # the bytes the name had, then U+FFFD where they are not UTF-8
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # another lone surrogate
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .options import (EXTRA, format_options, grad_output, grad_output_option, out_format,
@@ -12,6 +14,9 @@ from .options import (EXTRA, format_options, grad_output, grad_output_option, ou
 @target_options(formats=("text", "dot", "mermaid", "json"),
                 default_help="text (a tree, the default), dot (Graphviz), mermaid, json.")
 @grad_output_option
+@click.option("--full", is_flag=True,
+              help="Every element of every array (default: arrays of more than "
+                   "1000 elements as a summary) in json.")
 @click.pass_context
 def graph_command(ctx: click.Context, target: str, **opts) -> int:
     """The computation graph recorded at the point.
@@ -36,14 +41,28 @@ def graph_command(ctx: click.Context, target: str, **opts) -> int:
         vertices, root = graphview.collect(result.output, result.leaves, result.seed)
     fmt = "json" if opts["json"] else (opts["format"] or "text")
     if fmt == "json":
-        text = dumps(graphview.as_json(vertices, root, tgt.label)) + "\n"
+        text = dumps(graphview.as_json(vertices, root, tgt.label, opts["full"])) + "\n"
+    elif fmt == "text":
+        text = graphview.as_text(vertices, root, opts["precision"],
+                                 ascii_only=not _encodes("├└│…", sys.stdout))
     else:
-        text = {"text": graphview.as_text, "dot": graphview.as_dot,
+        text = {"dot": graphview.as_dot,
                 "mermaid": graphview.as_mermaid}[fmt](vertices, root, opts["precision"])
     click.echo(text, nl=False)
     for w in result.warnings:
         say("warning", w)
     return 0
+
+
+def _encodes(chars: str, stream) -> bool:
+    """Whether ``stream`` can write ``chars`` (a stream of str without an
+    encoding, such as io.StringIO, can write anything)."""
+    encoding = getattr(stream, "encoding", None)
+    try:
+        chars.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 @click.command("ops")
