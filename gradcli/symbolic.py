@@ -1,10 +1,10 @@
 """Checked tree or recorded graph -> sympy derivatives, for cross-checks.
 
 Only the check path imports this module (it imports sympy). The gradient is
-derived a second, independent way: the expression is rebuilt in sympy from the
-parsed tree (``expr_*``) or from the graph the engine recorded at the point under
-``keep_args()`` (``graph_*``), sympy differentiates it, and the result is evaluated
-at the point to 30 digits. User text never reaches ``sympify``, ``parse_expr``,
+derived a second, independent way: the expression is rebuilt in sympy by
+``interpret`` on the ``SympyBackend`` (``expr_*``), or the graph the engine
+recorded at the point under ``keep_args()`` by ``replay`` (``graph_*``); sympy
+differentiates it, and the result is evaluated at the point to 30 digits. User text never reaches ``sympify``, ``parse_expr``,
 ``lambdify`` or ``eval``: every sympy object is built from tree nodes or graph nodes.
 
 Each op declares its sympy form beside its rules (``Op.sym`` in ops.py):
@@ -38,15 +38,15 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from gradcli.engine.graph import topological_order
 from gradcli.engine.ops import OPS, SAME
 from gradcli.engine.tensor import Tensor
-from gradcli.parse import Call, Const, Seq, Var
+from gradcli.interpret import interpret, replay
 
 __all__ = [
     "MAX_SYMBOLS",
     "Symbolic",
     "SymbolicSkip",
+    "SympyBackend",
     "expr_gradient",
     "expr_hessian",
     "expr_jacobian",
@@ -106,19 +106,19 @@ def expr_gradient(
     ([2.0, 4.0], '∇x = 2*x')
     """
     quantity = "gradient" if grad_output is None else "vjp"
-    job = _Job(quantity, inputs, wrt, grad_output, _tree_builder(tree), "expression")
+    job = _Job(quantity, inputs, wrt, grad_output, _tree_source(tree), "expression")
     return _limited(job.run, timeout)
 
 
 def expr_jacobian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
     """The Jacobian per input: shape ``output.shape + input.shape``."""
-    job = _Job("jacobian", inputs, wrt, None, _tree_builder(tree), "expression")
+    job = _Job("jacobian", inputs, wrt, None, _tree_source(tree), "expression")
     return _limited(job.run, timeout)
 
 
 def expr_hessian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
     """The Hessian blocks ``"a,b"`` of a scalar expression."""
-    job = _Job("hessian", inputs, wrt, None, _tree_builder(tree), "expression")
+    job = _Job("hessian", inputs, wrt, None, _tree_source(tree), "expression")
     return _limited(job.run, timeout)
 
 
@@ -142,7 +142,7 @@ def graph_gradient(
     [2.0, 4.0]
     """
     quantity = "gradient" if grad_output is None else "vjp"
-    inputs, builder = _graph_builder(output, leaves)
+    inputs, builder = _graph_source(output, leaves)
     job = _Job(
         quantity, inputs, wrt or list(leaves), grad_output, builder, "graph replay"
     )
@@ -150,13 +150,13 @@ def graph_gradient(
 
 
 def graph_jacobian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
-    inputs, builder = _graph_builder(output, leaves)
+    inputs, builder = _graph_source(output, leaves)
     job = _Job("jacobian", inputs, wrt or list(leaves), None, builder, "graph replay")
     return _limited(job.run, timeout)
 
 
 def graph_hessian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
-    inputs, builder = _graph_builder(output, leaves)
+    inputs, builder = _graph_source(output, leaves)
     job = _Job("hessian", inputs, wrt or list(leaves), None, builder, "graph replay")
     return _limited(job.run, timeout)
 
@@ -358,8 +358,9 @@ class _Val:
     shape: tuple
 
 
-class _Translator:
-    """Symbols for the inputs, and the ops applied to sympy values."""
+class SympyBackend:
+    """The sympy backend of ``interpret`` and ``replay``: symbols for the inputs
+    (``leaves``, made as the source reads them), the ops applied to sympy values."""
 
     def __init__(self, inputs: Mapping[str, np.ndarray], wrt: Sequence[str]) -> None:
         self.inputs = inputs
@@ -396,23 +397,19 @@ class _Translator:
                 m = sp.MatrixSymbol(n, rows, cols)
                 self.msyms[n] = m
                 self.mvalues[m] = np.asarray(a, dtype=np.float64).reshape(rows, cols)
-        self._leaves: dict[str, _Val] = {}
+        self.leaves = _Leaves(self.leaf)  # the env of interpret and replay
 
     def leaf(self, name: str) -> _Val:
-        v = self._leaves.get(name)
-        if v is None:
-            a = self.inputs[name]
-            obj = None
-            if self.componentwise:
-                obj = self.syms[name] if name in self.syms else _constant(a)
-            m = self.msyms.get(name)
-            form = (
-                None
-                if m is None
-                else ("s" if a.ndim == 0 else "v" if a.ndim == 1 else "m", m)
-            )
-            v = self._leaves[name] = _Val(obj, form, a.shape)
-        return v
+        a = self.inputs[name]
+        obj = None
+        if self.componentwise:
+            obj = self.syms[name] if name in self.syms else _constant(a)
+        m = self.msyms.get(name)
+        form = None if m is None else ("s" if a.ndim == 0 else "v" if a.ndim == 1 else "m", m)
+        return _Val(obj, form, a.shape)
+
+    def literal(self, value: float) -> _Val:
+        return self.const(value)
 
     def const(self, value) -> _Val:
         a = np.asarray(value._data if isinstance(value, Tensor) else value)
@@ -420,22 +417,26 @@ class _Translator:
         form = ("s", _number(a[()])) if a.ndim == 0 else None
         return _Val(obj, form, a.shape)
 
-    def detach(self, v: _Val) -> _Val:
+    def detach(self, v: _Val, node=None) -> _Val:
         if v.obj is None:
             raise SymbolicSkip("detach() needs the componentwise symbolic check")
-        obj = _constant(_evaluate(v.obj, self.point))
+        obj = _constant(self.evaluate(v))
         form = ("s", obj[()]) if obj.ndim == 0 else None
         return _Val(obj, form, v.shape)
 
-    def apply(self, name: str, args: list[_Val], params: dict) -> _Val:
-        if name == "detach":
-            return self.detach(args[0])
+    def evaluate(self, v: _Val) -> np.ndarray:
+        """``v`` at the point, to 30 digits, as float64."""
+        return _evaluate(v.obj, self.point)
+
+    def apply(self, name: str, args: list, params: dict, node=None) -> _Val:
         o = OPS.get(name)
         if o is None:
             raise SymbolicSkip(f"no sympy form for {name}")
         sym = o.sym
         if sym is None:
             raise SymbolicSkip(f"no sympy form for {name}")
+        if o.nin < 0:
+            args = args[0]
         obj = None
         if self.componentwise:
             objs = [a.obj for a in args]
@@ -585,58 +586,30 @@ def _matrix_form(name: str, sym, args: list[_Val], params: dict):
 
 
 # -- sources: a parsed tree, or a graph recorded under keep_args() -------------------
-def _tree_builder(tree):
-    def build(tr: _Translator) -> _Val:
-        def walk(node) -> _Val:
-            match node:
-                case Const(value=v):
-                    return tr.const(v)
-                case Var(name=n):
-                    return tr.leaf(n)
-                case Call(op=op_name, args=args, params=params):
-                    vals = []
-                    for a in args:
-                        if isinstance(a, Seq):
-                            vals.extend(walk(item) for item in a.items)
-                        else:
-                            vals.append(walk(a))
-                    return tr.apply(op_name, vals, dict(params))
-            raise SymbolicSkip(f"unexpected tree node {type(node).__name__}")
+class _Leaves(dict):
+    """Each input's value, made when the source first reads it."""
 
-        return walk(tree)
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
 
-    return build
+    def __missing__(self, name: str):
+        v = self[name] = self.make(name)
+        return v
 
 
-def _graph_builder(output: Tensor, leaves: Mapping[str, Tensor]):
-    ids = {id(t): n for n, t in leaves.items()}
-    inputs = {n: np.asarray(t._data) for n, t in leaves.items()}
+def _tree_source(tree):
+    return lambda b: interpret(tree, b, b.leaves)
 
-    def build(tr: _Translator) -> _Val:
-        if id(output) in ids:
-            return tr.leaf(ids[id(output)])
-        root = output.grad_fn
-        if root is None:
-            return tr.const(output._data)
-        vals: dict[int, _Val] = {}
-        for node in reversed(topological_order(root)):  # inputs before outputs
-            if node.args is None:
-                raise SymbolicSkip(
-                    "the graph was recorded without keep_args(), so it cannot be "
-                    "replayed"
-                )
-            args = []
-            for a in node.args:
-                if isinstance(a, Tensor) and id(a) in ids:
-                    args.append(tr.leaf(ids[id(a)]))
-                elif isinstance(a, Tensor) and a.grad_fn is not None:
-                    args.append(vals[id(a.grad_fn)])
-                else:  # a constant, a leaf that is not an input, a detached value
-                    args.append(tr.const(a))
-            vals[id(node)] = tr.apply(node.op.name, args, dict(node.params))
-        return vals[id(root)]
 
-    return inputs, build
+def _graph_source(output: Tensor, leaves: Mapping[str, Tensor]):
+    def build(b: SympyBackend) -> _Val:
+        try:
+            return replay((output, leaves), b, b.leaves)
+        except ValueError as exc:  # not recorded with keep_args()
+            raise SymbolicSkip(str(exc)) from exc
+
+    return {n: np.asarray(t._data) for n, t in leaves.items()}, build
 
 
 # -- differentiation and evaluation ---------------------------------------------------
@@ -720,7 +693,7 @@ class _Job:
     inputs: Mapping[str, Any]
     wrt: Sequence[str]
     grad_output: Any
-    build: Callable[[_Translator], _Val]
+    build: Callable[[SympyBackend], _Val]
     method: str
 
     def run(self) -> Symbolic:
@@ -729,7 +702,7 @@ class _Job:
         for n in wrt:
             if n not in inputs:
                 raise SymbolicSkip(f"unknown input {n}")
-        tr = _Translator(inputs, wrt)
+        tr = SympyBackend(inputs, wrt)
         out = self.build(tr)
         notes = [GRAPH_NOTE] if self.method == "graph replay" else []
         if self.quantity == "jacobian":
