@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcli.engine.graph import topological_order
-from gradcli.engine.ops import OPS
+from gradcli.backends import NumpyBackend, engine_dtype
 from gradcli.engine.tensor import Tensor
-from gradcli.parse import Call, Const, Seq, Var
+from gradcli.interpret import interpret, replay
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -856,8 +855,9 @@ def _note_failures(fd: _FD, name: str, notes) -> None:
 def expression_function(
     tree, inputs: Inputs
 ) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """The expression as a numpy function, ``detach(...)`` fixed at its value at
-    ``inputs`` (so finite differences treat it as the constant the engine sees).
+    """The expression as a numpy function in the engine's dtype, ``detach(...)``
+    fixed at its value at ``inputs`` (so finite differences treat it as the
+    constant the engine sees).
 
     >>> from gradcli.parse import Call, Var
     >>> f = expression_function(Call("mul", (Call("detach", (Var("x"),)), Var("x"))),
@@ -865,103 +865,35 @@ def expression_function(
     >>> float(f({"x": np.array(5.0)}))
     15.0
     """
-    frozen: dict[int, Any] = {}
-    _evaluate(tree, _arrays(inputs), frozen, False, None)
+    inputs = _arrays(inputs)
+    backend = NumpyBackend(engine_dtype(inputs))
 
     def f(inp):
-        return _evaluate(tree, inp, frozen, True, None)
+        with np.errstate(all="ignore"):
+            return interpret(tree, backend, inp)
 
+    f(inputs)  # detach(...) keeps the values of this first evaluation
     return f
 
 
 def expression_kinks(tree, inputs: Inputs) -> list[str]:
     """Where the expression, at ``inputs``, sits on an op's kink."""
+    inputs = _arrays(inputs)
     found: list[str] = []
-    _evaluate(tree, _arrays(inputs), {}, False, found)
-    return list(dict.fromkeys(found))
-
-
-def _evaluate(node, env, frozen: dict, use_frozen: bool, kinks: list | None):
     with np.errstate(all="ignore"):
-        return _walk(node, env, frozen, use_frozen, kinks)
-
-
-def _walk(node, env, frozen, use_frozen, kinks):
-    match node:
-        case Const(value=v):
-            return np.float64(v)
-        case Var(name=n):
-            return env[n]
-        case Call(op="detach", args=(arg,)):
-            if use_frozen:
-                return frozen[id(node)]
-            v = _walk(arg, env, frozen, use_frozen, kinks)
-            frozen[id(node)] = v
-            return v
-        case Call(op=name, args=args, params=params):
-            vals = []
-            for a in args:
-                if isinstance(a, Seq):
-                    vals.extend(
-                        _walk(i, env, frozen, use_frozen, kinks) for i in a.items
-                    )
-                else:
-                    vals.append(_walk(a, env, frozen, use_frozen, kinks))
-            o = OPS[name]
-            out = o.forward(vals, **params) if o.nin < 0 else o.forward(*vals, **params)
-            out = out._data if isinstance(out, Tensor) else out
-            if kinks is not None:
-                where = f" at column {node.col + 1}" if node.end_col else ""
-                _kink(o, vals, params, where, kinks)
-            return out
-    raise TypeError(f"unexpected tree node {node!r}")
-
-
-def _kink(o, arrays, params, where: str, kinks: list) -> None:
-    kink = o.kink_at(arrays, params)
-    if kink:
-        kinks.append(f"{o.name}{where}: {kink}")
+        interpret(tree, NumpyBackend(engine_dtype(inputs), kinks=found), inputs)
+    return list(dict.fromkeys(found))
 
 
 def graph_function(output: Tensor, leaves: Mapping[str, Tensor]):
     """The recorded graph (under ``keep_args()``) as a numpy function of the named
     leaves: the path taken, with constants and detached values held fixed."""
-    ids = {id(t): n for n, t in leaves.items()}
-    root = output.grad_fn
-    order = [] if root is None else list(reversed(topological_order(root)))
-    for node in order:
-        if node.args is None:
-            raise ValueError("the graph was recorded without keep_args()")
 
     def f(inp):
-        if id(output) in ids:
-            return inp[ids[id(output)]]
-        if root is None:
-            return output._data
-        vals: dict[int, Any] = {}
         with np.errstate(all="ignore"):
-            for node in order:
-                arrays = [_graph_arg(a, ids, inp, vals) for a in node.args]
-                o = node.op
-                out = (
-                    o.forward(arrays, **node.params)
-                    if o.nin < 0
-                    else o.forward(*arrays, **node.params)
-                )
-                vals[id(node)] = out._data if isinstance(out, Tensor) else out
-        return vals[id(root)]
+            return replay((output, leaves), NumpyBackend(), inp)
 
     return f
-
-
-def _graph_arg(a, ids, inp, vals):
-    if isinstance(a, Tensor):
-        if id(a) in ids:
-            return inp[ids[id(a)]]
-        if a.grad_fn is not None:
-            return vals[id(a.grad_fn)]
-        return a._data
-    return a
 
 
 def graph_kinks(output: Tensor) -> list[str]:
