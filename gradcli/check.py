@@ -18,9 +18,10 @@ differ, so a disagreement is reported as the kink rather than as a failure. A
 missing sympy form or a sympy run past its time budget skips the symbolic part,
 saying why; finite differences still run.
 
-One function per quantity: ``run_check`` (a gradient, or with ``grad_output`` a
-vector-Jacobian product), ``check_jacobian`` and ``check_hessian`` (finite
-differences of the gradient). Each returns a ``CheckReport``.
+One entry point, ``check(kind, ...)``, for a gradient, a vector-Jacobian product,
+a Jacobian or a Hessian (finite differences of the gradient); it returns a
+``CheckReport``. ``run_check``, ``check_jacobian`` and ``check_hessian`` are the
+same with the kind in the name.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "CheckReport",
     "Component",
     "InputCheck",
+    "check",
     "check_hessian",
     "check_jacobian",
     "expression_function",
@@ -513,13 +515,11 @@ def _arrays(inputs: Inputs) -> dict[str, np.ndarray]:
 
 
 def _source_function(f, tree, graph, inputs):
-    if f is not None:
-        return f
-    if tree is not None:
+    if f is None and tree is not None:
         return expression_function(tree, inputs)
-    if graph is not None:
+    if f is None and graph is not None:
         return graph_function(*graph)
-    raise ValueError("give f_value, a tree or a graph")
+    return f
 
 
 def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
@@ -613,6 +613,117 @@ def _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes) -> CheckR
     )
 
 
+KINDS = ("gradient", "vjp", "jacobian", "hessian")
+
+
+def check(
+    kind: str,
+    inputs: Inputs,
+    derivatives: Mapping[Any, Any],
+    *,
+    f_value: Callable[[dict[str, np.ndarray]], Any] | None = None,
+    grad_value: Callable[[dict[str, np.ndarray]], Mapping[str, Any]] | None = None,
+    tree=None,
+    graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
+    wrt: Sequence[str] | None = None,
+    grad_output=None,
+    rtol: float = 1e-8,
+    atol: float | None = None,
+    timeout: float | None = 10.0,
+    kinks: Sequence[str] | None = None,
+    max_full: int = MAX_FULL,
+    directions: int = DIRECTIONS,
+    seed: int = 0,
+    symbolic: bool = True,
+) -> CheckReport:
+    """Check the engine's ``derivatives`` of one ``kind`` against sympy and finite
+    differences.
+
+    ``kind`` and what ``derivatives`` holds, per input name (per pair ``"a,b"`` or
+    ``(a, b)`` for a Hessian), each of shape ``output.shape + input.shape``:
+
+    - ``"gradient"``: the gradient of a single-number output;
+    - ``"vjp"``: the gradient of ``sum(grad_output * output)``;
+    - ``"jacobian"``: the Jacobian;
+    - ``"hessian"``: second derivatives, differenced from ``grad_value(inputs)``
+      (the engine's gradient as a function of the inputs).
+
+    The function differenced is ``f_value(inputs)``, or else the parsed expression
+    ``tree`` or the graph ``(output, leaves)`` recorded under ``keep_args()``, with
+    ``detach(...)`` held fixed at ``inputs``; sympy differentiates ``tree`` or
+    ``graph``. ``kinks`` are those the derivative went through (``None``: found
+    from the tree or graph).
+
+    >>> from gradcli.parse import Call, Const, Var
+    >>> tree = Call("mul", (Const(2.0), Call("dot", (Var("x"), Var("x")))))
+    >>> x = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> report = check("gradient", {"x": x}, {"x": 4 * x}, tree=tree)
+    >>> report.passed, report.formulas["x"]
+    (True, '∇x = 4*x')
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if (kind == "vjp") != (grad_output is not None):
+        raise ValueError("grad_output goes with kind 'vjp', and only with it")
+    inputs = _arrays(inputs)
+    blocks = {(k if isinstance(k, str) else ",".join(k)): v
+              for k, v in derivatives.items()}
+    if wrt is None:
+        wrt = dict.fromkeys(n for k in blocks for n in k.split(","))
+    wrt = list(wrt)
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
+    f = _source_function(f_value, tree, graph, inputs)
+    if f is None and kind != "hessian":
+        raise ValueError("give f_value, a tree or a graph")
+    g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+
+    def F(inp):
+        """What finite differences differentiate, as one float64 array."""
+        if kind == "hessian":
+            gs = grad_value(inp)
+            return np.concatenate(
+                [np.asarray(gs[a], dtype=np.float64).ravel() for a in wrt])
+        out = np.asarray(f(inp), dtype=np.float64)
+        if kind == "vjp":
+            return np.asarray(np.sum(g * out))
+        if kind == "gradient" and out.size != 1:
+            raise ValueError(f"the output has shape {out.shape}; give grad_output")
+        return out.reshape(()) if kind == "gradient" else out
+
+    value = None  # what sympy's value must match
+    if f is not None:
+        value = F(inputs) if kind != "hessian" else np.asarray(f(inputs), np.float64)
+    sym = None
+    if symbolic:
+        sym = _symbolic("gradient" if kind == "vjp" else kind, tree, graph, inputs,
+                        wrt, g, timeout, skipped, notes)
+        if sym is not None and not _consistent(sym, value, tol, skipped):
+            sym = None
+    rng = np.random.default_rng(seed)
+    sizes = [inputs[a].size for a in wrt]
+    ends = np.cumsum(sizes).tolist()
+    checks, worsts = {}, []
+    for b in wrt:
+        fd = _differences(F, inputs, b, max_full=max_full, directions=directions,
+                          rng=rng)
+        _note_failures(fd, b, notes)
+        parts = [(b, fd)] if kind != "hessian" else [
+            (f"{a},{b}", _slice(fd, end - size, end, inputs[a].shape))
+            for a, end, size in zip(wrt, ends, sizes)]
+        for key, part in parts:
+            if key not in blocks and kind != "gradient" and kind != "vjp":
+                continue  # only the blocks given are compared
+            engine = _arrays({key: blocks.get(key, np.zeros(inputs[b].shape))})[key]
+            sv = sym.values.get(key) if sym is not None else None
+            checks[key], worst = _check_block(key, key, engine, part, sv, tol, notes)
+            checks[key].fd_method = _method(fd, inputs[b])
+            worsts.append(worst)
+    kinks = _auto_kinks(kinks, tree, graph, inputs)
+    return _report(kind, checks, worsts, sym, tol, skipped, kinks, notes)
+
+
 def run_check(
     f_value: Callable[[dict[str, np.ndarray]], Any] | None,
     inputs: Inputs,
@@ -631,64 +742,12 @@ def run_check(
     seed: int = 0,
     symbolic: bool = True,
 ) -> CheckReport:
-    """Check the engine's gradient ``grads`` (or, with ``grad_output``, its VJP).
-
-    ``f_value(inputs)`` gives the output for a dict of input arrays (``None``: built
-    from ``tree`` or ``graph``, holding ``detach(...)`` fixed). ``tree`` is the
-    parsed expression; ``graph`` is ``(output, leaves)`` recorded under
-    ``keep_args()``, for function files. ``kinks`` are the kinks the gradient went
-    through (``None``: found from the tree or graph).
-
-    >>> from gradcli.parse import Call, Const, Var
-    >>> tree = Call("mul", (Const(2.0), Call("dot", (Var("x"), Var("x")))))
-    >>> x = np.array([0.0, 1.0, 2.0, 3.0])
-    >>> report = run_check(None, {"x": x}, {"x": 4 * x}, tree=tree)
-    >>> report.passed, report.formulas["x"]
-    (True, '∇x = 4*x')
-    """
-    inputs = _arrays(inputs)
-    wrt = list(wrt if wrt is not None else grads)
-    notes: list[str] = []
-    skipped: dict[str, str] = {}
-    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
-    f = _source_function(f_value, tree, graph, inputs)
-    g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
-
-    def objective(inp):
-        out = np.asarray(f(inp), dtype=np.float64)
-        if g is None:
-            if out.size != 1:
-                raise ValueError(f"the output has shape {out.shape}; give grad_output")
-            return out.reshape(())
-        return np.asarray(np.sum(g * out))
-
-    value = objective(inputs)
-    sym = None
-    if symbolic:
-        sym = _symbolic(
-            "gradient", tree, graph, inputs, wrt, g, timeout, skipped, notes
-        )
-        if sym is not None and not _consistent(sym, value, tol, skipped):
-            sym = None
-    rng = np.random.default_rng(seed)
-    checks, worsts = {}, []
-    for n in wrt:
-        engine = grads.get(n)
-        engine = (
-            np.zeros(inputs[n].shape) if engine is None else _arrays({n: engine})[n]
-        )
-        fd = _differences(
-            objective, inputs, n, max_full=max_full, directions=directions, rng=rng
-        )
-        _note_failures(fd, n, notes)
-        sv = sym.values.get(n) if sym is not None else None
-        check, worst = _check_block(n, n, engine, fd, sv, tol, notes)
-        check.fd_method = _method(fd, inputs[n])
-        checks[n] = check
-        worsts.append(worst)
-    kinks = _auto_kinks(kinks, tree, graph, inputs)
-    quantity = "gradient" if g is None else "vjp"
-    return _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes)
+    """``check("gradient", ...)``, or with ``grad_output`` ``check("vjp", ...)``."""
+    return check("gradient" if grad_output is None else "vjp", inputs, grads,
+                 f_value=f_value, tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
+                 timeout=timeout, grad_output=grad_output, kinks=kinks,
+                 max_full=max_full, directions=directions, seed=seed,
+                 symbolic=symbolic)
 
 
 def check_jacobian(
@@ -708,40 +767,11 @@ def check_jacobian(
     seed: int = 0,
     symbolic: bool = True,
 ) -> CheckReport:
-    """Check ``jac[name]`` (shape ``output.shape + input.shape``) per input."""
-    inputs = _arrays(inputs)
-    wrt = list(wrt if wrt is not None else jac)
-    notes: list[str] = []
-    skipped: dict[str, str] = {}
-    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
-    f = _source_function(f_value, tree, graph, inputs)
-
-    def F(inp):
-        return np.asarray(f(inp), dtype=np.float64)
-
-    value = F(inputs)
-    sym = None
-    if symbolic:
-        sym = _symbolic(
-            "jacobian", tree, graph, inputs, wrt, None, timeout, skipped, notes
-        )
-        if sym is not None and not _consistent(sym, value, tol, skipped):
-            sym = None
-    rng = np.random.default_rng(seed)
-    checks, worsts = {}, []
-    for n in wrt:
-        engine = _arrays({n: jac[n]})[n]
-        fd = _differences(
-            F, inputs, n, max_full=max_full, directions=directions, rng=rng
-        )
-        _note_failures(fd, n, notes)
-        sv = sym.values.get(n) if sym is not None else None
-        check, worst = _check_block(n, n, engine, fd, sv, tol, notes)
-        check.fd_method = _method(fd, inputs[n])
-        checks[n] = check
-        worsts.append(worst)
-    kinks = _auto_kinks(kinks, tree, graph, inputs)
-    return _report("jacobian", checks, worsts, sym, tol, skipped, kinks, notes)
+    """``check("jacobian", ...)``: ``jac[name]`` of shape ``output.shape + input.shape``."""
+    return check("jacobian", inputs, jac, f_value=f_value, tree=tree, graph=graph,
+                 wrt=wrt, rtol=rtol, atol=atol, timeout=timeout, kinks=kinks,
+                 max_full=max_full, directions=directions, seed=seed,
+                 symbolic=symbolic)
 
 
 def check_hessian(
@@ -762,59 +792,12 @@ def check_hessian(
     seed: int = 0,
     symbolic: bool = True,
 ) -> CheckReport:
-    """Check Hessian blocks ``hess[(a, b)]`` (or ``hess["a,b"]``), shape
-    ``a.shape + b.shape``, by finite differences of ``grad_value`` (the engine's
-    gradient as a function of the inputs) and sympy's second derivatives."""
-    inputs = _arrays(inputs)
-    blocks = {(k if isinstance(k, str) else ",".join(k)): v for k, v in hess.items()}
-    if wrt is None:
-        wrt = list(dict.fromkeys(n for k in blocks for n in k.split(",")))
-    wrt = list(wrt)
-    notes: list[str] = []
-    skipped: dict[str, str] = {}
-    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
-    sizes = [inputs[a].size for a in wrt]
-    ends = np.cumsum(sizes).tolist()
-
-    def F(inp):
-        gs = grad_value(inp)
-        return np.concatenate(
-            [np.asarray(gs[a], dtype=np.float64).ravel() for a in wrt]
-        )
-
-    sym = None
-    if symbolic:
-        sym = _symbolic(
-            "hessian", tree, graph, inputs, wrt, None, timeout, skipped, notes
-        )
-        if sym is not None and (
-            f_value is not None or tree is not None or graph is not None
-        ):
-            f = _source_function(f_value, tree, graph, inputs)
-            if not _consistent(
-                sym, np.asarray(f(inputs), dtype=np.float64), tol, skipped
-            ):
-                sym = None
-    rng = np.random.default_rng(seed)
-    checks, worsts = {}, []
-    for b in wrt:
-        fd = _differences(
-            F, inputs, b, max_full=max_full, directions=directions, rng=rng
-        )
-        _note_failures(fd, b, notes)
-        for a, end, size in zip(wrt, ends, sizes):
-            key = f"{a},{b}"
-            if key not in blocks:
-                continue
-            engine = _arrays({key: blocks[key]})[key]
-            part = _slice(fd, end - size, end, inputs[a].shape)
-            sv = sym.values.get(key) if sym is not None else None
-            check, worst = _check_block(key, key, engine, part, sv, tol, notes)
-            check.fd_method = _method(fd, inputs[b])
-            checks[key] = check
-            worsts.append(worst)
-    kinks = _auto_kinks(kinks, tree, graph, inputs)
-    return _report("hessian", checks, worsts, sym, tol, skipped, kinks, notes)
+    """``check("hessian", ...)``: blocks ``hess[(a, b)]`` or ``hess["a,b"]``, by finite
+    differences of ``grad_value`` and sympy's second derivatives."""
+    return check("hessian", inputs, hess, grad_value=grad_value, f_value=f_value,
+                 tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
+                 timeout=timeout, kinks=kinks, max_full=max_full,
+                 directions=directions, seed=seed, symbolic=symbolic)
 
 
 def _slice(fd: _FD, start: int, end: int, shape) -> _FD:
