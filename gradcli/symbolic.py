@@ -4,8 +4,9 @@ Only the check path imports this module (it imports sympy). The gradient is
 derived a second, independent way: the expression is rebuilt in sympy by
 ``interpret`` on the ``SympyBackend`` (``expr_*``), or the graph the engine
 recorded at the point under ``keep_args()`` by ``replay`` (``graph_*``); sympy
-differentiates it, and the result is evaluated at the point to 30 digits. User text never reaches ``sympify``, ``parse_expr``,
-``lambdify`` or ``eval``: every sympy object is built from tree nodes or graph nodes.
+differentiates it, and the result is evaluated at the point to 30 digits. User
+text never reaches ``sympify``, ``parse_expr``, ``lambdify`` or ``eval``: every
+sympy object is built from tree nodes or graph nodes.
 
 Each op declares its sympy form beside its rules (``Op.sym`` in ops.py):
 
@@ -47,6 +48,7 @@ __all__ = [
     "Symbolic",
     "SymbolicSkip",
     "SympyBackend",
+    "derivatives",
     "expr_gradient",
     "expr_hessian",
     "expr_jacobian",
@@ -90,6 +92,27 @@ class Symbolic:
 
 
 # -- public entry points ------------------------------------------------------------
+def derivatives(
+    kind: str,
+    inputs: Mapping[str, Any],
+    wrt: Sequence[str] | None,
+    *,
+    tree=None,
+    graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
+    grad_output=None,
+    timeout: float | None = 10.0,
+) -> Symbolic:
+    """The derivatives of one ``kind`` (gradient, vjp, jacobian or hessian) of the
+    parsed expression ``tree``, or of the graph ``(output, leaves)`` recorded under
+    ``keep_args()`` (whose leaves are the inputs: ``inputs`` is not read)."""
+    if tree is not None:
+        source, method = _tree_source(tree), "expression"
+    else:
+        inputs, source = _graph_source(*graph)
+        wrt, method = wrt or list(graph[1]), "graph replay"
+    return _limited(_Job(kind, inputs, wrt, grad_output, source, method).run, timeout)
+
+
 def expr_gradient(
     tree,
     inputs: Mapping[str, Any],
@@ -105,21 +128,18 @@ def expr_gradient(
     >>> s.values["x"].tolist(), s.formulas["x"]
     ([2.0, 4.0], '∇x = 2*x')
     """
-    quantity = "gradient" if grad_output is None else "vjp"
-    job = _Job(quantity, inputs, wrt, grad_output, _tree_source(tree), "expression")
-    return _limited(job.run, timeout)
+    return derivatives("gradient" if grad_output is None else "vjp", inputs, wrt,
+                       tree=tree, grad_output=grad_output, timeout=timeout)
 
 
 def expr_jacobian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
     """The Jacobian per input: shape ``output.shape + input.shape``."""
-    job = _Job("jacobian", inputs, wrt, None, _tree_source(tree), "expression")
-    return _limited(job.run, timeout)
+    return derivatives("jacobian", inputs, wrt, tree=tree, timeout=timeout)
 
 
 def expr_hessian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
     """The Hessian blocks ``"a,b"`` of a scalar expression."""
-    job = _Job("hessian", inputs, wrt, None, _tree_source(tree), "expression")
-    return _limited(job.run, timeout)
+    return derivatives("hessian", inputs, wrt, tree=tree, timeout=timeout)
 
 
 def graph_gradient(
@@ -141,24 +161,16 @@ def graph_gradient(
     >>> graph_gradient(y, {"x": x}, timeout=None).values["x"].tolist()
     [2.0, 4.0]
     """
-    quantity = "gradient" if grad_output is None else "vjp"
-    inputs, builder = _graph_source(output, leaves)
-    job = _Job(
-        quantity, inputs, wrt or list(leaves), grad_output, builder, "graph replay"
-    )
-    return _limited(job.run, timeout)
+    return derivatives("gradient" if grad_output is None else "vjp", {}, wrt,
+                       graph=(output, leaves), grad_output=grad_output, timeout=timeout)
 
 
 def graph_jacobian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
-    inputs, builder = _graph_source(output, leaves)
-    job = _Job("jacobian", inputs, wrt or list(leaves), None, builder, "graph replay")
-    return _limited(job.run, timeout)
+    return derivatives("jacobian", {}, wrt, graph=(output, leaves), timeout=timeout)
 
 
 def graph_hessian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
-    inputs, builder = _graph_source(output, leaves)
-    job = _Job("hessian", inputs, wrt or list(leaves), None, builder, "graph replay")
-    return _limited(job.run, timeout)
+    return derivatives("hessian", {}, wrt, graph=(output, leaves), timeout=timeout)
 
 
 # -- the time budget ------------------------------------------------------------------
@@ -360,7 +372,7 @@ class _Val:
 
 class SympyBackend:
     """The sympy backend of ``interpret`` and ``replay``: symbols for the inputs
-    (``leaves``, made as the source reads them), the ops applied to sympy values."""
+    (``leaves``), and the ops applied to sympy values."""
 
     def __init__(self, inputs: Mapping[str, np.ndarray], wrt: Sequence[str]) -> None:
         self.inputs = inputs
@@ -397,7 +409,7 @@ class SympyBackend:
                 m = sp.MatrixSymbol(n, rows, cols)
                 self.msyms[n] = m
                 self.mvalues[m] = np.asarray(a, dtype=np.float64).reshape(rows, cols)
-        self.leaves = _Leaves(self.leaf)  # the env of interpret and replay
+        self.leaves = {n: self.leaf(n) for n in inputs}  # the env of interpret, replay
 
     def leaf(self, name: str) -> _Val:
         a = self.inputs[name]
@@ -405,17 +417,16 @@ class SympyBackend:
         if self.componentwise:
             obj = self.syms[name] if name in self.syms else _constant(a)
         m = self.msyms.get(name)
-        form = None if m is None else ("s" if a.ndim == 0 else "v" if a.ndim == 1 else "m", m)
-        return _Val(obj, form, a.shape)
-
-    def literal(self, value: float) -> _Val:
-        return self.const(value)
+        kind = "s" if a.ndim == 0 else "v" if a.ndim == 1 else "m"
+        return _Val(obj, None if m is None else (kind, m), a.shape)
 
     def const(self, value) -> _Val:
         a = np.asarray(value._data if isinstance(value, Tensor) else value)
         obj = _constant(a) if self.componentwise else None
         form = ("s", _number(a[()])) if a.ndim == 0 else None
         return _Val(obj, form, a.shape)
+
+    literal = const  # exact: 0.1 is the float64 nearest 0.1, integers stay integers
 
     def detach(self, v: _Val, node=None) -> _Val:
         if v.obj is None:
@@ -586,18 +597,6 @@ def _matrix_form(name: str, sym, args: list[_Val], params: dict):
 
 
 # -- sources: a parsed tree, or a graph recorded under keep_args() -------------------
-class _Leaves(dict):
-    """Each input's value, made when the source first reads it."""
-
-    def __init__(self, make) -> None:
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, name: str):
-        v = self[name] = self.make(name)
-        return v
-
-
 def _tree_source(tree):
     return lambda b: interpret(tree, b, b.leaves)
 
@@ -627,6 +626,17 @@ def _clean(d):
         )
         if d.has(sp.Subs):
             d = d.doit()
+    return d
+
+
+def _diff(f, syms: np.ndarray) -> np.ndarray:
+    """Each element of ``f`` (one expression or an object array) differentiated by
+    each symbol of ``syms``: shape ``f.shape + syms.shape``."""
+    f = _obj(f)
+    d = np.empty(f.shape + syms.shape, dtype=object)
+    for o, fo in np.ndenumerate(f):
+        for i, s in np.ndenumerate(syms):
+            d[o + i] = _clean(sp.diff(fo, s))
     return d
 
 
@@ -731,9 +741,7 @@ class _Job:
         formulas: dict[str, str] = {}
         if f is not None:
             for n in self.wrt:
-                d = np.empty(tr.syms[n].shape, dtype=object)
-                for idx, s in np.ndenumerate(tr.syms[n]):
-                    d[idx] = _clean(sp.diff(f, s))
+                d = _diff(f, tr.syms[n])
                 values[n] = _evaluate(d, tr.point)
                 formulas[n] = _componentwise(label, tr.syms[n], d)
             value = np.asarray(_to_float(f, tr.point))
@@ -823,10 +831,7 @@ class _Job:
         values, formulas = {}, {}
         for n in self.wrt:
             syms = tr.syms[n]
-            d = np.empty(out.obj.shape + syms.shape, dtype=object)
-            for o, fo in np.ndenumerate(out.obj):
-                for i, s in np.ndenumerate(syms):
-                    d[o + i] = _clean(sp.diff(fo, s))
+            d = _diff(out.obj, syms)
             values[n] = _evaluate(d, tr.point)
             parts = []
             for o, _ in np.ndenumerate(out.obj):
@@ -842,22 +847,14 @@ class _Job:
             raise SymbolicSkip(
                 f"more than {MAX_SYMBOLS} components for a symbolic Hessian"
             )
-        grads = {}
-        for n in self.wrt:
-            g = np.empty(tr.syms[n].shape, dtype=object)
-            for idx, s in np.ndenumerate(tr.syms[n]):
-                g[idx] = _clean(sp.diff(f, s))
-            grads[n] = g
+        grads = {n: _diff(f, tr.syms[n]) for n in self.wrt}
         values, formulas = {}, {}
         for a in self.wrt:
             for b in self.wrt:
                 sa, sb = tr.syms[a], tr.syms[b]
-                d = np.empty(sa.shape + sb.shape, dtype=object)
-                parts = []
-                for i, ga in np.ndenumerate(grads[a]):
-                    for j, s in np.ndenumerate(sb):
-                        d[i + j] = _clean(sp.diff(ga, s))
-                        parts.append(f"∂²f/∂{sa[i]}∂{s} = {_show(d[i + j])}")
+                d = _diff(grads[a], sb)
+                parts = [f"∂²f/∂{sa[i]}∂{s} = {_show(d[i + j])}"
+                         for i in np.ndindex(sa.shape) for j, s in np.ndenumerate(sb)]
                 values[f"{a},{b}"] = _evaluate(d, tr.point)
                 formulas[f"{a},{b}"] = _shorten(parts)
         return values, formulas, np.asarray(_to_float(f, tr.point))
