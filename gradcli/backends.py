@@ -153,6 +153,7 @@ class NumpyBackend:
         if self.kinks is not None:
             kink = o.kink_at(args, params)
             if kink:
-                where = f" at column {node.col + 1}" if node is not None and node.end_col else ""
+                at = node is not None and node.end_col
+                where = f" at column {node.col + 1}" if at else ""
                 self.kinks.append(f"{name}{where}: {kink}")
         return out._data if isinstance(out, Tensor) else out

@@ -273,9 +273,7 @@ def _differences(
     def richardson(v, t):
         d1, w1, s1 = central(v, t)
         d2, w2, s2 = central(v, t / 2)
-        direction = (
-            4 * w2 - w1
-        ) / 3  # what the combination really differentiates along
+        direction = (4 * w2 - w1) / 3  # what the combination truly differentiates along
         if d1 is None or d2 is None:
             return None, None, direction
         with np.errstate(all="ignore"):
@@ -364,10 +362,10 @@ def _finite_max(*arrays) -> float:
     return best
 
 
-def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
+def _check_block(key, engine, fd, sym, tol: _Tol, notes):
     """Compare one block; returns (InputCheck, worst Component or None)."""
     engine = np.asarray(engine, dtype=np.float64)
-    check = InputCheck(key, engine.shape, "none")
+    block = InputCheck(key, engine.shape, "none")
     candidates: list[Component] = []
     scale = _finite_max(engine, sym if sym is not None else 0.0)
     skipped = np.zeros(engine.shape, dtype=bool)  # a reference was not finite
@@ -376,11 +374,11 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
         diff, limit, compared = _compare(engine, sym, 0.0, scale, tol)
         skipped |= ~compared
         if compared.any():
-            check.symbolic_max_error = float(np.max(diff[compared]))
-            check.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
+            block.symbolic_max_error = float(np.max(diff[compared]))
+            block.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
             r = np.where(compared, _ratio(diff, limit), -1.0)
             i = np.unravel_index(int(np.argmax(r)), r.shape)
-            candidates.append(_component(input_name, i, engine, fd, sym, "sympy", r[i]))
+            candidates.append(_component(key, i, engine, fd, sym, "sympy", r[i]))
     if fd is not None and fd.full:
         ref, err = fd.values.reshape(engine.shape), fd.errors.reshape(engine.shape)
         diff, limit, compared = _compare(
@@ -393,13 +391,13 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
                 "differences (not finite at or near the point)"
             )
         if compared.any():
-            check.fd_max_error = float(np.max(diff[compared]))
-            check.fd_error_estimate = float(np.max(err[compared]))
-            check.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
+            block.fd_max_error = float(np.max(diff[compared]))
+            block.fd_error_estimate = float(np.max(err[compared]))
+            block.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
             r = np.where(compared, _ratio(diff, limit), -1.0)
             i = np.unravel_index(int(np.argmax(r)), r.shape)
             candidates.append(
-                _component(input_name, i, engine, fd, sym, "finite differences", r[i])
+                _component(key, i, engine, fd, sym, "finite differences", r[i])
             )
     elif fd is not None:
         k = len(fd.directions)
@@ -423,14 +421,14 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
                 + 2 * err
             )
         if compared.any():
-            check.fd_max_error = float(np.max(diff[compared]))
-            check.fd_error_estimate = float(np.max(err[compared]))
-            check.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
+            block.fd_max_error = float(np.max(diff[compared]))
+            block.fd_error_estimate = float(np.max(err[compared]))
+            block.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
             r = np.where(compared, _ratio(diff, limit), -1.0)
             j = np.unravel_index(int(np.argmax(r)), r.shape)
             candidates.append(
                 Component(
-                    input_name,
+                    key,
                     None,
                     int(j[0]),
                     float(got[j]),
@@ -445,9 +443,9 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
             notes.append(
                 f"{key}: no random direction could be compared by finite differences"
             )
-    check.not_compared = int(np.sum(skipped))
+    block.not_compared = int(np.sum(skipped))
     worst = max(candidates, key=lambda c: c.ratio, default=None)
-    return check, worst
+    return block, worst
 
 
 def _component(name, index, engine, fd, sym, against, ratio) -> Component:
@@ -532,30 +530,15 @@ def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
     return []
 
 
-def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped, notes):
+def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped):
     if tree is None and graph is None:
         skipped["symbolic"] = "no expression or recorded graph to translate"
         return None
     from gradcli import symbolic  # sympy only on this path
 
     try:
-        if tree is not None:
-            fn = {
-                "gradient": symbolic.expr_gradient,
-                "jacobian": symbolic.expr_jacobian,
-                "hessian": symbolic.expr_hessian,
-            }[kind]
-            args = (tree, inputs, wrt)
-        else:
-            fn = {
-                "gradient": symbolic.graph_gradient,
-                "jacobian": symbolic.graph_jacobian,
-                "hessian": symbolic.graph_hessian,
-            }[kind]
-            args = (graph[0], graph[1], wrt)
-        if kind == "gradient":
-            return fn(*args, grad_output=grad_output, timeout=timeout)
-        return fn(*args, timeout=timeout)
+        return symbolic.derivatives(kind, inputs, wrt, tree=tree, graph=graph,
+                                    grad_output=grad_output, timeout=timeout)
     except symbolic.SymbolicSkip as exc:
         skipped["symbolic"] = str(exc)
         return None
@@ -697,8 +680,7 @@ def check(
         value = F(inputs) if kind != "hessian" else np.asarray(f(inputs), np.float64)
     sym = None
     if symbolic:
-        sym = _symbolic("gradient" if kind == "vjp" else kind, tree, graph, inputs,
-                        wrt, g, timeout, skipped, notes)
+        sym = _symbolic(kind, tree, graph, inputs, wrt, g, timeout, skipped)
         if sym is not None and not _consistent(sym, value, tol, skipped):
             sym = None
     rng = np.random.default_rng(seed)
@@ -717,87 +699,52 @@ def check(
                 continue  # only the blocks given are compared
             engine = _arrays({key: blocks.get(key, np.zeros(inputs[b].shape))})[key]
             sv = sym.values.get(key) if sym is not None else None
-            checks[key], worst = _check_block(key, key, engine, part, sv, tol, notes)
+            checks[key], worst = _check_block(key, engine, part, sv, tol, notes)
             checks[key].fd_method = _method(fd, inputs[b])
             worsts.append(worst)
     kinks = _auto_kinks(kinks, tree, graph, inputs)
     return _report(kind, checks, worsts, sym, tol, skipped, kinks, notes)
 
 
-def run_check(
-    f_value: Callable[[dict[str, np.ndarray]], Any] | None,
-    inputs: Inputs,
-    grads: Mapping[str, Any],
-    *,
-    tree=None,
-    graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
-    wrt: Sequence[str] | None = None,
-    rtol: float = 1e-8,
-    atol: float | None = None,
-    timeout: float | None = 10.0,
-    grad_output=None,
-    kinks: Sequence[str] | None = None,
-    max_full: int = MAX_FULL,
-    directions: int = DIRECTIONS,
-    seed: int = 0,
-    symbolic: bool = True,
-) -> CheckReport:
+def run_check(f_value: Callable | None, inputs: Inputs, grads: Mapping[str, Any], *,
+              tree=None, graph: tuple | None = None, wrt: Sequence[str] | None = None,
+              rtol: float = 1e-8, atol: float | None = None,
+              timeout: float | None = 10.0, grad_output=None,
+              kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
+              directions: int = DIRECTIONS, seed: int = 0,
+              symbolic: bool = True) -> CheckReport:
     """``check("gradient", ...)``, or with ``grad_output`` ``check("vjp", ...)``."""
     return check("gradient" if grad_output is None else "vjp", inputs, grads,
                  f_value=f_value, tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
                  timeout=timeout, grad_output=grad_output, kinks=kinks,
-                 max_full=max_full, directions=directions, seed=seed,
-                 symbolic=symbolic)
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
 
 
-def check_jacobian(
-    f_value: Callable[[dict[str, np.ndarray]], Any] | None,
-    inputs: Inputs,
-    jac: Mapping[str, Any],
-    *,
-    tree=None,
-    graph=None,
-    wrt: Sequence[str] | None = None,
-    rtol: float = 1e-8,
-    atol: float | None = None,
-    timeout: float | None = 10.0,
-    kinks: Sequence[str] | None = None,
-    max_full: int = MAX_FULL,
-    directions: int = DIRECTIONS,
-    seed: int = 0,
-    symbolic: bool = True,
-) -> CheckReport:
-    """``check("jacobian", ...)``: ``jac[name]`` of shape ``output.shape + input.shape``."""
+def check_jacobian(f_value: Callable | None, inputs: Inputs, jac: Mapping[str, Any], *,
+                   tree=None, graph=None, wrt: Sequence[str] | None = None,
+                   rtol: float = 1e-8, atol: float | None = None,
+                   timeout: float | None = 10.0, kinks: Sequence[str] | None = None,
+                   max_full: int = MAX_FULL, directions: int = DIRECTIONS,
+                   seed: int = 0, symbolic: bool = True) -> CheckReport:
+    """``check("jacobian", ...)``: ``jac[name]`` of shape ``out.shape + in.shape``."""
     return check("jacobian", inputs, jac, f_value=f_value, tree=tree, graph=graph,
                  wrt=wrt, rtol=rtol, atol=atol, timeout=timeout, kinks=kinks,
-                 max_full=max_full, directions=directions, seed=seed,
-                 symbolic=symbolic)
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
 
 
-def check_hessian(
-    grad_value: Callable[[dict[str, np.ndarray]], Mapping[str, Any]],
-    inputs: Inputs,
-    hess: Mapping[Any, Any],
-    *,
-    f_value: Callable[[dict[str, np.ndarray]], Any] | None = None,
-    tree=None,
-    graph=None,
-    wrt: Sequence[str] | None = None,
-    rtol: float = 1e-8,
-    atol: float | None = None,
-    timeout: float | None = 10.0,
-    kinks: Sequence[str] | None = None,
-    max_full: int = MAX_FULL,
-    directions: int = DIRECTIONS,
-    seed: int = 0,
-    symbolic: bool = True,
-) -> CheckReport:
+def check_hessian(grad_value: Callable, inputs: Inputs, hess: Mapping[Any, Any], *,
+                  f_value: Callable | None = None, tree=None, graph=None,
+                  wrt: Sequence[str] | None = None, rtol: float = 1e-8,
+                  atol: float | None = None, timeout: float | None = 10.0,
+                  kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
+                  directions: int = DIRECTIONS, seed: int = 0,
+                  symbolic: bool = True) -> CheckReport:
     """``check("hessian", ...)``: blocks ``hess[(a, b)]`` or ``hess["a,b"]``, by finite
     differences of ``grad_value`` and sympy's second derivatives."""
     return check("hessian", inputs, hess, grad_value=grad_value, f_value=f_value,
-                 tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
-                 timeout=timeout, kinks=kinks, max_full=max_full,
-                 directions=directions, seed=seed, symbolic=symbolic)
+                 tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol, timeout=timeout,
+                 kinks=kinks, max_full=max_full, directions=directions, seed=seed,
+                 symbolic=symbolic)
 
 
 def _slice(fd: _FD, start: int, end: int, shape) -> _FD:

@@ -6,7 +6,7 @@ Tensors (``backends.TensorBackend``), plain numpy (``backends.NumpyBackend``) or
 
 - ``literal(value)``: a number written in the expression (a Python float);
 - ``const(value)``: a value a recorded graph holds fixed, as it was recorded;
-- ``detach(value, node)``: ``detach(...)`` of the tree ``node``: ``value`` held constant;
+- ``detach(value, node)``: ``value`` held constant, for ``detach(...)`` at ``node``;
 - ``apply(name, args, params, node)``: the op ``OPS[name]``; ``args`` as the op takes
   them (one list for a sequence op), ``node`` the tree node or None in a replay.
 
@@ -90,6 +90,6 @@ def replay(graph: tuple[Tensor, Mapping[str, Tensor]], backend, env: Mapping[str
 
     for node in order:
         args = [arg(a) for a in node.args]
-        values[id(node)] = backend.apply(node.op.name, [args] if node.op.nin < 0 else args,
-                                         dict(node.params), None)
+        args = [args] if node.op.nin < 0 else args
+        values[id(node)] = backend.apply(node.op.name, args, dict(node.params), None)
     return values[id(root)]
