@@ -87,14 +87,17 @@ class TensorBackend:
         return self.apply("detach", [value], {}, node)
 
     def where(self, node) -> str:
+        """The op's place in messages: its text and column (a replay has neither)."""
+        if node is None:
+            return "a replayed op"
         return f"{source(self.text, node)!r} (column {node.col + 1})"
 
     def apply(self, name: str, args: list, params: dict, node):
         o = OPS[name]
         flat = args[0] if o.nin < 0 else args
+        shapes = [_shape(v) for v in flat]
         try:
-            shape = _result_shape(name, [[_shape(v) for v in flat]] if o.nin < 0
-                                  else [_shape(v) for v in flat], params)
+            shape = _result_shape(name, [shapes] if o.nin < 0 else shapes, params)
         except (ValueError, IndexError, TypeError):
             shape = None  # the op itself will say what is wrong
         if shape is not None and math.prod(shape) > self.max_elements:
@@ -116,7 +119,7 @@ class TensorBackend:
         if self.trace and self.first_bad is None and not finite(out._data) and all(
             finite(getattr(v, "_data", v)) for v in flat
         ):
-            self.first_bad = f"{name} at {source(self.text, node)!r}"
+            self.first_bad = f"{name} at {source(self.text, node)!r}" if node else name
         return out
 
 

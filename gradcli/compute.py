@@ -1,8 +1,8 @@
 """Target + inputs -> Result(value, grads, warnings, notes).
 
-A target is an expression (parsed into a checked tree, run by ``interpret`` on
-the ``TensorBackend``, which checks every op's size before it runs and labels
-every graph node with the text it came from) or a function file (trusted code, run with
+A target is an expression (parsed into a checked tree, run by ``interpret`` on the
+``TensorBackend``, which checks every op's size before it runs and labels every
+graph node with the text it came from) or a function file (trusted code, run with
 Tensors for its parameters). When gradients are wanted, both record a graph with
 ``keep_args``, which is what locates the first non-finite number and the kinks a
 gradient went through; a value alone (``no_grad``) records nothing.

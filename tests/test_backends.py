@@ -1,6 +1,6 @@
 """One interpreter, three backends: every op the expression language reaches, run at
 a point inside its domain by the engine, plain numpy and sympy, from the parsed tree
-and from the graph the engine recorded. Engine and numpy agree bit for bit (they must:
+and from the graph the engine recorded (replayed by all three). Engine and numpy agree bit for bit (they must:
 finite differences vary the numpy function and compare with the engine), in float64
 and in float32; sympy, evaluated to 30 digits, agrees to 1e-12, which also fences
 every op's sympy form."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcli.backends import NumpyBackend
+from gradcli.backends import NumpyBackend, TensorBackend
 from gradcli.check import expression_function
 from gradcli.compute import Target, evaluate
 from gradcli.engine.ops import OPS
@@ -123,6 +123,8 @@ def test_engine_and_numpy_agree_bit_for_bit(name, dtype):
     with np.errstate(all="ignore"):
         same_bits(interpret(tree, NumpyBackend(dtype), inputs), value)
         same_bits(replay(graph, NumpyBackend(dtype), inputs), value)
+        again = replay(graph, TensorBackend("", 10**6), graph[1])  # the engine again
+        same_bits(getattr(again, "_data", again), value)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
