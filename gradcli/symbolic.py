@@ -105,11 +105,19 @@ def derivatives(
     """The derivatives of one ``kind`` (gradient, vjp, jacobian or hessian) of the
     parsed expression ``tree``, or of the graph ``(output, leaves)`` recorded under
     ``keep_args()`` (whose leaves are the inputs: ``inputs`` is not read)."""
-    if tree is not None:
-        source, method = _tree_source(tree), "expression"
-    else:
-        inputs, source = _graph_source(*graph)
-        wrt, method = wrt or list(graph[1]), "graph replay"
+
+    def source(b: SympyBackend) -> _Val:
+        if tree is not None:
+            return interpret(tree, b, b.leaves)
+        try:
+            return replay(graph, b, b.leaves)
+        except ValueError as exc:  # recorded without keep_args()
+            raise SymbolicSkip(str(exc)) from exc
+
+    if tree is None:
+        inputs = {n: np.asarray(t._data) for n, t in graph[1].items()}
+        wrt = wrt or list(graph[1])
+    method = "expression" if tree is not None else "graph replay"
     return _limited(_Job(kind, inputs, wrt, grad_output, source, method).run, timeout)
 
 
@@ -594,21 +602,6 @@ def _matrix_form(name: str, sym, args: list[_Val], params: dict):
     except Exception:  # sympy refuses the mix (e.g. a scalar plus a 1x1 matrix)
         return None
     return None
-
-
-# -- sources: a parsed tree, or a graph recorded under keep_args() -------------------
-def _tree_source(tree):
-    return lambda b: interpret(tree, b, b.leaves)
-
-
-def _graph_source(output: Tensor, leaves: Mapping[str, Tensor]):
-    def build(b: SympyBackend) -> _Val:
-        try:
-            return replay((output, leaves), b, b.leaves)
-        except ValueError as exc:  # not recorded with keep_args()
-            raise SymbolicSkip(str(exc)) from exc
-
-    return {n: np.asarray(t._data) for n, t in leaves.items()}, build
 
 
 # -- differentiation and evaluation ---------------------------------------------------
