@@ -1,31 +1,39 @@
 """The one interpreter of a parsed expression, and the one replay of a recorded graph.
 
-Both walk their source once and leave every meaning to a *backend*: the engine's
+Both walk their source once and leave every meaning to a ``Backend``: the engine's
 Tensors (``backends.TensorBackend``), plain numpy (``backends.NumpyBackend``) or sympy
-(``symbolic.SympyBackend``). A backend has four methods:
-
-- ``literal(value)``: a number written in the expression (a Python float);
-- ``const(value)``: a value a recorded graph holds fixed, as it was recorded;
-- ``detach(value, node)``: ``value`` held constant, for ``detach(...)`` at ``node``;
-- ``apply(name, args, params, node)``: the op ``OPS[name]``; ``args`` as the op takes
-  them (one list for a sequence op), ``node`` the tree node or None in a replay.
-
-``detach`` is special here only: a recorded graph holds no detach, just its value.
+(``symbolic.SympyBackend``). ``detach`` is special here only: a recorded graph holds
+no detach, just its value. Errors are the backend's, unlocated: the place that knows
+the text (``TensorBackend``) names the op and column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .engine.graph import topological_order
 from .engine.tensor import Tensor
-from .parse import Call, Const, Seq, Var
+from .parse import Call, Const, Expr, Seq, Var
 
-__all__ = ["interpret", "replay"]
+__all__ = ["Backend", "interpret", "replay"]
 
 
-def interpret(tree, backend, env: Mapping[str, Any]):
+class Backend(Protocol):
+    """What ``interpret`` and ``replay`` compute with."""
+
+    def literal(self, value: float) -> Any: ...  # a number written in the expression
+
+    def const(self, value: Any) -> Any: ...  # a value a graph holds fixed, as recorded
+
+    def detach(self, value: Any, node: Call) -> Any: ...  # value held constant
+
+    def apply(self, name: str, args: list, params: dict, node: Call | None) -> Any:
+        """The op ``OPS[name]`` on ``args`` as it takes them (one list for a sequence
+        op); ``node`` is the tree node, None in a replay."""
+
+
+def interpret(tree: Expr, backend: Backend, env: Mapping[str, Any]) -> Any:
     """``tree`` (``parse.Expr``) evaluated by ``backend``, inputs taken from ``env``.
 
     >>> from gradcli.backends import NumpyBackend
@@ -51,7 +59,8 @@ def interpret(tree, backend, env: Mapping[str, Any]):
     return run(tree)
 
 
-def replay(graph: tuple[Tensor, Mapping[str, Tensor]], backend, env: Mapping[str, Any]):
+def replay(graph: tuple[Tensor, Mapping[str, Tensor]], backend: Backend,
+           env: Mapping[str, Any]) -> Any:
     """The graph ``(output, leaves)`` recorded under ``graph.keep_args()``, replayed by
     ``backend`` with each named leaf taken from ``env``: the path taken at the point,
     every other value (constants, detached values) held as recorded.
