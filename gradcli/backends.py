@@ -61,7 +61,20 @@ def _result_shape(name: str, shapes: list, params: dict) -> tuple[int, ...] | No
     return np.broadcast_shapes(*[tuple(s) for s in shapes])
 
 
-class TensorBackend:
+class _Arrays:
+    """Literals as arrays of the computation's dtype: numpy arithmetic then never
+    overflows into an exception (2**2000 is inf) nor changes dtype."""
+
+    dtype: np.dtype
+
+    def literal(self, value: float):
+        return np.asarray(value, dtype=self.dtype)
+
+    def const(self, value):
+        return value
+
+
+class TensorBackend(_Arrays):
     """The engine: each op runs as ``OPS[name](...)``, recorded when a graph is on.
 
     With ``trace``, ``first_bad`` names the first op whose result is non-finite from
@@ -73,15 +86,7 @@ class TensorBackend:
         self.max_elements = max_elements
         self.trace = trace
         self.first_bad: str | None = None
-        # Literals are arrays of the computation's dtype: numpy arithmetic then
-        # never overflows into an exception (2**2000 is inf) nor changes dtype.
         self.dtype = get_default_dtype()
-
-    def literal(self, value: float):
-        return np.asarray(value, dtype=self.dtype)
-
-    def const(self, value):
-        return value
 
     def detach(self, value, node):
         return self.apply("detach", [value], {}, node)
@@ -123,7 +128,7 @@ class TensorBackend:
         return out
 
 
-class NumpyBackend:
+class NumpyBackend(_Arrays):
     """Each op's own forward on plain arrays, literals in ``dtype`` (the engine's).
 
     ``detach(...)`` keeps the value of the first evaluation: run it at the point
@@ -140,12 +145,6 @@ class NumpyBackend:
         self.dtype = np.dtype(dtype)
         self.kinks = kinks
         self.frozen: dict[int, object] = {}
-
-    def literal(self, value: float):
-        return np.asarray(value, dtype=self.dtype)
-
-    def const(self, value):
-        return value
 
     def detach(self, value, node):
         return self.frozen.setdefault(id(node), value)

@@ -573,29 +573,6 @@ def _consistent(sym, value, tol: _Tol, skipped) -> bool:
     return True
 
 
-def _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes) -> CheckReport:
-    worst = max(
-        (w for w in worsts if w is not None), key=lambda c: c.ratio, default=None
-    )
-    status, passed = _verdict(checks, worst, kinks, notes)
-    if sym is not None:
-        notes[:0] = sym.notes
-    return CheckReport(
-        quantity=quantity,
-        passed=passed,
-        status=status,
-        inputs=checks,
-        worst=worst,
-        formulas=dict(sym.formulas) if sym is not None else {},
-        symbolic_method=sym.method if sym is not None else None,
-        skipped=skipped,
-        kinks=kinks,
-        notes=notes,
-        rtol=tol.rtol,
-        atol=tol.atol,
-    )
-
-
 KINDS = ("gradient", "vjp", "jacobian", "hessian")
 
 
@@ -703,7 +680,15 @@ def check(
             checks[key].fd_method = _method(fd, inputs[b])
             worsts.append(worst)
     kinks = _auto_kinks(kinks, tree, graph, inputs)
-    return _report(kind, checks, worsts, sym, tol, skipped, kinks, notes)
+    worst = max(filter(None, worsts), key=lambda c: c.ratio, default=None)
+    status, passed = _verdict(checks, worst, kinks, notes)
+    if sym is not None:
+        notes[:0] = sym.notes
+    return CheckReport(
+        quantity=kind, passed=passed, status=status, inputs=checks, worst=worst,
+        formulas=dict(sym.formulas) if sym is not None else {},
+        symbolic_method=sym.method if sym is not None else None, skipped=skipped,
+        kinks=kinks, notes=notes, rtol=tol.rtol, atol=tol.atol)
 
 
 def run_check(f_value: Callable | None, inputs: Inputs, grads: Mapping[str, Any], *,
