@@ -18,9 +18,10 @@ differ, so a disagreement is reported as the kink rather than as a failure. A
 missing sympy form or a sympy run past its time budget skips the symbolic part,
 saying why; finite differences still run.
 
-One function per quantity: ``run_check`` (a gradient, or with ``grad_output`` a
-vector-Jacobian product), ``check_jacobian`` and ``check_hessian`` (finite
-differences of the gradient). Each returns a ``CheckReport``.
+One entry point, ``check(kind, ...)``, for a gradient, a vector-Jacobian product,
+a Jacobian or a Hessian (finite differences of the gradient); it returns a
+``CheckReport``. ``run_check``, ``check_jacobian`` and ``check_hessian`` are the
+same with the kind in the name.
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from gradcli.engine.graph import topological_order
-from gradcli.engine.ops import OPS
+from gradcli.backends import NumpyBackend, engine_dtype
 from gradcli.engine.tensor import Tensor
-from gradcli.parse import Call, Const, Seq, Var
+from gradcli.interpret import interpret, replay
 
 __all__ = [
     "DEFAULT_ATOL",
     "CheckReport",
     "Component",
     "InputCheck",
+    "check",
     "check_hessian",
     "check_jacobian",
     "expression_function",
@@ -272,9 +273,7 @@ def _differences(
     def richardson(v, t):
         d1, w1, s1 = central(v, t)
         d2, w2, s2 = central(v, t / 2)
-        direction = (
-            4 * w2 - w1
-        ) / 3  # what the combination really differentiates along
+        direction = (4 * w2 - w1) / 3  # what the combination truly differentiates along
         if d1 is None or d2 is None:
             return None, None, direction
         with np.errstate(all="ignore"):
@@ -363,10 +362,10 @@ def _finite_max(*arrays) -> float:
     return best
 
 
-def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
+def _check_block(key, engine, fd, sym, tol: _Tol, notes):
     """Compare one block; returns (InputCheck, worst Component or None)."""
     engine = np.asarray(engine, dtype=np.float64)
-    check = InputCheck(key, engine.shape, "none")
+    block = InputCheck(key, engine.shape, "none")
     candidates: list[Component] = []
     scale = _finite_max(engine, sym if sym is not None else 0.0)
     skipped = np.zeros(engine.shape, dtype=bool)  # a reference was not finite
@@ -375,11 +374,11 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
         diff, limit, compared = _compare(engine, sym, 0.0, scale, tol)
         skipped |= ~compared
         if compared.any():
-            check.symbolic_max_error = float(np.max(diff[compared]))
-            check.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
+            block.symbolic_max_error = float(np.max(diff[compared]))
+            block.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
             r = np.where(compared, _ratio(diff, limit), -1.0)
             i = np.unravel_index(int(np.argmax(r)), r.shape)
-            candidates.append(_component(input_name, i, engine, fd, sym, "sympy", r[i]))
+            candidates.append(_component(key, i, engine, fd, sym, "sympy", r[i]))
     if fd is not None and fd.full:
         ref, err = fd.values.reshape(engine.shape), fd.errors.reshape(engine.shape)
         diff, limit, compared = _compare(
@@ -392,13 +391,13 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
                 "differences (not finite at or near the point)"
             )
         if compared.any():
-            check.fd_max_error = float(np.max(diff[compared]))
-            check.fd_error_estimate = float(np.max(err[compared]))
-            check.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
+            block.fd_max_error = float(np.max(diff[compared]))
+            block.fd_error_estimate = float(np.max(err[compared]))
+            block.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
             r = np.where(compared, _ratio(diff, limit), -1.0)
             i = np.unravel_index(int(np.argmax(r)), r.shape)
             candidates.append(
-                _component(input_name, i, engine, fd, sym, "finite differences", r[i])
+                _component(key, i, engine, fd, sym, "finite differences", r[i])
             )
     elif fd is not None:
         k = len(fd.directions)
@@ -422,14 +421,14 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
                 + 2 * err
             )
         if compared.any():
-            check.fd_max_error = float(np.max(diff[compared]))
-            check.fd_error_estimate = float(np.max(err[compared]))
-            check.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
+            block.fd_max_error = float(np.max(diff[compared]))
+            block.fd_error_estimate = float(np.max(err[compared]))
+            block.fd_passed = bool(np.all(diff[compared] <= limit[compared]))
             r = np.where(compared, _ratio(diff, limit), -1.0)
             j = np.unravel_index(int(np.argmax(r)), r.shape)
             candidates.append(
                 Component(
-                    input_name,
+                    key,
                     None,
                     int(j[0]),
                     float(got[j]),
@@ -444,9 +443,9 @@ def _check_block(key, input_name, engine, fd, sym, tol: _Tol, notes):
             notes.append(
                 f"{key}: no random direction could be compared by finite differences"
             )
-    check.not_compared = int(np.sum(skipped))
+    block.not_compared = int(np.sum(skipped))
     worst = max(candidates, key=lambda c: c.ratio, default=None)
-    return check, worst
+    return block, worst
 
 
 def _component(name, index, engine, fd, sym, against, ratio) -> Component:
@@ -514,13 +513,11 @@ def _arrays(inputs: Inputs) -> dict[str, np.ndarray]:
 
 
 def _source_function(f, tree, graph, inputs):
-    if f is not None:
-        return f
-    if tree is not None:
+    if f is None and tree is not None:
         return expression_function(tree, inputs)
-    if graph is not None:
+    if f is None and graph is not None:
         return graph_function(*graph)
-    raise ValueError("give f_value, a tree or a graph")
+    return f
 
 
 def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
@@ -533,30 +530,15 @@ def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
     return []
 
 
-def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped, notes):
+def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped):
     if tree is None and graph is None:
         skipped["symbolic"] = "no expression or recorded graph to translate"
         return None
     from gradcli import symbolic  # sympy only on this path
 
     try:
-        if tree is not None:
-            fn = {
-                "gradient": symbolic.expr_gradient,
-                "jacobian": symbolic.expr_jacobian,
-                "hessian": symbolic.expr_hessian,
-            }[kind]
-            args = (tree, inputs, wrt)
-        else:
-            fn = {
-                "gradient": symbolic.graph_gradient,
-                "jacobian": symbolic.graph_jacobian,
-                "hessian": symbolic.graph_hessian,
-            }[kind]
-            args = (graph[0], graph[1], wrt)
-        if kind == "gradient":
-            return fn(*args, grad_output=grad_output, timeout=timeout)
-        return fn(*args, timeout=timeout)
+        return symbolic.derivatives(kind, inputs, wrt, tree=tree, graph=graph,
+                                    grad_output=grad_output, timeout=timeout)
     except symbolic.SymbolicSkip as exc:
         skipped["symbolic"] = str(exc)
         return None
@@ -591,231 +573,163 @@ def _consistent(sym, value, tol: _Tol, skipped) -> bool:
     return True
 
 
-def _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes) -> CheckReport:
-    worst = max(
-        (w for w in worsts if w is not None), key=lambda c: c.ratio, default=None
-    )
-    status, passed = _verdict(checks, worst, kinks, notes)
-    if sym is not None:
-        notes[:0] = sym.notes
-    return CheckReport(
-        quantity=quantity,
-        passed=passed,
-        status=status,
-        inputs=checks,
-        worst=worst,
-        formulas=dict(sym.formulas) if sym is not None else {},
-        symbolic_method=sym.method if sym is not None else None,
-        skipped=skipped,
-        kinks=kinks,
-        notes=notes,
-        rtol=tol.rtol,
-        atol=tol.atol,
-    )
+KINDS = ("gradient", "vjp", "jacobian", "hessian")
 
 
-def run_check(
-    f_value: Callable[[dict[str, np.ndarray]], Any] | None,
+def check(
+    kind: str,
     inputs: Inputs,
-    grads: Mapping[str, Any],
+    derivatives: Mapping[Any, Any],
     *,
+    f_value: Callable[[dict[str, np.ndarray]], Any] | None = None,
+    grad_value: Callable[[dict[str, np.ndarray]], Mapping[str, Any]] | None = None,
     tree=None,
     graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
     wrt: Sequence[str] | None = None,
+    grad_output=None,
     rtol: float = 1e-8,
     atol: float | None = None,
     timeout: float | None = 10.0,
-    grad_output=None,
     kinks: Sequence[str] | None = None,
     max_full: int = MAX_FULL,
     directions: int = DIRECTIONS,
     seed: int = 0,
     symbolic: bool = True,
 ) -> CheckReport:
-    """Check the engine's gradient ``grads`` (or, with ``grad_output``, its VJP).
+    """Check the engine's ``derivatives`` of one ``kind`` against sympy and finite
+    differences.
 
-    ``f_value(inputs)`` gives the output for a dict of input arrays (``None``: built
-    from ``tree`` or ``graph``, holding ``detach(...)`` fixed). ``tree`` is the
-    parsed expression; ``graph`` is ``(output, leaves)`` recorded under
-    ``keep_args()``, for function files. ``kinks`` are the kinks the gradient went
-    through (``None``: found from the tree or graph).
+    ``kind`` and what ``derivatives`` holds, per input name (per pair ``"a,b"`` or
+    ``(a, b)`` for a Hessian), each of shape ``output.shape + input.shape``:
+
+    - ``"gradient"``: the gradient of a single-number output;
+    - ``"vjp"``: the gradient of ``sum(grad_output * output)``;
+    - ``"jacobian"``: the Jacobian;
+    - ``"hessian"``: second derivatives, differenced from ``grad_value(inputs)``
+      (the engine's gradient as a function of the inputs).
+
+    The function differenced is ``f_value(inputs)``, or else the parsed expression
+    ``tree`` or the graph ``(output, leaves)`` recorded under ``keep_args()``, with
+    ``detach(...)`` held fixed at ``inputs``; sympy differentiates ``tree`` or
+    ``graph``. ``kinks`` are those the derivative went through (``None``: found
+    from the tree or graph).
 
     >>> from gradcli.parse import Call, Const, Var
     >>> tree = Call("mul", (Const(2.0), Call("dot", (Var("x"), Var("x")))))
     >>> x = np.array([0.0, 1.0, 2.0, 3.0])
-    >>> report = run_check(None, {"x": x}, {"x": 4 * x}, tree=tree)
+    >>> report = check("gradient", {"x": x}, {"x": 4 * x}, tree=tree)
     >>> report.passed, report.formulas["x"]
     (True, '∇x = 4*x')
     """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if (kind == "vjp") != (grad_output is not None):
+        raise ValueError("grad_output goes with kind 'vjp', and only with it")
     inputs = _arrays(inputs)
-    wrt = list(wrt if wrt is not None else grads)
-    notes: list[str] = []
-    skipped: dict[str, str] = {}
-    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
-    f = _source_function(f_value, tree, graph, inputs)
-    g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
-
-    def objective(inp):
-        out = np.asarray(f(inp), dtype=np.float64)
-        if g is None:
-            if out.size != 1:
-                raise ValueError(f"the output has shape {out.shape}; give grad_output")
-            return out.reshape(())
-        return np.asarray(np.sum(g * out))
-
-    value = objective(inputs)
-    sym = None
-    if symbolic:
-        sym = _symbolic(
-            "gradient", tree, graph, inputs, wrt, g, timeout, skipped, notes
-        )
-        if sym is not None and not _consistent(sym, value, tol, skipped):
-            sym = None
-    rng = np.random.default_rng(seed)
-    checks, worsts = {}, []
-    for n in wrt:
-        engine = grads.get(n)
-        engine = (
-            np.zeros(inputs[n].shape) if engine is None else _arrays({n: engine})[n]
-        )
-        fd = _differences(
-            objective, inputs, n, max_full=max_full, directions=directions, rng=rng
-        )
-        _note_failures(fd, n, notes)
-        sv = sym.values.get(n) if sym is not None else None
-        check, worst = _check_block(n, n, engine, fd, sv, tol, notes)
-        check.fd_method = _method(fd, inputs[n])
-        checks[n] = check
-        worsts.append(worst)
-    kinks = _auto_kinks(kinks, tree, graph, inputs)
-    quantity = "gradient" if g is None else "vjp"
-    return _report(quantity, checks, worsts, sym, tol, skipped, kinks, notes)
-
-
-def check_jacobian(
-    f_value: Callable[[dict[str, np.ndarray]], Any] | None,
-    inputs: Inputs,
-    jac: Mapping[str, Any],
-    *,
-    tree=None,
-    graph=None,
-    wrt: Sequence[str] | None = None,
-    rtol: float = 1e-8,
-    atol: float | None = None,
-    timeout: float | None = 10.0,
-    kinks: Sequence[str] | None = None,
-    max_full: int = MAX_FULL,
-    directions: int = DIRECTIONS,
-    seed: int = 0,
-    symbolic: bool = True,
-) -> CheckReport:
-    """Check ``jac[name]`` (shape ``output.shape + input.shape``) per input."""
-    inputs = _arrays(inputs)
-    wrt = list(wrt if wrt is not None else jac)
-    notes: list[str] = []
-    skipped: dict[str, str] = {}
-    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
-    f = _source_function(f_value, tree, graph, inputs)
-
-    def F(inp):
-        return np.asarray(f(inp), dtype=np.float64)
-
-    value = F(inputs)
-    sym = None
-    if symbolic:
-        sym = _symbolic(
-            "jacobian", tree, graph, inputs, wrt, None, timeout, skipped, notes
-        )
-        if sym is not None and not _consistent(sym, value, tol, skipped):
-            sym = None
-    rng = np.random.default_rng(seed)
-    checks, worsts = {}, []
-    for n in wrt:
-        engine = _arrays({n: jac[n]})[n]
-        fd = _differences(
-            F, inputs, n, max_full=max_full, directions=directions, rng=rng
-        )
-        _note_failures(fd, n, notes)
-        sv = sym.values.get(n) if sym is not None else None
-        check, worst = _check_block(n, n, engine, fd, sv, tol, notes)
-        check.fd_method = _method(fd, inputs[n])
-        checks[n] = check
-        worsts.append(worst)
-    kinks = _auto_kinks(kinks, tree, graph, inputs)
-    return _report("jacobian", checks, worsts, sym, tol, skipped, kinks, notes)
-
-
-def check_hessian(
-    grad_value: Callable[[dict[str, np.ndarray]], Mapping[str, Any]],
-    inputs: Inputs,
-    hess: Mapping[Any, Any],
-    *,
-    f_value: Callable[[dict[str, np.ndarray]], Any] | None = None,
-    tree=None,
-    graph=None,
-    wrt: Sequence[str] | None = None,
-    rtol: float = 1e-8,
-    atol: float | None = None,
-    timeout: float | None = 10.0,
-    kinks: Sequence[str] | None = None,
-    max_full: int = MAX_FULL,
-    directions: int = DIRECTIONS,
-    seed: int = 0,
-    symbolic: bool = True,
-) -> CheckReport:
-    """Check Hessian blocks ``hess[(a, b)]`` (or ``hess["a,b"]``), shape
-    ``a.shape + b.shape``, by finite differences of ``grad_value`` (the engine's
-    gradient as a function of the inputs) and sympy's second derivatives."""
-    inputs = _arrays(inputs)
-    blocks = {(k if isinstance(k, str) else ",".join(k)): v for k, v in hess.items()}
+    blocks = {(k if isinstance(k, str) else ",".join(k)): v
+              for k, v in derivatives.items()}
     if wrt is None:
-        wrt = list(dict.fromkeys(n for k in blocks for n in k.split(",")))
+        wrt = dict.fromkeys(n for k in blocks for n in k.split(","))
     wrt = list(wrt)
     notes: list[str] = []
     skipped: dict[str, str] = {}
     tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
-    sizes = [inputs[a].size for a in wrt]
-    ends = np.cumsum(sizes).tolist()
+    f = _source_function(f_value, tree, graph, inputs)
+    if f is None and kind != "hessian":
+        raise ValueError("give f_value, a tree or a graph")
+    g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
 
     def F(inp):
-        gs = grad_value(inp)
-        return np.concatenate(
-            [np.asarray(gs[a], dtype=np.float64).ravel() for a in wrt]
-        )
+        """What finite differences differentiate, as one float64 array."""
+        if kind == "hessian":
+            gs = grad_value(inp)
+            return np.concatenate(
+                [np.asarray(gs[a], dtype=np.float64).ravel() for a in wrt])
+        out = np.asarray(f(inp), dtype=np.float64)
+        if kind == "vjp":
+            return np.asarray(np.sum(g * out))
+        if kind == "gradient" and out.size != 1:
+            raise ValueError(f"the output has shape {out.shape}; give grad_output")
+        return out.reshape(()) if kind == "gradient" else out
 
+    value = None  # what sympy's value must match
+    if f is not None:
+        value = F(inputs) if kind != "hessian" else np.asarray(f(inputs), np.float64)
     sym = None
     if symbolic:
-        sym = _symbolic(
-            "hessian", tree, graph, inputs, wrt, None, timeout, skipped, notes
-        )
-        if sym is not None and (
-            f_value is not None or tree is not None or graph is not None
-        ):
-            f = _source_function(f_value, tree, graph, inputs)
-            if not _consistent(
-                sym, np.asarray(f(inputs), dtype=np.float64), tol, skipped
-            ):
-                sym = None
+        sym = _symbolic(kind, tree, graph, inputs, wrt, g, timeout, skipped)
+        if sym is not None and not _consistent(sym, value, tol, skipped):
+            sym = None
     rng = np.random.default_rng(seed)
+    sizes = [inputs[a].size for a in wrt]
+    ends = np.cumsum(sizes).tolist()
     checks, worsts = {}, []
     for b in wrt:
-        fd = _differences(
-            F, inputs, b, max_full=max_full, directions=directions, rng=rng
-        )
+        fd = _differences(F, inputs, b, max_full=max_full, directions=directions,
+                          rng=rng)
         _note_failures(fd, b, notes)
-        for a, end, size in zip(wrt, ends, sizes):
-            key = f"{a},{b}"
-            if key not in blocks:
-                continue
-            engine = _arrays({key: blocks[key]})[key]
-            part = _slice(fd, end - size, end, inputs[a].shape)
+        parts = [(b, fd)] if kind != "hessian" else [
+            (f"{a},{b}", _slice(fd, end - size, end, inputs[a].shape))
+            for a, end, size in zip(wrt, ends, sizes)]
+        for key, part in parts:
+            if key not in blocks and kind != "gradient" and kind != "vjp":
+                continue  # only the blocks given are compared
+            engine = _arrays({key: blocks.get(key, np.zeros(inputs[b].shape))})[key]
             sv = sym.values.get(key) if sym is not None else None
-            check, worst = _check_block(key, key, engine, part, sv, tol, notes)
-            check.fd_method = _method(fd, inputs[b])
-            checks[key] = check
+            checks[key], worst = _check_block(key, engine, part, sv, tol, notes)
+            checks[key].fd_method = _method(fd, inputs[b])
             worsts.append(worst)
     kinks = _auto_kinks(kinks, tree, graph, inputs)
-    return _report("hessian", checks, worsts, sym, tol, skipped, kinks, notes)
+    worst = max(filter(None, worsts), key=lambda c: c.ratio, default=None)
+    status, passed = _verdict(checks, worst, kinks, notes)
+    if sym is not None:
+        notes[:0] = sym.notes
+    return CheckReport(
+        quantity=kind, passed=passed, status=status, inputs=checks, worst=worst,
+        formulas=dict(sym.formulas) if sym is not None else {},
+        symbolic_method=sym.method if sym is not None else None, skipped=skipped,
+        kinks=kinks, notes=notes, rtol=tol.rtol, atol=tol.atol)
+
+
+def run_check(f_value: Callable | None, inputs: Inputs, grads: Mapping[str, Any], *,
+              tree=None, graph: tuple | None = None, wrt: Sequence[str] | None = None,
+              rtol: float = 1e-8, atol: float | None = None,
+              timeout: float | None = 10.0, grad_output=None,
+              kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
+              directions: int = DIRECTIONS, seed: int = 0,
+              symbolic: bool = True) -> CheckReport:
+    """``check("gradient", ...)``, or with ``grad_output`` ``check("vjp", ...)``."""
+    return check("gradient" if grad_output is None else "vjp", inputs, grads,
+                 f_value=f_value, tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
+                 timeout=timeout, grad_output=grad_output, kinks=kinks,
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
+
+
+def check_jacobian(f_value: Callable | None, inputs: Inputs, jac: Mapping[str, Any], *,
+                   tree=None, graph=None, wrt: Sequence[str] | None = None,
+                   rtol: float = 1e-8, atol: float | None = None,
+                   timeout: float | None = 10.0, kinks: Sequence[str] | None = None,
+                   max_full: int = MAX_FULL, directions: int = DIRECTIONS,
+                   seed: int = 0, symbolic: bool = True) -> CheckReport:
+    """``check("jacobian", ...)``: ``jac[name]`` of shape ``out.shape + in.shape``."""
+    return check("jacobian", inputs, jac, f_value=f_value, tree=tree, graph=graph,
+                 wrt=wrt, rtol=rtol, atol=atol, timeout=timeout, kinks=kinks,
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
+
+
+def check_hessian(grad_value: Callable, inputs: Inputs, hess: Mapping[Any, Any], *,
+                  f_value: Callable | None = None, tree=None, graph=None,
+                  wrt: Sequence[str] | None = None, rtol: float = 1e-8,
+                  atol: float | None = None, timeout: float | None = 10.0,
+                  kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
+                  directions: int = DIRECTIONS, seed: int = 0,
+                  symbolic: bool = True) -> CheckReport:
+    """``check("hessian", ...)``: blocks ``hess[(a, b)]`` or ``hess["a,b"]``, by finite
+    differences of ``grad_value`` and sympy's second derivatives."""
+    return check("hessian", inputs, hess, grad_value=grad_value, f_value=f_value,
+                 tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol, timeout=timeout,
+                 kinks=kinks, max_full=max_full, directions=directions, seed=seed,
+                 symbolic=symbolic)
 
 
 def _slice(fd: _FD, start: int, end: int, shape) -> _FD:
@@ -856,8 +770,9 @@ def _note_failures(fd: _FD, name: str, notes) -> None:
 def expression_function(
     tree, inputs: Inputs
 ) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """The expression as a numpy function, ``detach(...)`` fixed at its value at
-    ``inputs`` (so finite differences treat it as the constant the engine sees).
+    """The expression as a numpy function in the engine's dtype, ``detach(...)``
+    fixed at its value at ``inputs`` (so finite differences treat it as the
+    constant the engine sees).
 
     >>> from gradcli.parse import Call, Var
     >>> f = expression_function(Call("mul", (Call("detach", (Var("x"),)), Var("x"))),
@@ -865,103 +780,35 @@ def expression_function(
     >>> float(f({"x": np.array(5.0)}))
     15.0
     """
-    frozen: dict[int, Any] = {}
-    _evaluate(tree, _arrays(inputs), frozen, False, None)
+    inputs = _arrays(inputs)
+    backend = NumpyBackend(engine_dtype(inputs))
 
     def f(inp):
-        return _evaluate(tree, inp, frozen, True, None)
+        with np.errstate(all="ignore"):
+            return interpret(tree, backend, inp)
 
+    f(inputs)  # detach(...) keeps the values of this first evaluation
     return f
 
 
 def expression_kinks(tree, inputs: Inputs) -> list[str]:
     """Where the expression, at ``inputs``, sits on an op's kink."""
+    inputs = _arrays(inputs)
     found: list[str] = []
-    _evaluate(tree, _arrays(inputs), {}, False, found)
-    return list(dict.fromkeys(found))
-
-
-def _evaluate(node, env, frozen: dict, use_frozen: bool, kinks: list | None):
     with np.errstate(all="ignore"):
-        return _walk(node, env, frozen, use_frozen, kinks)
-
-
-def _walk(node, env, frozen, use_frozen, kinks):
-    match node:
-        case Const(value=v):
-            return np.float64(v)
-        case Var(name=n):
-            return env[n]
-        case Call(op="detach", args=(arg,)):
-            if use_frozen:
-                return frozen[id(node)]
-            v = _walk(arg, env, frozen, use_frozen, kinks)
-            frozen[id(node)] = v
-            return v
-        case Call(op=name, args=args, params=params):
-            vals = []
-            for a in args:
-                if isinstance(a, Seq):
-                    vals.extend(
-                        _walk(i, env, frozen, use_frozen, kinks) for i in a.items
-                    )
-                else:
-                    vals.append(_walk(a, env, frozen, use_frozen, kinks))
-            o = OPS[name]
-            out = o.forward(vals, **params) if o.nin < 0 else o.forward(*vals, **params)
-            out = out._data if isinstance(out, Tensor) else out
-            if kinks is not None:
-                where = f" at column {node.col + 1}" if node.end_col else ""
-                _kink(o, vals, params, where, kinks)
-            return out
-    raise TypeError(f"unexpected tree node {node!r}")
-
-
-def _kink(o, arrays, params, where: str, kinks: list) -> None:
-    kink = o.kink_at(arrays, params)
-    if kink:
-        kinks.append(f"{o.name}{where}: {kink}")
+        interpret(tree, NumpyBackend(engine_dtype(inputs), kinks=found), inputs)
+    return list(dict.fromkeys(found))
 
 
 def graph_function(output: Tensor, leaves: Mapping[str, Tensor]):
     """The recorded graph (under ``keep_args()``) as a numpy function of the named
     leaves: the path taken, with constants and detached values held fixed."""
-    ids = {id(t): n for n, t in leaves.items()}
-    root = output.grad_fn
-    order = [] if root is None else list(reversed(topological_order(root)))
-    for node in order:
-        if node.args is None:
-            raise ValueError("the graph was recorded without keep_args()")
 
     def f(inp):
-        if id(output) in ids:
-            return inp[ids[id(output)]]
-        if root is None:
-            return output._data
-        vals: dict[int, Any] = {}
         with np.errstate(all="ignore"):
-            for node in order:
-                arrays = [_graph_arg(a, ids, inp, vals) for a in node.args]
-                o = node.op
-                out = (
-                    o.forward(arrays, **node.params)
-                    if o.nin < 0
-                    else o.forward(*arrays, **node.params)
-                )
-                vals[id(node)] = out._data if isinstance(out, Tensor) else out
-        return vals[id(root)]
+            return replay((output, leaves), NumpyBackend(), inp)
 
     return f
-
-
-def _graph_arg(a, ids, inp, vals):
-    if isinstance(a, Tensor):
-        if id(a) in ids:
-            return inp[ids[id(a)]]
-        if a.grad_fn is not None:
-            return vals[id(a.grad_fn)]
-        return a._data
-    return a
 
 
 def graph_kinks(output: Tensor) -> list[str]:

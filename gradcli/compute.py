@@ -1,8 +1,8 @@
 """Target + inputs -> Result(value, grads, warnings, notes).
 
-A target is an expression (parsed into a checked tree, evaluated node by node
-here, so that every op's size is checked before it runs and every graph node is
-labelled with the text it came from) or a function file (trusted code, run with
+A target is an expression (parsed into a checked tree, run by ``interpret`` on the
+``TensorBackend``, which checks every op's size before it runs and labels every
+graph node with the text it came from) or a function file (trusted code, run with
 Tensors for its parameters). When gradients are wanted, both record a graph with
 ``keep_args``, which is what locates the first non-finite number and the kinks a
 gradient went through; a value alone (``no_grad``) records nothing.
@@ -11,20 +11,21 @@ gradient went through; a value alone (``no_grad``) records nothing.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .backends import TensorBackend, engine_dtype, finite
 from .engine import backward, graph
 from .engine.graph import Node
 from .engine.ops import OPS
 from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 from .errors import EvaluationError, UsageError
+from .interpret import interpret
 from .loader import Loaded, is_file_target, load, user_frame
-from .parse import Call, Const, Limits, Seq, Var, free_names, parse, source
+from .parse import Call, Limits, free_names, parse
 
 DEFAULT_MAX_ELEMENTS = 10_000_000  # 80 MB per float64 array
 
@@ -98,96 +99,10 @@ def _default_dtype(dtype):
         set_default_dtype(prev)
 
 
-def _shape(v) -> tuple[int, ...]:
-    return v.shape if isinstance(v, Tensor) else np.shape(v)
-
-
-def _result_shape(name: str, shapes: list, params: dict) -> tuple[int, ...] | None:
-    """The shape an op would make, computed before it runs (None: no bigger than inputs)."""
-    if name in ("matmul", "dot", "inner"):
-        a, b = shapes
-        if not a or not b:
-            return tuple(a or b)
-        if name == "inner":
-            return tuple(a[:-1]) + tuple(b[:-1])
-        if name == "dot":
-            return tuple(a[:-1]) + tuple(b[:-2]) + tuple(b[-1:]) if len(b) > 1 else tuple(a[:-1])
-        batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2]))
-        return batch + tuple(a[-2:-1]) + tuple(b[-1:] if len(b) > 1 else ())
-    if name == "outer":
-        return (math.prod(shapes[0]), math.prod(shapes[1]))
-    if name in ("concatenate", "stack"):
-        return (sum(math.prod(s) for s in shapes[0]),)
-    if name == "getitem":
-        view = np.broadcast_to(np.zeros((), np.int8), shapes[0])
-        return view[params["index"]].shape
-    if name in ("reshape", "transpose", "broadcast_to"):
-        return tuple(params["shape"]) if name == "broadcast_to" else None
-    return np.broadcast_shapes(*[tuple(s) for s in shapes])
-
-
-class _Evaluator:
-    def __init__(self, text: str, max_elements: int, trace: bool = False) -> None:
-        self.text = text
-        self.max_elements = max_elements
-        # With trace, the first op whose result is non-finite from finite
-        # arguments (constants included, which the graph does not record).
-        self.trace = trace
-        self.first_bad: str | None = None
-        # Literals are arrays of the computation's dtype: numpy arithmetic then
-        # never overflows into an exception (2**2000 is inf) nor changes dtype.
-        self.dtype = get_default_dtype()
-
-    def run(self, node, env: dict[str, Tensor]):
-        match node:
-            case Const(value=v):
-                return np.asarray(v, dtype=self.dtype)
-            case Var(name=n):
-                return env[n]
-            case Seq(items=items):
-                return [self.run(i, env) for i in items]
-            case Call(op=name, args=args, params=params):
-                vals = [self.run(a, env) for a in args]
-                return self.call(node, name, vals, params)
-        raise AssertionError(f"unexpected node {node!r}")
-
-    def where(self, node) -> str:
-        return f"{source(self.text, node)!r} (column {node.col + 1})"
-
-    def call(self, node, name: str, vals: list, params: dict):
-        o = OPS[name]
-        shapes = [[_shape(v) for v in vals[0]]] if o.nin < 0 else [_shape(v) for v in vals]
-        try:
-            shape = _result_shape(name, shapes, params)
-        except (ValueError, IndexError, TypeError):
-            shape = None  # the op itself will say what is wrong
-        if shape is not None and math.prod(shape) > self.max_elements:
-            raise EvaluationError(
-                f"{self.where(node)} would make an array of {math.prod(shape):,} "
-                f"elements (shape {shape}), over the limit of {self.max_elements:,}",
-                hint="raise it with --max-elements N if you mean it",
-            )
-        try:
-            out = o(*vals, **params)
-        except (ValueError, IndexError, TypeError, ZeroDivisionError,
-                np.linalg.LinAlgError) as exc:
-            msg = str(exc)
-            while msg.startswith(f"{name}: "):  # numpy's own messages may name it too
-                msg = msg[len(name) + 2:]
-            raise EvaluationError(f"{self.where(node)}: {name}: {msg}") from exc
-        if out.grad_fn is not None:
-            out.grad_fn.label = source(self.text, node)
-        if self.trace and self.first_bad is None and not _finite(out._data) and all(
-            _finite(getattr(v, "_data", v)) for v in (vals[0] if o.nin < 0 else vals)
-        ):
-            self.first_bad = f"{name} at {source(self.text, node)!r}"
-        return out
-
-
 def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
     """Run the target on Tensors; its failures become EvaluationError."""
     if target.loaded is None:
-        out = _Evaluator(target.text, max_elements).run(target.tree, leaves)
+        out = interpret(target.tree, TensorBackend(target.text, max_elements), leaves)
         return _as_tensor(out, "the expression")
     fn = target.loaded
     try:
@@ -221,11 +136,6 @@ def _nodes(root: Node | None) -> list[Node]:
     return graph.topological_order(root) if root is not None else []
 
 
-def _finite(a) -> bool:
-    a = np.asarray(a)
-    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
-
-
 def _describe(node: Node) -> str:
     return f"{node.op.name} at {node.label!r}" if node.label else node.op.name
 
@@ -233,11 +143,11 @@ def _describe(node: Node) -> str:
 def _first_nonfinite_forward(target: Target, leaves, out: Tensor,
                              max_elements: int) -> str | None:
     if target.tree is not None:  # evaluate again, watching every op
-        tracer = _Evaluator(target.text, max_elements, trace=True)
-        tracer.run(target.tree, leaves)
+        tracer = TensorBackend(target.text, max_elements, trace=True)
+        interpret(target.tree, tracer, leaves)
         return tracer.first_bad
     values = graph.recorded_values(out.grad_fn, out._data) if out.grad_fn else {}
-    bad = [n for n in _nodes(out.grad_fn) if id(n) in values and not _finite(values[id(n)])]
+    bad = [n for n in _nodes(out.grad_fn) if id(n) in values and not finite(values[id(n)])]
     if not bad:
         return None
     return _describe(min(bad, key=lambda n: n.seq))
@@ -247,7 +157,7 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
     found: list[Node] = []
 
     def hook(node, g, gx):
-        if not found and _finite(g) and not _finite(gx):
+        if not found and finite(g) and not finite(gx):
             found.append(node)
 
     backward.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
@@ -285,7 +195,7 @@ def evaluate(
     """
     wrt = list(inputs) if wrt is None else wrt
     record = not no_grad if record is None else record
-    dtype = next(iter(inputs.values())).dtype if inputs else np.dtype(np.float64)
+    dtype = engine_dtype(inputs)
     leaves = {
         n: Tensor._make(a).requires_grad_(record and n in wrt) for n, a in inputs.items()
     }
@@ -304,7 +214,7 @@ def evaluate(
             )
         value = np.asarray(out._data)
         result = Result(value, {}, out, leaves)
-        if not _finite(value):
+        if not finite(value):
             where = _first_nonfinite_forward(target, leaves, out, max_elements)
             origin = f"; the first non-finite number appeared in {where} (forward pass)" if where else ""
             result.warnings.append(f"value has non-finite numbers{origin}")
@@ -323,7 +233,7 @@ def evaluate(
             result.grads[n] = (
                 np.asarray(g._data) if g is not None else np.zeros_like(inputs[n])
             )
-        bad = [n for n in wrt if not _finite(result.grads[n])]
+        bad = [n for n in wrt if not finite(result.grads[n])]
         if bad and out.grad_fn is not None:
             origin = _first_nonfinite_backward(out, seed)
             tail = f"; the first non-finite number appeared in {origin} (backward pass)" if origin else ""
@@ -374,7 +284,7 @@ class Derivatives:
 def _as_function(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
                  max_elements: int):
     """``f(*wrt tensors)`` with the other inputs fixed, and the leaves' dtype."""
-    dtype = next(iter(inputs.values())).dtype if inputs else np.dtype(np.float64)
+    dtype = engine_dtype(inputs)
     fixed = {n: Tensor._make(a) for n, a in inputs.items() if n not in wrt}
 
     def f(*tensors):
@@ -420,7 +330,7 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     blocks = {n: np.asarray(j._data) for n, j in zip(wrt, jac)}
     warnings = list(value.warnings)
     warnings += [f"jacobian.{n} has non-finite numbers" for n, b in blocks.items()
-                 if not _finite(b)]
+                 if not finite(b)]
     return Derivatives(value.value, blocks, warnings, value)
 
 
@@ -451,7 +361,7 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
               for i, a in enumerate(wrt)}
     warnings = list(value.warnings)
     warnings += [f"hessian.{a}.{b} has non-finite numbers" for a in wrt for b in wrt
-                 if not _finite(blocks[a][b])]
+                 if not finite(blocks[a][b])]
     return Derivatives(value.value, blocks, warnings, value)
 
 

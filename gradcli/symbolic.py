@@ -1,11 +1,12 @@
 """Checked tree or recorded graph -> sympy derivatives, for cross-checks.
 
 Only the check path imports this module (it imports sympy). The gradient is
-derived a second, independent way: the expression is rebuilt in sympy from the
-parsed tree (``expr_*``) or from the graph the engine recorded at the point under
-``keep_args()`` (``graph_*``), sympy differentiates it, and the result is evaluated
-at the point to 30 digits. User text never reaches ``sympify``, ``parse_expr``,
-``lambdify`` or ``eval``: every sympy object is built from tree nodes or graph nodes.
+derived a second, independent way: the expression is rebuilt in sympy by
+``interpret`` on the ``SympyBackend`` (``expr_*``), or the graph the engine
+recorded at the point under ``keep_args()`` by ``replay`` (``graph_*``); sympy
+differentiates it, and the result is evaluated at the point to 30 digits. User
+text never reaches ``sympify``, ``parse_expr``, ``lambdify`` or ``eval``: every
+sympy object is built from tree nodes or graph nodes.
 
 Each op declares its sympy form beside its rules (``Op.sym`` in ops.py):
 
@@ -38,15 +39,16 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from gradcli.engine.graph import topological_order
 from gradcli.engine.ops import OPS, SAME
 from gradcli.engine.tensor import Tensor
-from gradcli.parse import Call, Const, Seq, Var
+from gradcli.interpret import interpret, replay
 
 __all__ = [
     "MAX_SYMBOLS",
     "Symbolic",
     "SymbolicSkip",
+    "SympyBackend",
+    "derivatives",
     "expr_gradient",
     "expr_hessian",
     "expr_jacobian",
@@ -90,6 +92,35 @@ class Symbolic:
 
 
 # -- public entry points ------------------------------------------------------------
+def derivatives(
+    kind: str,
+    inputs: Mapping[str, Any],
+    wrt: Sequence[str] | None,
+    *,
+    tree=None,
+    graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
+    grad_output=None,
+    timeout: float | None = 10.0,
+) -> Symbolic:
+    """The derivatives of one ``kind`` (gradient, vjp, jacobian or hessian) of the
+    parsed expression ``tree``, or of the graph ``(output, leaves)`` recorded under
+    ``keep_args()`` (whose leaves are the inputs: ``inputs`` is not read)."""
+
+    def source(b: SympyBackend) -> _Val:
+        if tree is not None:
+            return interpret(tree, b, b.leaves)
+        try:
+            return replay(graph, b, b.leaves)
+        except ValueError as exc:  # recorded without keep_args()
+            raise SymbolicSkip(str(exc)) from exc
+
+    if tree is None:
+        inputs = {n: np.asarray(t._data) for n, t in graph[1].items()}
+        wrt = wrt or list(graph[1])
+    method = "expression" if tree is not None else "graph replay"
+    return _limited(_Job(kind, inputs, wrt, grad_output, source, method).run, timeout)
+
+
 def expr_gradient(
     tree,
     inputs: Mapping[str, Any],
@@ -105,21 +136,18 @@ def expr_gradient(
     >>> s.values["x"].tolist(), s.formulas["x"]
     ([2.0, 4.0], '∇x = 2*x')
     """
-    quantity = "gradient" if grad_output is None else "vjp"
-    job = _Job(quantity, inputs, wrt, grad_output, _tree_builder(tree), "expression")
-    return _limited(job.run, timeout)
+    return derivatives("gradient" if grad_output is None else "vjp", inputs, wrt,
+                       tree=tree, grad_output=grad_output, timeout=timeout)
 
 
 def expr_jacobian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
     """The Jacobian per input: shape ``output.shape + input.shape``."""
-    job = _Job("jacobian", inputs, wrt, None, _tree_builder(tree), "expression")
-    return _limited(job.run, timeout)
+    return derivatives("jacobian", inputs, wrt, tree=tree, timeout=timeout)
 
 
 def expr_hessian(tree, inputs, wrt, timeout: float | None = 10.0) -> Symbolic:
     """The Hessian blocks ``"a,b"`` of a scalar expression."""
-    job = _Job("hessian", inputs, wrt, None, _tree_builder(tree), "expression")
-    return _limited(job.run, timeout)
+    return derivatives("hessian", inputs, wrt, tree=tree, timeout=timeout)
 
 
 def graph_gradient(
@@ -141,24 +169,16 @@ def graph_gradient(
     >>> graph_gradient(y, {"x": x}, timeout=None).values["x"].tolist()
     [2.0, 4.0]
     """
-    quantity = "gradient" if grad_output is None else "vjp"
-    inputs, builder = _graph_builder(output, leaves)
-    job = _Job(
-        quantity, inputs, wrt or list(leaves), grad_output, builder, "graph replay"
-    )
-    return _limited(job.run, timeout)
+    return derivatives("gradient" if grad_output is None else "vjp", {}, wrt,
+                       graph=(output, leaves), grad_output=grad_output, timeout=timeout)
 
 
 def graph_jacobian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
-    inputs, builder = _graph_builder(output, leaves)
-    job = _Job("jacobian", inputs, wrt or list(leaves), None, builder, "graph replay")
-    return _limited(job.run, timeout)
+    return derivatives("jacobian", {}, wrt, graph=(output, leaves), timeout=timeout)
 
 
 def graph_hessian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Symbolic:
-    inputs, builder = _graph_builder(output, leaves)
-    job = _Job("hessian", inputs, wrt or list(leaves), None, builder, "graph replay")
-    return _limited(job.run, timeout)
+    return derivatives("hessian", {}, wrt, graph=(output, leaves), timeout=timeout)
 
 
 # -- the time budget ------------------------------------------------------------------
@@ -358,8 +378,9 @@ class _Val:
     shape: tuple
 
 
-class _Translator:
-    """Symbols for the inputs, and the ops applied to sympy values."""
+class SympyBackend:
+    """The sympy backend of ``interpret`` and ``replay``: symbols for the inputs
+    (``leaves``), and the ops applied to sympy values."""
 
     def __init__(self, inputs: Mapping[str, np.ndarray], wrt: Sequence[str]) -> None:
         self.inputs = inputs
@@ -396,23 +417,16 @@ class _Translator:
                 m = sp.MatrixSymbol(n, rows, cols)
                 self.msyms[n] = m
                 self.mvalues[m] = np.asarray(a, dtype=np.float64).reshape(rows, cols)
-        self._leaves: dict[str, _Val] = {}
+        self.leaves = {n: self.leaf(n) for n in inputs}  # the env of interpret, replay
 
     def leaf(self, name: str) -> _Val:
-        v = self._leaves.get(name)
-        if v is None:
-            a = self.inputs[name]
-            obj = None
-            if self.componentwise:
-                obj = self.syms[name] if name in self.syms else _constant(a)
-            m = self.msyms.get(name)
-            form = (
-                None
-                if m is None
-                else ("s" if a.ndim == 0 else "v" if a.ndim == 1 else "m", m)
-            )
-            v = self._leaves[name] = _Val(obj, form, a.shape)
-        return v
+        a = self.inputs[name]
+        obj = None
+        if self.componentwise:
+            obj = self.syms[name] if name in self.syms else _constant(a)
+        m = self.msyms.get(name)
+        kind = "s" if a.ndim == 0 else "v" if a.ndim == 1 else "m"
+        return _Val(obj, None if m is None else (kind, m), a.shape)
 
     def const(self, value) -> _Val:
         a = np.asarray(value._data if isinstance(value, Tensor) else value)
@@ -420,22 +434,28 @@ class _Translator:
         form = ("s", _number(a[()])) if a.ndim == 0 else None
         return _Val(obj, form, a.shape)
 
-    def detach(self, v: _Val) -> _Val:
+    literal = const  # exact: 0.1 is the float64 nearest 0.1, integers stay integers
+
+    def detach(self, v: _Val, node=None) -> _Val:
         if v.obj is None:
             raise SymbolicSkip("detach() needs the componentwise symbolic check")
-        obj = _constant(_evaluate(v.obj, self.point))
+        obj = _constant(self.evaluate(v))
         form = ("s", obj[()]) if obj.ndim == 0 else None
         return _Val(obj, form, v.shape)
 
-    def apply(self, name: str, args: list[_Val], params: dict) -> _Val:
-        if name == "detach":
-            return self.detach(args[0])
+    def evaluate(self, v: _Val) -> np.ndarray:
+        """``v`` at the point, to 30 digits, as float64."""
+        return _evaluate(v.obj, self.point)
+
+    def apply(self, name: str, args: list, params: dict, node=None) -> _Val:
         o = OPS.get(name)
         if o is None:
             raise SymbolicSkip(f"no sympy form for {name}")
         sym = o.sym
         if sym is None:
             raise SymbolicSkip(f"no sympy form for {name}")
+        if o.nin < 0:
+            args = args[0]
         obj = None
         if self.componentwise:
             objs = [a.obj for a in args]
@@ -460,7 +480,7 @@ class _Translator:
                 ) from exc
             obj = _obj(out)
             shape = obj.shape
-        form = _matrix_form(name, sym, args, params)
+        form = _matrix_form(o, args, params)
         if obj is None:
             if form is None:
                 raise SymbolicSkip(
@@ -511,132 +531,33 @@ def _component_names(shapes: Mapping[str, tuple]) -> dict[str, np.ndarray]:
     return names
 
 
-def _matrix_form(name: str, sym, args: list[_Val], params: dict):
-    """The op on matrix-calculus forms, where sympy's matrix calculus applies."""
-    forms = [a.form for a in args]
-    if not forms or any(f is None for f in forms):
+@dataclass
+class _Form:
+    """One argument's matrix-calculus form, as an op's ``matrix`` fact reads it."""
+
+    kind: str  # "s" scalar, "v" n x 1 column, "m" matrix
+    e: Any  # the sympy expression
+    shape: tuple
+    plain: bool  # a scalar that is no matrix expression
+
+
+def _matrix_form(o, args: list[_Val], params: dict):
+    """The op on matrix-calculus forms (its ``matrix`` fact), where sympy's
+    matrix calculus applies; an elementwise form of plain scalars is a scalar."""
+    if not args or any(a.form is None for a in args):
         return None
-    kinds = [f[0] for f in forms]
-    es = [f[1] for f in forms]
-    shapes = [a.shape for a in args]
-
-    def plain(i):
-        return kinds[i] == "s" and not isinstance(es[i], sp.MatrixExpr)
-
+    forms = [_Form(a.form[0], a.form[1], a.shape,
+                   a.form[0] == "s" and not isinstance(a.form[1], sp.MatrixExpr))
+             for a in args]
     try:
-        if name in ("add", "sub"):
-            if kinds[0] != kinds[1] or shapes[0] != shapes[1]:
-                return None
-            return (kinds[0], es[0] + es[1] if name == "add" else es[0] - es[1])
-        if name == "neg":
-            return (kinds[0], -es[0])
-        if name == "mul" or (name == "dot" and (plain(0) or plain(1))):
-            if plain(0):
-                return (kinds[1], es[0] * es[1])
-            if plain(1):
-                return (kinds[0], es[1] * es[0])
-            if kinds == ["s", "s"]:
-                return ("s", es[0] * es[1])
-            return None
-        if name == "div":
-            return (kinds[0], es[0] / es[1]) if plain(1) else None
-        if name == "pow":
-            return ("s", es[0] ** es[1]) if plain(0) and plain(1) else None
-        if name in ("matmul", "dot", "inner"):
-            k = (kinds[0], kinds[1])
-            if k == ("v", "v"):
-                return ("s", es[0].T * es[1])
-            if name == "inner":
-                return None
-            if k == ("m", "v"):
-                return ("v", es[0] * es[1])
-            if k == ("v", "m"):
-                return ("v", es[1].T * es[0])
-            if k == ("m", "m"):
-                return ("m", es[0] * es[1])
-            return None
-        if name == "transpose":
-            if params.get("axes") is not None:
-                return None
-            return (kinds[0], es[0].T if kinds[0] == "m" else es[0])
-        if name in ("sum", "mean"):
-            if params.get("axis") is not None or params.get("keepdims"):
-                return None
-            if kinds[0] == "s":
-                total = es[0]
-            elif kinds[0] == "v":
-                total = sp.OneMatrix(1, es[0].shape[0]) * es[0]
-            else:
-                rows, cols = es[0].shape
-                total = sp.OneMatrix(1, rows) * es[0] * sp.OneMatrix(cols, 1)
-            count = math.prod(shapes[0])
-            return ("s", total if name == "sum" else total / count)
-        if name == "trace":
-            return ("s", sp.Trace(es[0])) if kinds[0] == "m" else None
-        if (
-            callable(sym)
-            and not isinstance(sym, (str, tuple))
-            and all(plain(i) for i in range(len(es)))
-        ):
-            return ("s", sym(_SP, *es, **params))
+        if o.matrix is not None:
+            return o.matrix(_SP, *forms, **params)
+        sym = o.sym
+        if callable(sym) and all(f.plain for f in forms):
+            return ("s", sym(_SP, *(f.e for f in forms), **params))
     except Exception:  # sympy refuses the mix (e.g. a scalar plus a 1x1 matrix)
         return None
     return None
-
-
-# -- sources: a parsed tree, or a graph recorded under keep_args() -------------------
-def _tree_builder(tree):
-    def build(tr: _Translator) -> _Val:
-        def walk(node) -> _Val:
-            match node:
-                case Const(value=v):
-                    return tr.const(v)
-                case Var(name=n):
-                    return tr.leaf(n)
-                case Call(op=op_name, args=args, params=params):
-                    vals = []
-                    for a in args:
-                        if isinstance(a, Seq):
-                            vals.extend(walk(item) for item in a.items)
-                        else:
-                            vals.append(walk(a))
-                    return tr.apply(op_name, vals, dict(params))
-            raise SymbolicSkip(f"unexpected tree node {type(node).__name__}")
-
-        return walk(tree)
-
-    return build
-
-
-def _graph_builder(output: Tensor, leaves: Mapping[str, Tensor]):
-    ids = {id(t): n for n, t in leaves.items()}
-    inputs = {n: np.asarray(t._data) for n, t in leaves.items()}
-
-    def build(tr: _Translator) -> _Val:
-        if id(output) in ids:
-            return tr.leaf(ids[id(output)])
-        root = output.grad_fn
-        if root is None:
-            return tr.const(output._data)
-        vals: dict[int, _Val] = {}
-        for node in reversed(topological_order(root)):  # inputs before outputs
-            if node.args is None:
-                raise SymbolicSkip(
-                    "the graph was recorded without keep_args(), so it cannot be "
-                    "replayed"
-                )
-            args = []
-            for a in node.args:
-                if isinstance(a, Tensor) and id(a) in ids:
-                    args.append(tr.leaf(ids[id(a)]))
-                elif isinstance(a, Tensor) and a.grad_fn is not None:
-                    args.append(vals[id(a.grad_fn)])
-                else:  # a constant, a leaf that is not an input, a detached value
-                    args.append(tr.const(a))
-            vals[id(node)] = tr.apply(node.op.name, args, dict(node.params))
-        return vals[id(root)]
-
-    return inputs, build
 
 
 # -- differentiation and evaluation ---------------------------------------------------
@@ -654,6 +575,17 @@ def _clean(d):
         )
         if d.has(sp.Subs):
             d = d.doit()
+    return d
+
+
+def _diff(f, syms: np.ndarray) -> np.ndarray:
+    """Each element of ``f`` (one expression or an object array) differentiated by
+    each symbol of ``syms``: shape ``f.shape + syms.shape``."""
+    f = _obj(f)
+    d = np.empty(f.shape + syms.shape, dtype=object)
+    for o, fo in np.ndenumerate(f):
+        for i, s in np.ndenumerate(syms):
+            d[o + i] = _clean(sp.diff(fo, s))
     return d
 
 
@@ -720,7 +652,7 @@ class _Job:
     inputs: Mapping[str, Any]
     wrt: Sequence[str]
     grad_output: Any
-    build: Callable[[_Translator], _Val]
+    build: Callable[[SympyBackend], _Val]
     method: str
 
     def run(self) -> Symbolic:
@@ -729,7 +661,7 @@ class _Job:
         for n in wrt:
             if n not in inputs:
                 raise SymbolicSkip(f"unknown input {n}")
-        tr = _Translator(inputs, wrt)
+        tr = SympyBackend(inputs, wrt)
         out = self.build(tr)
         notes = [GRAPH_NOTE] if self.method == "graph replay" else []
         if self.quantity == "jacobian":
@@ -758,9 +690,7 @@ class _Job:
         formulas: dict[str, str] = {}
         if f is not None:
             for n in self.wrt:
-                d = np.empty(tr.syms[n].shape, dtype=object)
-                for idx, s in np.ndenumerate(tr.syms[n]):
-                    d[idx] = _clean(sp.diff(f, s))
+                d = _diff(f, tr.syms[n])
                 values[n] = _evaluate(d, tr.point)
                 formulas[n] = _componentwise(label, tr.syms[n], d)
             value = np.asarray(_to_float(f, tr.point))
@@ -850,10 +780,7 @@ class _Job:
         values, formulas = {}, {}
         for n in self.wrt:
             syms = tr.syms[n]
-            d = np.empty(out.obj.shape + syms.shape, dtype=object)
-            for o, fo in np.ndenumerate(out.obj):
-                for i, s in np.ndenumerate(syms):
-                    d[o + i] = _clean(sp.diff(fo, s))
+            d = _diff(out.obj, syms)
             values[n] = _evaluate(d, tr.point)
             parts = []
             for o, _ in np.ndenumerate(out.obj):
@@ -869,22 +796,14 @@ class _Job:
             raise SymbolicSkip(
                 f"more than {MAX_SYMBOLS} components for a symbolic Hessian"
             )
-        grads = {}
-        for n in self.wrt:
-            g = np.empty(tr.syms[n].shape, dtype=object)
-            for idx, s in np.ndenumerate(tr.syms[n]):
-                g[idx] = _clean(sp.diff(f, s))
-            grads[n] = g
+        grads = {n: _diff(f, tr.syms[n]) for n in self.wrt}
         values, formulas = {}, {}
         for a in self.wrt:
             for b in self.wrt:
                 sa, sb = tr.syms[a], tr.syms[b]
-                d = np.empty(sa.shape + sb.shape, dtype=object)
-                parts = []
-                for i, ga in np.ndenumerate(grads[a]):
-                    for j, s in np.ndenumerate(sb):
-                        d[i + j] = _clean(sp.diff(ga, s))
-                        parts.append(f"∂²f/∂{sa[i]}∂{s} = {_show(d[i + j])}")
+                d = _diff(grads[a], sb)
+                parts = [f"∂²f/∂{sa[i]}∂{s} = {_show(d[i + j])}"
+                         for i in np.ndindex(sa.shape) for j, s in np.ndenumerate(sb)]
                 values[f"{a},{b}"] = _evaluate(d, tr.point)
                 formulas[f"{a},{b}"] = _shorten(parts)
         return values, formulas, np.asarray(_to_float(f, tr.point))

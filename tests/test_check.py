@@ -14,6 +14,7 @@ import pytest
 import gradcli as gc
 from recording import record
 from gradcli.check import (
+    check,
     check_hessian,
     check_jacobian,
     expression_function,
@@ -340,6 +341,52 @@ def test_check_hessian():
     bad = {("x", "x"): hess[("x", "x")] + np.diag([0, 0, 1e-3])}
     report = check_hessian(grad_value, inputs, bad, tree=tree, wrt=["x"])
     assert not report.passed and report.worst.index == (2, 2)
+
+
+# -- one entry point for every kind -----------------------------------------------------
+def _kinds():
+    """Per kind: (expression, derivatives by hand, the same with one component off,
+    options, the index of that component) for sin(x) * x**2 at V3."""
+    x = V3
+    d1 = np.cos(x) * x**2 + 2 * x * np.sin(x)
+    d2 = -np.sin(x) * x**2 + 4 * x * np.cos(x) + 2 * np.sin(x)
+    g = np.array([0.5, -2.0, 1.5])
+    off = np.zeros(3)
+    off[1] = 1e-4
+
+    def grad_value(inp):
+        y = inp["x"]
+        return {"x": np.cos(y) * y**2 + 2 * y * np.sin(y)}
+
+    return {
+        "gradient": ("sum(sin(x) * x ** 2)", {"x": d1}, {"x": d1 + off}, {}, (1,)),
+        "vjp": ("sin(x) * x ** 2", {"x": g * d1}, {"x": g * d1 + off},
+                {"grad_output": g}, (1,)),
+        "jacobian": ("sin(x) * x ** 2", {"x": np.diag(d1)},
+                     {"x": np.diag(d1) + np.diag(off)}, {}, (1, 1)),
+        "hessian": ("sum(sin(x) * x ** 2)", {("x", "x"): np.diag(d2)},
+                    {("x", "x"): np.diag(d2 + off)}, {"grad_value": grad_value},
+                    (1, 1)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["gradient", "vjp", "jacobian", "hessian"])
+def test_one_check_for_every_kind(kind):
+    text, right, wrong, options, index = _kinds()[kind]
+    tree = tree_of(text, ["x"])
+    report = check(kind, {"x": V3}, right, tree=tree, **options)
+    assert report.passed and report.status == "pass" and report.quantity == kind
+    assert all(c.symbolic_passed and c.fd_passed for c in report.inputs.values())
+    report = check(kind, {"x": V3}, wrong, tree=tree, **options)
+    assert not report.passed and report.worst.index == index
+
+
+def test_check_refuses_an_unknown_kind_and_a_stray_grad_output():
+    tree = tree_of("sum(x)", ["x"])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        check("divergence", {"x": V3}, {"x": np.ones(3)}, tree=tree)
+    with pytest.raises(ValueError, match="grad_output goes with kind 'vjp'"):
+        check("gradient", {"x": V3}, {"x": np.ones(3)}, tree=tree, grad_output=1.0)
 
 
 # -- the JSON object and odd values ----------------------------------------------------

@@ -80,6 +80,11 @@ class Op:
     # anything runs (for --max-elements): a function, or NO_BIGGER.
     out_shape: Any = None
     method: bool = True  # bound as a Tensor method of the same name
+    # Its matrix-calculus form, for closed formulas (``∇x = A*x + A.T*x``):
+    # ``matrix(sp, *forms, **params)`` -> (kind, expr) or None, where each form
+    # has ``kind`` ("s" scalar, "v" column vector, "m" matrix), ``e`` (the sympy
+    # expression), ``shape`` and ``plain`` (a scalar that is no matrix expression).
+    matrix: Any = None
     # Elementwise ops may declare their local derivative instead of VJPs: per
     # input, (CONST, c), (INPUT, i), (OUT, None) or
     # (FRESH, f) with f(out, *inputs). The VJPs g * derivative are made
@@ -159,7 +164,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
        sym=None, domain=None, guard: bool = False, multi: bool = False,
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
-       zero_regions: bool = False, fast=None, shape=None, method: bool = True):
+       zero_regions: bool = False, fast=None, shape=None, method: bool = True,
+       matrix=None):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
@@ -167,8 +173,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
     C-level twin of ``forward`` computing the same numbers, for the hot ops),
     ``shape`` (the output's shape, ``out_shape``; elementwise ops broadcast),
     ``at_kink``/``kink``, ``sym`` (the sympy form), ``domain`` (where tests
-    sample), ``numpy`` (the numpy functions that dispatch here) and ``method``
-    (bound as a Tensor method).
+    sample), ``numpy`` (the numpy functions that dispatch here), ``method``
+    (bound as a Tensor method) and ``matrix`` (its matrix-calculus form).
 
     ``at_kink(*inputs, **params)`` says where the inputs sit on the kink that
     ``kink`` describes, so a gradient taken there can be reported.
@@ -216,6 +222,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             zero_regions=zero_regions,
             out_shape=shape if shape is not None else _broadcast if elementwise else None,
             method=method,
+            matrix=matrix,
         )
         if fast is not None:
             o.run = fast

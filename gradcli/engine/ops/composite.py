@@ -9,8 +9,9 @@ from .linalg import dot
 from .shape import reshape, transpose
 
 
-def _composite(name: str, fn, rule: str, shape, numpy=()):
-    o = op(grad_fn="", rule=rule, sym=SAME, numpy=numpy, name=name, shape=shape)(fn)
+def _composite(name: str, fn, rule: str, shape, numpy=(), matrix=None):
+    o = op(grad_fn="", rule=rule, sym=SAME, numpy=numpy, name=name, shape=shape,
+           matrix=matrix)(fn)
     o.extra["composite"] = fn
     o.composite = True
     o.differentiable = True
@@ -23,6 +24,8 @@ def _inner(a, b):
 
 
 inner = _composite("inner", _inner, "dot(a, b.T)", numpy=(np.inner,),
+                   matrix=lambda sp, a, b: ("s", a.e.T * b.e)
+                   if (a.kind, b.kind) == ("v", "v") else None,
                    shape=lambda shapes, params: tuple(shapes[0][:-1]) + tuple(shapes[1][:-1])
                    if shapes[0] and shapes[1] else tuple(shapes[0] or shapes[1]))
 

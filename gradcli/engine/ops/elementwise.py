@@ -18,6 +18,24 @@ from ..op import op as _op
 op = functools.partial(_op, elementwise=True)
 
 
+# Matrix-calculus forms (``Op.matrix``): what a sum, a product, a quotient and a
+# power of scalar, vector and matrix forms are, where sympy's algebra applies.
+def _same_kind(combine):
+    """A sum or difference: both sides of one kind and shape."""
+    def form(sp, a, b):
+        return (a.kind, combine(a.e, b.e)) if a.kind == b.kind and a.shape == b.shape else None
+    return form
+
+
+def scaled_form(sp, a, b):
+    """A product with a plain scalar factor (or of two scalars)."""
+    if a.plain:
+        return (b.kind, a.e * b.e)
+    if b.plain:
+        return (a.kind, b.e * a.e)
+    return ("s", a.e * b.e) if a.kind == b.kind == "s" else None
+
+
 def _zeros(g, out, *inputs, **params):
     return np.zeros_like(g)
 
@@ -25,21 +43,24 @@ def _zeros(g, out, *inputs, **params):
 # -- arithmetic ----------------------------------------------------------------
 @op(local=(1, 1), grad_fn="AddBackward0", saves="none", rule="d(a+b) = da + db", sym=SAME,
     numpy=(np.add,),
-    fast=operator.add)
+    fast=operator.add,
+    matrix=_same_kind(operator.add))
 def add(a, b):
     return a + b
 
 
 @op(local=(1, -1), grad_fn="SubBackward0", saves="none", rule="d(a-b) = da - db", sym=SAME,
     numpy=(np.subtract,),
-    fast=operator.sub)
+    fast=operator.sub,
+    matrix=_same_kind(operator.sub))
 def sub(a, b):
     return a - b
 
 
 @op(local=("b", "a"), grad_fn="MulBackward0", rule="d(a*b) = b da + a db", sym=SAME, guard=True,
     numpy=(np.multiply,),
-    fast=operator.mul)
+    fast=operator.mul,
+    matrix=scaled_form)
 def mul(a, b):
     return a * b
 
@@ -47,14 +68,16 @@ def mul(a, b):
 @op(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b),
     grad_fn="DivBackward0", rule="d(a/b) = da/b - a db/b^2", sym=SAME, guard=True,
     domain=(REALS, POSITIVE), numpy=(np.divide, np.true_divide),
-    fast=operator.truediv)
+    fast=operator.truediv,
+    matrix=lambda sp, a, b: (a.kind, a.e / b.e) if b.plain else None)
 def div(a, b):
     return a / b
 
 
 @op(local=(-1,), grad_fn="NegBackward0", saves="none", rule="-dx", sym=SAME,
     numpy=(np.negative,),
-    fast=operator.neg)
+    fast=operator.neg,
+    matrix=lambda sp, x: (x.kind, -x.e))
 def neg(x):
     return -x
 
@@ -76,7 +99,8 @@ def _pow_vjp_exp(g, out, a, b):
 @op(_pow_vjp_base, _pow_vjp_exp, grad_fn="PowBackward0", saves="both",
     rule="d(a**b) = b a**(b-1) da + a**b log(a) db",
     kink="x**0 has gradient 0 everywhere; d/db at a == 0 is 0",
-    sym=SAME, guard=True, domain=(POSITIVE, (-2.0, 2.0)), numpy=(np.power,))
+    sym=SAME, guard=True, domain=(POSITIVE, (-2.0, 2.0)), numpy=(np.power,),
+    matrix=lambda sp, a, b: ("s", a.e**b.e) if a.plain and b.plain else None)
 def pow_(a, b):
     return a**b
 

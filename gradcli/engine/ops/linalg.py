@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..op import NO_BIGGER, REALS, SAME, op
+from .elementwise import scaled_form
 from ..tensor import Tensor
 
 
@@ -78,7 +79,21 @@ def _matmul_shape(shapes, params):
     return np.broadcast_shapes(a[:-2], b[:-2]) + a[-2:-1] + b[-1:] * (len(b) > 1)
 
 
+def _product_form(sp, a, b):
+    """Matrix form of a @ b, for column vectors and matrices."""
+    kinds = (a.kind, b.kind)
+    if kinds == ("v", "v"):
+        return ("s", a.e.T * b.e)
+    if kinds == ("m", "v"):
+        return ("v", a.e * b.e)
+    if kinds == ("v", "m"):
+        return ("v", b.e.T * a.e)
+    return ("m", a.e * b.e) if kinds == ("m", "m") else None
+
+
 @op(_dot_vjp_a, _dot_vjp_b, grad_fn="DotBackward0", rule="d(a.b) = da.b + a.db",
+    matrix=lambda sp, a, b: scaled_form(sp, a, b) if a.plain or b.plain
+    else _product_form(sp, a, b),
     shape=_dot_shape,
     sym=SAME, numpy=(np.dot,))
 def dot(a, b):
@@ -105,7 +120,8 @@ def _matmul_vjp_b(g, out, a, b):
 
 
 @op(_matmul_vjp_a, _matmul_vjp_b, grad_fn="MmBackward0",
-    rule="d(a@b) = da@b + a@db", sym=SAME, numpy=(np.matmul,), shape=_matmul_shape)
+    rule="d(a@b) = da@b + a@db", sym=SAME, numpy=(np.matmul,), shape=_matmul_shape,
+    matrix=_product_form)
 def matmul(a, b):
     return np.matmul(a, b)
 
@@ -125,7 +141,8 @@ def _eye_like(shape, dtype):
 
 @op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
     grad_fn="TraceBackward0", shape=NO_BIGGER, saves="shape", rule="identity", sym=SAME,
-    numpy=(np.trace,))
+    numpy=(np.trace,),
+    matrix=lambda sp, a: ("s", sp.Trace(a.e)) if a.kind == "m" else None)
 def trace(a):
     if np.ndim(a) != 2:
         raise ValueError(f"trace takes a matrix, not shape {np.shape(a)}")

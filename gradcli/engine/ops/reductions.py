@@ -34,9 +34,27 @@ def _count(shape, axis) -> int:
     return math.prod(shape[i] for i in _axes(axis, len(shape)))
 
 
+def _total_form(sp, x, *, axis=None, keepdims=False):
+    """Matrix form of the sum of all elements: ones on both sides."""
+    if axis is not None or keepdims:
+        return None
+    if x.kind == "s":
+        return ("s", x.e)
+    if x.kind == "v":
+        return ("s", sp.OneMatrix(1, x.e.shape[0]) * x.e)
+    rows, cols = x.e.shape
+    return ("s", sp.OneMatrix(1, rows) * x.e * sp.OneMatrix(cols, 1))
+
+
+def _mean_form(sp, x, **params):
+    total = _total_form(sp, x, **params)
+    return None if total is None else ("s", total[1] / math.prod(x.shape))
+
+
 @op(lambda g, out, x, *, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims),
     grad_fn="SumBackward0", saves="shape", rule="ones broadcast over the summed axes",
-    sym=SAME, numpy=(np.sum,))
+    sym=SAME, numpy=(np.sum,),
+    matrix=_total_form)
 def sum_(x, *, axis=None, keepdims=False):
     return np.sum(x, axis=axis, keepdims=keepdims)
 
@@ -44,7 +62,8 @@ def sum_(x, *, axis=None, keepdims=False):
 @op(lambda g, out, x, *, axis=None, keepdims=False:
     _expand(g / _count(x.shape, axis), x.shape, axis, keepdims),
     grad_fn="MeanBackward0", saves="shape", rule="1/n broadcast over the axes",
-    sym=SAME, numpy=(np.mean,))
+    sym=SAME, numpy=(np.mean,),
+    matrix=_mean_form)
 def mean(x, *, axis=None, keepdims=False):
     return np.mean(x, axis=axis, keepdims=keepdims)
 

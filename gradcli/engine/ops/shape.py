@@ -19,7 +19,9 @@ def _transpose_vjp(g, out, x, *, axes=None, lead=0):
 
 @op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True,
     shape=NO_BIGGER, method=False,
-    rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,))
+    rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,),
+    matrix=lambda sp, x, *, axes=None: None if axes is not None
+    else (x.kind, x.e.T if x.kind == "m" else x.e))
 def transpose(x, *, axes=None):
     return np.transpose(x, axes)
 
