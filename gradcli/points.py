@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -38,24 +38,44 @@ class Row:
 @dataclass
 class Batch:
     target: Any  # compute.Target
-    wrt: list[str]
+    wrt: list[str]  # the gradients each row has (none with no_grad)
     chunks: Iterator[list[Row]]  # evaluated rows, in order, CHUNK at a time
 
 
 CHUNK = 1000  # rows evaluated (and written) together
+MAX_LINE_BYTES = 16 * 2**20  # one line of a --points file (--max-line-bytes)
 
 
-def stream(target: str, fixed: dict[str, np.ndarray], lines: Iterable[str], *,
+def lines_of(raw: BinaryIO | TextIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | str]:
+    """The lines of a binary stream, each read at most ``limit`` bytes at a
+    time: a longer line (a file without newlines, /dev/zero) is refused, naming
+    it, before it fills memory. Each byte is read once: a pipe loses nothing."""
+    number = 0
+    while line := raw.readline(limit + 1):
+        number += 1
+        if len(line) > limit and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+            raise UsageError(f"--points: line {number} is longer than {limit:,} bytes",
+                             hint="--max-line-bytes N raises the limit")
+        yield line
+
+
+def stream(target: str, fixed: dict[str, np.ndarray], lines: Iterable[str | bytes], *,
            source: str, fmt: str | None, dtype, max_elements: int, wrt: list[str],
            no_grad: bool, strict: bool) -> Batch:
     """``target`` at each row of ``lines`` with the ``fixed`` inputs. Everything
-    that fails the whole batch (names, the target, ``wrt``) raises here; a row
-    that fails gets its ``error``. ``source`` names the file in messages."""
+    that fails the whole batch (names, the target, ``wrt``, a file without
+    rows) raises here; a row that fails gets its ``error``. ``source`` names the
+    file in messages; ``lines`` are text, or bytes decoded here (``lines_of``)."""
     from .compute import evaluate_rows, prepare
 
     declared, rows = read(lines, fmt=fmt, dtype=dtype, max_elements=max_elements)
     ahead = []  # NDJSON: rows up to the first good one, whose names count
-    if declared is None:
+    if declared is not None:  # CSV: a header alone is an empty file
+        first_row = next(rows, None)
+        if first_row is None:
+            raise UsageError(f"--points {source}: no rows")
+        ahead.append(first_row)
+    else:
         for r in rows:
             ahead.append(r)
             if r.inputs is not None:
@@ -90,17 +110,25 @@ def stream(target: str, fixed: dict[str, np.ndarray], lines: Iterable[str], *,
                     r.result = res
             yield chunk
 
-    return Batch(tgt, wrt, chunks(itertools.chain(ahead, rows)))
+    return Batch(tgt, [] if no_grad else wrt, chunks(itertools.chain(ahead, rows)))
 
 
 def _merge(r: Row, fixed: dict[str, np.ndarray], names: list[str]) -> bool:
     """The row's inputs and the fixed ones, in ``names`` order; False (and the
     row's error) when they do not make up ``names``."""
     merged = {**fixed, **r.inputs}
-    if sorted(merged) != names or set(r.inputs) & set(fixed):
-        diff = sorted((set(names) ^ set(merged)) | (set(r.inputs) & set(fixed)))
-        r.error = (f"row {r.number}: its inputs differ from the first row's "
-                   f"or the fixed ones ({', '.join(diff)})")
+    twice = sorted(set(r.inputs) & set(fixed))
+    missing = sorted(set(names) - set(merged))
+    unknown = sorted(set(merged) - set(names))
+    if twice or missing or unknown:
+        why = [f"input {n!r} is also given by --{n}" for n in twice]
+        if missing:
+            why.append(f"missing input{'s' * (len(missing) > 1)} "
+                       + ", ".join(map(repr, missing)))
+        if unknown:
+            why.append(f"unknown input{'s' * (len(unknown) > 1)} "
+                       + ", ".join(map(repr, unknown)) + f" (the inputs are {', '.join(names)})")
+        r.error = f"row {r.number}: {'; '.join(why)}"
         r.inputs = None
         return False
     r.inputs = {n: merged[n] for n in names}
@@ -127,18 +155,19 @@ def read(lines: Iterable[str], *, fmt: str | None, dtype,
     return list(groups), _csv(header, groups, it, dtype, max_elements)
 
 
-def _decoded(lines: Iterable[str]) -> Iterator[str]:
-    """The lines; undecodable bytes are a usage error, not a traceback."""
-    it = iter(lines)
-    number = 0
-    while True:
-        try:
-            line = next(it)
-        except StopIteration:
-            return
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"--points: line {number + 1} is not UTF-8 text: {exc.reason}") from exc
-        number += 1
+def _decoded(lines: Iterable[str | bytes]) -> Iterator[str]:
+    """The lines as text, decoded one at a time, so that a byte that is not
+    UTF-8 is reported on its own line, whatever the source (a file, a pipe);
+    a byte-order mark at the start (Excel's CSV) is dropped."""
+    for number, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"--points: line {number} is not UTF-8 text "
+                                 f"(byte {exc.start + 1}: {exc.reason})") from None
+        if number == 1:
+            line = line.removeprefix("\ufeff")
         yield line
 
 
@@ -149,7 +178,11 @@ def _ndjson(first, rest, dtype, max_elements) -> Iterator[Row]:
             continue
         number += 1
         try:
-            obj = json.loads(line)
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"not valid JSON ({exc.msg} at column {exc.colno}); "
+                                 "each line must be one JSON object of input values") from None
             if not isinstance(obj, dict):
                 raise UsageError("a line must be a JSON object of input values")
             inputs = {}

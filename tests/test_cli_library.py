@@ -37,7 +37,8 @@ def test_points_stream_ndjson_row_with_other_names_is_an_error_record():
     batch = _stream(['{"x": 1, "y": 2}\n', '{"x": 1, "z": 2}\n'])
     first, second = next(batch.chunks)
     assert first.error is None and second.result is None
-    assert "its inputs differ" in second.error
+    assert second.error == ("row 2: missing input 'y'; unknown input 'z' "
+                            "(the inputs are k, x, y)")
 
 
 def test_points_stream_refuses_a_name_given_twice_before_any_row():

@@ -19,6 +19,8 @@ from .options import (EXTRA, check_options, cross_check, grad_output, grad_outpu
               help="Assert the gradient of NAME (repeatable).")
 @click.option("--points", metavar="FILE",
               help="Evaluate at many points: CSV rows or NDJSON lines ('-': stdin).")
+@click.option("--max-line-bytes", type=click.IntRange(min=1), metavar="N",
+              help="Longest line of a --points file, in bytes (default 16 MiB).")
 @check_options
 @click.pass_context
 def eval_command(ctx: click.Context, target: str, **opts) -> int:
