@@ -42,21 +42,32 @@ def interpret(tree: Expr, backend: Backend, env: Mapping[str, Any]) -> Any:
     0.0
     """
 
-    def run(node):
+    # Iterative, children left to right before their parent (a long chain
+    # a + b + c + ... is a deep tree); each value is dropped once its parent has it.
+    values: list = []
+    todo: list = [(tree, False)]
+    while todo:
+        node, ready = todo.pop()
         match node:
             case Const(value=v):
-                return backend.literal(v)
+                values.append(backend.literal(v))
             case Var(name=n):
-                return env[n]
-            case Seq(items=items):
-                return [run(i) for i in items]
-            case Call(op="detach", args=(arg,)):
-                return backend.detach(run(arg), node)
-            case Call(op=name, args=args, params=params):
-                return backend.apply(name, [run(a) for a in args], params, node)
-        raise TypeError(f"unexpected tree node {node!r}")
-
-    return run(tree)
+                values.append(env[n])
+            case Seq(items=kids) | Call(args=kids) if not ready:
+                todo.append((node, True))
+                todo.extend((k, False) for k in reversed(kids))
+            case Seq(items=kids) | Call(args=kids):
+                args = values[len(values) - len(kids):]
+                del values[len(values) - len(kids):]
+                if isinstance(node, Seq):
+                    values.append(args)
+                elif node.op == "detach":
+                    values.append(backend.detach(args[0], node))
+                else:
+                    values.append(backend.apply(node.op, args, node.params, node))
+            case _:
+                raise TypeError(f"unexpected tree node {node!r}")
+    return values[0]
 
 
 def replay(graph: tuple[Tensor, Mapping[str, Tensor]], backend: Backend,

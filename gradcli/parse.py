@@ -31,7 +31,9 @@ expression, wherever it was written.
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
+import sys
 import warnings
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -97,9 +99,9 @@ class Limits:
     max_length: int = 10_000
     """Characters of text; checked before anything else reads it."""
     max_depth: int = 100
-    """Nesting of the syntax: each operator, call, index or sign is one level, so a
-    chain ``a + b + c`` is 3 deep at ``a``. Recursive consumers of the tree stay far
-    from Python's recursion limit."""
+    """Nesting of the syntax: each operator, call, index or sign is one level; a
+    chain of one operator, ``a + b + c + ...``, is one level however long (it is
+    bounded by the node and length limits)."""
     max_nodes: int = 10_000
     """Nodes of the resulting tree."""
 
@@ -188,7 +190,7 @@ def parse(
     parser = _Parser(text, lead, inputs, ops, limits)
     parser.check_characters()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _recursion_limit(min(2 * limits.max_length + 500, 25_000)):
             # e.g. SyntaxWarning for "1if x else 2": our error comes next anyway,
             # and a warnings filter set to "error" must not change the outcome.
             warnings.simplefilter("ignore")
@@ -203,6 +205,22 @@ def parse(
         return parser.expr(tree.body, 1)
     except RecursionError as exc:  # only if max_depth was raised far beyond 100
         raise parser.too_deep(None) from exc
+
+
+@contextlib.contextmanager
+def _recursion_limit(at_least: int):
+    """CPython builds a long chain ``x+x+...+x`` (left-nested) with one level of
+    recursion per operator, counted against the recursion limit: 1000 stops it
+    near 3,000 terms, well inside the length limit. Inside: enough for any text
+    within the default length limit (deeper unary or bracket nesting still ends
+    in the parser's own MemoryError or SyntaxError), capped so that the C stack
+    is never at risk (100,000 levels were seen to pass)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, at_least))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
 
 
 _CONSTANTS = {"pi": math.pi, "e": math.e}
@@ -432,17 +450,20 @@ class _Parser:
                 return Call("neg", args, **self.span(node))
             case ast.UnaryOp(op=op):
                 raise self.refuse(node, f"'{_SYMBOLS[type(op)]}'")
-            case ast.BinOp(left=left, op=op, right=right):
-                symbol = _SYMBOLS[type(op)]
-                col = self.operator_col(left, right, symbol)
-                if symbol == "^":
-                    raise self.error(col, "'^' is not power; use '**'")
-                op_name = _BINARY.get(type(op))
-                if op_name is None:
-                    raise self.error(col, f"'{symbol}' is not allowed")
-                self.require(op_name, col, f"operator '{symbol}'")
-                args = (self.expr(left, depth + 1), self.expr(right, depth + 1))
-                return Call(op_name, args, **self.span(node))
+            case ast.BinOp(op=op):
+                # A chain of one operator (a + b + c + ...) nests to the left in
+                # Python's tree. It is one level of nesting here, however long,
+                # and is walked along its spine, not by recursion; the tree keeps
+                # Python's left-to-right order (numpy's numbers, to the last bit).
+                spine = []
+                link: ast.expr = node
+                while isinstance(link, ast.BinOp) and type(link.op) is type(op):
+                    spine.append(link)
+                    link = link.left
+                result = self.expr(link, depth + 1)
+                for b in reversed(spine):
+                    result = self.binary(b, result, depth)
+                return result
             case ast.Attribute(value=value, attr="T"):
                 self.require("transpose", self.col(node), "'.T'")
                 args = (self.expr(value, depth + 1),)
@@ -495,6 +516,18 @@ class _Parser:
         op = self.ops.get(attr)
         hint = f"call it as {attr}(...)" if op is not None and op.expr else None
         return self.error(col, f"attribute access '.{attr}' is not allowed", hint)
+
+    def binary(self, node: ast.BinOp, left: Expr, depth: int) -> Call:
+        """``node`` with its left operand already read as ``left``."""
+        symbol = _SYMBOLS[type(node.op)]
+        col = self.operator_col(node.left, node.right, symbol)
+        if symbol == "^":
+            raise self.error(col, "'^' is not power; use '**'")
+        op_name = _BINARY.get(type(node.op))
+        if op_name is None:
+            raise self.error(col, f"'{symbol}' is not allowed")
+        self.require(op_name, col, f"operator '{symbol}'")
+        return Call(op_name, (left, self.expr(node.right, depth + 1)), **self.span(node))
 
     def function(self, node: ast.Call, depth: int) -> Call:
         func = node.func

@@ -445,14 +445,43 @@ def test_deep_nesting_is_refused(text):
 def test_depth_limit_boundary():
     # Each operator, call or sign is one level; the innermost leaf is level n + 1.
     assert p("-" * 99 + "x") is not None
-    assert p("+".join(["x"] * 100)) is not None
     with pytest.raises(UsageError, match=r"column 101: nesting is too deep"):
         p("-" * 100 + "x")
-    with pytest.raises(UsageError, match=r"column 1: nesting is too deep"):
-        p("+".join(["x"] * 101))
+    # Nesting is of different operators: x*(x+(x*(...))) 100 deep is refused.
+    nested = "x"
+    for i in range(100):
+        nested = f"x{'+*'[i % 2]}({nested})"
+    with pytest.raises(UsageError, match=r"nesting is too deep"):
+        p(nested)
     assert p("-" * 9 + "x", limits=Limits(max_depth=10)) is not None
     with pytest.raises(UsageError, match=r"limit: 9 levels"):
         p("-" * 9 + "x", limits=Limits(max_depth=9))
+
+
+@pytest.mark.parametrize("n", [101, 2_999, 4_999])
+def test_a_chain_of_one_operator_is_not_nesting(n):
+    # x+x+...+x is one level however long (issue 12, item 21: 101 terms were
+    # refused as "nesting is too deep"), within the length and node limits; its
+    # tree keeps Python's left-to-right order.
+    tree = p("+".join(["x"] * n))
+    depth = 0
+    while isinstance(tree, Call):
+        assert tree.op == "add" and isinstance(tree.args[1], Var)
+        tree, depth = tree.args[0], depth + 1
+    assert isinstance(tree, Var) and depth == n - 1
+
+
+def test_a_long_chain_evaluates_to_pythons_left_to_right_sum():
+    import numpy as np  # here only: parsing needs no numpy
+
+    from gradcli.backends import NumpyBackend
+    from gradcli.interpret import interpret
+
+    tree = p("+".join(["x"] * 4_999))
+    total = 0.0
+    for _ in range(4_999):
+        total += 0.1  # the order Python, numpy and the tree add in
+    assert float(interpret(tree, NumpyBackend(), {"x": np.float64(0.1)})) == total
 
 
 def test_depth_beyond_the_recursion_limit_is_still_a_usage_error():
