@@ -26,6 +26,8 @@ class Failure:
     max_diff: float
     atol: float
     rtol: float
+    count: int = 0  # components that differ
+    worst: tuple[int, ...] = ()  # the index of the worst of them
 
 
 def compare(expected: list[tuple[str, np.ndarray]], result, *, rtol: float,
@@ -43,6 +45,10 @@ def compare(expected: list[tuple[str, np.ndarray]], result, *, rtol: float,
         diff = np.abs(got - want)
         bad = ~(diff <= atol + rtol * np.abs(want))
         if bad.any():
+            # The worst: a nan first (it meets nothing), else the largest gap.
+            gap = np.where(bad, np.nan_to_num(diff, nan=np.inf), -1.0)
+            at = np.unravel_index(int(np.argmax(gap)), bad.shape) if bad.ndim else ()
             worst = np.nan if np.isnan(diff).all() else float(np.nanmax(np.where(bad, diff, 0)))
-            failures.append(Failure(what, want, got, worst, atol, rtol))
+            failures.append(Failure(what, want, got, worst, atol, rtol,
+                                    int(bad.sum()), tuple(int(i) for i in at)))
     return failures

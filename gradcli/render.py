@@ -172,12 +172,23 @@ def emit(answer, fmt: str, precision: int | None = None, *, check=None,
     return CheckFailed.exit_code if failed else 0
 
 
+SHOW_WHOLE = 10  # components of an unmet expectation shown whole; beyond: a summary
+
+
 def failure_text(f) -> str:
-    """An unmet ``--expect-*``: what, expected, got, worst difference."""
+    """An unmet ``--expect-*``: what, expected, got, worst difference; for a
+    large array how many components differ and the worst one, not both arrays."""
     if f.want.shape != f.got.shape:
         return f"{f.what}: expected shape {f.want.shape}, got {f.got.shape}"
-    return (f"{f.what}: expected {text_value(f.want)}, got {text_value(f.got)} "
-            f"(max |diff| {f.max_diff:.3g} > atol {f.atol:g} + rtol {f.rtol:g}*|expected|)")
+    tolerance = f"atol {f.atol:g} + rtol {f.rtol:g}*|expected|"
+    if f.want.size <= SHOW_WHOLE:
+        return (f"{f.what}: expected {text_value(f.want)}, got {text_value(f.got)} "
+                f"(max |diff| {f.max_diff:.3g} > {tolerance})")
+    at = ", ".join(map(str, f.worst))
+    return (f"{f.what}: {f.count:,} of {f.want.size:,} components differ; the worst, "
+            f"[{at}]: expected {text_value(f.want[f.worst])}, got "
+            f"{text_value(f.got[f.worst])} (|diff| {abs(f.got[f.worst] - f.want[f.worst]):.3g}"
+            f" > {tolerance})")
 
 
 def _emit_rows(batch, fmt: str, precision: int | None) -> int:

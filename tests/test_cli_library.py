@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -90,3 +91,28 @@ def test_emit_writes_every_format_of_one_view():
     code, out, err = _emit(view, "plain", failures=failures)
     assert code == 1 and out == "value 5\ngrad.x 2,4\n"
     assert err.startswith("error: value: expected 6, got 5 (max |diff| 1 > atol 0")
+
+
+def test_an_unmet_expectation_on_a_large_array_is_summarised():
+    # issue 12, item 24: not two arrays of a million numbers on one line.
+    from test_cli import run
+
+    r = run("eval", "x*x", "--x", "arange(100000)", "--grad-output", "ones",
+            "--expect-grad", "x=arange(100000)", "--format", "plain")
+    assert r.code == 1
+    # d(x*x)/dx = 2x against x: every component but x = 0 differs; the worst is
+    # the last, 2 * 99999 against 99999.
+    assert r.err.splitlines() == [
+        "error: grad.x: 99,999 of 100,000 components differ; the worst, [99999]: "
+        "expected 99999, got 199998 (|diff| 1e+05 > atol 0 + rtol 1e-08*|expected|)"]
+
+
+def test_the_worst_unmet_component_of_a_matrix_is_named_by_its_index():
+    from gradcli import expect
+
+    want = np.zeros((4, 5))
+    got = want.copy()
+    got[1, 3], got[2, 0] = 0.5, np.nan  # nan meets nothing: it is the worst
+    r = SimpleNamespace(value=got, grads={})
+    (f,) = expect.compare([("value", want)], r, rtol=1e-8)
+    assert (f.count, f.worst) == (2, (2, 0))
