@@ -23,7 +23,10 @@ once: a batch of seeds with a leading axis, through the engine's one backward
 walk and its one set of rules (``lead=1``), instead of one backward pass per
 row; ``method="loop"`` does the latter, as a reference. Nested (attached), the
 batch goes through the same walk with ``create_graph``: the rules run on
-Tensors; ``jacobian(method="columns")`` then answers with the rows.
+Tensors; ``jacobian(method="columns")`` then answers with the rows. Where the
+graph indexes (``getitem``, ``index_add``: ops whose forward takes ``lead``,
+whose rules assume an unbatched recording) an attached Jacobian takes one
+recorded walk per row instead.
 
 >>> import gradcli as gc
 >>> from gradcli.transforms import grad, hessian
@@ -234,7 +237,8 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS,
     ``out``'s elements (B = out.size): the Jacobian row by row. The batch goes
     through the graph in one walk (in chunks, if ``max_elements`` asks); with
     ``create_graph``, a walk whose rules run on Tensors, recorded: the rows
-    come back as Tensors that can be differentiated again.
+    come back as Tensors that can be differentiated again (one walk per row
+    where the graph indexes: see the module's docstring).
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
@@ -258,8 +262,15 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS,
 
     if out.grad_fn is None or B == 0:
         return fill([batch(0, B) if B and x is out else None for x in leaves], B)
-    biggest = max((math.prod(s) for n in graph.topological_order(out.grad_fn)
-                   for s in n.shapes), default=1)
+    order = graph.topological_order(out.grad_fn)
+    if create_graph and any("lead" in n.op.params for n in order):
+        # A recorded node whose forward took ``lead`` (indexing) has rules that
+        # assume it was recorded unbatched: one recorded walk per row instead.
+        per_row = [_grads(out, batch(i, i + 1)[0], leaves, create_graph=True,
+                          prune=prune) for i in range(B)]
+        return [np.stack([np.zeros(x.shape, dtype=x.dtype) if r[k] is None else r[k]
+                          for r in per_row]) for k, x in enumerate(leaves)]
+    biggest = max((math.prod(s) for n in order for s in n.shapes), default=1)
     chunk = max(1, min(B, max_elements // max(biggest, m, 1)))
     parts: list[list] = [[] for _ in leaves]
     for start in range(0, B, chunk):
