@@ -372,6 +372,7 @@ def vjp(f: Callable, *args) -> tuple[Tensor, Callable]:
 
     if not nested_out:
         return out.detach(), vjp_fn
+    _retire(leaves)  # (vjp_fn finds them by identity, and they are constants now)
     return out, vjp_fn
 
 

@@ -207,10 +207,20 @@ def test_closure_over_a_tensor_requiring_grad_stays_attached():
 
 
 def test_top_level_results_are_still_detached():
-    for got in (grad(grad(lambda x: x**3))(2.0),
-                hessian(lambda x: gc.sum(grad(lambda y: gc.sum(y**3))(x)))([1.0, 2.0]),
-                jacobian(grad(lambda x: gc.sum(x**3)))([1.0, 2.0])):
+    # The inner transforms' own variables, left in the graph of their attached
+    # results, are constants to the outer one: it is not itself nested.
+    cases = [
+        (grad(grad(lambda x: x**3))(2.0), 12.0),
+        (hessian(lambda x: gc.sum(grad(lambda y: gc.sum(y**3))(x)))([1.0, 2.0]),
+         np.diag([6.0, 6.0])),  # the Hessian of sum(3 x^2)
+        (jacobian(grad(lambda x: gc.sum(x**3)))([1.0, 2.0]), np.diag([6.0, 12.0])),
+        # vjp's value of a closure, times x: 2 x^2, derivative 4 x.
+        (grad(lambda x: vjp(lambda y: x * y, 2.0)[0] * x)(1.5), 6.0),
+        (grad(lambda x: value_and_grad(lambda y: x * y * y)(2.0)[0] * x)(1.5), 12.0),
+    ]
+    for got, expected in cases:
         assert got.grad_fn is None and not got.requires_grad
+        close(value(got), expected)
 
 
 # -- gc.autograd.grad ----------------------------------------------------------------
