@@ -75,9 +75,10 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
 
     ``root`` and ``seed`` may be lists (several outputs, one walk: gradients
-    meeting at a node add before it is walked). ``seed`` has shape ``batch + out.shape`` with ``lead`` batch axes in front
-    (a Jacobian's rows: ``lead=1``); every gradient of the walk keeps them, and
-    rules count axes from the end. ``lead=0`` is the ordinary gradient.
+    meeting at a node add before it is walked). ``seed`` has shape
+    ``batch + out.shape`` with ``lead`` batch axes in front (a Jacobian's rows:
+    ``lead=1``); every gradient of the walk keeps them, and rules count axes
+    from the end. ``lead=0`` is the ordinary gradient.
 
     ``wrap(array, node)`` makes a Tensor: with ``create_graph`` the rules run on
     Tensors, so that the backward pass is itself recorded and differentiable.
@@ -103,7 +104,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         roots, seeds = tuple(root), tuple(seed)
         seed = seeds[0]
     batch = np.shape(seed)[:lead]
-    wants = None if only is None else edges_to(*roots[:1], only, *roots[1:])
+    wants = None if only is None else edges_to(roots[0], only, *roots[1:])
     captured: dict = {}
     if wants is not None:
         keep = [id(r) in wants or id(r) in only for r in roots]
