@@ -290,11 +290,20 @@ def test_backward_inputs_accumulates_only_into_those():
     assert b.grad is None
     with pytest.raises(RuntimeError, match="cannot be empty"):
         gc.sum(a * b).backward(inputs=[])
-    # gc.autograd.backward: several outputs, one walk.
+    # A tensor of the graph as input: its own .grad, and the leaves' untouched.
     a.grad = None
+    h = a * b
+    gc.sum(h * h).backward(inputs=[h])
+    close(value(h.grad), 2 * np.array([3.0, 8.0]))
+    assert a.grad is None and b.grad is None
+    # gc.autograd.backward: several outputs, one walk.
     gc.autograd.backward([gc.sum(a * b), gc.sum(a * a)], inputs=[b])
     close(value(b.grad), [1.0, 2.0])
     assert a.grad is None
+    b.grad = None
+    gc.autograd.backward([gc.sum(a * b), gc.sum(a * a)])  # every leaf
+    close(value(a.grad), [3.0 + 2.0, 4.0 + 4.0])
+    close(value(b.grad), [1.0, 2.0])
 
 
 def test_gradcli_eval_loads_neither_transforms_nor_autograd():

@@ -21,7 +21,8 @@ import numpy as np
 from .broadcast import unbroadcast
 from . import fastpath
 from .fastpath import scaled, subtracted
-from .graph import CONST, FRESH, INPUT, OUT, Node, topological_order
+from .graph import CONST, FRESH, INPUT, OUT, Node, set_grad_enabled, topological_order
+from .tensor import Tensor
 
 _SECOND_TIME = (
     "Trying to backward through the graph a second time: its saved values were "
@@ -292,9 +293,6 @@ def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
     lead to the inputs, for a caller that knows every leaf requiring grad below
     the outputs is an input (the walk then covers them all).
     """
-    from .graph import set_grad_enabled
-    from .tensor import Tensor
-
     targets = [x if x.grad_fn is None else x.grad_fn for x in inputs]
     ids = {id(t) for t in targets}
     roots, root_seeds, direct = [], [], {}
@@ -323,8 +321,6 @@ def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
 def accumulate_into(output, seed, inputs, *, retain_graph: bool,
                     create_graph: bool) -> None:
     """``output.backward(seed, inputs=inputs)``: accumulate into ``inputs`` only."""
-    from .tensor import Tensor
-
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if not inputs:
         raise RuntimeError("'inputs' argument to backward() cannot be empty.")
