@@ -148,6 +148,19 @@ def test_jacobian_inside_grad(name, method):
     close(value(grad(weighted)(x)), expected, tol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(JACOBIAN_FNS))
+def test_hessian_of_a_function_that_calls_jacobian(name):
+    # Second derivatives of an attached Jacobian (third of f), against
+    # differences of its gradient; then one level more, as a sum.
+    f = JACOBIAN_FNS[name]
+    x = np.array([0.3, -0.4, 0.5, 0.8])
+    W = np.random.default_rng(4).normal(size=value(jacobian(f)(x)).shape)
+    s = lambda x: gc.sum(jacobian(f)(x) * W)
+    close(value(hessian(s)(x)), fd(lambda x: value(grad(s)(x)), x), tol=1e-6)
+    close(value(grad(lambda x: gc.sum(hessian(s)(x)))(x)),
+          fd(lambda x: np.sum(value(hessian(s)(x))), x, h=1e-4), tol=1e-4)
+
+
 def test_jacobian_of_a_function_that_calls_grad_is_the_hessian():
     f = lambda x: gc.sum(gc.sin(x) * gc.exp(x[0] * x))
     x = np.array([0.1, 0.7, -0.3])
