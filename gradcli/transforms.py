@@ -472,7 +472,8 @@ def _columns(out: Tensor, leaves: list) -> list:
     u.requires_grad = True
     m = out.size
     rows = []
-    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True)):
+    prune = _outside(out, leaves)  # (the walk to J^T u: all of it, if nothing else)
+    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True, prune=prune)):
         if not isinstance(jtu, Tensor):
             rows.append(np.zeros((m,) + x.shape, dtype=x.dtype))
             continue
