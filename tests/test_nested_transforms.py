@@ -201,7 +201,8 @@ def test_value_and_grad_vjp_and_hvp_inside_grad():
     close(grad(h)(2.0).item(), np.sum(3 * 4.0 * np.cos(ys) + np.sin(ys)))
     # hvp of a closure with an attached v: x^2 * H(sum(y^3)) v, v = x * ones.
     def k(x):
-        return gc.sum(hvp(lambda y: gc.sum(y**3) * x * x, [1.0, 2.0], x * gc.ones(2, dtype=gc.float64)))
+        v = x * gc.ones(2, dtype=gc.float64)
+        return gc.sum(hvp(lambda y: gc.sum(y**3) * x * x, [1.0, 2.0], v))
 
     # hvp = x^3 * 6 y; summed: 6 x^3 (1 + 2) = 18 x^3; d/dx = 54 x^2
     close(grad(k)(0.5).item(), 54 * 0.25)
