@@ -36,7 +36,7 @@ from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 __version__ = "0.1.0"
 
 __all__ = [
-    "OPS", "Op", "Tensor", "arange", "bool_", "clamp", "enable_grad",
+    "OPS", "Op", "Tensor", "arange", "autograd", "bool_", "clamp", "enable_grad",
     "float32", "float64", "get_default_dtype", "grad", "hessian", "hvp", "int64",
     "is_grad_enabled", "jacobian", "linspace", "manual_seed", "no_grad", "ones",
     "ones_like", "rand", "randn", "set_default_dtype", "set_grad_enabled", "tensor",
@@ -55,6 +55,10 @@ def __getattr__(name: str):
         from . import transforms
 
         return getattr(transforms, name)
+    if name == "autograd":  # gc.autograd.grad, gc.autograd.backward
+        import importlib  # (`from . import autograd` would ask this hook again)
+
+        return importlib.import_module(".autograd", __name__)
     raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
 
 clamp = OPS["clip"]

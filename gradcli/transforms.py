@@ -8,10 +8,25 @@ grad; ``f`` runs on them with gradient recording on (also under ``gc.no_grad``),
 and the results come back as detached Tensors. Gradients are returned, never
 accumulated: no caller's ``.grad`` changes.
 
+Transforms nest, to any depth, closures included (``grad(grad(f))``, the
+Hessian of a function that calls ``grad``). When a transform's result depends on
+a tensor that requires grad in the caller's recording (an argument, or a tensor
+``f`` closes over, e.g. the variable of an enclosing transform) its derivatives
+are built with ``create_graph`` and come back still attached to that graph, so
+the enclosing differentiation sees them. Each call differentiates with respect
+to its own variables only: an argument that requires grad enters ``f`` as a new
+tensor of the graph (``x + 0``), and the walk stops there, so the outer
+variable it came from (or any other path to it) is never confused with it.
+
 Whole Jacobians and Hessians push every row's cotangent through the graph at
 once: a batch of seeds with a leading axis, through the engine's one backward
 walk and its one set of rules (``lead=1``), instead of one backward pass per
-row; ``method="loop"`` does the latter, as a reference.
+row; ``method="loop"`` does the latter, as a reference. Nested (attached), the
+batch goes through the same walk with ``create_graph``: the rules run on
+Tensors; ``jacobian(method="columns")`` then answers with the rows. Where the
+graph indexes (``getitem``, ``index_add``: ops whose forward takes ``lead``,
+whose rules assume an unbatched recording) an attached Jacobian takes one
+recorded walk per row instead.
 
 >>> import gradcli as gc
 >>> from gradcli.transforms import grad, hessian
@@ -32,7 +47,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .engine import backward, graph
-from .engine.graph import enable_grad
+from .engine.graph import Node, enable_grad
 from .engine.tensor import Tensor
 
 # Cap on the elements of one batched gradient: bigger batches go in chunks.
@@ -80,33 +95,26 @@ def _positions(argnums, nargs: int, name: str) -> tuple[tuple[int, ...], bool]:
     return tuple(out), single
 
 
-_RUNNING = [0]  # how many transformed functions are running (nesting check)
-
-
 def _call(f: Callable, args: tuple, kwargs: dict, nums: tuple[int, ...], name: str):
-    """Run ``f`` with fresh leaves at ``nums``; return its output and the leaves."""
+    """Run ``f`` with its own variables at ``nums``: its output, the variables, and
+    whether the caller records (an enclosing transform, or gradient mode on).
+
+    A variable is a fresh leaf; an argument that requires grad in the caller's
+    recording becomes ``arg + 0`` instead: a tensor of its own (the walk stops
+    there) whose graph still leads to the argument.
+    """
+    outer = graph.is_grad_enabled()
     args = list(args)
-    if _RUNNING[0] and any(
-        isinstance(args[n], Tensor) and args[n].requires_grad for n in nums
-    ):
-        # The result would be detached: the outer derivative would silently
-        # miss this path. Never drop a gradient silently.
-        raise NotImplementedError(
-            f"{name} inside another transform, on a value that depends on the "
-            "outer function's input: transforms do not nest (their results are "
-            "detached). Use hessian or hvp for second derivatives, or pass "
-            "x.detach() to treat the inner result as a constant"
-        )
     leaves = []
     for n in nums:
-        args[n] = _leaf(args[n], n, name)
+        a = args[n]
+        if outer and isinstance(a, Tensor) and a.requires_grad:
+            args[n] = _alias(a)
+        else:
+            args[n] = _leaf(a, n, name)
         leaves.append(args[n])
-    _RUNNING[0] += 1
-    try:
-        with enable_grad():
-            out = f(*args, **kwargs)
-    finally:
-        _RUNNING[0] -= 1
+    with enable_grad():
+        out = f(*args, **kwargs)
     if not isinstance(out, Tensor):
         numeric = isinstance(out, (int, float, np.ndarray, np.generic))
         data = np.asarray(out) if numeric else None
@@ -116,7 +124,44 @@ def _call(f: Callable, args: tuple, kwargs: dict, nums: tuple[int, ...], name: s
                 f"not {type(out).__name__}"
             )
         out = Tensor._make(data)
-    return out, leaves
+    return out, leaves, outer
+
+
+def _alias(a: Tensor) -> Tensor:
+    """A new tensor of the graph equal to ``a`` (a copy: ``f`` cannot alias it)."""
+    from .engine.ops import OPS
+
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        a = OPS["mul"](a, np.ones((), dtype=np.float64))
+    return OPS["add"](a, np.zeros((), dtype=a.dtype))
+
+
+def _outside(out: Tensor, leaves) -> bool:
+    """Whether ``out`` depends on a tensor requiring grad other than ``leaves``."""
+    if out.grad_fn is None:
+        return out.requires_grad and all(out is not x for x in leaves)
+    ours = {id(x) for x in leaves if x.grad_fn is None}
+    seen = {id(out.grad_fn)}
+    stack = [out.grad_fn]
+    while stack:
+        for p in stack.pop().parents:
+            if p is None:
+                continue
+            if type(p) is Node:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    stack.append(p)
+            elif p.requires_grad and id(p) not in ours:
+                return True
+    return False
+
+
+def _retire(leaves) -> None:
+    """Done: the leaves, still in the graph of an attached result, are constants
+    to every enclosing transform (no perturbation confusion, no false nesting)."""
+    for x in leaves:
+        if x.grad_fn is None:
+            x.requires_grad = False
 
 
 def _float(dtype) -> np.dtype:
@@ -134,14 +179,20 @@ def _unit_seed(out: Tensor, name: str) -> np.ndarray:
     return np.ones(out.shape, dtype=_float(out.dtype))
 
 
-def _result(g, leaf: Tensor) -> Tensor:
+def _result(g, leaf: Tensor, attached: bool = False) -> Tensor:
+    """The gradient for ``leaf``, detached (or, ``attached``, with its graph)."""
     if g is None:
         return Tensor._make(np.zeros(leaf.shape, dtype=leaf.dtype))
+    if attached and isinstance(g, Tensor) and g.grad_fn is not None:
+        return g if g.shape == leaf.shape else np.broadcast_to(g, leaf.shape)
     data = g._data if isinstance(g, Tensor) else g
     return Tensor._make(np.array(np.broadcast_to(data, leaf.shape), dtype=leaf.dtype))
 
 
-def _block(data, shape: tuple[int, ...], dtype) -> Tensor:
+def _block(data, shape: tuple[int, ...], dtype, attached: bool = False) -> Tensor:
+    if attached and isinstance(data, Tensor) and data.grad_fn is not None:
+        return np.reshape(data, shape)
+    data = data._data if isinstance(data, Tensor) else data
     return Tensor._make(np.array(np.reshape(data, shape), dtype=dtype))
 
 
@@ -149,14 +200,21 @@ def _pack(items: list, single: bool):
     return items[0] if single else tuple(items)
 
 
+def _finite(g) -> bool:
+    return g is None or bool(np.isfinite(g._data if isinstance(g, Tensor) else g).all())
+
+
 # -- the two pullbacks: one cotangent, or a batch of them -------------------------
-def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False) -> list:
+def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
+           prune: bool = True) -> list:
     """d<seed, out>/d(leaf) for each of ``leaves`` (None where out ignores the leaf).
 
     ``seed`` has ``out``'s shape. With ``create_graph`` the rules run on Tensors
     and the gradients come back as Tensors with a graph (differentiable again).
-    The engine's walk, restricted to edges that lead to ``leaves``, keeping the
-    graph and writing no ``.grad``.
+    The engine's walk, restricted to edges that lead to ``leaves`` (``prune``;
+    not needed when no other tensor requiring grad is below ``out``), keeping
+    the graph and writing no ``.grad``. A "leaf" may be a non-leaf tensor
+    (an argument that required grad: ``_alias``).
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], requires_grad=True)
@@ -167,21 +225,20 @@ def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False) -> list:
     """
     if create_graph and not isinstance(seed, Tensor):
         seed = Tensor._make(np.asarray(seed))
-    if out.grad_fn is None:
-        return [seed if leaf is out else None for leaf in leaves]
-    with graph.set_grad_enabled(create_graph):
-        got = backward.run_backward(out.grad_fn, seed, retain_graph=True,
-                                 create_graph=create_graph, wrap=Tensor._make,
-                                 accumulate=False, only={id(leaf) for leaf in leaves})
-    return [got.get(id(leaf)) for leaf in leaves]
+    return backward.gradients([out], [seed], leaves, retain_graph=True,
+                              create_graph=create_graph, prune=prune)
 
 
-def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS) -> list:
+def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS,
+          create_graph: bool = False, prune: bool = True) -> list:
     """For each leaf, the gradients of a batch of cotangents: (B,) + leaf.shape.
 
     ``seeds`` has shape ``(B,) + out.shape``; None means the identity over
     ``out``'s elements (B = out.size): the Jacobian row by row. The batch goes
-    through the graph in one walk (in chunks, if ``max_elements`` asks).
+    through the graph in one walk (in chunks, if ``max_elements`` asks); with
+    ``create_graph``, a walk whose rules run on Tensors, recorded: the rows
+    come back as Tensors that can be differentiated again (one walk per row
+    where the graph indexes: see the module's docstring).
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
@@ -200,28 +257,35 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS) 
         return np.eye(stop - start, m, start, dtype=dtype).reshape((stop - start,) + shape)
 
     def fill(got, n):
-        return [np.zeros((n,) + x.shape, dtype=x.dtype) if got.get(id(x)) is None
-                else got[id(x)] for x in leaves]
+        return [np.zeros((n,) + x.shape, dtype=x.dtype) if g is None else g
+                for g, x in zip(got, leaves)]
 
     if out.grad_fn is None or B == 0:
-        return fill({id(out): batch(0, B)} if B else {}, B)
-    biggest = max((math.prod(s) for n in graph.topological_order(out.grad_fn)
-                   for s in n.shapes), default=1)
+        return fill([batch(0, B) if B and x is out else None for x in leaves], B)
+    order = graph.topological_order(out.grad_fn)
+    if create_graph and any("lead" in n.op.params for n in order):
+        # A recorded node whose forward took ``lead`` (indexing) has rules that
+        # assume it was recorded unbatched: one recorded walk per row instead.
+        per_row = [_grads(out, batch(i, i + 1)[0], leaves, create_graph=True,
+                          prune=prune) for i in range(B)]
+        return [np.stack([np.zeros(x.shape, dtype=x.dtype) if r[k] is None else r[k]
+                          for r in per_row]) for k, x in enumerate(leaves)]
+    biggest = max((math.prod(s) for n in order for s in n.shapes), default=1)
     chunk = max(1, min(B, max_elements // max(biggest, m, 1)))
     parts: list[list] = [[] for _ in leaves]
-    only = {id(x) for x in leaves}
-    with graph.set_grad_enabled(False):
-        for start in range(0, B, chunk):
-            stop = min(B, start + chunk)
-            seeds_now = batch(start, stop)
-            for guard in (False, True):  # see run_backward's guard
-                got = backward.run_backward(out.grad_fn, seeds_now, retain_graph=True,
-                                         create_graph=False, wrap=Tensor._make,
-                                         accumulate=False, only=only, lead=1, guard=guard)
-                if all(np.isfinite(g).all() for g in got.values()):
-                    break
-            for k, r in enumerate(fill(got, stop - start)):
-                parts[k].append(r)
+    for start in range(0, B, chunk):
+        stop = min(B, start + chunk)
+        seeds_now = batch(start, stop)
+        if create_graph:
+            seeds_now = Tensor._make(seeds_now)
+        for guard in (False, True):  # see run_backward's guard
+            got = backward.gradients([out], [seeds_now], leaves, retain_graph=True,
+                                     create_graph=create_graph, prune=prune, lead=1,
+                                     guard=guard)
+            if all(_finite(g) for g in got):
+                break
+        for k, r in enumerate(fill(got, stop - start)):
+            parts[k].append(r)
     return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
 
 
@@ -238,10 +302,16 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
         nums, single = _positions(argnums, len(args), "grad")
-        out, leaves = _call(f, args, kwargs, nums, "grad")
+        out, leaves, outer = _call(f, args, kwargs, nums, "grad")
         seed = _unit_seed(out, "grad")
-        gs = _grads(out, seed, leaves)
-        return out.detach(), _pack([_result(g, x) for g, x in zip(gs, leaves)], single)
+        dep = _outside(out, leaves)
+        nested = outer and dep
+        gs = _grads(out, seed, leaves, create_graph=nested, prune=dep)
+        result = _pack([_result(g, x, nested) for g, x in zip(gs, leaves)], single)
+        if not nested:
+            return out.detach(), result
+        _retire(leaves)
+        return out, result
 
     return value_and_grad_f
 
@@ -250,10 +320,13 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     """The gradient of a scalar function, with respect to the argument(s) ``argnums``.
 
     An int gives one Tensor of that argument's shape; a tuple gives a tuple.
+    Nests: ``grad(grad(f))`` is the second derivative.
 
     >>> import gradcli as gc
     >>> grad(lambda x: gc.dot(x, x))([1.0, 2.0, 3.0])
     tensor([2., 4., 6.], dtype=gradcli.float64)
+    >>> grad(grad(lambda x: x ** 3))(2.0)
+    tensor(12., dtype=gradcli.float64)
     """
     vg = value_and_grad(f, argnums)
 
@@ -275,7 +348,9 @@ def vjp(f: Callable, *args) -> tuple[Tensor, Callable]:
     (tensor([ 2., 40.], dtype=gradcli.float64),)
     """
     nums = tuple(range(len(args)))
-    out, leaves = _call(f, args, {}, nums, "vjp")
+    out, leaves, outer = _call(f, args, {}, nums, "vjp")
+    dep = _outside(out, leaves)
+    nested_out = outer and dep
 
     def vjp_fn(cotangent) -> tuple[Tensor, ...]:
         data = (
@@ -286,11 +361,19 @@ def vjp(f: Callable, *args) -> tuple[Tensor, Callable]:
                 f"vjp: the cotangent has shape {data.shape} but the output has shape "
                 f"{out.shape}: they must match"
             )
-        seed = np.array(data, dtype=_float(out.dtype))
-        gs = _grads(out, seed, leaves)
-        return tuple(_result(g, x) for g, x in zip(gs, leaves))
+        attached_v = (isinstance(cotangent, Tensor) and cotangent.requires_grad
+                      and graph.is_grad_enabled())
+        nested = nested_out or attached_v
+        seed = cotangent if attached_v else np.array(data, dtype=_float(out.dtype))
+        gs = _grads(out, seed, leaves, create_graph=nested, prune=dep)
+        if nested:
+            _retire(leaves)
+        return tuple(_result(g, x, nested) for g, x in zip(gs, leaves))
 
-    return out.detach(), vjp_fn
+    if not nested_out:
+        return out.detach(), vjp_fn
+    _retire(leaves)  # (vjp_fn finds them by identity, and they are constants now)
+    return out, vjp_fn
 
 
 # -- Jacobians --------------------------------------------------------------------
@@ -307,6 +390,8 @@ def jacobian(
     inputs, differentiating the linear map ``u -> J^T u`` (reverse over reverse),
     which wins when inputs are much fewer than outputs; ``"auto"`` picks one;
     ``"loop"`` runs one ordinary backward pass per output element (the reference).
+    Inside another transform (attached to the caller's graph) ``"columns"`` is
+    computed as ``"rows"``.
 
     >>> import gradcli as gc
     >>> jacobian(lambda x: x ** 2)([1.0, 3.0])
@@ -319,40 +404,66 @@ def jacobian(
     @functools.wraps(f)
     def jacobian_f(*args, **kwargs):
         nums, single = _positions(argnums, len(args), "jacobian")
-        out, leaves = _call(f, args, kwargs, nums, "jacobian")
+        out, leaves, outer = _call(f, args, kwargs, nums, "jacobian")
+        dep = _outside(out, leaves)
+        nested = outer and dep
         m = out.size
         how = method
         if how == "auto":
             n = sum(x.size for x in leaves)
             how = "columns" if m >= 64 and 4 * n <= m else "rows"
-        if how == "rows":
-            rows = _rows(out, leaves)
+        if nested:
+            # Attached rows: one recorded walk (or one per row, for "loop").
+            if how == "loop":
+                rows = _loop_rows(out, leaves, create_graph=True)
+            else:
+                rows = _rows(out, leaves, create_graph=True)
+        elif how == "rows":
+            rows = _rows(out, leaves, prune=dep)
         elif how == "loop":
-            rows = _loop_rows(out, leaves)
+            rows = _loop_rows(out, leaves, prune=dep)
         else:
             rows = _columns(out, leaves)
             if method == "auto" and not all(np.isfinite(r).all() for r in rows):
                 # Reverse over reverse needs every rule to be differentiable
                 # again, at this very point; the rows need first derivatives only.
-                rows = _rows(out, leaves)
-        blocks = [_block(r, out.shape + x.shape, x.dtype) for r, x in zip(rows, leaves)]
+                rows = _rows(out, leaves, prune=dep)
+        blocks = [_block(r, out.shape + x.shape, x.dtype, nested)
+                  for r, x in zip(rows, leaves)]
+        if nested:
+            _retire(leaves)
         return _pack(blocks, single)
 
     return jacobian_f
 
 
-def _loop_rows(out: Tensor, leaves: list) -> list:
-    """One ordinary backward pass per element of ``out``; (out.size,) + leaf.shape."""
+def _loop_rows(out: Tensor, leaves: list, *, create_graph: bool = False,
+               prune: bool = True) -> list:
+    """One ordinary backward pass per element of ``out``; (out.size,) + leaf.shape.
+
+    With ``create_graph`` each row keeps its graph, and the rows are stacked by
+    a recorded op."""
     m = out.size
     dtype = _float(out.dtype)
-    rows = [np.zeros((m,) + x.shape, dtype=x.dtype) for x in leaves]
+    if create_graph:
+        per_leaf: list[list] = [[] for _ in leaves]
+    else:
+        rows = [np.zeros((m,) + x.shape, dtype=x.dtype) for x in leaves]
     for i in range(m):
         seed = np.zeros(m, dtype=dtype)
         seed[i] = 1
-        for k, g in enumerate(_grads(out, seed.reshape(out.shape), leaves)):
-            if g is not None:
+        gs = _grads(out, seed.reshape(out.shape), leaves, create_graph=create_graph,
+                    prune=prune)
+        for k, g in enumerate(gs):
+            if create_graph:
+                x = leaves[k]
+                per_leaf[k].append(np.zeros(x.shape, dtype=x.dtype) if g is None else g)
+            elif g is not None:
                 rows[k][i] = g._data if isinstance(g, Tensor) else g
-    return rows
+    if not create_graph:
+        return rows
+    return [np.stack(p) if p else np.zeros((0,) + x.shape, dtype=x.dtype)
+            for p, x in zip(per_leaf, leaves)]
 
 
 def _columns(out: Tensor, leaves: list) -> list:
@@ -361,7 +472,8 @@ def _columns(out: Tensor, leaves: list) -> list:
     u.requires_grad = True
     m = out.size
     rows = []
-    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True)):
+    prune = _outside(out, leaves)  # (the walk to J^T u: all of it, if nothing else)
+    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True, prune=prune)):
         if not isinstance(jtu, Tensor):
             rows.append(np.zeros((m,) + x.shape, dtype=x.dtype))
             continue
@@ -380,6 +492,7 @@ def hessian(
     ``args[i].shape + args[j].shape``. The gradient is built with a graph of its
     own, then differentiated once for all its elements in one batched walk
     (``method="loop"``: one backward pass per gradient element instead).
+    ``f`` may itself call ``grad`` (or any transform).
 
     >>> import gradcli as gc
     >>> hessian(lambda x, y: x * x * y, argnums=(0, 1))(1.0, 2.0)[0][1]
@@ -391,23 +504,27 @@ def hessian(
     @functools.wraps(f)
     def hessian_f(*args, **kwargs):
         nums, single = _positions(argnums, len(args), "hessian")
-        out, leaves = _call(f, args, kwargs, nums, "hessian")
+        out, leaves, outer = _call(f, args, kwargs, nums, "hessian")
         seed = _unit_seed(out, "hessian")
-        gs = _grads(out, seed, leaves, create_graph=True)
+        dep = _outside(out, leaves)
+        nested = outer and dep
+        gs = _grads(out, seed, leaves, create_graph=True, prune=dep)
         table = []
         for xi, gi in zip(leaves, gs):
             if not isinstance(gi, Tensor):
                 rows = [np.zeros((xi.size,) + xj.shape) for xj in leaves]
             elif method == "loop":
-                rows = _loop_rows(gi, leaves)
+                rows = _loop_rows(gi, leaves, create_graph=nested, prune=dep)
             else:
-                rows = _rows(gi, leaves)
+                rows = _rows(gi, leaves, create_graph=nested, prune=dep)
             table.append(
                 [
-                    _block(r, xi.shape + xj.shape, xj.dtype)
+                    _block(r, xi.shape + xj.shape, xj.dtype, nested)
                     for r, xj in zip(rows, leaves)
                 ]
             )
+        if nested:
+            _retire(leaves)
         return table[0][0] if single else tuple(tuple(row) for row in table)
 
     return hessian_f
@@ -423,7 +540,7 @@ def hvp(f: Callable, x, v) -> Tensor:
     >>> hvp(lambda x: gc.sum(x ** 3), [1.0, 2.0], [1.0, 1.0])
     tensor([ 6., 12.], dtype=gradcli.float64)
     """
-    out, (leaf,) = _call(f, (x,), {}, (0,), "hvp")
+    out, (leaf,), outer = _call(f, (x,), {}, (0,), "hvp")
     seed = _unit_seed(out, "hvp")
     vdata = v._data if isinstance(v, Tensor) else np.asarray(v)
     if vdata.shape != leaf.shape:
@@ -431,8 +548,14 @@ def hvp(f: Callable, x, v) -> Tensor:
             f"hvp: v has shape {vdata.shape} but x has shape {leaf.shape}: they "
             "must match"
         )
-    (g,) = _grads(out, seed, [leaf], create_graph=True)
+    dep = _outside(out, [leaf])
+    attached_v = outer and isinstance(v, Tensor) and v.requires_grad
+    nested = (outer and dep) or attached_v
+    (g,) = _grads(out, seed, [leaf], create_graph=True, prune=dep)
     if not isinstance(g, Tensor):
         return _result(None, leaf)
-    (hv,) = _grads(g, np.array(vdata, dtype=leaf.dtype), [leaf])
-    return _result(hv, leaf)
+    vseed = v if attached_v else np.array(vdata, dtype=leaf.dtype)
+    (hv,) = _grads(g, vseed, [leaf], create_graph=nested, prune=dep)
+    if nested:
+        _retire([leaf])
+    return _result(hv, leaf, nested)

@@ -21,7 +21,8 @@ import numpy as np
 from .broadcast import unbroadcast
 from . import fastpath
 from .fastpath import scaled, subtracted
-from .graph import CONST, FRESH, INPUT, OUT, Node, topological_order
+from .graph import CONST, FRESH, INPUT, OUT, Node, set_grad_enabled, topological_order
+from .tensor import Tensor
 
 _SECOND_TIME = (
     "Trying to backward through the graph a second time: its saved values were "
@@ -30,15 +31,16 @@ _SECOND_TIME = (
 )
 
 
-def edges_to(root: Node, leaf_ids) -> dict[int, list[bool]]:
-    """For each node from which a leaf in ``leaf_ids`` is reached: which parents lead there.
+def edges_to(root: Node, leaf_ids, *more: Node) -> dict[int, list[bool]]:
+    """For each node from which a target in ``leaf_ids`` is reached: which parents
+    lead there. A target is a leaf or a Node (a non-leaf tensor's ``grad_fn``).
 
-    ``{id(node): want}``, where ``want[i]`` says parent i leads to such a leaf.
+    ``{id(node): want}``, where ``want[i]`` says parent i leads to a target.
     """
     wants: dict[int, list[bool]] = {}
-    for node in reversed(topological_order(root)):  # inputs before consumers
+    for node in reversed(topological_order(root, *more)):  # inputs before consumers
         want = [
-            p is not None and ((id(p) in wants) if type(p) is Node else (id(p) in leaf_ids))
+            p is not None and (id(p) in leaf_ids or (type(p) is Node and id(p) in wants))
             for p in node.parents
         ]
         if True in want:
@@ -73,15 +75,19 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                  guard: bool = True):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
 
-    ``seed`` has shape ``batch + out.shape`` with ``lead`` batch axes in front
-    (a Jacobian's rows: ``lead=1``); every gradient of the walk keeps them, and
-    rules count axes from the end. ``lead=0`` is the ordinary gradient.
+    ``root`` and ``seed`` may be lists (several outputs, one walk: gradients
+    meeting at a node add before it is walked). ``seed`` has shape
+    ``batch + out.shape`` with ``lead`` batch axes in front (a Jacobian's rows:
+    ``lead=1``); every gradient of the walk keeps them, and rules count axes
+    from the end. ``lead=0`` is the ordinary gradient.
 
     ``wrap(array, node)`` makes a Tensor: with ``create_graph`` the rules run on
     Tensors, so that the backward pass is itself recorded and differentiable.
     ``hook(node, g, gx)``, if given, sees every gradient a rule returns (for
     diagnostics); ``accumulate=False`` leaves the leaves' ``.grad`` alone.
-    ``only`` (ids of leaves) walks just the edges that lead to those leaves.
+    ``only`` (ids of leaves, or of Nodes) walks just the edges that lead to those
+    targets; a target Node's gradient (what arrives at its output: the gradient
+    with respect to a non-leaf tensor) is returned too, by ``id(node)``.
     ``guard=False`` skips the masking of zero cotangents (below): exact whenever
     the results come out finite, since a nan or inf the guard would have zeroed
     either reaches a result or is dropped by a selection (where, indexing) that
@@ -93,13 +99,23 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
 
     if lead and accumulate:
         raise ValueError("a batch of cotangents has no .grad to accumulate into")
+    if type(root) is Node:
+        roots, seeds = (root,), (seed,)
+    else:
+        roots, seeds = tuple(root), tuple(seed)
+        seed = seeds[0]
     batch = np.shape(seed)[:lead]
-    wants = None if only is None else edges_to(root, only)
-    if wants is not None and id(root) not in wants:
-        return {}
+    wants = None if only is None else edges_to(roots[0], only, *roots[1:])
+    captured: dict = {}
+    if wants is not None:
+        keep = [id(r) in wants or id(r) in only for r in roots]
+        roots = tuple(r for r, k in zip(roots, keep) if k)
+        seeds = tuple(s for s, k in zip(seeds, keep) if k)
+        if not roots:
+            return {}
     # Newest node first: by then every consumer has sent its gradient in. A
     # heap keyed on creation order replaces a separate topological sort.
-    heap = [(-root.seq, root)]
+    heap = []
     heappush, heappop = heapq.heappush, heapq.heappop
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
@@ -107,16 +123,28 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     owned: set = set()
     # Nodes whose incoming gradient can hold structural zeros (below a where,
     # an index, a relu, ... or a seed with zeros): their rules are guarded.
-    masked: set = {root} if guard and _has_zero(seed) else set()
+    masked: set = {r for r, s in zip(roots, seeds) if guard and _has_zero(s)}
     # Gradients wait in the ``_pending`` field of the node (or leaf) they are
     # for; one walk at a time per graph (a retained graph walked from two
     # threads at once would mix them).
     try:
-        root._pending = seed
+        for r, s in zip(roots, seeds):
+            if r._pending is None:
+                r._pending = s
+                heappush(heap, (-r.seq, r))
+            else:  # two outputs of one node
+                r._pending = r._pending + s
         while heap:
             node = heappop(heap)[1]
             g = node._pending
             node._pending = None
+            if only is not None and id(node) in only:  # a non-leaf target: an answer
+                captured[id(node)] = g
+                if id(node) not in wants:
+                    continue
+                g_shared = True
+            else:
+                g_shared = False
             if node.freed:
                 raise RuntimeError(_SECOND_TIME)
             op = node.op
@@ -144,7 +172,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             g_free = False
             if owned and node in owned:
                 owned.discard(node)
-                g_free = len(parents) == 1 and hook is None
+                g_free = len(parents) == 1 and hook is None and not g_shared
             if local is None:
                 params = node.params
                 if op.takes_lead:
@@ -241,7 +269,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         for leaf in leaves:
             leaf._pending = None
         raise
-    got = {}
+    got = captured
     for leaf in leaves:
         got[id(leaf)] = leaf._pending
         leaf._pending = None
@@ -249,3 +277,63 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
         for leaf in leaves:
             leaf._accumulate(got[id(leaf)], create_graph, leaf in owned)
     return got
+
+
+def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
+              prune: bool = True, lead: int = 0, guard: bool = True) -> list:
+    """The sum over ``outputs`` of ``<seed, d output / d input>``, for each input.
+
+    What ``gc.autograd.grad``, the transforms and ``backward(inputs=...)`` share:
+    one walk from every output at once, writing no ``.grad``. An input is a leaf
+    or any tensor of the graph (then its gradient is what arrives at its
+    ``grad_fn``, and the walk goes below it only for another input). None where
+    an input is not reached. With ``create_graph`` the seeds should be Tensors
+    and the gradients come back as Tensors with a graph of their own (recorded
+    while the walk runs). ``prune=False`` skips the search for the edges that
+    lead to the inputs, for a caller that knows every leaf requiring grad below
+    the outputs is an input (the walk then covers them all).
+    """
+    targets = [x if x.grad_fn is None else x.grad_fn for x in inputs]
+    ids = {id(t) for t in targets}
+    roots, root_seeds, direct = [], [], {}
+    for out, seed in zip(outputs, seeds):
+        if out.grad_fn is not None:
+            roots.append(out.grad_fn)
+            root_seeds.append(seed)
+        elif id(out) in ids:  # an input differentiated by itself
+            k = id(out)
+            direct[k] = seed if k not in direct else direct[k] + seed
+    got: dict = {}
+    if roots:
+        if not prune and any(type(t) is Node for t in targets):
+            prune = True  # a non-leaf input is found by the search only
+        with set_grad_enabled(create_graph):
+            got = run_backward(roots[0] if len(roots) == 1 else roots,
+                               root_seeds[0] if len(roots) == 1 else root_seeds,
+                               retain_graph=retain_graph, create_graph=create_graph,
+                               wrap=Tensor._make, accumulate=False,
+                               only=ids if prune else None, lead=lead, guard=guard)
+    for k, seed in direct.items():
+        got[k] = seed if got.get(k) is None else got[k] + seed
+    return [got.get(id(t)) for t in targets]
+
+
+def accumulate_into(output, seed, inputs, *, retain_graph: bool,
+                    create_graph: bool) -> None:
+    """``output.backward(seed, inputs=inputs)``: accumulate into ``inputs`` only."""
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if not inputs:
+        raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+    for x in inputs:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"backward: inputs must be Tensors, not {type(x).__name__}")
+        if not x.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    distinct = list({id(x): x for x in inputs}.values())
+    if create_graph and not isinstance(seed, Tensor):
+        seed = Tensor._make(seed)
+    got = gradients([output], [seed], distinct, retain_graph=retain_graph,
+                    create_graph=create_graph)
+    for x, g in zip(distinct, got):
+        if g is not None:
+            x._accumulate(g, create_graph)

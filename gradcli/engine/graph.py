@@ -220,10 +220,13 @@ def interned(shapes: tuple) -> tuple:
     return got
 
 
-def topological_order(root: Node) -> list[Node]:
-    """Nodes reachable from ``root``, each before every node it consumes."""
+def topological_order(root: Node, *more: Node) -> list[Node]:
+    """Nodes reachable from ``root`` (and ``more`` roots), each before every node
+    it consumes."""
     seen = {id(root): root}
-    stack = [root]
+    for r in more:
+        seen[id(r)] = r
+    stack = list(seen.values())
     while stack:
         for p in stack.pop().parents:
             if type(p) is Node and id(p) not in seen:

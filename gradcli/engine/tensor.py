@@ -197,11 +197,13 @@ class Tensor:
         else:
             self.grad = Tensor._make((self.grad._data + g).astype(dtype, copy=False))
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph=False,
+                 inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf requiring grad.
 
         A one-element tensor seeds 1; any other needs ``gradient`` of its shape
-        (the vector of the vector-Jacobian product).
+        (the vector of the vector-Jacobian product). ``inputs`` (a tensor or a
+        sequence of them): accumulate into these tensors' ``.grad`` only.
         """
         from .backward import run_backward  # (backward.py imports this module)
 
@@ -234,6 +236,12 @@ class Tensor:
                 seed = np.array(gdata, dtype=self._data.dtype, copy=True)
         if retain_graph is None:
             retain_graph = create_graph
+        if inputs is not None:
+            from .backward import accumulate_into
+
+            accumulate_into(self, seed, inputs, retain_graph=retain_graph,
+                            create_graph=create_graph)
+            return
         if self.grad_fn is None:
             self._accumulate(seed, create_graph)
             return
