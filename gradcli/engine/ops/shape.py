@@ -141,8 +141,10 @@ def getitem(x, *, index, lead=0):
     return _first(_last(x, lead)[idx], lead) if advanced else x[idx]
 
 
-# Recorded nodes always have lead=0 (create_graph walks are unbatched); the walk
-# passes its own ``lead`` to these rules.
+# The walk passes its own ``lead`` to these rules, which assume the node was
+# recorded unbatched (lead=0): a batched walk that records (a Jacobian nested in
+# another transform) falls back to one walk per row on graphs that index
+# (transforms._rows).
 @op(lambda g, out, x, *, index, shape, lead=0: _any(getitem, g, index=index, lead=lead),
     grad_fn="IndexPutBackward0", saves="none", rule="the gradient gathered",
     sym=SAME, expr=False, takes_lead=True, method=False,
