@@ -19,12 +19,13 @@ import numpy as np
 
 from .backends import TensorBackend, engine_dtype, finite
 from .engine import backward, graph
+from .engine.backward import GraphFreedError
 from .engine.graph import Node
 from .engine.ops import OPS
 from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 from .errors import EvaluationError, UsageError
 from .interpret import interpret
-from .loader import Loaded, is_file_target, load, user_frame
+from .loader import Loaded, describe, is_file_target, load, user_code, user_frame
 from .parse import Call, Limits, free_names, parse
 
 DEFAULT_MAX_ELEMENTS = 10_000_000  # 80 MB per float64 array
@@ -106,34 +107,60 @@ def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor
         return _as_tensor(out, "the expression")
     fn = target.loaded
     try:
-        out = fn.func(**leaves)
-    except (KeyboardInterrupt, GeneratorExit, EvaluationError):
+        with user_code():
+            out = fn.func(**leaves)
+    except (KeyboardInterrupt, EvaluationError):
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # SystemExit and GeneratorExit too: user code
         raise EvaluationError(
-            f"{user_frame(exc, fn.path)}: {type(exc).__name__}: {exc}"
+            f"{user_frame(exc, fn.path)}: {describe(exc)}"
         ) from exc
     return _as_tensor(out, f"{fn.name}()")
 
 
 def _as_tensor(value, where: str) -> Tensor:
+    """What the target returned, as a Tensor: a Tensor, a real number or a real
+    array; anything else (None, a string "1.5", a list) is an evaluation error
+    naming it, never a number made up from it."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (tuple, list, dict)):
-        raise EvaluationError(
-            f"{where} returned a {type(value).__name__}; return one tensor or number"
-        )
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise EvaluationError(
-            f"{where} returned {type(value).__name__}, not a number or tensor"
-        ) from exc
-    return Tensor._make(arr)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating, np.ndarray)):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:39] + "…"
+        kind = type(value).__name__
+        what = shown if value is None or isinstance(value, (bool, np.bool_)) else (
+            f"the {kind} {shown}" if isinstance(value, (str, bytes)) else f"a {kind}")
+        raise EvaluationError(f"{where} returned {what}; return a tensor or a number")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise EvaluationError(f"{where} returned an array of {arr.dtype}; return real numbers")
+    return Tensor._make(arr.astype(np.float64))
 
 
 def _nodes(root: Node | None) -> list[Node]:
     return graph.topological_order(root) if root is not None else []
+
+
+def nonfinite(what: str, a) -> str:
+    """Which non-finite numbers ``a`` holds and how many: ``value is inf: 1 of 1
+    element``, ``grad.x has 2 nan and 1 -inf in 10 elements``."""
+    a = np.asarray(a)
+    counts = [(int(np.isnan(a).sum()), "nan"), (int(np.isposinf(a).sum()), "inf"),
+              (int(np.isneginf(a).sum()), "-inf")]
+    counts = [(n, kind) for n, kind in counts if n]
+    size = f"{a.size:,} element{'s' * (a.size != 1)}"
+    if len(counts) == 1:
+        n, kind = counts[0]
+        return f"{what} is {kind}" + ("" if a.size == 1 else f": {n:,} of {size}")
+    return f"{what} has " + " and ".join(f"{n:,} {kind}" for n, kind in counts) + f" in {size}"
+
+
+def _first(a) -> str:
+    """The kind of the first non-finite number of ``a`` (flat order)."""
+    flat = np.asarray(a).reshape(-1)
+    v = flat[~np.isfinite(flat)][0]
+    return "nan" if np.isnan(v) else "inf" if v > 0 else "-inf"
 
 
 def _describe(node: Node) -> str:
@@ -216,8 +243,8 @@ def evaluate(
         result = Result(value, {}, out, leaves)
         if not finite(value):
             where = _first_nonfinite_forward(target, leaves, out, max_elements)
-            origin = f"; the first non-finite number appeared in {where} (forward pass)" if where else ""
-            result.warnings.append(f"value has non-finite numbers{origin}")
+            origin = f"; first {_first(value)} in {where} (forward pass)" if where else ""
+            result.warnings.append(nonfinite("value", value) + origin)
         if no_grad or not wrt:
             return result
         seed = result.seed = _seed(value, grad_output)
@@ -226,6 +253,12 @@ def evaluate(
                 out.backward(gradient=seed, retain_graph=True)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 raise EvaluationError(f"backward pass: {exc}") from exc
+            except GraphFreedError as exc:
+                raise EvaluationError(
+                    f"{target.label} ran backward() itself, which freed the graph that "
+                    "gradcli differentiates",
+                    hint="return the value without calling backward(); gradcli "
+                         "computes its gradient") from exc
         for n in wrt:
             g = leaves[n].grad
             if g is None:
@@ -236,8 +269,9 @@ def evaluate(
         bad = [n for n in wrt if not finite(result.grads[n])]
         if bad and out.grad_fn is not None:
             origin = _first_nonfinite_backward(out, seed)
-            tail = f"; the first non-finite number appeared in {origin} (backward pass)" if origin else ""
-            result.warnings.append(f"grad.{bad[0]} has non-finite numbers{tail}")
+            g = result.grads[bad[0]]
+            tail = f"; first {_first(g)} in {origin} (backward pass)" if origin else ""
+            result.warnings.append(nonfinite(f"grad.{bad[0]}", g) + tail)
         result.notes = kinks(out)
     return result
 
@@ -329,8 +363,7 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
             *(inputs[n] for n in wrt))
     blocks = {n: np.asarray(j._data) for n, j in zip(wrt, jac)}
     warnings = list(value.warnings)
-    warnings += [f"jacobian.{n} has non-finite numbers" for n, b in blocks.items()
-                 if not finite(b)]
+    warnings += [nonfinite(f"jacobian.{n}", b) for n, b in blocks.items() if not finite(b)]
     return Derivatives(value.value, blocks, warnings, value)
 
 
@@ -360,7 +393,7 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     blocks = {a: {b: np.asarray(hess[i][j]._data) for j, b in enumerate(wrt)}
               for i, a in enumerate(wrt)}
     warnings = list(value.warnings)
-    warnings += [f"hessian.{a}.{b} has non-finite numbers" for a in wrt for b in wrt
+    warnings += [nonfinite(f"hessian.{a}.{b}", blocks[a][b]) for a in wrt for b in wrt
                  if not finite(blocks[a][b])]
     return Derivatives(value.value, blocks, warnings, value)
 

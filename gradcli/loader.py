@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import runpy
@@ -40,6 +41,21 @@ def user_frame(exc: BaseException, path: str) -> str:
     return where or os.path.basename(path)
 
 
+def describe(exc: BaseException) -> str:
+    """``ValueError: bad shape``, or the bare name when there is no message."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def user_code():
+    """While a function file runs: what it prints goes to stderr, so that stdout
+    carries only gradcli's result (JSON, plain lines) whatever the user's code
+    prints."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def load(target: str) -> Loaded:
     path, _, name = target.partition(":") if target.count(":") == 1 else (target, "", "")
     if not os.path.isfile(path):
@@ -58,12 +74,13 @@ def load(target: str) -> Loaded:
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)  # so the file can import its neighbours
     try:
-        namespace = runpy.run_path(path, run_name=_RUN_NAME)
+        with user_code():
+            namespace = runpy.run_path(path, run_name=_RUN_NAME)
     except SystemExit as exc:
         raise EvaluationError(f"{os.path.basename(path)} called exit({exc.code})") from exc
     except Exception as exc:
         raise EvaluationError(
-            f"{user_frame(exc, path)}: {type(exc).__name__}: {exc}"
+            f"{user_frame(exc, path)}: {describe(exc)}"
         ) from exc
     finally:
         if sys.path and sys.path[0] == folder:

@@ -24,6 +24,10 @@ from .fastpath import scaled, subtracted
 from .graph import CONST, FRESH, INPUT, OUT, Node, set_grad_enabled, topological_order
 from .tensor import Tensor
 
+class GraphFreedError(RuntimeError):
+    """A walk reached values an earlier backward() freed (PyTorch's message)."""
+
+
 _SECOND_TIME = (
     "Trying to backward through the graph a second time: its saved values were "
     "freed by the first backward(). Specify retain_graph=True on the first call "
@@ -146,7 +150,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             else:
                 g_shared = False
             if node.freed:
-                raise RuntimeError(_SECOND_TIME)
+                raise GraphFreedError(_SECOND_TIME)
             op = node.op
             local = op.local
             shapes = node.shapes

@@ -1,0 +1,77 @@
+"""Function files that return, print or do what they should not (issue 12,
+items 12, 13, 14 and 16's GeneratorExit), and the words of non-finite warnings
+(item 22)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_cli import run
+
+
+def _file(tmp_path, body: str, head: str = "") -> str:
+    f = tmp_path / "model.py"
+    f.write_text(f"import gradcli as gc\n{head}\ndef f(x):\n    {body}\n")
+    return f"{f}:f"
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ("return None", "f() returned None; return a tensor or a number"),
+        ("return '1.5'", "f() returned the str '1.5'; return a tensor or a number"),
+        ("return [x, x]", "f() returned a list; return a tensor or a number"),
+        ("return True", "f() returned True; return a tensor or a number"),
+        ("return Bad()", "f() returned a Bad; return a tensor or a number"),
+    ],
+)
+def test_a_function_returning_no_number_is_an_evaluation_error(tmp_path, body, says):
+    # None gave `value nan` and exit 0 (check: PASS); "1.5" gave 1.5.
+    head = "class Bad:\n    def __array__(self, *a, **k):\n        raise RuntimeError('no')\n"
+    for command in ("eval", "check"):
+        r = run(command, _file(tmp_path, body, head), "--x", "2")
+        assert (r.code, r.out) == (3, ""), r.err
+        assert r.err.splitlines() == [f"error: {says}"]
+
+
+def test_what_a_function_prints_goes_to_stderr(tmp_path):
+    target = _file(tmp_path, "print('step', x.item()); return x * x",
+                   head="print('loading')")
+    r = run("eval", target, "--x", "3", "--json")
+    assert r.code == 0, r.err
+    obj = json.loads(r.out)  # stdout is the JSON alone
+    assert (obj["value"], obj["grad"]) == (9.0, {"x": 6.0})  # x^2, 2x
+    assert "loading" in r.err and "step 3.0" in r.err
+
+
+def test_a_function_that_walks_its_own_graph_is_an_evaluation_error(tmp_path):
+    r = run("eval", _file(tmp_path, "y = x * x\n    y.backward()\n    return y"), "--x", "2")
+    assert r.code == 3, r.err
+    assert r.err.splitlines()[0].endswith(
+        "ran backward() itself, which freed the graph that gradcli differentiates")
+
+
+def test_a_function_raising_generator_exit_is_an_evaluation_error(tmp_path):
+    r = run("eval", _file(tmp_path, "raise GeneratorExit"), "--x", "2")
+    assert r.code == 3 and "Traceback" not in r.err
+    assert r.err.splitlines() == ["error: model.py, line 4, in f: GeneratorExit"]
+
+
+@pytest.mark.parametrize(
+    "args, warning",
+    [
+        (["9**9**9"], "value is inf; first inf in pow at '9**9**9' (forward pass)"),
+        (["sum(sqrt(x))", "--x", "0,1,0"],
+         "grad.x is inf: 2 of 3 elements; first inf in sqrt at 'sqrt(x)' (backward pass)"),
+        (["log(x)", "--x", "-1,0,1,0", "--grad-output", "ones"],
+         "value has 1 nan and 2 -inf in 4 elements; first nan in log at 'log(x)' "
+         "(forward pass)"),
+    ],
+)
+def test_non_finite_warnings_say_which_how_many_and_where(args, warning):
+    # log(-1) = nan, log(0) = -inf; d sqrt(x)/dx = 1/(2 sqrt x) is inf at 0.
+    r = run("eval", *args, "--format", "plain")
+    assert r.code == 0
+    assert f"warning: {warning}" in r.err.splitlines()
