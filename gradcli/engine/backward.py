@@ -21,7 +21,8 @@ import numpy as np
 from .broadcast import unbroadcast
 from . import fastpath
 from .fastpath import scaled, subtracted
-from .graph import CONST, FRESH, INPUT, OUT, Node, topological_order
+from .graph import (MODIFIED, CONST, FRESH, INPUT, OUT, Node, check_versions,
+                    topological_order)
 
 _SECOND_TIME = (
     "Trying to backward through the graph a second time: its saved values were "
@@ -101,6 +102,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # heap keyed on creation order replaces a separate topological sort.
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
+    modified = MODIFIED
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
@@ -119,6 +121,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             node._pending = None
             if node.freed:
                 raise RuntimeError(_SECOND_TIME)
+            if modified:  # some array was changed in place: not one this node saved?
+                check_versions(node)
             op = node.op
             local = op.local
             shapes = node.shapes

@@ -11,6 +11,7 @@ and releases each node's saved values as it passes, unless ``retain_graph``.
 from __future__ import annotations
 
 import itertools
+import weakref
 from contextlib import ContextDecorator
 
 import numpy as np
@@ -242,6 +243,80 @@ def recorded_values(root: Node, value) -> dict[int, object]:
             if fn is not None:
                 values[id(fn)] = a._data
     return values
+
+
+# -- the version counter ----------------------------------------------------------
+# PyTorch bumps a counter per storage at each in-place change and compares it with
+# the value a node noted when it saved the tensor. Here creation order stands in
+# for both: a node's ``seq`` says when it saved its values, and an in-place change
+# notes the ``seq`` of its moment against the array owning the memory it wrote. A
+# saved array whose owner changed after its node's ``seq`` holds new values. The
+# forward pass records nothing more than before; the walk looks only once some
+# in-place change has happened (``MODIFIED`` not empty).
+MODIFIED: dict[int, tuple] = {}  # id(owner) -> (seq of its last change, weakref)
+
+
+def owner(a):
+    """The array that owns ``a``'s memory (``a`` itself unless it is a view)."""
+    while True:
+        b = getattr(a, "base", None)
+        if not isinstance(b, np.ndarray):
+            return a
+        a = b
+
+
+def _forget(ref, key):
+    got = MODIFIED.get(key)
+    if got is not None and got[1] is ref:
+        del MODIFIED[key]
+
+
+def mark_modified(a) -> None:
+    """Note that the memory of ``a`` was changed in place just now."""
+    b = owner(a)
+    key = id(b)
+    got = MODIFIED.get(key)
+    ref = got[1] if got is not None else weakref.ref(b, lambda r, k=key: _forget(r, k))
+    MODIFIED[key] = (next(_SEQ), ref)
+
+
+def modified_after(a, seq: int) -> bool:
+    """Whether the memory of the saved array ``a`` was changed in place after ``seq``."""
+    if type(a) is not np.ndarray:
+        return False  # numbers, numpy scalars and Meta are immutable
+    got = MODIFIED.get(id(owner(a)))
+    return got is not None and got[0] > seq
+
+
+def check_versions(node: Node) -> None:
+    """Raise if a value ``node`` saved for its rules was changed in place since."""
+    n = len(node.shapes)
+    saved = (node.x0, node.x1)[:n] if n <= 2 else node.more[1] or ()
+    seq = node.seq
+    for i, a in enumerate(saved):
+        if modified_after(a, seq):
+            what = f"input {i}" if len(saved) > 1 else "input"
+            break
+    else:
+        if not modified_after(node.out, seq):
+            return
+        what = "output"
+        if getattr(node.op, "view", False):
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been "
+                f"modified by an inplace operation: the memory that {node.op.name} "
+                f"({node.op.grad_fn}) made a view of was changed in place after the "
+                "view was taken, so the view's recorded history no longer gives its "
+                "values (PyTorch rebases a view; gradcli cannot). Take the view after "
+                "the change, or change a copy (.clone()) instead"
+            )
+    raise RuntimeError(
+        "one of the variables needed for gradient computation has been modified by "
+        f"an inplace operation: the {what} of {node.op.name} ({node.op.grad_fn}) was "
+        "changed in place after it was saved for backward (its version counter moved "
+        "on), so its gradient would be computed from the new values. Compute the "
+        "gradient before changing it, or change a copy (.clone()) instead"
+    )
 
 
 # How an elementwise op declares its local derivative (``Op.local``), per input:

@@ -86,6 +86,11 @@ class Op:
     # from it, and the engine's walk multiplies by g itself, in place when it may.
     local: tuple | None = None
     composite: bool = False  # defined by other ops (extra["composite"] computes it)
+    # Its output may share memory with its input (reshape, transpose, basic
+    # indexing): the node keeps that view as ``out``, so that an in-place change
+    # of the memory afterwards is caught by the version counter (graph.py) when
+    # the walk passes (PyTorch rebases the view's history instead).
+    view: bool = False
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
 
     @property
@@ -126,6 +131,8 @@ class Op:
                 raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
         composite = self.extra.get("composite")
         if composite is not None:
+            args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
+                         for a in args)
             return composite(*args, **kwargs)
         return apply(self, *args, **kwargs)
 
@@ -159,7 +166,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
        sym=None, domain=None, guard: bool = False, multi: bool = False,
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
-       zero_regions: bool = False, fast=None, shape=None, method: bool = True):
+       zero_regions: bool = False, fast=None, shape=None, method: bool = True,
+       view: bool = False):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
@@ -216,6 +224,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             zero_regions=zero_regions,
             out_shape=shape if shape is not None else _broadcast if elementwise else None,
             method=method,
+            view=view,
         )
         if fast is not None:
             o.run = fast
@@ -278,10 +287,34 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
         n = len(args)
         saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
+    if o.view and type(out) is np.ndarray and out.base is not None:
+        keep_out = out  # a view: no memory of its own to keep alive
     node = Node(o, graph.edges(args), saved, keep_out, shapes, params)
     if graph.MODE.keep_args:
         node.args = tuple(args)
     return Tensor._make(out, node)
+
+
+def _holds_tensor(seq) -> bool:
+    return any(
+        type(x) is Tensor or ((type(x) is list or type(x) is tuple) and _holds_tensor(x))
+        for x in seq
+    )
+
+
+def _stacked(seq) -> Tensor:
+    """A (nested) sequence holding Tensors as one ``stack`` of them, recorded: the
+    gradient reaches every Tensor inside (``gc.mean([x, x + 2])``)."""
+    from .ops.shape import stack
+
+    return stack([_sequence(x) if type(x) is list or type(x) is tuple else x
+                  for x in seq])
+
+
+def _sequence(seq):
+    """A sequence argument: stacked if it holds Tensors, else a constant array
+    (rules read .ndim and .shape of what they save)."""
+    return _stacked(seq) if _holds_tensor(seq) else np.asarray(seq)
 
 
 def apply(o: Op, *args, **params) -> Tensor:
@@ -291,8 +324,7 @@ def apply(o: Op, *args, **params) -> Tensor:
     rg = False
     arrays = []
     if any(type(a) is list or type(a) is tuple for a in args):
-        # Sequences are constants: rules read .ndim and .shape of what they save.
-        args = tuple(np.asarray(a) if type(a) is list or type(a) is tuple else a
+        args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
                      for a in args)
     for a in args:
         if type(a) is Tensor:
