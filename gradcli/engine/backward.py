@@ -21,8 +21,8 @@ import numpy as np
 from .broadcast import unbroadcast
 from . import fastpath
 from .fastpath import scaled, subtracted
-from .graph import (MODIFIED, CONST, FRESH, INPUT, OUT, Node, check_versions,
-                    topological_order)
+from .graph import (MODIFIED, STALE, CONST, FRESH, INPUT, OUT, Node, check_stale_root,
+                    check_versions, topological_order)
 
 _SECOND_TIME = (
     "Trying to backward through the graph a second time: its saved values were "
@@ -102,7 +102,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # heap keyed on creation order replaces a separate topological sort.
     heap = [(-root.seq, root)]
     heappush, heappop = heapq.heappush, heapq.heappop
-    modified = MODIFIED
+    modified, stale = MODIFIED, STALE
+    if stale:
+        check_stale_root(root)
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
@@ -121,8 +123,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
             node._pending = None
             if node.freed:
                 raise RuntimeError(_SECOND_TIME)
-            if modified:  # some array was changed in place: not one this node saved?
-                check_versions(node)
+            if modified or stale:  # some array was changed in place: not one this
+                check_versions(node)  # node saved or viewed?
             op = node.op
             local = op.local
             shapes = node.shapes

@@ -130,12 +130,13 @@ class Node:
     """
 
     __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "out", "shapes", "params", "freed",
-                 "_pending", "__dict__")
+                 "_pending", "__dict__", "__weakref__")
     # Fields most nodes never set, read from the class until they are: a
     # store fewer each, per op.
     more = None  # (parents, saved) of an op with more than two inputs
     args = None  # every input, recorded under keep_args
     label = None  # e.g. the expression text, for `gradcli graph`
+    stale_at = None  # a view's: the seq of a recorded in-place change of its memory
 
     def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,
                  params: dict) -> None:
@@ -288,28 +289,95 @@ def modified_after(a, seq: int) -> bool:
     return got is not None and got[0] > seq
 
 
+# Views: each recorded view node, noted against the memory it views; a recorded
+# in-place change of that memory makes every other view's history stale (its
+# values changed, its grad_fn does not say how). A node that used a stale view
+# after the change stops the walk; one that used it before is fine.
+VIEWS: dict[int, tuple] = {}  # id(owner) -> (WeakSet of view nodes, weakref to owner)
+STALE: dict[int, object] = {}  # id(node) -> weakref, of every stale view node alive
+
+
+def note_view(node: Node, out: np.ndarray) -> None:
+    b = owner(out)
+    key = id(b)
+    got = VIEWS.get(key)
+    if got is None:
+        got = VIEWS[key] = (weakref.WeakSet(),
+                            weakref.ref(b, lambda r, k=key: _forget_views(r, k)))
+    got[0].add(node)
+
+
+def _forget_views(ref, key) -> None:
+    got = VIEWS.get(key)
+    if got is not None and got[1] is ref:
+        del VIEWS[key]
+
+
+def mark_views_stale(a, skip=None) -> None:
+    """A recorded in-place change of ``a``'s memory happened just now."""
+    got = VIEWS.get(id(owner(a)))
+    if not got:
+        return
+    now = next(_SEQ)
+    for node in list(got[0]):
+        if node is not skip and node.stale_at is None:
+            node.stale_at = now
+            STALE[id(node)] = weakref.ref(node, lambda r, k=id(node): STALE.pop(k, None))
+
+
+_VIEW_STALE = (
+    "one of the variables needed for gradient computation has been modified by an "
+    "inplace operation: a view made by {name} ({grad_fn}) was used after the memory "
+    "it views was changed in place while recording, so its recorded history no "
+    "longer gives its values (PyTorch rebases a view; gradcli cannot). Take the "
+    "view after the change, or change a copy (.clone()) instead"
+)
+
+
+def check_stale_root(root: Node) -> None:
+    if root.stale_at is not None:
+        raise RuntimeError(_VIEW_STALE.format(name=root.op.name, grad_fn=root.op.grad_fn))
+
+
+def _needed(node: Node, n: int):
+    """Which saved inputs (indices) and whether the output the rules will read."""
+    local = node.op.local
+    if local is None:
+        return range(n), True
+    need, out = set(), False
+    for p, (kind, v) in zip(node.parents, local):
+        if p is None:
+            continue
+        if kind == INPUT:
+            need.add(v)
+        elif kind == OUT:
+            out = True
+        elif kind == FRESH:
+            return range(n), True
+    return need, out
+
+
 def check_versions(node: Node) -> None:
-    """Raise if a value ``node`` saved for its rules was changed in place since."""
+    """Raise if a value ``node`` saved for its rules was changed in place since, or
+    if it used a view whose history went stale before it did."""
+    if STALE:
+        for p in node.parents:
+            if type(p) is Node and p.stale_at is not None and p.stale_at < node.seq:
+                raise RuntimeError(_VIEW_STALE.format(name=p.op.name, grad_fn=p.op.grad_fn))
+    if not MODIFIED:
+        return
     n = len(node.shapes)
     saved = (node.x0, node.x1)[:n] if n <= 2 else node.more[1] or ()
+    need, need_out = _needed(node, n)
     seq = node.seq
-    for i, a in enumerate(saved):
-        if modified_after(a, seq):
-            what = f"input {i}" if len(saved) > 1 else "input"
+    for i in need:
+        if modified_after(saved[i], seq):
+            what = f"input {i}" if n > 1 else "input"
             break
     else:
-        if not modified_after(node.out, seq):
+        if not (need_out and modified_after(node.out, seq)):
             return
         what = "output"
-        if getattr(node.op, "view", False):
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been "
-                f"modified by an inplace operation: the memory that {node.op.name} "
-                f"({node.op.grad_fn}) made a view of was changed in place after the "
-                "view was taken, so the view's recorded history no longer gives its "
-                "values (PyTorch rebases a view; gradcli cannot). Take the view after "
-                "the change, or change a copy (.clone()) instead"
-            )
     raise RuntimeError(
         "one of the variables needed for gradient computation has been modified by "
         f"an inplace operation: the {what} of {node.op.name} ({node.op.grad_fn}) was "

@@ -91,11 +91,6 @@ def _update(t: Tensor, name: str, fn, *others, plain=None, cast: bool = False) -
             "its .data)"
         )
     d = _target(t, name)
-    fn_ = t.grad_fn
-    if fn_ is not None and fn_.out is d and fn_.op.view:
-        # Changed through the view itself: its node needs no values, and this
-        # tensor takes a new history (recording) or keeps its own (no_grad).
-        fn_.out = None
     if not recording:
         if plain is not None:
             plain(d, *[o._data if isinstance(o, Tensor) else o for o in others])
@@ -108,6 +103,9 @@ def _update(t: Tensor, name: str, fn, *others, plain=None, cast: bool = False) -
     new = fn(old, *[old if o is t else o for o in others])  # x *= x: old times old
     _write(d, new, name, cast)
     graph.mark_modified(d)
+    # Other views of this memory recorded a history the new values do not have
+    # (t's own takes the new node below).
+    graph.mark_views_stale(d, skip=t.grad_fn)
     t.grad_fn = new.grad_fn
     t.requires_grad = new.requires_grad
     return t

@@ -87,10 +87,12 @@ class Op:
     local: tuple | None = None
     composite: bool = False  # defined by other ops (extra["composite"] computes it)
     # Its output may share memory with its input (reshape, transpose, basic
-    # indexing): the node keeps that view as ``out``, so that an in-place change
-    # of the memory afterwards is caught by the version counter (graph.py) when
-    # the walk passes (PyTorch rebases the view's history instead).
+    # indexing): the node is noted against that memory (graph.note_view), so that
+    # a recorded in-place change of it afterwards makes the view's history stale
+    # (PyTorch rebases it; the walk refuses to use it). Such ops take the general
+    # path (``apply``), never the one-input fast path.
     view: bool = False
+    fast_call: bool = True  # Op.__call__ may take the fast path (not composite, not view)
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
 
     @property
@@ -107,7 +109,7 @@ class Op:
         return f"{self.name}({', '.join(args + opts)})"
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and len(args) == self.nin and not self.composite:
+        if not kwargs and len(args) == self.nin and self.fast_call:
             if self.nin == 1 and type(args[0]) is Tensor:
                 return _unary(self, args[0])
             return apply(self, *args)
@@ -225,6 +227,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             out_shape=shape if shape is not None else _broadcast if elementwise else None,
             method=method,
             view=view,
+            fast_call=not view,
         )
         if fast is not None:
             o.run = fast
@@ -287,9 +290,9 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
         n = len(args)
         saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
-    if o.view and type(out) is np.ndarray and out.base is not None:
-        keep_out = out  # a view: no memory of its own to keep alive
     node = Node(o, graph.edges(args), saved, keep_out, shapes, params)
+    if o.view and type(out) is np.ndarray and out.base is not None:
+        graph.note_view(node, out)
     if graph.MODE.keep_args:
         node.args = tuple(args)
     return Tensor._make(out, node)
@@ -307,8 +310,25 @@ def _stacked(seq) -> Tensor:
     gradient reaches every Tensor inside (``gc.mean([x, x + 2])``)."""
     from .ops.shape import stack
 
-    return stack([_sequence(x) if type(x) is list or type(x) is tuple else x
-                  for x in seq])
+    items = [_stacked(x) if (type(x) is list or type(x) is tuple) and _holds_tensor(x)
+             else x for x in seq]
+    dts = [x.dtype for x in items if type(x) is Tensor]
+    # Python numbers and lists beside Tensors take their dtype (weak, as in
+    # PyTorch): [x, 1.0] with x float32 stays float32.
+    dt = np.result_type(*dts)
+    return stack([x if type(x) is Tensor or isinstance(x, np.ndarray) else _weak(x, dt)
+                  for x in items])
+
+
+def _weak(x, dt):
+    """Python numbers (or lists of them) as an array of dtype ``dt``, or of the
+    default float dtype when they hold floats and ``dt`` is not a float dtype."""
+    from .tensor import get_default_dtype
+
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and dt.kind not in "fc":
+        return a.astype(get_default_dtype())
+    return a.astype(np.result_type(dt, a.dtype) if a.dtype.kind == "c" else dt)
 
 
 def _sequence(seq):

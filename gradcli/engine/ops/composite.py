@@ -13,6 +13,7 @@ def _composite(name: str, fn, rule: str, shape, numpy=()):
     o = op(grad_fn="", rule=rule, sym=SAME, numpy=numpy, name=name, shape=shape)(fn)
     o.extra["composite"] = fn
     o.composite = True
+    o.fast_call = False
     o.differentiable = True
     return o
 

@@ -17,8 +17,7 @@ def _transpose_vjp(g, out, x, *, axes=None, lead=0):
     return np.transpose(g, tuple(range(lead)) + tuple(lead + int(i) for i in back))
 
 
-# saves "out": the view itself (see Op.view), kept on the one-input fast path too.
-@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="out", takes_lead=True, view=True,
+@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True, view=True,
     shape=NO_BIGGER, method=False,
     rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,))
 def transpose(x, *, axes=None):
