@@ -416,3 +416,63 @@ def test_conversion_still_works_without_recording_or_without_grad():
     c = f64([1.0, 2.0])
     np.testing.assert_array_equal(np.asarray(c), [1.0, 2.0])
     assert np.linalg.norm([f64(3.0), f64(4.0)]) == 5.0
+
+
+# -- in-place changes and the command line's tools (keep_args graphs, inputs) --------
+def _cli(*argv: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from gradcli.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+IN_PLACE_FILE = '''
+def f(x):
+    y = x * 1.0
+    y += x * x          # x + x^2
+    y[0] = y[0] * 3     # [3 (x0 + x0^2), x1 + x1^2]
+    return y.sum()
+
+
+def touches_its_input(x, c):
+    c += 1
+    return (x * c).sum()
+'''
+
+
+def test_a_function_changing_a_tensor_in_place_passes_the_symbolic_check(tmp_path):
+    path = tmp_path / "fn.py"
+    path.write_text(IN_PLACE_FILE)
+    code, out, err = _cli("eval", f"{path}:f", "--x", "1,2", "--check")
+    assert code == 0, err
+    # value 3 (1 + 1) + (2 + 4) = 12; gradient [3 (1 + 2 x0), 1 + 2 x1] = [9, 5]
+    assert out.splitlines()[:3] == ["value 12", "grad.x 9,5", "check PASS"]
+    assert "symbolic: skipped" not in out
+
+
+def test_the_graph_shows_a_view_with_its_values_before_the_change(tmp_path):
+    path = tmp_path / "fn.py"
+    path.write_text(IN_PLACE_FILE)
+    code, out, err = _cli("graph", f"{path}:f", "--x", "1,2")
+    assert code == 0, err
+    # y[0] was 2 when it was read (x0 + x0^2), before y[0] became 6
+    assert any(line.strip(" │├└─").startswith("IndexBackward0  shape ()  value 2 ")
+               for line in out.splitlines()), out
+
+
+def test_a_function_cannot_change_the_callers_inputs(tmp_path):
+    path = tmp_path / "fn.py"
+    path.write_text(IN_PLACE_FILE)
+    code, out, err = _cli("eval", f"{path}:touches_its_input", "--x", "1,2", "--c", "3,4",
+                          "--wrt", "x")
+    assert code == 3 and out == ""
+    assert "cannot be written" in err

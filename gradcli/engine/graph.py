@@ -134,7 +134,6 @@ class Node:
     # Fields most nodes never set, read from the class until they are: a
     # store fewer each, per op.
     more = None  # (parents, saved) of an op with more than two inputs
-    args = None  # every input, recorded under keep_args
     label = None  # e.g. the expression text, for `gradcli graph`
     stale_at = None  # a view's: the seq of a recorded in-place change of its memory
 
@@ -154,6 +153,19 @@ class Node:
         self.params = params
         self.freed = False  # True once a backward pass dropped the saved values
         self._pending = None  # the gradient arriving during a backward walk
+
+    @property
+    def args(self) -> tuple | None:
+        """Every input, recorded under keep_args, as it was when this node ran
+        (an input changed in place since is given by its snapshot: ``note_rebase``)."""
+        args = self.__dict__.get("_args")
+        if args is None or not REBASED:
+            return args
+        return tuple([_as_it_was(a, self.seq) for a in args])
+
+    @args.setter
+    def args(self, value) -> None:
+        self.__dict__["_args"] = value
 
     @property
     def parents(self) -> tuple:
@@ -238,11 +250,22 @@ def recorded_values(root: Node, value) -> dict[int, object]:
     """Each node's output, by ``id(node)``, for a graph recorded under ``keep_args``:
     found among its consumers' inputs (``value`` is the root's own)."""
     values = {id(root): value}
-    for node in topological_order(root):
+    order = topological_order(root)
+    for node in order:
         for a in node.args or ():
             fn = getattr(a, "grad_fn", None)
             if fn is not None:
                 values[id(fn)] = a._data
+    if MODIFIED:
+        # A view shares its memory, which an in-place change may have rewritten
+        # since: its values again from its input's, as they were (inputs first).
+        for node in reversed(order):
+            if node.op.view and node.args:
+                src = node.args[0]
+                fn = getattr(src, "grad_fn", None)
+                data = values.get(id(fn)) if fn is not None else getattr(src, "_data", src)
+                if data is not None:
+                    values[id(node)] = node.op.forward(np.asarray(data), **node.params)
     return values
 
 
@@ -279,6 +302,37 @@ def mark_modified(a) -> None:
     got = MODIFIED.get(key)
     ref = got[1] if got is not None else weakref.ref(b, lambda r, k=key: _forget(r, k))
     MODIFIED[key] = (next(_SEQ), ref)
+
+
+# Under keep_args, nodes hold their input Tensors to replay or show the graph; an
+# in-place change of one gives it new values and a new grad_fn, so the tensor as
+# it was is kept beside it, for the nodes recorded before the change.
+REBASED: dict[int, list] = {}  # id(tensor) -> [weakref to it, (seq, snapshot), ...]
+
+
+def note_rebase(t, before) -> None:
+    """``t`` is being changed in place now; ``before`` holds its values and grad_fn."""
+    key = id(t)
+    got = REBASED.get(key)
+    if got is None or got[0]() is not t:
+        got = REBASED[key] = [weakref.ref(t, lambda r, k=key: _forget_rebase(r, k))]
+    got.append((next(_SEQ), before))
+
+
+def _forget_rebase(ref, key) -> None:
+    got = REBASED.get(key)
+    if got is not None and got[0] is ref:
+        del REBASED[key]
+
+
+def _as_it_was(a, seq: int):
+    got = REBASED.get(id(a))
+    if got is None or got[0]() is not a:
+        return a
+    for changed, before in got[1:]:
+        if changed > seq:
+            return before
+    return a
 
 
 def modified_after(a, seq: int) -> bool:

@@ -91,6 +91,8 @@ def _update(t: Tensor, name: str, fn, *others, plain=None, cast: bool = False) -
             "its .data)"
         )
     d = _target(t, name)
+    if graph.MODE.keep_args:  # nodes holding t replay it as it is now
+        graph.note_rebase(t, Tensor._make(d.copy(), t.grad_fn))
     if not recording:
         if plain is not None:
             plain(d, *[o._data if isinstance(o, Tensor) else o for o in others])
