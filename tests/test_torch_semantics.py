@@ -264,6 +264,28 @@ def test_clamp_copy_and_fill_of_a_non_leaf_are_differentiated():
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
 
 
+def test_a_value_requiring_grad_cannot_be_written_into_an_integer_tensor():
+    x = f64(1.5, requires_grad=True)
+    i = gc.zeros(3, dtype=gc.int64)
+    with pytest.raises(RuntimeError, match="floating point"):
+        i[0] = x  # the gradient would be dropped
+    np.testing.assert_array_equal(i.numpy(), [0, 0, 0])
+    with gc.no_grad():
+        i[0] = x  # values only: cast, as PyTorch's index_put_
+    np.testing.assert_array_equal(i.numpy(), [1, 0, 0])
+
+
+def test_clone_is_a_copy_in_the_graph():
+    x = f64([1.0, -0.0], requires_grad=True)
+    c = x.clone()
+    assert not np.shares_memory(c.detach().numpy(), x.detach().numpy())
+    assert np.signbit(c.detach().numpy()[1])  # -0.0 stays -0.0
+    c += 1.0  # a non-leaf: recorded, x untouched
+    (c * c).sum().backward()  # 2 (x + 1)
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 2.0])
+    np.testing.assert_array_equal(x.detach().numpy(), [1.0, 0.0])
+
+
 # -- the version counter ------------------------------------------------------------
 def test_a_value_saved_for_backward_then_changed_in_place_stops_backward():
     x = f64([0.5, 1.0], requires_grad=True)
@@ -303,6 +325,19 @@ def test_a_view_whose_memory_changed_in_place_stops_backward():
         v.sum().backward()
     y.sum().backward()  # y's own history is right: 3 per element
     np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+
+
+def test_a_transposed_view_used_after_its_memory_changed_stops_backward():
+    x = f64([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y = x * 1.0
+    t = y.T
+    before = (t * 1.0).sum()  # used before the change: fine
+    y.add_(1.0)
+    after = (t * 1.0).sum()  # used after: its history says y, its values y + 1
+    before.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 2)))
+    with pytest.raises(RuntimeError, match="view"):
+        after.backward()
 
 
 def test_changing_a_view_of_a_live_tensor_while_recording_is_refused():

@@ -36,7 +36,8 @@ def _target(t: Tensor, name: str) -> np.ndarray:
         raise RuntimeError(
             f"{name}: this tensor's memory cannot be written (a broadcast view such as "
             "broadcast_to/expand, where one number stands for many elements, or a "
-            "read-only array); change a copy (.clone()) instead"
+            "read-only array such as the inputs gradcli hands a function); change a "
+            "copy (.clone()) instead"
         )
     return d
 
@@ -103,6 +104,12 @@ def _update(t: Tensor, name: str, fn, *others, plain=None, cast: bool = False) -
     _check_unshared(t, d, name)
     old = Tensor._make(d.copy(), t.grad_fn)  # what the new node's rules may read
     new = fn(old, *[old if o is t else o for o in others])  # x *= x: old times old
+    if new.requires_grad and d.dtype.kind not in "fc":
+        raise RuntimeError(
+            f"{name}: only Tensors of floating point dtype can require gradients, and "
+            f"this one is {d.dtype.name}: writing a value that requires grad into it "
+            "would drop the gradient. Make it with a float dtype"
+        )
     _write(d, new, name, cast)
     graph.mark_modified(d)
     # Other views of this memory recorded a history the new values do not have
