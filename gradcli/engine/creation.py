@@ -53,8 +53,8 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
         t = _stacked(data)
         if dtype is not None and np.dtype(dtype) != t.dtype:
             raise TypeError(
-                f"tensor(): Tensors that require grad cannot be cast to {np.dtype(dtype)} "
-                "here; make them with that dtype"
+                "tensor(): Tensors that require grad cannot be cast to "
+                f"{np.dtype(dtype)} here; make them with that dtype"
             )
         return t
     native = isinstance(data, (np.ndarray, np.generic))

@@ -263,7 +263,8 @@ def recorded_values(root: Node, value) -> dict[int, object]:
             if node.op.view and node.args:
                 src = node.args[0]
                 fn = getattr(src, "grad_fn", None)
-                data = values.get(id(fn)) if fn is not None else getattr(src, "_data", src)
+                data = (values.get(id(fn)) if fn is not None
+                        else getattr(src, "_data", src))
                 if data is not None:
                     values[id(node)] = node.op.forward(np.asarray(data), **node.params)
     return values
@@ -336,7 +337,7 @@ def _as_it_was(a, seq: int):
 
 
 def modified_after(a, seq: int) -> bool:
-    """Whether the memory of the saved array ``a`` was changed in place after ``seq``."""
+    """Whether the memory of saved array ``a`` was changed in place after ``seq``."""
     if type(a) is not np.ndarray:
         return False  # numbers, numpy scalars and Meta are immutable
     got = MODIFIED.get(id(owner(a)))
@@ -376,7 +377,8 @@ def mark_views_stale(a, skip=None) -> None:
     for node in list(got[0]):
         if node is not skip and node.stale_at is None:
             node.stale_at = now
-            STALE[id(node)] = weakref.ref(node, lambda r, k=id(node): STALE.pop(k, None))
+            key = id(node)
+            STALE[key] = weakref.ref(node, lambda r, k=key: STALE.pop(k, None))
 
 
 _VIEW_STALE = (
@@ -390,7 +392,8 @@ _VIEW_STALE = (
 
 def check_stale_root(root: Node) -> None:
     if root.stale_at is not None:
-        raise RuntimeError(_VIEW_STALE.format(name=root.op.name, grad_fn=root.op.grad_fn))
+        op = root.op
+        raise RuntimeError(_VIEW_STALE.format(name=op.name, grad_fn=op.grad_fn))
 
 
 def _needed(node: Node, n: int):
@@ -417,7 +420,8 @@ def check_versions(node: Node) -> None:
     if STALE:
         for p in node.parents:
             if type(p) is Node and p.stale_at is not None and p.stale_at < node.seq:
-                raise RuntimeError(_VIEW_STALE.format(name=p.op.name, grad_fn=p.op.grad_fn))
+                op = p.op
+                raise RuntimeError(_VIEW_STALE.format(name=op.name, grad_fn=op.grad_fn))
     if not MODIFIED:
         return
     n = len(node.shapes)

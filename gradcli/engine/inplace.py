@@ -77,7 +77,8 @@ def _write(d: np.ndarray, new, name: str, cast: bool) -> None:
     d[...] = nd
 
 
-def _update(t: Tensor, name: str, fn, *others, plain=None, cast: bool = False) -> Tensor:
+def _update(t: Tensor, name: str, fn, *others, plain=None,
+            cast: bool = False) -> Tensor:
     """Give ``t`` the values ``fn(t, *others)`` (Tensor ops), in its own memory.
 
     ``plain(d, *others)``, if given, writes the same values straight into the

@@ -92,7 +92,7 @@ class Op:
     # (PyTorch rebases it; the walk refuses to use it). Such ops take the general
     # path (``apply``), never the one-input fast path.
     view: bool = False
-    fast_call: bool = True  # Op.__call__ may take the fast path (not composite, not view)
+    fast_call: bool = True  # Op.__call__ may take the fast path (not composite/view)
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
 
     @property
@@ -300,7 +300,8 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
 
 def _holds_tensor(seq) -> bool:
     return any(
-        type(x) is Tensor or ((type(x) is list or type(x) is tuple) and _holds_tensor(x))
+        type(x) is Tensor
+        or ((type(x) is list or type(x) is tuple) and _holds_tensor(x))
         for x in seq
     )
 

@@ -183,7 +183,7 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        """The same values (the same memory), cut from the graph: gradients stop here."""
+        """The same values (the same memory), cut from the graph: gradients stop."""
         return Tensor._make(self._buffer())
 
     def _accumulate(self, g, create_graph: bool, fresh: bool = False) -> None:
