@@ -243,6 +243,26 @@ def test_item_assignment_records_the_gradient_of_the_value():
     np.testing.assert_array_equal(w.grad.numpy(), [1.0, 0.0, 3.0])
 
 
+def _filled(x):
+    out = gc.zeros(3, dtype=gc.float64)
+    out[0] = x[0] * x[1]
+    out[1:] = x[1:] ** 2
+    out *= x
+    return out.sum()  # x0^2 x1 + x1^3 + x2^3
+
+
+def test_gradient_jacobian_and_hessian_through_item_assignment():
+    a, b, c = 0.5, 1.5, -2.0
+    x = np.array([a, b, c])
+    np.testing.assert_allclose(gc.grad(_filled)(x).numpy(),
+                               [2 * a * b, a * a + 3 * b * b, 3 * c * c], rtol=1e-15)
+    np.testing.assert_allclose(gc.hessian(_filled)(x).numpy(),
+                               [[2 * b, 2 * a, 0], [2 * a, 6 * b, 0], [0, 0, 6 * c]],
+                               rtol=1e-15)
+    jac = gc.jacobian(lambda v: gc.tensor([v[0] * v[1], v[1]]))(np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(jac.numpy(), [[3.0, 2.0], [0.0, 1.0]])
+
+
 def test_clamp_copy_and_fill_of_a_non_leaf_are_differentiated():
     x = f64([-2.0, 0.5, 3.0], requires_grad=True)
     y = x * 2
