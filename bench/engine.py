@@ -82,7 +82,7 @@ def gradcli_value_and_grad(x: np.ndarray):
     t = gc.Tensor(x, requires_grad=True)  # wraps the array, no copy
     y = gc.sum(gc.sin(t) * t + gc.exp(-t * t))
     y.backward()
-    return y.item(), t.grad.data
+    return y.item(), t.grad.numpy()
 
 
 def gradcli_from_a_copy(x: np.ndarray):
@@ -90,7 +90,7 @@ def gradcli_from_a_copy(x: np.ndarray):
     t = gc.tensor(x, requires_grad=True)
     y = gc.sum(gc.sin(t) * t + gc.exp(-t * t))
     y.backward()
-    return y.item(), t.grad.data
+    return y.item(), t.grad.numpy()
 
 
 _MEMORY = """

@@ -90,6 +90,17 @@ def prepare(text: str, names: list[str], limits: Limits | None = None) -> Target
     return Target(text, tree=tree)
 
 
+def _read_only(a):
+    """The caller's array as a read-only view: the user's function may change its
+    inputs in place (as in PyTorch) no more than it may change the caller's data,
+    which later points, finite differences and checks read again."""
+    if type(a) is not np.ndarray:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 @contextlib.contextmanager
 def _default_dtype(dtype):
     prev = get_default_dtype()
@@ -224,7 +235,8 @@ def evaluate(
     record = not no_grad if record is None else record
     dtype = engine_dtype(inputs)
     leaves = {
-        n: Tensor._make(a).requires_grad_(record and n in wrt) for n, a in inputs.items()
+        n: Tensor._make(_read_only(a)).requires_grad_(record and n in wrt)
+        for n, a in inputs.items()
     }
     with np.errstate(all="ignore"), _default_dtype(dtype), \
             graph.keep_args() if record else contextlib.nullcontext(), \
@@ -319,7 +331,7 @@ def _as_function(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
                  max_elements: int):
     """``f(*wrt tensors)`` with the other inputs fixed, and the leaves' dtype."""
     dtype = engine_dtype(inputs)
-    fixed = {n: Tensor._make(a) for n, a in inputs.items() if n not in wrt}
+    fixed = {n: Tensor._make(_read_only(a)) for n, a in inputs.items() if n not in wrt}
 
     def f(*tensors):
         return call(target, {**fixed, **dict(zip(wrt, tensors))}, max_elements)

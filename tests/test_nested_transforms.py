@@ -34,7 +34,7 @@ def fd(f, x, h=1e-5):
 
 
 def value(t) -> np.ndarray:
-    return np.asarray(t.numpy() if isinstance(t, gc.Tensor) else t, dtype=float)
+    return np.asarray(t.detach().numpy() if isinstance(t, gc.Tensor) else t, dtype=float)
 
 
 # -- the two examples of the issue --------------------------------------------------

@@ -21,8 +21,10 @@ import numpy as np
 from .broadcast import unbroadcast
 from . import fastpath
 from .fastpath import scaled, subtracted
-from .graph import CONST, FRESH, INPUT, OUT, Node, set_grad_enabled, topological_order
+from .graph import (CONST, FRESH, INPUT, MODIFIED, OUT, STALE, Node, check_stale_root,
+                    check_versions, set_grad_enabled, topological_order)
 from .tensor import Tensor
+
 
 class GraphFreedError(RuntimeError):
     """A walk reached values an earlier backward() freed (PyTorch's message)."""
@@ -99,8 +101,6 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     again with the guard (what a batch of unit seeds, full of zeros, saves).
     Returns each reached leaf's gradient, by ``id(leaf)``.
     """
-    from .tensor import Tensor
-
     if lead and accumulate:
         raise ValueError("a batch of cotangents has no .grad to accumulate into")
     if type(root) is Node:
@@ -121,6 +121,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # heap keyed on creation order replaces a separate topological sort.
     heap = []
     heappush, heappop = heapq.heappush, heapq.heappop
+    modified, stale = MODIFIED, STALE
+    if stale:
+        check_stale_root(root)
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
@@ -151,6 +154,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 g_shared = False
             if node.freed:
                 raise GraphFreedError(_SECOND_TIME)
+            if modified or stale:  # some array was changed in place: not one this
+                check_versions(node)  # node saved or viewed?
             op = node.op
             local = op.local
             shapes = node.shapes

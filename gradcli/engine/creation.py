@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .graph import is_grad_enabled
 from .tensor import Tensor, get_default_dtype
 
 float32 = np.dtype(np.float32)
@@ -45,6 +46,17 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """
     if isinstance(data, Tensor):
         data = data._data
+    elif isinstance(data, (list, tuple)) and _recorded_inside(data):
+        # gc.tensor([x, 2 * x]): stacked, so the gradient reaches x (not cut).
+        from .op import _stacked
+
+        t = _stacked(data)
+        if dtype is not None and np.dtype(dtype) != t.dtype:
+            raise TypeError(
+                "tensor(): Tensors that require grad cannot be cast to "
+                f"{np.dtype(dtype)} here; make them with that dtype"
+            )
+        return t
     native = isinstance(data, (np.ndarray, np.generic))
     arr = np.array(data, dtype=dtype)
     if dtype is None and not native:
@@ -55,6 +67,17 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"cannot make a tensor of {arr.dtype} values")
     return _finish(arr, requires_grad)
+
+
+def _recorded_inside(seq) -> bool:
+    """Whether a (nested) sequence holds a Tensor whose gradient is being recorded."""
+    if not is_grad_enabled():
+        return False
+    return any(
+        (isinstance(x, Tensor) and x.requires_grad)
+        or (isinstance(x, (list, tuple)) and _recorded_inside(x))
+        for x in seq
+    )
 
 
 def _float_dtype(dtype, *numbers) -> np.dtype:

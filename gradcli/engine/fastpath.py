@@ -93,7 +93,11 @@ def _binary(o: Op):
                 rg = self.requires_grad or other.requires_grad
             else:
                 if type(other) is list or type(other) is tuple:
-                    other = np.asarray(other)
+                    from .op import _sequence
+
+                    other = _sequence(other)  # Tensors inside: stacked, recorded
+                    if type(other) is Tensor:
+                        return method(self, other)
                 od = other
                 rg = self.requires_grad
             if reflected:

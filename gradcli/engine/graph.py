@@ -11,6 +11,7 @@ and releases each node's saved values as it passes, unless ``retain_graph``.
 from __future__ import annotations
 
 import itertools
+import weakref
 from contextlib import ContextDecorator
 
 import numpy as np
@@ -129,12 +130,12 @@ class Node:
     """
 
     __slots__ = ("op", "seq", "p0", "p1", "x0", "x1", "out", "shapes", "params", "freed",
-                 "_pending", "__dict__")
+                 "_pending", "__dict__", "__weakref__")
     # Fields most nodes never set, read from the class until they are: a
     # store fewer each, per op.
     more = None  # (parents, saved) of an op with more than two inputs
-    args = None  # every input, recorded under keep_args
     label = None  # e.g. the expression text, for `gradcli graph`
+    stale_at = None  # a view's: the seq of a recorded in-place change of its memory
 
     def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,
                  params: dict) -> None:
@@ -152,6 +153,19 @@ class Node:
         self.params = params
         self.freed = False  # True once a backward pass dropped the saved values
         self._pending = None  # the gradient arriving during a backward walk
+
+    @property
+    def args(self) -> tuple | None:
+        """Every input, recorded under keep_args, as it was when this node ran
+        (an input changed in place since is given by its snapshot: ``note_rebase``)."""
+        args = self.__dict__.get("_args")
+        if args is None or not REBASED:
+            return args
+        return tuple([_as_it_was(a, self.seq) for a in args])
+
+    @args.setter
+    def args(self, value) -> None:
+        self.__dict__["_args"] = value
 
     @property
     def parents(self) -> tuple:
@@ -239,12 +253,199 @@ def recorded_values(root: Node, value) -> dict[int, object]:
     """Each node's output, by ``id(node)``, for a graph recorded under ``keep_args``:
     found among its consumers' inputs (``value`` is the root's own)."""
     values = {id(root): value}
-    for node in topological_order(root):
+    order = topological_order(root)
+    for node in order:
         for a in node.args or ():
             fn = getattr(a, "grad_fn", None)
             if fn is not None:
                 values[id(fn)] = a._data
+    if MODIFIED:
+        # A view shares its memory, which an in-place change may have rewritten
+        # since: its values again from its input's, as they were (inputs first).
+        for node in reversed(order):
+            if node.op.view and node.args:
+                src = node.args[0]
+                fn = getattr(src, "grad_fn", None)
+                data = (values.get(id(fn)) if fn is not None
+                        else getattr(src, "_data", src))
+                if data is not None:
+                    values[id(node)] = node.op.forward(np.asarray(data), **node.params)
     return values
+
+
+# -- the version counter ----------------------------------------------------------
+# PyTorch bumps a counter per storage at each in-place change and compares it with
+# the value a node noted when it saved the tensor. Here creation order stands in
+# for both: a node's ``seq`` says when it saved its values, and an in-place change
+# notes the ``seq`` of its moment against the array owning the memory it wrote. A
+# saved array whose owner changed after its node's ``seq`` holds new values. The
+# forward pass records nothing more than before; the walk looks only once some
+# in-place change has happened (``MODIFIED`` not empty).
+MODIFIED: dict[int, tuple] = {}  # id(owner) -> (seq of its last change, weakref)
+
+
+def owner(a):
+    """The array that owns ``a``'s memory (``a`` itself unless it is a view)."""
+    while True:
+        b = getattr(a, "base", None)
+        if not isinstance(b, np.ndarray):
+            return a
+        a = b
+
+
+def _forget(ref, key):
+    got = MODIFIED.get(key)
+    if got is not None and got[1] is ref:
+        del MODIFIED[key]
+
+
+def mark_modified(a) -> None:
+    """Note that the memory of ``a`` was changed in place just now."""
+    b = owner(a)
+    key = id(b)
+    got = MODIFIED.get(key)
+    ref = got[1] if got is not None else weakref.ref(b, lambda r, k=key: _forget(r, k))
+    MODIFIED[key] = (next(_SEQ), ref)
+
+
+# Under keep_args, nodes hold their input Tensors to replay or show the graph; an
+# in-place change of one gives it new values and a new grad_fn, so the tensor as
+# it was is kept beside it, for the nodes recorded before the change.
+REBASED: dict[int, list] = {}  # id(tensor) -> [weakref to it, (seq, snapshot), ...]
+
+
+def note_rebase(t, before) -> None:
+    """``t`` is being changed in place now; ``before`` holds its values and grad_fn."""
+    key = id(t)
+    got = REBASED.get(key)
+    if got is None or got[0]() is not t:
+        got = REBASED[key] = [weakref.ref(t, lambda r, k=key: _forget_rebase(r, k))]
+    got.append((next(_SEQ), before))
+
+
+def _forget_rebase(ref, key) -> None:
+    got = REBASED.get(key)
+    if got is not None and got[0] is ref:
+        del REBASED[key]
+
+
+def _as_it_was(a, seq: int):
+    got = REBASED.get(id(a))
+    if got is None or got[0]() is not a:
+        return a
+    for changed, before in got[1:]:
+        if changed > seq:
+            return before
+    return a
+
+
+def modified_after(a, seq: int) -> bool:
+    """Whether the memory of saved array ``a`` was changed in place after ``seq``."""
+    if type(a) is not np.ndarray:
+        return False  # numbers, numpy scalars and Meta are immutable
+    got = MODIFIED.get(id(owner(a)))
+    return got is not None and got[0] > seq
+
+
+# Views: each recorded view node, noted against the memory it views; a recorded
+# in-place change of that memory makes every other view's history stale (its
+# values changed, its grad_fn does not say how). A node that used a stale view
+# after the change stops the walk; one that used it before is fine.
+VIEWS: dict[int, tuple] = {}  # id(owner) -> (WeakSet of view nodes, weakref to owner)
+STALE: dict[int, object] = {}  # id(node) -> weakref, of every stale view node alive
+
+
+def note_view(node: Node, out: np.ndarray) -> None:
+    b = owner(out)
+    key = id(b)
+    got = VIEWS.get(key)
+    if got is None:
+        got = VIEWS[key] = (weakref.WeakSet(),
+                            weakref.ref(b, lambda r, k=key: _forget_views(r, k)))
+    got[0].add(node)
+
+
+def _forget_views(ref, key) -> None:
+    got = VIEWS.get(key)
+    if got is not None and got[1] is ref:
+        del VIEWS[key]
+
+
+def mark_views_stale(a, skip=None) -> None:
+    """A recorded in-place change of ``a``'s memory happened just now."""
+    got = VIEWS.get(id(owner(a)))
+    if not got:
+        return
+    now = next(_SEQ)
+    for node in list(got[0]):
+        if node is not skip and node.stale_at is None:
+            node.stale_at = now
+            key = id(node)
+            STALE[key] = weakref.ref(node, lambda r, k=key: STALE.pop(k, None))
+
+
+_VIEW_STALE = (
+    "one of the variables needed for gradient computation has been modified by an "
+    "inplace operation: a view made by {name} ({grad_fn}) was used after the memory "
+    "it views was changed in place while recording, so its recorded history no "
+    "longer gives its values (PyTorch rebases a view; gradcli cannot). Take the "
+    "view after the change, or change a copy (.clone()) instead"
+)
+
+
+def check_stale_root(root: Node) -> None:
+    if root.stale_at is not None:
+        op = root.op
+        raise RuntimeError(_VIEW_STALE.format(name=op.name, grad_fn=op.grad_fn))
+
+
+def _needed(node: Node, n: int):
+    """Which saved inputs (indices) and whether the output the rules will read."""
+    local = node.op.local
+    if local is None:
+        return range(n), True
+    need, out = set(), False
+    for p, (kind, v) in zip(node.parents, local):
+        if p is None:
+            continue
+        if kind == INPUT:
+            need.add(v)
+        elif kind == OUT:
+            out = True
+        elif kind == FRESH:
+            return range(n), True
+    return need, out
+
+
+def check_versions(node: Node) -> None:
+    """Raise if a value ``node`` saved for its rules was changed in place since, or
+    if it used a view whose history went stale before it did."""
+    if STALE:
+        for p in node.parents:
+            if type(p) is Node and p.stale_at is not None and p.stale_at < node.seq:
+                op = p.op
+                raise RuntimeError(_VIEW_STALE.format(name=op.name, grad_fn=op.grad_fn))
+    if not MODIFIED:
+        return
+    n = len(node.shapes)
+    saved = (node.x0, node.x1)[:n] if n <= 2 else node.more[1] or ()
+    need, need_out = _needed(node, n)
+    seq = node.seq
+    for i in need:
+        if modified_after(saved[i], seq):
+            what = f"input {i}" if n > 1 else "input"
+            break
+    else:
+        if not (need_out and modified_after(node.out, seq)):
+            return
+        what = "output"
+    raise RuntimeError(
+        "one of the variables needed for gradient computation has been modified by "
+        f"an inplace operation: the {what} of {node.op.name} ({node.op.grad_fn}) was "
+        "changed in place after it was saved for backward (its version counter moved "
+        "on), so its gradient would be computed from the new values. Compute the "
+        "gradient before changing it, or change a copy (.clone()) instead"
+    )
 
 
 # How an elementwise op declares its local derivative (``Op.local``), per input:

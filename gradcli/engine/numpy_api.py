@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import inplace
 from .fastpath import _binary
 from .op import NUMPY, OPS, Op, apply
 from .ops.composite import _expand_dims, _ravel, _squeeze, _swapaxes
@@ -88,17 +89,6 @@ def _index(index):
     return index
 
 
-def _setitem(self, index, value):
-    if self.requires_grad:
-        raise RuntimeError(
-            "in-place assignment into a tensor that requires grad would corrupt its "
-            "gradient; build a new tensor (e.g. with gc.where or gc.concatenate)"
-        )
-    if type(self._data) is not np.ndarray:
-        self._data = np.array(self._data)
-    self._data[_index(index)] = value._data if isinstance(value, Tensor) else value
-
-
 def bind() -> None:
     T = Tensor
     for dunder, name in (("add", "add"), ("sub", "sub"), ("mul", "mul"),
@@ -118,7 +108,7 @@ def bind() -> None:
     T.__abs__ = lambda self: apply(abs_, self)
     T.__invert__ = lambda self: apply(logical_not, self)
     T.__getitem__ = lambda self, index: apply(getitem, self, index=_index(index))
-    T.__setitem__ = _setitem
+    inplace.bind()  # the in-place methods, __setitem__ and __iadd__ & co.
     T.__array_ufunc__ = _array_ufunc
     T.__array_function__ = _array_function
 

@@ -91,6 +91,13 @@ class Op:
     # from it, and the engine's walk multiplies by g itself, in place when it may.
     local: tuple | None = None
     composite: bool = False  # defined by other ops (extra["composite"] computes it)
+    # Its output may share memory with its input (reshape, transpose, basic
+    # indexing): the node is noted against that memory (graph.note_view), so that
+    # a recorded in-place change of it afterwards makes the view's history stale
+    # (PyTorch rebases it; the walk refuses to use it). Such ops take the general
+    # path (``apply``), never the one-input fast path.
+    view: bool = False
+    fast_call: bool = True  # Op.__call__ may take the fast path (not composite/view)
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
 
     @property
@@ -107,7 +114,7 @@ class Op:
         return f"{self.name}({', '.join(args + opts)})"
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and len(args) == self.nin and not self.composite:
+        if not kwargs and len(args) == self.nin and self.fast_call:
             if self.nin == 1 and type(args[0]) is Tensor:
                 return _unary(self, args[0])
             return apply(self, *args)
@@ -131,6 +138,8 @@ class Op:
                 raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
         composite = self.extra.get("composite")
         if composite is not None:
+            args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
+                         for a in args)
             return composite(*args, **kwargs)
         return apply(self, *args, **kwargs)
 
@@ -165,7 +174,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
        zero_regions: bool = False, fast=None, shape=None, method: bool = True,
-       matrix=None):
+       matrix=None, view: bool = False):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
@@ -223,6 +232,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             out_shape=shape if shape is not None else _broadcast if elementwise else None,
             method=method,
             matrix=matrix,
+            view=view,
+            fast_call=not view,
         )
         if fast is not None:
             o.run = fast
@@ -286,9 +297,51 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
         saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
     node = Node(o, graph.edges(args), saved, keep_out, shapes, params)
+    if o.view and type(out) is np.ndarray and out.base is not None:
+        graph.note_view(node, out)
     if graph.MODE.keep_args:
         node.args = tuple(args)
     return Tensor._make(out, node)
+
+
+def _holds_tensor(seq) -> bool:
+    return any(
+        type(x) is Tensor
+        or ((type(x) is list or type(x) is tuple) and _holds_tensor(x))
+        for x in seq
+    )
+
+
+def _stacked(seq) -> Tensor:
+    """A (nested) sequence holding Tensors as one ``stack`` of them, recorded: the
+    gradient reaches every Tensor inside (``gc.mean([x, x + 2])``)."""
+    from .ops.shape import stack
+
+    items = [_stacked(x) if (type(x) is list or type(x) is tuple) and _holds_tensor(x)
+             else x for x in seq]
+    dts = [x.dtype for x in items if type(x) is Tensor]
+    # Python numbers and lists beside Tensors take their dtype (weak, as in
+    # PyTorch): [x, 1.0] with x float32 stays float32.
+    dt = np.result_type(*dts)
+    return stack([x if type(x) is Tensor or isinstance(x, np.ndarray) else _weak(x, dt)
+                  for x in items])
+
+
+def _weak(x, dt):
+    """Python numbers (or lists of them) as an array of dtype ``dt``, or of the
+    default float dtype when they hold floats and ``dt`` is not a float dtype."""
+    from .tensor import get_default_dtype
+
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and dt.kind not in "fc":
+        return a.astype(get_default_dtype())
+    return a.astype(np.result_type(dt, a.dtype) if a.dtype.kind == "c" else dt)
+
+
+def _sequence(seq):
+    """A sequence argument: stacked if it holds Tensors, else a constant array
+    (rules read .ndim and .shape of what they save)."""
+    return _stacked(seq) if _holds_tensor(seq) else np.asarray(seq)
 
 
 def apply(o: Op, *args, **params) -> Tensor:
@@ -298,8 +351,7 @@ def apply(o: Op, *args, **params) -> Tensor:
     rg = False
     arrays = []
     if any(type(a) is list or type(a) is tuple for a in args):
-        # Sequences are constants: rules read .ndim and .shape of what they save.
-        args = tuple(np.asarray(a) if type(a) is list or type(a) is tuple else a
+        args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
                      for a in args)
     for a in args:
         if type(a) is Tensor:

@@ -54,10 +54,19 @@ class Tensor:
         return t
 
     # -- data -----------------------------------------------------------
-    @property
-    def data(self) -> np.ndarray:
+    def _buffer(self) -> np.ndarray:
+        """``_data`` as an ndarray, kept: what aliases (``.data``, ``detach``,
+        ``numpy``) share, so that an in-place change through one reaches all."""
         d = self._data
-        return d if type(d) is np.ndarray else np.asarray(d)
+        if type(d) is not np.ndarray:
+            d = self._data = np.asarray(d)  # a numpy scalar (a 0-d op result)
+        return d
+
+    @property
+    def data(self) -> Tensor:
+        """The same memory as a Tensor outside the graph (as PyTorch's ``.data``):
+        ``p.data -= lr * p.grad.data`` updates ``p`` without being recorded."""
+        return Tensor._make(self._buffer())
 
     @data.setter
     def data(self, value) -> None:
@@ -90,7 +99,13 @@ class Tensor:
         return self._data.size
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        """The values as an ndarray sharing this tensor's memory."""
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. "
+                "Use tensor.detach().numpy() instead."
+            )
+        return self._buffer()
 
     def tolist(self):
         return self._data.tolist()
@@ -104,7 +119,17 @@ class Tensor:
         return self._data.item() if self._data.ndim else self._data.item()
 
     def __array__(self, dtype=None, copy=None):
+        if self.requires_grad and graph.MODE.enabled:
+            # numpy would go on with plain numbers: the gradient silently lost.
+            raise RuntimeError(
+                "a Tensor that requires grad cannot become a numpy array while "
+                "gradients are recorded (its gradient would be lost): for a list of "
+                "Tensors use gc.stack([...]) (gc functions stack lists themselves); "
+                "for values only use .detach() (np.asarray(t.detach()))"
+            )
         d = np.asarray(self._data)
+        if copy:
+            d = d.copy()
         return d if dtype is None else d.astype(dtype, copy=False)
 
     def __len__(self) -> int:
@@ -158,18 +183,8 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        """The same values, cut from the graph: gradients stop here."""
-        return Tensor._make(self._data)
-
-    def zero_(self) -> Tensor:
-        if self.requires_grad:
-            raise RuntimeError("a leaf Tensor that requires grad cannot be modified in place")
-        d = self._data
-        if type(d) is np.ndarray and d.flags.writeable:
-            d[...] = 0
-        else:
-            self._data = np.zeros_like(d)
-        return self
+        """The same values (the same memory), cut from the graph: gradients stop."""
+        return Tensor._make(self._buffer())
 
     def _accumulate(self, g, create_graph: bool, fresh: bool = False) -> None:
         """Add ``g`` into ``.grad`` (leaves only), out of place.

@@ -14,6 +14,7 @@ def _composite(name: str, fn, rule: str, shape, numpy=(), matrix=None):
            matrix=matrix)(fn)
     o.extra["composite"] = fn
     o.composite = True
+    o.fast_call = False
     o.differentiable = True
     return o
 

@@ -17,7 +17,7 @@ def _transpose_vjp(g, out, x, *, axes=None, lead=0):
     return np.transpose(g, tuple(range(lead)) + tuple(lead + int(i) for i in back))
 
 
-@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True,
+@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True, view=True,
     shape=NO_BIGGER, method=False,
     rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,),
     matrix=lambda sp, x, *, axes=None: None if axes is not None
@@ -27,12 +27,13 @@ def transpose(x, *, axes=None):
 
 
 @op(lambda g, out, x, *, shape, lead=0: np.reshape(g, np.shape(g)[:lead] + x.shape),
-    grad_fn="ViewBackward0", saves="shape", takes_lead=True, shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
+    grad_fn="ViewBackward0", saves="shape", takes_lead=True, view=True, shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
 def reshape(x, *, shape):
     return np.reshape(x, shape)
 
 
 @op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", saves="none", method=False,
+    view=True,
     shape=lambda shapes, params: tuple(params["shape"]),
     rule="summed over the broadcast axes", sym=SAME, expr=False,
     numpy=(np.broadcast_to,))
@@ -132,10 +133,16 @@ def _index_add(g, *, index, shape, lead=0):
 
 @op(lambda g, out, x, *, index, lead=0:
     _any(index_add, g, index=index, shape=x.shape, lead=lead),
-    grad_fn="IndexBackward0", saves="shape", rule="the gradient scattered back",
+    grad_fn="IndexBackward0", saves="shape", rule="the gradient scattered back", view=True,
     sym=SAME, expr=False, takes_lead=True, method=False, shape=_indexed)
 def getitem(x, *, index, lead=0):
     if not lead:
+        if type(x) is np.ndarray and _is_basic(index):
+            parts = index if type(index) is tuple else (index,)
+            if Ellipsis not in parts:
+                # A view even when every axis is indexed (numpy: a copy), as
+                # PyTorch's x[i]: an in-place change of it reaches x.
+                return x[parts + (Ellipsis,)]
         return x[index]
     idx, advanced = _batched_index(index, np.ndim(x) - lead, lead)
     return _first(_last(x, lead)[idx], lead) if advanced else x[idx]
