@@ -814,6 +814,9 @@ def test_every_op_declares_the_facts_the_engine_needs(name):
         assert op.rule, f"{name}: no derivative rule text for `gradcli ops`"
     if op.kink and "at_kink" in op.extra:
         assert callable(op.extra["at_kink"])
+    if op.differentiable and not op.composite and not op.elementwise:
+        # How a zero cotangent stays zero through its rules (the where promise).
+        assert op.support is not None, f"{name}: no support= (or MOVES)"
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -87,6 +87,15 @@ class Op:
     local: tuple | None = None
     composite: bool = False  # defined by other ops (extra["composite"] computes it)
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
+    # How a zero cotangent stays zero through the rules of an op that mixes
+    # entries (the where promise below a reduction, a product, a stack of
+    # matrices): ``support(nz, out, *inputs, **params)`` says, per input, which
+    # entries of its gradient a nonzero cotangent reaches (``nz`` is ``g != 0``,
+    # batch axes in front; each mask broadcasts against batch + that input's
+    # shape); MOVES: the rules read no values (they move, sum or scale ``g``), so
+    # no inf or nan can enter. Elementwise ops need neither: gradient entry i
+    # meets cotangent entry i only.
+    support: Any = None
 
     @property
     def nreq(self) -> int:
@@ -153,17 +162,20 @@ def _broadcast(shapes, params):
 OPS: dict[str, Op] = {}
 NUMPY: dict[Any, Op] = {}  # numpy ufunc or function -> op, for __array_*__
 SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
+MOVES = "moves"  # support: the rules only move, sum or scale the cotangent
 
 
 def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
        sym=None, domain=None, guard: bool = False, multi: bool = False,
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
-       zero_regions: bool = False, fast=None, shape=None, method: bool = True):
+       zero_regions: bool = False, fast=None, shape=None, method: bool = True,
+       support=None):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
-    given here, nowhere else: ``elementwise``, ``zero_regions``, ``fast`` (a
+    given here, nowhere else: ``elementwise``, ``zero_regions``, ``support``
+    (how a cotangent's zeros reach the inputs, for ops that mix entries), ``fast`` (a
     C-level twin of ``forward`` computing the same numbers, for the hot ops),
     ``shape`` (the output's shape, ``out_shape``; elementwise ops broadcast),
     ``at_kink``/``kink``, ``sym`` (the sympy form), ``domain`` (where tests
@@ -214,6 +226,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             takes_lead=takes_lead,
             elementwise=elementwise,
             zero_regions=zero_regions,
+            support=support,
             out_shape=shape if shape is not None else _broadcast if elementwise else None,
             method=method,
         )

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..op import NO_BIGGER, SAME, _axes, _from_end
+from ..op import MOVES, NO_BIGGER, SAME, _axes, _from_end
 from ..op import op as _op
 from ..tensor import Tensor
 
@@ -30,12 +30,23 @@ def _expand(g, shape, axis, keepdims: bool):
     return np.broadcast_to(g, batch + tuple(shape))
 
 
+def _reduced(nz, out, x, *, axis=None, keepdims=False, **params):
+    """support: an input entry meets the cotangent of the one output it reduces to."""
+    return (_expand(nz, np.shape(x), axis, keepdims),)
+
+
+def _along(nz, out, x, *, axis=-1):
+    """support: every entry along ``axis`` meets every cotangent along it."""
+    ax = _from_end(axis, np.ndim(out))
+    return (np.broadcast_to(np.any(nz, axis=ax, keepdims=True), nz.shape),)
+
+
 def _count(shape, axis) -> int:
     return math.prod(shape[i] for i in _axes(axis, len(shape)))
 
 
 @op(lambda g, out, x, *, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims),
-    grad_fn="SumBackward0", saves="shape", rule="ones broadcast over the summed axes",
+    grad_fn="SumBackward0", saves="shape", support=MOVES, rule="ones broadcast over the summed axes",
     sym=SAME, numpy=(np.sum,))
 def sum_(x, *, axis=None, keepdims=False):
     return np.sum(x, axis=axis, keepdims=keepdims)
@@ -43,7 +54,7 @@ def sum_(x, *, axis=None, keepdims=False):
 
 @op(lambda g, out, x, *, axis=None, keepdims=False:
     _expand(g / _count(x.shape, axis), x.shape, axis, keepdims),
-    grad_fn="MeanBackward0", saves="shape", rule="1/n broadcast over the axes",
+    grad_fn="MeanBackward0", saves="shape", support=MOVES, rule="1/n broadcast over the axes",
     sym=SAME, numpy=(np.mean,))
 def mean(x, *, axis=None, keepdims=False):
     return np.mean(x, axis=axis, keepdims=keepdims)
@@ -74,7 +85,7 @@ def _prod_vjp(g, out, x, *, axis=None, keepdims=False):
     return ge * np.transpose(others, np.argsort(keep + list(red)))
 
 
-@op(_prod_vjp, grad_fn="ProdBackward0", saves="both",
+@op(_prod_vjp, grad_fn="ProdBackward0", saves="both", support=_reduced,
     rule="product of the other factors", sym=SAME, domain=((0.5, 1.5),),
     numpy=(np.prod,))
 def prod(x, *, axis=None, keepdims=False):
@@ -93,7 +104,7 @@ def _extreme_vjp(g, out, x, *, axis=None, keepdims=False):
     return _expand(g, x.shape, axis, keepdims) * (hit / n)
 
 
-@op(_extreme_vjp, grad_fn="MaxBackward1", saves="both",
+@op(_extreme_vjp, grad_fn="MaxBackward1", saves="both", support=_reduced,
     at_kink=_tied,
     rule="1 at the maximum, 0 elsewhere", kink="tied maxima split the gradient evenly",
     sym=("array", lambda sp, x, *, axis=None, keepdims=False:
@@ -103,7 +114,7 @@ def max_(x, *, axis=None, keepdims=False):
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
-@op(_extreme_vjp, grad_fn="MinBackward1", saves="both",
+@op(_extreme_vjp, grad_fn="MinBackward1", saves="both", support=_reduced,
     at_kink=lambda x, **p: _tied(x, largest=False, **p),
     rule="1 at the minimum, 0 elsewhere", kink="tied minima split the gradient evenly",
     sym=("array", lambda sp, x, *, axis=None, keepdims=False:
@@ -119,7 +130,7 @@ def _norm_vjp(g, out, x, *, ord=None, axis=None, keepdims=False):
     return _expand(g, x.shape, axis, keepdims) * np.where(o == 0, 0.0, x / safe)
 
 
-@op(_norm_vjp, grad_fn="NormBackward1", saves="both", rule="x / norm(x)",
+@op(_norm_vjp, grad_fn="NormBackward1", saves="both", support=_reduced, rule="x / norm(x)",
     at_kink=lambda x, **p: norm_.forward(x, **p) == 0,
     kink="norm'(0) = 0",
     sym=("array", lambda sp, x, *, ord=None, axis=None, keepdims=False:
@@ -136,7 +147,7 @@ def norm_(x, *, ord=None, axis=None, keepdims=False):
 
 @op(lambda g, out, x, *, axis=None, keepdims=False:
     _expand(g, x.shape, axis, keepdims) * np.exp(x - _expand(out, x.shape, axis, keepdims)),
-    grad_fn="LogsumexpBackward0", saves="both", rule="softmax(x)",
+    grad_fn="LogsumexpBackward0", saves="both", support=_reduced, rule="softmax(x)",
     sym=("array", lambda sp, x, *, axis=None, keepdims=False:
          sp.map(sp.log, np.sum(sp.map(sp.exp, x), axis=axis, keepdims=keepdims))))
 def logsumexp(x, *, axis=None, keepdims=False):
@@ -158,7 +169,7 @@ def _centered(x, axis):
 
 @op(lambda g, out, x, *, axis=None, ddof=0, keepdims=False:
     _expand(g, x.shape, axis, keepdims) * (2 * _centered(x, axis) / _dof(x.shape, axis, ddof)),
-    grad_fn="VarBackward0", rule="2 (x - mean) / (n - ddof)", sym=SAME,
+    grad_fn="VarBackward0", support=_reduced, rule="2 (x - mean) / (n - ddof)", sym=SAME,
     numpy=(np.var,))
 def var(x, *, axis=None, ddof=0, keepdims=False):
     return np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
@@ -171,7 +182,7 @@ def _std_vjp(g, out, x, *, axis=None, ddof=0, keepdims=False):
     return _expand(g, x.shape, axis, keepdims) * np.where(o == 0, 0.0, d)
 
 
-@op(_std_vjp, grad_fn="StdBackward0", saves="both", rule="(x - mean) / ((n - ddof) std)",
+@op(_std_vjp, grad_fn="StdBackward0", saves="both", support=_reduced, rule="(x - mean) / ((n - ddof) std)",
     kink="std'(constant) = 0",
     at_kink=lambda x, *, axis=None, ddof=0, keepdims=False:
     np.max(x, axis=axis) == np.min(x, axis=axis),
@@ -186,7 +197,7 @@ def std(x, *, axis=None, ddof=0, keepdims=False):
 
 @op(lambda g, out, x, *, axis=-1:
     out * (g - np.sum(g * out, axis=_from_end(axis, out.ndim), keepdims=True)),
-    grad_fn="SoftmaxBackward0", saves="out", rule="s * (g - sum(g * s))",
+    grad_fn="SoftmaxBackward0", saves="out", support=_along, rule="s * (g - sum(g * s))",
     sym=("array", lambda sp, x, *, axis=-1:
          sp.map(sp.exp, x) / np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True)))
 def softmax(x, *, axis=-1):
@@ -197,7 +208,7 @@ def softmax(x, *, axis=-1):
 
 @op(lambda g, out, x, *, axis=-1:
     g - np.exp(out) * np.sum(g, axis=_from_end(axis, out.ndim), keepdims=True),
-    grad_fn="LogSoftmaxBackward0", saves="out", rule="g - softmax(x) sum(g)",
+    grad_fn="LogSoftmaxBackward0", saves="out", support=_along, rule="g - softmax(x) sum(g)",
     sym=("array", lambda sp, x, *, axis=-1:
          x - sp.map(sp.log, np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True))))
 def log_softmax(x, *, axis=-1):

@@ -1,0 +1,223 @@
+"""Issue 10, section 5: promises broken in corner cases, found by differential testing.
+
+Each test asserts against an independent truth: values derived by hand, numpy's own
+``np.linalg.norm``/``np.linalg.svd`` for forward values, central finite differences
+(on plain numpy) for gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gradcli as gc
+from gradcli import OPS
+from gradcli.cli import main
+
+F64 = np.float64
+STEP = 1e-6
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def central(f, x: np.ndarray, skip=()) -> np.ndarray:
+    """d f / d x by central differences, entry by entry (``skip``: left at 0)."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        if idx in skip:
+            continue
+        h = STEP * max(1.0, abs(x[idx]))
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        grad[idx] = (f(xp) - f(xm)) / (xp[idx] - xm[idx])
+    return grad
+
+
+# -- the where promise through every op -----------------------------------------------
+# (shapes, params) per op that mixes entries; elementwise ops get ELEMENTWISE below.
+# A new op that is not elementwise needs a row here (test_every_op_has_a_row).
+I34 = np.array([0, 2, 2])
+MIXING = {
+    "sum": [([(2, 3)], {"axis": 1}), ([(2, 3, 2)], {"axis": (0, 2)})],
+    "mean": [([(2, 3)], {"axis": 0})],
+    "prod": [([(2, 3)], {"axis": 1}), ([(2, 3)], {"axis": 0, "keepdims": True})],
+    "max": [([(2, 3)], {"axis": 1}), ([(2, 3)], {"axis": 0, "keepdims": True})],
+    "min": [([(2, 3)], {"axis": 1})],
+    "norm": [([(2, 3)], {"axis": 1})],
+    "logsumexp": [([(2, 3)], {"axis": 1})],
+    "var": [([(2, 3)], {"axis": 1, "ddof": 1})],
+    "std": [([(2, 3)], {"axis": 0})],
+    "softmax": [([(2, 3)], {"axis": 1}), ([(2, 3)], {"axis": 0})],
+    "log_softmax": [([(2, 3)], {"axis": 1})],
+    "dot": [([(2, 3), (3,)], {}), ([(3,), (3, 2)], {}), ([(2, 3), (3, 2)], {})],
+    "matmul": [
+        ([(2, 3), (3, 2)], {}),
+        ([(2, 2, 3), (3, 2)], {}),
+        ([(1, 2, 3), (2, 3, 2)], {}),
+        ([(3,), (2, 3, 2)], {}),
+    ],
+    "outer": [([(2,), (3,)], {}), ([(2, 2), (3,)], {})],
+    "trace": [([(3, 3)], {})],
+    "det": [(["stack"], {})],
+    "inv": [(["stack"], {})],
+    "solve": [(["matrix", (3, 2)], {}), (["matrix", (3,)], {})],
+    "transpose": [([(2, 3, 2)], {"axes": (1, 0, 2)})],
+    "reshape": [([(2, 3)], {"shape": (3, 2)})],
+    "broadcast_to": [([(3,)], {"shape": (2, 3)})],
+    "concatenate": [([(2, 3), (1, 3)], {"axis": 0})],
+    "stack": [([(2, 3), (2, 3)], {"axis": -1})],
+    "getitem": [([(3, 4)], {"index": (slice(None), 2)}), ([(3, 4)], {"index": I34})],
+    "index_add": [([(3,)], {"index": I34, "shape": (4,)})],
+}
+ELEMENTWISE = {1: [(2, 3)], 2: [(2, 3), (3,)], 3: [(2, 3), (3,), ()]}
+
+
+def _well_conditioned(rng, shape):
+    n = shape[-1]
+    return rng.uniform(-1, 1, shape) + (n + 1) * np.eye(n)
+
+
+def _build(name: str, shapes, rng) -> list[np.ndarray]:
+    op = OPS[name]
+    args = []
+    for k, s in enumerate(shapes):
+        if s == "stack":
+            args.append(_well_conditioned(rng, (2, 3, 3)))
+        elif s == "matrix":
+            args.append(_well_conditioned(rng, (3, 3)))
+        else:
+            lo, hi = op.domain[k if op.nin >= 0 else 0]
+            args.append(rng.uniform(lo, hi, s))
+    if name == "where":  # the condition: not differentiable
+        args[0] = np.array([[True, False, True], [False, True, True]])
+    return args
+
+
+def poison_cases():
+    for name in sorted(OPS):
+        op = OPS[name]
+        if not op.differentiable or op.composite:
+            continue
+        rows = MIXING.get(name)
+        if rows is None and op.elementwise:
+            rows = [(ELEMENTWISE[op.nin], {})]
+        for k, (shapes, params) in enumerate(rows or []):
+            yield pytest.param(name, shapes, params, id=f"{name}-{k}")
+
+
+def test_every_op_has_a_row():
+    covered = {p.values[0] for p in poison_cases()}
+    missing = [n for n, o in OPS.items() if o.differentiable and not o.composite
+               and n not in covered]
+    assert not missing, f"add these ops to MIXING in this file: {missing}"
+
+
+def _apply(op, args, params):
+    if op.nin < 0:
+        return op(list(args), **params)
+    return op(*args, **params)
+
+
+def _forward(op, args, params) -> np.ndarray:
+    with gc.no_grad(), np.errstate(all="ignore"):
+        return np.asarray(_apply(op, [gc.tensor(a) for a in args], params).data)
+
+
+@pytest.mark.parametrize("name, shapes, params", list(poison_cases()))
+def test_a_zero_cotangent_keeps_inf_and_nan_out_of_every_gradient(name, shapes, params):
+    """An input entry that is nan or inf, all of whose outputs get a zero
+    cotangent (a where that did not take them, or a seed with zeros), must put
+    no nan into any gradient: the other entries get the finite differences of
+    the outputs that do count, and the poisoned entry gets 0."""
+    op = OPS[name]
+    rng = np.random.default_rng(abs(hash((name, repr(shapes), repr(params)))) % 2**32)
+    args = _build(name, shapes, rng)
+    diff = [i for i, a in enumerate(args) if a.dtype.kind == "f"]
+    base = _forward(op, args, params)
+    w = rng.standard_normal(base.shape)
+    checked = 0
+    for i in diff:
+        for j in sorted({0, args[i].size // 2, args[i].size - 1}):
+            idx = np.unravel_index(j, args[i].shape)
+            # Which outputs the entry reaches: those that move when it moves, and
+            # those a nan there turns non-finite.
+            hit = np.zeros(base.shape, dtype=bool)
+            for v in (np.nan, args[i][idx] + 0.5, args[i][idx] - 0.7):
+                probe = [a.copy() for a in args]
+                probe[i][idx] = v
+                moved = _forward(op, probe, params)
+                hit |= ~np.isfinite(moved) | (moved != base)
+            g = np.where(hit, 0.0, w)
+
+            def counted(x, k, poisoned):
+                xs = [a.copy() for a in poisoned]
+                xs[k] = x
+                with np.errstate(all="ignore"):
+                    return float(np.sum(np.where(hit, 0.0, g * _forward(op, xs, params))))
+
+            for poison in (np.nan, np.inf, -np.inf):
+                poisoned = [a.copy() for a in args]
+                poisoned[i][idx] = poison
+                for route in ("seed", "where"):
+                    ts = [gc.tensor(a, requires_grad=k in diff) for k, a in enumerate(poisoned)]
+                    with np.errstate(all="ignore"):
+                        y = _apply(op, ts, params)
+                        if route == "where":
+                            y = gc.where(gc.tensor(~hit), y, 0.0)
+                            y.backward(gradient=gc.tensor(w))
+                        else:
+                            y.backward(gradient=gc.tensor(g))
+                    for k in diff:
+                        got = ts[k].grad.data
+                        skip = {idx} if k == i else set()
+                        want = central(lambda x: counted(x, k, poisoned), poisoned[k], skip)
+                        where = f"{name}{params}: input {i}[{idx}] = {poison}, grad {k} ({route})"
+                        assert np.all(np.isfinite(got)), where
+                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
+                                                   err_msg=where)
+                        checked += 1
+    assert checked
+
+
+@pytest.mark.parametrize("expr, inputs, value, grads", [
+    # Issue 10's two reports, by hand: d/dB of sum_j log(A[1, :]) @ B[:, j] is
+    # log(A[1, k]); the det of the second matrix is not taken.
+    ("sum(where(C > 0, log(A) @ B, 0))",
+     {"C": "-1,-1;1,1", "A": "-1,2;3,4", "B": "1,2;3,4"},
+     math.log(3) * 3 + math.log(4) * 7,
+     {"A": [[0, 0], [1, 7 / 4]], "B": [[math.log(3)] * 2, [math.log(4)] * 2]}),
+    ("sum(where(c > 0, det(stack([A, log(B)])), 0))",
+     {"c": "1,-1", "A": "2,1;1,3", "B": "-1,2;3,4"},
+     5.0,
+     {"A": [[3, -1], [-1, 2]], "B": [[0, 0], [0, 0]]}),
+    # A reduction along an axis and outer, the same promise.
+    ("sum(where(c > 0, norm(A, None, 1), 0))",
+     {"c": "1,-1", "A": "3,4;1,-1"},
+     5.0,
+     {"A": [[0.6, 0.8], [0, 0]]}),
+    ("sum(where(C > 0, outer(sqrt(a), b), 0))",
+     {"C": "-1,-1;1,1", "a": "-1,4", "b": "1,3"},
+     8.0,
+     {"a": [0, 1], "b": [2, 2]}),
+    ("sum(where(c > 0, sum(inv(stack([A, log(B)])), (1, 2)), 0))",
+     {"c": "1,-1", "A": "2,0;0,4", "B": "-1,2;3,4"},
+     0.75,
+     {"A": [[-0.25, -0.125], [-0.125, -0.0625]], "B": [[0, 0], [0, 0]]}),
+])
+def test_where_over_mixing_ops_by_hand(capsys, expr, inputs, value, grads):
+    opts = [x for n, v in inputs.items() for x in (f"--{n}", v)]
+    code, out, err = run_cli(capsys, "eval", expr, *opts, "--format", "json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["value"] == pytest.approx(value, rel=1e-12)
+    for n, want in grads.items():
+        np.testing.assert_allclose(got["grad"][n], want, rtol=1e-12, atol=1e-15)
