@@ -221,3 +221,79 @@ def test_where_over_mixing_ops_by_hand(capsys, expr, inputs, value, grads):
     assert got["value"] == pytest.approx(value, rel=1e-12)
     for n, want in grads.items():
         np.testing.assert_allclose(got["grad"][n], want, rtol=1e-12, atol=1e-15)
+
+
+# -- det at a singular matrix: second derivatives; inv and solve refuse cleanly --------
+def _fd_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Second central differences of a plain-numpy f (exact up to rounding for a
+    polynomial of degree <= 3 in each pair of entries, as det is)."""
+    n = x.size
+    H = np.zeros((n, n))
+    flat = x.ravel()
+    for p in range(n):
+        for q in range(n):
+            def at(dp, dq):
+                y = flat.copy()
+                y[p] += dp
+                y[q] += dq
+                return f(y.reshape(x.shape))
+            H[p, q] = (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h)
+    return H.reshape(x.shape + x.shape)
+
+
+def test_hessian_of_det_at_a_singular_matrix_by_hand(capsys):
+    # det [[a, b], [c, d]] = ad - bc: d2/da dd = 1, d2/db dc = -1, else 0.
+    code, out, err = run_cli(capsys, "hessian", "det(A)", "--A", "1,2;2,4",
+                             "--format", "json")
+    assert code == 0, err
+    H = np.array(json.loads(out)["hessian"]["A"]["A"])
+    want = np.zeros((2, 2, 2, 2))
+    want[0, 0, 1, 1] = want[1, 1, 0, 0] = 1.0
+    want[0, 1, 1, 0] = want[1, 0, 0, 1] = -1.0
+    np.testing.assert_array_equal(H, want)
+
+
+@pytest.mark.parametrize("a", [
+    [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [3.0, 6.0, 9.0]],  # rank 1
+    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],  # rank 2
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+])
+def test_hessian_of_det_at_singular_matrices_matches_finite_differences(a):
+    a = np.array(a)
+    H = gc.hessian(gc.det)(a)
+    np.testing.assert_allclose(H.data, _fd_hessian(np.linalg.det, a), atol=1e-6)
+    # The first derivative there is the adjugate transposed (cofactors).
+    g = gc.grad(gc.det)(a)
+    np.testing.assert_allclose(g.data, central(np.linalg.det, a), atol=1e-6)
+
+
+def test_hessian_of_det_over_a_stack_with_one_singular_matrix():
+    a = np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.array([[2.0, 1.0], [0.5, 3.0]])])
+    w = np.array([0.7, -1.3])
+
+    def f(x):
+        return np.sum(w * np.linalg.det(x))
+
+    H = gc.hessian(lambda x: gc.sum(gc.det(x) * w))(a)
+    np.testing.assert_allclose(H.data, _fd_hessian(f, a), atol=1e-6)
+
+
+@pytest.mark.parametrize("expr, extra", [
+    ("sum(inv(A))", []),
+    ("sum(solve(A, b))", ["--b", "1,1"]),
+])
+@pytest.mark.parametrize("command", ["eval", "jacobian", "hessian", "check"])
+def test_singular_inv_and_solve_exit_3_with_a_clear_message(capsys, command, expr, extra):
+    code, out, err = run_cli(capsys, command, expr, "--A", "1,2;2,4", *extra)
+    assert code == 3
+    name = expr[4:expr.index("(", 4)]
+    assert f"{name}: Singular matrix" in err
+    assert "Traceback" not in err and "internal error" not in err and not out
+
+
+def test_singular_inv_and_solve_raise_from_the_python_api():
+    a = gc.tensor([[1.0, 2.0], [2.0, 4.0]], requires_grad=True)
+    with pytest.raises(np.linalg.LinAlgError, match="inv: Singular matrix"):
+        gc.inv(a)
+    with pytest.raises(np.linalg.LinAlgError, match="solve: Singular matrix"):
+        gc.solve(a, gc.tensor([1.0, 1.0]))

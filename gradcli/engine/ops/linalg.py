@@ -153,10 +153,26 @@ def trace(a):
     return np.trace(a)
 
 
+def _cofactors(a):
+    """adj(A)^T, each entry a signed (n-1)x(n-1) minor: no inverse, so it is
+    defined, and differentiable again (on Tensors), at a singular A too."""
+    n = np.shape(a)[-1]
+    if n == 1:
+        return np.ones(np.shape(a))
+    keep = np.array([[k for k in range(n) if k != i] for i in range(n)])
+    minors = a[..., keep[:, None, :, None], keep[None, :, None, :]]  # (..., n, n, n-1, n-1)
+    sign = 1.0 - 2.0 * (np.add.outer(np.arange(n), np.arange(n)) % 2)
+    return sign * np.linalg.det(minors)
+
+
 def _adjugate_t(a, det):
     """adj(A)^T = det(A) inv(A)^T, the gradient of det: also at a singular A."""
     det = np.reshape(det, np.shape(det) + (1, 1))  # a stack: one det per matrix
-    if isinstance(a, Tensor):
+    if isinstance(a, Tensor):  # create_graph: the rule must be differentiable too
+        try:
+            np.linalg.inv(a._data)
+        except np.linalg.LinAlgError:
+            return _cofactors(a)
         return det * _swap(np.linalg.inv(a))
     try:
         return det * _swap(np.linalg.inv(a))
