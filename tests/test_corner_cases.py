@@ -52,7 +52,18 @@ MIXING = {
     "prod": [([(2, 3)], {"axis": 1}), ([(2, 3)], {"axis": 0, "keepdims": True})],
     "max": [([(2, 3)], {"axis": 1}), ([(2, 3)], {"axis": 0, "keepdims": True})],
     "min": [([(2, 3)], {"axis": 1})],
-    "norm": [([(2, 3)], {"axis": 1})],
+    "norm": [
+        ([(2, 3)], {"axis": 1}),
+        ([(2, 3)], {"axis": 0, "ord": 1}),
+        ([(2, 3)], {"axis": 1, "ord": np.inf}),
+        ([(2, 3)], {"axis": 1, "ord": 3}),
+        ([(2, 2, 3)], {"axis": (1, 2), "ord": 2}),
+        ([(2, 2, 3)], {"axis": (1, 2), "ord": -2}),
+        ([(2, 2, 3)], {"axis": (1, 2), "ord": "nuc"}),
+        ([(2, 2, 3)], {"axis": (1, 2), "ord": 1}),
+        ([(2, 2, 3)], {"axis": (2, 1), "ord": -np.inf}),
+        ([(3, 2, 2)], {"axis": (0, 1), "ord": "fro"}),
+    ],
     "logsumexp": [([(2, 3)], {"axis": 1})],
     "var": [([(2, 3)], {"axis": 1, "ddof": 1})],
     "std": [([(2, 3)], {"axis": 0})],
@@ -297,3 +308,187 @@ def test_singular_inv_and_solve_raise_from_the_python_api():
         gc.inv(a)
     with pytest.raises(np.linalg.LinAlgError, match="solve: Singular matrix"):
         gc.solve(a, gc.tensor([1.0, 1.0]))
+
+
+# -- norm: numpy's vector and matrix orders ------------------------------------------
+def _svd_norm(x, ord, axes, keepdims=False):
+    """ord 2, -2, 'nuc' from numpy's singular values, the axes moved last."""
+    s = np.linalg.svd(np.moveaxis(x, axes, (-2, -1)), compute_uv=False)
+    r = {2: np.max, -2: np.min, "nuc": np.sum}[ord](s, axis=-1)
+    return np.expand_dims(r, axes) if keepdims else r
+
+
+def _by_hand(x, ord, axes, keepdims=False):
+    """The other matrix orders and the vector orders from their definitions."""
+    a = np.abs(x)
+    if len(axes) == 1:
+        (ax,) = axes
+        if ord in (None, 2):
+            r = np.sqrt(np.sum(x * x, axis=ax, keepdims=True))
+        elif ord == np.inf:
+            r = np.max(a, axis=ax, keepdims=True)
+        elif ord == -np.inf:
+            r = np.min(a, axis=ax, keepdims=True)
+        elif ord == 0:
+            r = np.sum(x != 0, axis=ax, keepdims=True).astype(F64)
+        else:
+            r = np.sum(a**ord, axis=ax, keepdims=True) ** (1 / ord)
+    else:
+        row, col = axes
+        if ord in (None, "fro"):
+            r = np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
+        else:
+            summed, over = (row, col) if abs(ord) == 1 else (col, row)
+            pick = np.max if ord > 0 else np.min
+            r = pick(np.sum(a, axis=summed, keepdims=True), axis=over, keepdims=True)
+    return r if keepdims else np.squeeze(r, axis=axes)
+
+
+VECTOR_ORDS = [None, 2, 1, np.inf, -np.inf, 3, 0.5, -1, -2, 0]
+MATRIX_ORDS = [None, "fro", 1, -1, np.inf, -np.inf, 2, -2, "nuc"]
+NORM_CASES = (
+    [((4,), {"ord": o}) for o in VECTOR_ORDS]
+    + [((3, 4), {"ord": o, "axis": a, "keepdims": k}) for o in VECTOR_ORDS
+       for a, k in ((1, False), (-2, True))]
+    + [((3, 4), {"ord": o}) for o in MATRIX_ORDS]
+    + [((4, 3), {"ord": o, "axis": (1, 0)}) for o in MATRIX_ORDS]
+    + [((2, 3, 4), {"ord": o, "axis": a, "keepdims": k}) for o in MATRIX_ORDS
+       for a, k in (((2, 0), False), ((0, -1), True), ((1, 2), False))]
+)
+
+
+@pytest.mark.parametrize("shape, params", NORM_CASES,
+                         ids=[f"{s}-{p}" for s, p in NORM_CASES])
+def test_norm_orders_value_and_gradient(shape, params):
+    rng = np.random.default_rng(len(shape) * 100 + len(repr(params)))
+    x = rng.uniform(-2, 2, shape)
+    ord = params.get("ord")
+    axis = params.get("axis")
+    keepdims = params.get("keepdims", False)
+    axes = tuple(range(len(shape))) if axis is None else (
+        tuple(a % len(shape) for a in axis) if isinstance(axis, tuple) else (axis % len(shape),))
+
+    t = gc.tensor(x, requires_grad=True)
+    y = gc.norm(t, **params)
+    want = (_svd_norm(x, ord, axes, keepdims) if len(axes) == 2 and ord in (2, -2, "nuc")
+            else _by_hand(x, ord, axes, keepdims))
+    np.testing.assert_allclose(y.data, want, rtol=1e-12)
+    np.testing.assert_allclose(y.data, np.linalg.norm(x, **params), rtol=1e-12)
+    assert y.shape == np.shape(want)
+
+    w = rng.standard_normal(np.shape(want))
+    y.backward(gradient=gc.tensor(w))
+    fd = central(lambda z: float(np.sum(w * np.linalg.norm(z, **params))), x)
+    np.testing.assert_allclose(t.grad.data, fd, rtol=1e-6, atol=1e-7)
+    assert OPS["norm"].kink_at([x], params) is None  # random entries: no kink
+
+
+def test_spectral_norm_is_not_frobenius(capsys):
+    # Issue 10: norm(A, 2, (0, 1)) gave the Frobenius norm 5.4772.
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    u, s, vt = np.linalg.svd(a)
+    for expr in ("norm(A, 2, (0, 1))", "norm(A, 2)"):
+        code, out, err = run_cli(capsys, "eval", expr, "--A", "1,2;3,4", "--format", "json")
+        assert code == 0, err
+        got = json.loads(out)
+        assert got["value"] == pytest.approx(s[0], rel=1e-14)
+        assert got["value"] == pytest.approx(5.4649857042190, rel=1e-12)
+        np.testing.assert_allclose(got["grad"]["A"], np.outer(u[:, 0], vt[0]), rtol=1e-12)
+    t = gc.tensor(a, requires_grad=True)
+    np.linalg.norm(t, 2).backward()  # numpy's own name dispatches here
+    np.testing.assert_allclose(t.grad.data, np.outer(u[:, 0], vt[0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("x, params, grad", [
+    # Tied largest singular values (the identity): u v^T averaged over the ties.
+    ([[1.0, 0.0], [0.0, 1.0]], {"ord": 2}, [[0.5, 0.0], [0.0, 0.5]]),
+    # A zero singular value: 'nuc' follows the nonzero ones, -2 gives 0.
+    ([[3.0, 0.0], [0.0, 0.0]], {"ord": "nuc"}, [[1.0, 0.0], [0.0, 0.0]]),
+    ([[3.0, 0.0], [0.0, 0.0]], {"ord": -2}, [[0.0, 0.0], [0.0, 0.0]]),
+    # Tied column sums (ord 1) share evenly; a zero in the column gets sign 0.
+    ([[1.0, -2.0], [2.0, 1.0]], {"ord": 1}, [[0.5, -0.5], [0.5, 0.5]]),
+    ([[0.0, 1.0], [3.0, 1.0]], {"ord": 1}, [[0.0, 0.0], [1.0, 0.0]]),
+    ([[1.0, -2.0], [2.0, 1.0]], {"ord": -np.inf}, [[0.5, -0.5], [0.5, 0.5]]),
+    # Vectors: tied max |x|; zero entries for ord 1 and p < 1; the zero vector.
+    ([3.0, -3.0, 1.0], {"ord": np.inf}, [0.5, -0.5, 0.0]),
+    ([0.0, -2.0, 1.0], {"ord": 1}, [0.0, -1.0, 1.0]),
+    ([0.0, 4.0], {"ord": 0.5}, [0.0, 1.0]),
+    ([0.0, 0.0], {"ord": 3}, [0.0, 0.0]),
+    ([1.0, 0.0], {"ord": 0}, [0.0, 0.0]),
+])
+def test_norm_kinks_are_reported_with_their_convention(x, params, grad):
+    x = np.array(x)
+    t = gc.tensor(x, requires_grad=True)
+    gc.norm(t, **params).backward()
+    np.testing.assert_allclose(t.grad.data, grad, atol=1e-15)
+    assert OPS["norm"].kink_at([x], params) == OPS["norm"].kink
+
+
+@pytest.mark.parametrize("x, params, message", [
+    (np.ones(3), {"ord": "fro"}, "Invalid norm order 'fro' for vectors"),
+    (np.ones(3), {"ord": "nuc"}, "Invalid norm order 'nuc' for vectors"),
+    (np.ones((2, 2)), {"ord": 3}, "Invalid norm order 3 for matrices"),
+    (np.ones((2, 2)), {"ord": 0.5, "axis": (0, 1)}, "Invalid norm order 0.5 for matrices"),
+    (np.ones((2, 2, 2)), {"ord": 2}, "Improper number of dimensions"),
+    (np.ones((2, 2, 2)), {"axis": (0, 1, 2)}, "Improper number of dimensions"),
+    (np.ones((2, 2)), {"axis": (1, -1)}, "Duplicate axes"),
+])
+def test_norm_refuses_what_numpy_refuses(x, params, message):
+    with pytest.raises(ValueError):
+        np.linalg.norm(x, **params)
+    with pytest.raises(ValueError, match=message):
+        gc.norm(gc.tensor(x, requires_grad=True), **params)
+
+
+def test_norm_second_derivatives(capsys):
+    # Orders with piecewise-linear forms have Hessian 0 away from kinks; the
+    # p-norms match central differences of their gradient; the singular-value
+    # orders refuse cleanly instead of answering wrong.
+    x = np.array([[1.0, -2.0, 0.5], [0.3, 1.5, -2.5]])
+    for params in ({"ord": 1}, {"ord": np.inf}, {"ord": 1, "axis": 1},
+                   {"ord": np.inf, "axis": 0}):
+        H = gc.hessian(lambda a: gc.norm(a, **params).sum())(x)
+        assert np.all(H.data == 0)
+    for params in ({"ord": 3, "axis": 1}, {"ord": -1, "axis": 0}, {"ord": "fro"}):
+        H = gc.hessian(lambda a: gc.norm(a, **params).sum())(x)
+        fd = np.stack([central(lambda z, k=k: float(np.ravel(
+            gc.grad(lambda a: gc.norm(a, **params).sum())(z).data)[k]), x)
+            for k in range(x.size)]).reshape(x.shape + x.shape)
+        np.testing.assert_allclose(H.data, fd, rtol=1e-5, atol=1e-6)
+    from gradcli.errors import EvaluationError
+    for ord in (2, -2, "nuc"):
+        with pytest.raises(EvaluationError, match="no second derivative"):
+            gc.hessian(lambda a: gc.norm(a, ord))(x)
+    code, out, err = run_cli(capsys, "hessian", "norm(A, 2)", "--A", "1,2;3,4")
+    assert code == 3 and "no second derivative for ord=2" in err and not out
+
+
+@pytest.mark.parametrize("expr, sym", [
+    ("norm(A, 1)", True), ("norm(A, -1, (1, 0))", True), ("sum(norm(A, 3, 1))", True),
+    ("sum(norm(A, -2, 0))", True), ("norm(A)", True),
+    ("norm(A, 2)", False), ("norm(A, -2)", False),
+])
+def test_norm_sympy_forms_or_a_clean_skip(capsys, expr, sym):
+    code, out, err = run_cli(capsys, "check", expr, "--A", "1,-2,0.5;0.3,1.5,-2.5")
+    assert code == 0, err
+    if sym:
+        assert "max |AD - sym|" in out
+    else:
+        assert "has no closed sympy form" in out
+
+
+@pytest.mark.parametrize("ord", [2, -2, "nuc", 1, -np.inf])
+def test_norm_jacobian_of_a_stack_by_batched_rows(ord):
+    # The rules take a batch of cotangents (a Jacobian's rows in one walk).
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-2, 2, (3, 2, 4))
+
+    def f(a):
+        return gc.norm(a, ord, (2, 1))
+
+    J = gc.jacobian(f, method="rows")(x).data
+    J_loop = gc.jacobian(f, method="loop")(x).data
+    fd = np.stack([central(lambda z, k=k: float(np.linalg.norm(z, ord, (2, 1))[k]), x)
+                   for k in range(3)])
+    np.testing.assert_allclose(J, fd, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(J, J_loop, rtol=1e-13, atol=1e-14)
