@@ -24,7 +24,10 @@ One registry, ``OPS``, feeds the Python API (functions, Tensor methods and
 operators), numpy interop, the expression language, ``gradcli ops`` and the
 tests. The ops are declared by family in ``ops/``. An op with ``expr=False`` is
 internal (indexing machinery). ``guard`` marks rules whose local derivative can
-be inf or nan at finite points (see ``backward.run_backward``).
+be inf or nan at finite points. Below a ``where`` (any zero cotangent), the walk
+keeps a zero cotangent zero through every rule that reads values: elementwise
+ones entry by entry, the others by the ``support`` they declare (see
+``backward.run_backward``).
 """
 
 from __future__ import annotations
