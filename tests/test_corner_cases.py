@@ -211,10 +211,10 @@ def test_a_zero_cotangent_keeps_inf_and_nan_out_of_every_gradient(name, shapes, 
      5.0,
      {"A": [[3, -1], [-1, 2]], "B": [[0, 0], [0, 0]]}),
     # A reduction along an axis and outer, the same promise.
-    ("sum(where(c > 0, norm(A, None, 1), 0))",
-     {"c": "1,-1", "A": "3,4;1,-1"},
+    ("sum(where(c > 0, norm(sqrt(A), None, 1), 0))",
+     {"c": "1,-1", "A": "9,16;-1,1"},
      5.0,
-     {"A": [[0.6, 0.8], [0, 0]]}),
+     {"A": [[0.1, 0.1], [0, 0]]}),
     ("sum(where(C > 0, outer(sqrt(a), b), 0))",
      {"C": "-1,-1;1,1", "a": "-1,4", "b": "1,3"},
      8.0,
@@ -492,3 +492,22 @@ def test_norm_jacobian_of_a_stack_by_batched_rows(ord):
                    for k in range(3)])
     np.testing.assert_allclose(J, fd, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(J, J_loop, rtol=1e-13, atol=1e-14)
+
+
+def test_where_over_a_matrix_product_second_derivatives_by_hand(capsys):
+    # f = sum_j sum_k log(A[1, k]) B[k, j]: d2f / dA[1, k] dB[k, j] = 1 / A[1, k],
+    # d2f / dA[1, k]^2 = -sum_j B[k, j] / A[1, k]^2; row 0 of A never counts.
+    code, out, err = run_cli(capsys, "hessian", "sum(where(C > 0, log(A) @ B, 0))",
+                             "--C", "-1,-1;1,1", "--A", "-1,2;3,4", "--B", "1,2;3,4",
+                             "--format", "json")
+    assert code == 0, err
+    h = json.loads(out)["hessian"]
+    ab = np.zeros((2, 2, 2, 2))
+    ab[1, 0, 0, :] = 1 / 3
+    ab[1, 1, 1, :] = 1 / 4
+    aa = np.zeros((2, 2, 2, 2))
+    aa[1, 0, 1, 0] = -3 / 9
+    aa[1, 1, 1, 1] = -7 / 16
+    np.testing.assert_allclose(h["A"]["B"], ab, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(h["A"]["A"], aa, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(h["B"]["B"], np.zeros((2, 2, 2, 2)))
