@@ -71,7 +71,7 @@ def _finite(x) -> bool:
 
 
 def _any_to(mask, shape) -> np.ndarray:
-    """``mask`` (batch axes in front, broadcast axes) reduced by ``any`` to ``shape``."""
+    """``mask`` (batch axes in front, broadcast axes) reduced to ``shape`` by any."""
     mask = np.asarray(mask)
     extra = mask.ndim - len(shape)
     if extra > 0:
@@ -108,8 +108,8 @@ class _Reach:
         self.masks = op.support(nz, getattr(out, "_data", out), *raw, **plain)
         self.inputs = [_cleaned(x, m) for x, m in zip(inputs, self.masks)]
         self.out = out
-        if out is not None:
-            self.out = _cleaned(out, np.any(nz, axis=tuple(range(lead))) if lead else nz)
+        if out is not None:  # an output entry: reached if any row of the batch is
+            self.out = _cleaned(out, np.any(nz, axis=tuple(range(lead))))
 
 
 def _mixed_guard(op, i: int, g, gx, out, inputs, params, reach: _Reach):

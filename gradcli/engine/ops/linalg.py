@@ -145,7 +145,8 @@ def _eye_like(shape, dtype):
 
 
 @op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
-    grad_fn="TraceBackward0", shape=NO_BIGGER, support=MOVES, saves="shape", rule="identity", sym=SAME,
+    grad_fn="TraceBackward0", shape=NO_BIGGER, support=MOVES, saves="shape",
+    rule="identity", sym=SAME,
     numpy=(np.trace,))
 def trace(a):
     if np.ndim(a) != 2:
@@ -160,7 +161,8 @@ def _cofactors(a):
     if n == 1:
         return np.ones(np.shape(a))
     keep = np.array([[k for k in range(n) if k != i] for i in range(n)])
-    minors = a[..., keep[:, None, :, None], keep[None, :, None, :]]  # (..., n, n, n-1, n-1)
+    # minors[..., i, j, :, :]: A without row i and column j
+    minors = a[..., keep[:, None, :, None], keep[None, :, None, :]]
     sign = 1.0 - 2.0 * (np.add.outer(np.arange(n), np.arange(n)) % 2)
     return sign * np.linalg.det(minors)
 
@@ -201,7 +203,8 @@ def det(a):
 
 @op(lambda g, out, a: -_mm(_swap(out), _mm(g, _swap(out))),
     grad_fn="LinalgInvExBackward0", shape=NO_BIGGER,
-    support=lambda nz, out, a: (np.any(nz, axis=(-2, -1), keepdims=True),), saves="out", rule="-inv(A)^T G inv(A)^T",
+    support=lambda nz, out, a: (np.any(nz, axis=(-2, -1), keepdims=True),),
+    saves="out", rule="-inv(A)^T G inv(A)^T",
     sym=("array", lambda sp, a: np.array(
         sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
     ) / sp.Matrix(a.tolist()).det(method="laplace")),

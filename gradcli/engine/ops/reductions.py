@@ -47,7 +47,8 @@ def _count(shape, axis) -> int:
 
 
 @op(lambda g, out, x, *, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims),
-    grad_fn="SumBackward0", saves="shape", support=MOVES, rule="ones broadcast over the summed axes",
+    grad_fn="SumBackward0", saves="shape", support=MOVES,
+    rule="ones broadcast over the summed axes",
     sym=SAME, numpy=(np.sum,))
 def sum_(x, *, axis=None, keepdims=False):
     return np.sum(x, axis=axis, keepdims=keepdims)
@@ -55,7 +56,8 @@ def sum_(x, *, axis=None, keepdims=False):
 
 @op(lambda g, out, x, *, axis=None, keepdims=False:
     _expand(g / _count(x.shape, axis), x.shape, axis, keepdims),
-    grad_fn="MeanBackward0", saves="shape", support=MOVES, rule="1/n broadcast over the axes",
+    grad_fn="MeanBackward0", saves="shape", support=MOVES,
+    rule="1/n broadcast over the axes",
     sym=SAME, numpy=(np.mean,))
 def mean(x, *, axis=None, keepdims=False):
     return np.mean(x, axis=axis, keepdims=keepdims)
@@ -143,7 +145,7 @@ def _norm_plan(ndim: int, ord, axis) -> tuple[str, tuple[int, ...]]:
     if len(axes) == 1:
         if isinstance(ord, str):
             raise ValueError(f"Invalid norm order '{ord}' for vectors")
-        if ord is not None and not isinstance(ord, (int, float, np.integer, np.floating)):
+        if ord is not None and not isinstance(ord, (int, float, np.number)):
             raise ValueError(f"Invalid norm order {ord!r} for vectors")
         return "vector", axes
     if len(axes) != 2:
@@ -256,7 +258,8 @@ def _norm_kink(x, *, ord=None, axis=None, keepdims=False):
         return out == 0
     if kind == "vector":
         if abs(ord) == math.inf:  # tied extremes, or the extreme |x| is 0
-            return (np.sum(np.abs(x) == out, axis=axes) > 1) | np.any(out == 0, axis=axes)
+            tied = np.sum(np.abs(x) == out, axis=axes) > 1
+            return tied | np.any(out == 0, axis=axes)
         if ord < 1:  # 0, p < 1: every zero entry; 1: also (sign)
             return np.any(x == 0, axis=axes)
         return np.any(x == 0, axis=axes) if ord == 1 else out == 0
@@ -267,7 +270,8 @@ def _norm_kink(x, *, ord=None, axis=None, keepdims=False):
         if ord == "nuc":
             return np.any(s <= tol, axis=-1)
         end = s[..., :1] if ord == 2 else s[..., -1:]
-        return (np.sum(np.abs(s - end) <= tol, axis=-1) > 1) | (end[..., 0] <= tol[..., 0])
+        tied = np.sum(np.abs(s - end) <= tol, axis=-1) > 1
+        return tied | (end[..., 0] <= tol[..., 0])
     summed, over = _matrix_abs_sums(ord, axes)
     hit = np.sum(np.abs(x), axis=summed, keepdims=True) == out
     tied = np.sum(hit, axis=over) > 1
@@ -287,12 +291,14 @@ def _norm_sym(sp, x, *, ord=None, axis=None, keepdims=False):
             return np.sum(absx, axis=axes, keepdims=keepdims)
         if abs(ord) == math.inf:
             return sp.reduce(sp.Max if ord > 0 else sp.Min, absx, axes, keepdims)
-        p = sp.Integer(int(ord)) if float(ord).is_integer() else sp.Rational(str(float(ord)))
-        return sp.map(lambda t: t ** (1 / p),
-                      np.sum(sp.map(lambda e: e ** p, absx), axis=axes, keepdims=keepdims))
+        p = float(ord)
+        p = sp.Integer(int(p)) if p.is_integer() else sp.Rational(str(p))
+        sums = np.sum(sp.map(lambda e: e**p, absx), axis=axes, keepdims=keepdims)
+        return sp.map(lambda t: t ** (1 / p), sums)
     if _svd_form(ord):
         raise NotImplementedError(
-            f"norm: ord={ord!r} over a matrix (singular values) has no closed sympy form")
+            f"norm: ord={ord!r} over a matrix (singular values) has no closed "
+            "sympy form")
     summed, over = _matrix_abs_sums(ord, axes)
     sums = np.sum(absx, axis=summed, keepdims=True)
     best = sp.reduce(sp.Max if ord > 0 else sp.Min, sums, over, True)
@@ -317,8 +323,8 @@ def norm_(x, *, ord=None, axis=None, keepdims=False):
     if kind == "matrix" and _svd_form(ord):
         y = _moved(x, axes)
         s, ok = _svd(y, compute_uv=False)
-        r = np.max(s, axis=-1) if ord == 2 else np.min(s, axis=-1) if ord == -2 else np.sum(
-            s, axis=-1)
+        pick = np.sum if ord == "nuc" else np.max if ord == 2 else np.min
+        r = pick(s, axis=-1)
         r = np.where(ok, r, np.nan)
         if keepdims:
             r = np.expand_dims(r, axes)
@@ -350,7 +356,8 @@ def _centered(x, axis):
 
 @op(lambda g, out, x, *, axis=None, ddof=0, keepdims=False:
     _expand(g, x.shape, axis, keepdims) * (2 * _centered(x, axis) / _dof(x.shape, axis, ddof)),
-    grad_fn="VarBackward0", support=_reduced, rule="2 (x - mean) / (n - ddof)", sym=SAME,
+    grad_fn="VarBackward0", support=_reduced, rule="2 (x - mean) / (n - ddof)",
+    sym=SAME,
     numpy=(np.var,))
 def var(x, *, axis=None, ddof=0, keepdims=False):
     return np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
@@ -363,7 +370,8 @@ def _std_vjp(g, out, x, *, axis=None, ddof=0, keepdims=False):
     return _expand(g, x.shape, axis, keepdims) * np.where(o == 0, 0.0, d)
 
 
-@op(_std_vjp, grad_fn="StdBackward0", saves="both", support=_reduced, rule="(x - mean) / ((n - ddof) std)",
+@op(_std_vjp, grad_fn="StdBackward0", saves="both", support=_reduced,
+    rule="(x - mean) / ((n - ddof) std)",
     kink="std'(constant) = 0",
     at_kink=lambda x, *, axis=None, ddof=0, keepdims=False:
     np.max(x, axis=axis) == np.min(x, axis=axis),
@@ -378,7 +386,8 @@ def std(x, *, axis=None, ddof=0, keepdims=False):
 
 @op(lambda g, out, x, *, axis=-1:
     out * (g - np.sum(g * out, axis=_from_end(axis, out.ndim), keepdims=True)),
-    grad_fn="SoftmaxBackward0", saves="out", support=_along, rule="s * (g - sum(g * s))",
+    grad_fn="SoftmaxBackward0", saves="out", support=_along,
+    rule="s * (g - sum(g * s))",
     sym=("array", lambda sp, x, *, axis=-1:
          sp.map(sp.exp, x) / np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True)))
 def softmax(x, *, axis=-1):
@@ -389,7 +398,8 @@ def softmax(x, *, axis=-1):
 
 @op(lambda g, out, x, *, axis=-1:
     g - np.exp(out) * np.sum(g, axis=_from_end(axis, out.ndim), keepdims=True),
-    grad_fn="LogSoftmaxBackward0", saves="out", support=_along, rule="g - softmax(x) sum(g)",
+    grad_fn="LogSoftmaxBackward0", saves="out", support=_along,
+    rule="g - softmax(x) sum(g)",
     sym=("array", lambda sp, x, *, axis=-1:
          x - sp.map(sp.log, np.sum(sp.map(sp.exp, x), axis=axis, keepdims=True))))
 def log_softmax(x, *, axis=-1):

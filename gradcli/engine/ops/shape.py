@@ -17,20 +17,23 @@ def _transpose_vjp(g, out, x, *, axes=None, lead=0):
     return np.transpose(g, tuple(range(lead)) + tuple(lead + int(i) for i in back))
 
 
-@op(_transpose_vjp, grad_fn="PermuteBackward0", support=MOVES, saves="none", takes_lead=True,
-    shape=NO_BIGGER, method=False,
+@op(_transpose_vjp, grad_fn="PermuteBackward0", support=MOVES, saves="none",
+    takes_lead=True, shape=NO_BIGGER, method=False,
     rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,))
 def transpose(x, *, axes=None):
     return np.transpose(x, axes)
 
 
 @op(lambda g, out, x, *, shape, lead=0: np.reshape(g, np.shape(g)[:lead] + x.shape),
-    grad_fn="ViewBackward0", support=MOVES, saves="shape", takes_lead=True, shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
+    grad_fn="ViewBackward0", support=MOVES, saves="shape", takes_lead=True,
+    shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME,
+    numpy=(np.reshape,))
 def reshape(x, *, shape):
     return np.reshape(x, shape)
 
 
-@op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", support=MOVES, saves="none", method=False,
+@op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", support=MOVES,
+    saves="none", method=False,
     shape=lambda shapes, params: tuple(params["shape"]),
     rule="summed over the broadcast axes", sym=SAME, expr=False,
     numpy=(np.broadcast_to,))
@@ -53,8 +56,8 @@ def _joined(shapes, params):
     return (sum(math.prod(s) for s in shapes[0]),)
 
 
-@op(_concat_vjp, grad_fn="CatBackward0", support=MOVES, saves="shape", multi=True, nin=-1,
-    shape=_joined, method=False,
+@op(_concat_vjp, grad_fn="CatBackward0", support=MOVES, saves="shape", multi=True,
+    nin=-1, shape=_joined, method=False,
     rule="the gradient split back", sym=SAME, numpy=(np.concatenate,))
 def concatenate(xs, *, axis=0):
     return np.concatenate(xs, axis=axis)
@@ -66,8 +69,8 @@ def _stack_vjp(g, out, *xs, axis=0):
     return [g[(Ellipsis, i) + after] for i in range(len(xs))]
 
 
-@op(_stack_vjp, grad_fn="StackBackward0", support=MOVES, saves="shape", multi=True, nin=-1,
-    shape=_joined, method=False,
+@op(_stack_vjp, grad_fn="StackBackward0", support=MOVES, saves="shape", multi=True,
+    nin=-1, shape=_joined, method=False,
     rule="the gradient unstacked", sym=SAME, numpy=(np.stack,))
 def stack(xs, *, axis=0):
     return np.stack(xs, axis=axis)
@@ -130,7 +133,8 @@ def _index_add(g, *, index, shape, lead=0):
 
 @op(lambda g, out, x, *, index, lead=0:
     _any(index_add, g, index=index, shape=x.shape, lead=lead),
-    grad_fn="IndexBackward0", support=MOVES, saves="shape", rule="the gradient scattered back",
+    grad_fn="IndexBackward0", support=MOVES, saves="shape",
+    rule="the gradient scattered back",
     sym=SAME, expr=False, takes_lead=True, method=False, shape=_indexed)
 def getitem(x, *, index, lead=0):
     if not lead:
@@ -142,7 +146,8 @@ def getitem(x, *, index, lead=0):
 # Recorded nodes always have lead=0 (create_graph walks are unbatched); the walk
 # passes its own ``lead`` to these rules.
 @op(lambda g, out, x, *, index, shape, lead=0: _any(getitem, g, index=index, lead=lead),
-    grad_fn="IndexPutBackward0", support=MOVES, saves="none", rule="the gradient gathered",
+    grad_fn="IndexPutBackward0", support=MOVES, saves="none",
+    rule="the gradient gathered",
     sym=SAME, expr=False, takes_lead=True, method=False,
     shape=lambda shapes, params: tuple(params["shape"]))
 def index_add(x, *, index, shape, lead=0):
