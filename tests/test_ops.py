@@ -208,7 +208,9 @@ def reduction(
                 params["ddof"] = draw(st.sampled_from([0, 1])) if n > 1 else 0
             if ord_:
                 axis = params["axis"]
-                choices = [None, 2] if isinstance(axis, int) else [None]
+                # Vector orders along one axis (ties of inf/-inf, and the matrix
+                # orders 1, inf, 2, -2, 'nuc': tests/test_corner_cases.py).
+                choices = [None, 2, 1, 3, -1, 0.5, 0] if isinstance(axis, int) else [None]
                 if isinstance(axis, tuple) and len(axis) == 2:
                     choices.append("fro")
                 params["ord"] = draw(st.sampled_from(choices))
@@ -824,6 +826,9 @@ def test_every_op_declares_the_facts_the_engine_needs(name):
         assert op.rule, f"{name}: no derivative rule text for `gradcli ops`"
     if op.kink and "at_kink" in op.extra:
         assert callable(op.extra["at_kink"])
+    if op.differentiable and not op.composite and not op.elementwise:
+        # How a zero cotangent stays zero through its rules (the where promise).
+        assert op.support is not None, f"{name}: no support= (or MOVES)"
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -23,6 +23,7 @@ from . import fastpath
 from .fastpath import scaled, subtracted
 from .graph import (CONST, FRESH, INPUT, MODIFIED, OUT, STALE, Node, check_stale_root,
                     check_versions, set_grad_enabled, topological_order)
+from .op import MOVES
 from .tensor import Tensor
 
 
@@ -69,6 +70,69 @@ def _guarded(g, gx):
             if np.isfinite(np.sum(data)):
                 return gx
     return np.where(g == 0, 0.0, gx)
+
+
+def _finite(x) -> bool:
+    data = getattr(x, "_data", x)
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(np.sum(data)))
+
+
+def _any_to(mask, shape) -> np.ndarray:
+    """``mask`` (batch axes in front, broadcast axes) reduced to ``shape`` by any."""
+    mask = np.asarray(mask)
+    extra = mask.ndim - len(shape)
+    if extra > 0:
+        mask = np.any(mask, axis=tuple(range(extra)))
+    elif extra < 0:
+        mask = np.reshape(mask, (1,) * -extra + mask.shape)
+    axes = tuple(k for k, n in enumerate(shape) if n == 1 and mask.shape[k] != 1)
+    if axes:
+        mask = np.any(mask, axis=axes, keepdims=True)
+    return np.broadcast_to(mask, shape)
+
+
+def _cleaned(x, keep_mask):
+    """``x`` with its non-finite entries outside ``keep_mask`` set to 0."""
+    data = getattr(x, "_data", x)
+    if type(data) is not np.ndarray or data.dtype.kind not in "fc" or _finite(data):
+        return x
+    keep = _any_to(keep_mask, data.shape) | np.isfinite(data)
+    return np.where(keep, x, 0.0)
+
+
+class _Reach:
+    """Where a nonzero cotangent reaches the inputs of a node whose op mixes
+    entries, and its saved values with the non-finite numbers it never reaches
+    set to 0 (their only products are with zero cotangents)."""
+
+    __slots__ = ("masks", "inputs", "out", "none")
+
+    def __init__(self, op, g, out, inputs, params, lead: int):
+        nz = np.asarray(getattr(g, "_data", g)) != 0
+        self.none = not nz.any()
+        raw = [getattr(x, "_data", x) for x in inputs]
+        plain = {k: v for k, v in params.items() if k != "lead"}
+        self.masks = op.support(nz, getattr(out, "_data", out), *raw, **plain)
+        self.inputs = [_cleaned(x, m) for x, m in zip(inputs, self.masks)]
+        self.out = out
+        if out is not None:  # an output entry: reached if any row of the batch is
+            self.out = _cleaned(out, np.any(nz, axis=tuple(range(lead))))
+
+
+def _mixed_guard(op, i: int, g, gx, out, inputs, params, reach: _Reach):
+    """Input ``i``'s gradient with no inf or nan from entries whose cotangent is 0:
+    the rule rerun on the cleaned saved values, then zero where nothing reaches."""
+    if reach.none:
+        return np.where(False, gx, 0.0)
+    try:
+        if op.multi:
+            gx = op.vjps[0](g, reach.out, *reach.inputs, **params)[i]
+        else:
+            gx = op.vjps[i](g, reach.out, *reach.inputs, **params)
+    except (ValueError, ArithmeticError):  # (LinAlgError is a ValueError)
+        pass  # the mask alone, then
+    return np.where(reach.masks[i], gx, 0.0)
 
 
 def _has_zero(seed) -> bool:
@@ -190,11 +254,14 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 multi = op.multi
                 if multi:
                     gxs = vjps[0](g, out, *inputs, **params)
+            reach = None
             if masked and node in masked:  # g may hold structural zeros
                 zeros_below = True
-                # Elementwise rules too: an inf/nan *input* (the branch a where did
-                # not take, e.g. sin(sqrt(-1))) makes any local derivative nan.
-                guarded = op.guard or op.elementwise
+                # Every op whose rules read values: an inf/nan *input* (the branch
+                # a where did not take, e.g. sin(sqrt(-1))) makes any local
+                # derivative nan. Elementwise ones meet one cotangent per entry;
+                # the others declare where their cotangent reaches (``support``).
+                guarded = op.elementwise or op.support is not MOVES
                 if guarded:
                     g_free = False  # the guard reads g after the rule
             else:
@@ -238,7 +305,12 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                     if gx is None:
                         continue
                 if guarded:
-                    gx = _guarded(g, gx)
+                    if op.elementwise or op.support is None:
+                        gx = _guarded(g, gx)
+                    elif not _finite(gx):
+                        if reach is None:
+                            reach = _Reach(op, g, out, inputs, params, lead)
+                        gx = _mixed_guard(op, i, g, gx, out, inputs, params, reach)
                 if hook is not None:
                     hook(node, g, gx)
                 if lead:

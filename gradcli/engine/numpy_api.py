@@ -50,6 +50,28 @@ HELPERS: dict[Any, Callable] = {
 }
 
 
+def _values_only(func):
+    """A numpy function whose result is booleans or indices: nothing to
+    differentiate, so it runs on the values and returns numpy's own result."""
+    def run(*args, **kwargs):
+        return func(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+    return run
+
+
+def _plain(a):
+    if isinstance(a, Tensor):
+        return a._data
+    if isinstance(a, (list, tuple)):
+        return type(a)(_plain(v) for v in a)
+    return a
+
+
+for _f in (np.all, np.any, np.isclose, np.allclose, np.array_equal, np.argmax, np.argmin,
+           np.argsort, np.nonzero, np.argwhere, np.count_nonzero, np.isreal,
+           np.iscomplex, np.signbit):
+    HELPERS[_f] = _values_only(_f)
+
+
 def _no_rule(name: str) -> TypeError:
     return TypeError(
         f"numpy function {name!r} has no gradient rule in gradcli, so it cannot "

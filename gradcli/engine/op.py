@@ -24,7 +24,10 @@ One registry, ``OPS``, feeds the Python API (functions, Tensor methods and
 operators), numpy interop, the expression language, ``gradcli ops`` and the
 tests. The ops are declared by family in ``ops/``. An op with ``expr=False`` is
 internal (indexing machinery). ``guard`` marks rules whose local derivative can
-be inf or nan at finite points (see ``backward.run_backward``).
+be inf or nan at finite points. Below a ``where`` (any zero cotangent), the walk
+keeps a zero cotangent zero through every rule that reads values: elementwise
+ones entry by entry, the others by the ``support`` they declare (see
+``backward.run_backward``).
 """
 
 from __future__ import annotations
@@ -99,6 +102,15 @@ class Op:
     view: bool = False
     fast_call: bool = True  # Op.__call__ may take the fast path (not composite/view)
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
+    # How a zero cotangent stays zero through the rules of an op that mixes
+    # entries (the where promise below a reduction, a product, a stack of
+    # matrices): ``support(nz, out, *inputs, **params)`` says, per input, which
+    # entries of its gradient a nonzero cotangent reaches (``nz`` is ``g != 0``,
+    # batch axes in front; each mask broadcasts against batch + that input's
+    # shape); MOVES: the rules read no values (they move, sum or scale ``g``), so
+    # no inf or nan can enter. Elementwise ops need neither: gradient entry i
+    # meets cotangent entry i only.
+    support: Any = None
 
     @property
     def nreq(self) -> int:
@@ -167,6 +179,7 @@ def _broadcast(shapes, params):
 OPS: dict[str, Op] = {}
 NUMPY: dict[Any, Op] = {}  # numpy ufunc or function -> op, for __array_*__
 SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
+MOVES = "moves"  # support: the rules only move, sum or scale the cotangent
 
 
 def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
@@ -174,11 +187,12 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
        zero_regions: bool = False, fast=None, shape=None, method: bool = True,
-       matrix=None, view: bool = False):
+       matrix=None, view: bool = False, support=None):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
-    given here, nowhere else: ``elementwise``, ``zero_regions``, ``fast`` (a
+    given here, nowhere else: ``elementwise``, ``zero_regions``, ``support``
+    (how a cotangent's zeros reach the inputs, for ops that mix entries), ``fast`` (a
     C-level twin of ``forward`` computing the same numbers, for the hot ops),
     ``shape`` (the output's shape, ``out_shape``; elementwise ops broadcast),
     ``at_kink``/``kink``, ``sym`` (the sympy form), ``domain`` (where tests
@@ -229,6 +243,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             takes_lead=takes_lead,
             elementwise=elementwise,
             zero_regions=zero_regions,
+            support=support,
             out_shape=shape if shape is not None else _broadcast if elementwise else None,
             method=method,
             matrix=matrix,

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..op import NO_BIGGER, REALS, SAME, op
+from ..op import MOVES, NO_BIGGER, REALS, SAME, op
 from .elementwise import scaled_form
 from ..tensor import Tensor
 
@@ -43,6 +43,18 @@ def _times_each(g, v):
 def _out_axes(n: int) -> tuple[int, ...]:
     """The last ``n`` axes: a scalar factor's gradient sums over the output's."""
     return tuple(range(-n, 0))
+
+
+def _products(*vjps):
+    """support of a product: its own rules run on the cotangent's nonzero pattern
+    and all-ones factors count the nonzero terms each gradient entry sums."""
+
+    def support(nz, out, *inputs):
+        ones = [np.ones(np.shape(x)) for x in inputs]
+        f = nz.astype(np.float64)
+        return tuple(vjp(f, None, *ones) != 0 for vjp in vjps)
+
+    return support
 
 
 def _dot_vjp_a(g, out, a, b):
@@ -94,6 +106,7 @@ def _product_form(sp, a, b):
 @op(_dot_vjp_a, _dot_vjp_b, grad_fn="DotBackward0", rule="d(a.b) = da.b + a.db",
     matrix=lambda sp, a, b: scaled_form(sp, a, b) if a.plain or b.plain
     else _product_form(sp, a, b),
+    support=_products(_dot_vjp_a, _dot_vjp_b),
     shape=_dot_shape,
     sym=SAME, numpy=(np.dot,))
 def dot(a, b):
@@ -120,14 +133,22 @@ def _matmul_vjp_b(g, out, a, b):
 
 
 @op(_matmul_vjp_a, _matmul_vjp_b, grad_fn="MmBackward0",
+    support=_products(_matmul_vjp_a, _matmul_vjp_b),
     rule="d(a@b) = da@b + a@db", sym=SAME, numpy=(np.matmul,), shape=_matmul_shape,
     matrix=_product_form)
 def matmul(a, b):
     return np.matmul(a, b)
 
 
-@op(lambda g, out, a, b: np.reshape(_mm(g, np.ravel(b)), np.shape(g)[:-2] + np.shape(a)),
-    lambda g, out, a, b: np.reshape(_mm(np.ravel(a), g), np.shape(g)[:-2] + np.shape(b)),
+def _outer_vjp_a(g, out, a, b):
+    return np.reshape(_mm(g, np.ravel(b)), np.shape(g)[:-2] + np.shape(a))
+
+
+def _outer_vjp_b(g, out, a, b):
+    return np.reshape(_mm(np.ravel(a), g), np.shape(g)[:-2] + np.shape(b))
+
+
+@op(_outer_vjp_a, _outer_vjp_b, support=_products(_outer_vjp_a, _outer_vjp_b),
     grad_fn="OuterBackward0", rule="d(outer(a,b)) = outer(da,b) + outer(a,db)",
     shape=lambda shapes, params: (math.prod(shapes[0]), math.prod(shapes[1])),
     sym=SAME, numpy=(np.outer,))
@@ -140,8 +161,8 @@ def _eye_like(shape, dtype):
 
 
 @op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
-    grad_fn="TraceBackward0", shape=NO_BIGGER, saves="shape", rule="identity", sym=SAME,
-    numpy=(np.trace,),
+    grad_fn="TraceBackward0", shape=NO_BIGGER, support=MOVES, saves="shape",
+    rule="identity", sym=SAME, numpy=(np.trace,),
     matrix=lambda sp, a: ("s", sp.Trace(a.e)) if a.kind == "m" else None)
 def trace(a):
     if np.ndim(a) != 2:
@@ -149,10 +170,27 @@ def trace(a):
     return np.trace(a)
 
 
+def _cofactors(a):
+    """adj(A)^T, each entry a signed (n-1)x(n-1) minor: no inverse, so it is
+    defined, and differentiable again (on Tensors), at a singular A too."""
+    n = np.shape(a)[-1]
+    if n == 1:
+        return np.ones(np.shape(a))
+    keep = np.array([[k for k in range(n) if k != i] for i in range(n)])
+    # minors[..., i, j, :, :]: A without row i and column j
+    minors = a[..., keep[:, None, :, None], keep[None, :, None, :]]
+    sign = 1.0 - 2.0 * (np.add.outer(np.arange(n), np.arange(n)) % 2)
+    return sign * np.linalg.det(minors)
+
+
 def _adjugate_t(a, det):
     """adj(A)^T = det(A) inv(A)^T, the gradient of det: also at a singular A."""
     det = np.reshape(det, np.shape(det) + (1, 1))  # a stack: one det per matrix
-    if isinstance(a, Tensor):
+    if isinstance(a, Tensor):  # create_graph: the rule must be differentiable too
+        try:
+            np.linalg.inv(a._data)
+        except np.linalg.LinAlgError:
+            return _cofactors(a)
         return det * _swap(np.linalg.inv(a))
     try:
         return det * _swap(np.linalg.inv(a))
@@ -170,6 +208,7 @@ def _adjugate_t(a, det):
 
 @op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _adjugate_t(a, out),
     grad_fn="LinalgDetBackward0", shape=NO_BIGGER,
+    support=lambda nz, out, a: (nz[..., None, None],),
     saves="both", rule="adj(A)^T = det(A) inv(A)^T",
     kink="at a singular A the gradient is the adjugate (no inverse needed)",
     sym=("array", lambda sp, a: sp.Matrix(a.tolist()).det(method="laplace")),
@@ -179,7 +218,9 @@ def det(a):
 
 
 @op(lambda g, out, a: -_mm(_swap(out), _mm(g, _swap(out))),
-    grad_fn="LinalgInvExBackward0", shape=NO_BIGGER, saves="out", rule="-inv(A)^T G inv(A)^T",
+    grad_fn="LinalgInvExBackward0", shape=NO_BIGGER,
+    support=lambda nz, out, a: (np.any(nz, axis=(-2, -1), keepdims=True),),
+    saves="out", rule="-inv(A)^T G inv(A)^T",
     sym=("array", lambda sp, a: np.array(
         sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object
     ) / sp.Matrix(a.tolist()).det(method="laplace")),
@@ -199,6 +240,15 @@ def _solve_t(a, g, b):
     return np.moveaxis(x, 0, col)
 
 
+def _solve_support(nz, out, a, b):
+    # x = inv(A) b: every entry of A reaches every x; b's column c reaches x's column c.
+    col = -1 if np.ndim(b) == 1 else -2
+    rb = np.any(nz, axis=col, keepdims=True)
+    batch = nz.shape[: nz.ndim - np.ndim(b)]
+    ra = np.reshape(np.any(rb, axis=tuple(range(len(batch), rb.ndim))), batch + (1, 1))
+    return ra, rb
+
+
 def _solve_vjp_a(g, out, a, b):
     gb = _solve_t(a, g, b)
     return -gb[..., :, None] * out if np.ndim(b) == 1 else -_mm(gb, _swap(out))
@@ -206,6 +256,7 @@ def _solve_vjp_a(g, out, a, b):
 
 @op(_solve_vjp_a, lambda g, out, a, b: _solve_t(a, g, b),
     grad_fn="LinalgSolveExBackward0", shape=NO_BIGGER, saves="both",
+    support=_solve_support,
     rule="db = solve(A^T, g); dA = -db x^T",
     sym=("array", lambda sp, a, b: np.dot(np.array(
         sp.Matrix(a.tolist()).adjugate(method="laplace").tolist(), dtype=object

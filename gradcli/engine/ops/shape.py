@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..op import NO_BIGGER, SAME, _any, _from_end, op
+from ..op import MOVES, NO_BIGGER, SAME, _any, _from_end, op
 
 
 def _transpose_vjp(g, out, x, *, axes=None, lead=0):
@@ -17,8 +17,8 @@ def _transpose_vjp(g, out, x, *, axes=None, lead=0):
     return np.transpose(g, tuple(range(lead)) + tuple(lead + int(i) for i in back))
 
 
-@op(_transpose_vjp, grad_fn="PermuteBackward0", saves="none", takes_lead=True, view=True,
-    shape=NO_BIGGER, method=False,
+@op(_transpose_vjp, grad_fn="PermuteBackward0", support=MOVES, saves="none",
+    takes_lead=True, view=True, shape=NO_BIGGER, method=False,
     rule="the gradient transposed back", sym=SAME, numpy=(np.transpose,),
     matrix=lambda sp, x, *, axes=None: None if axes is not None
     else (x.kind, x.e.T if x.kind == "m" else x.e))
@@ -27,13 +27,15 @@ def transpose(x, *, axes=None):
 
 
 @op(lambda g, out, x, *, shape, lead=0: np.reshape(g, np.shape(g)[:lead] + x.shape),
-    grad_fn="ViewBackward0", saves="shape", takes_lead=True, view=True, shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME, numpy=(np.reshape,))
+    grad_fn="ViewBackward0", support=MOVES, saves="shape", takes_lead=True, view=True,
+    shape=NO_BIGGER, method=False, rule="the gradient reshaped back", sym=SAME,
+    numpy=(np.reshape,))
 def reshape(x, *, shape):
     return np.reshape(x, shape)
 
 
-@op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", saves="none", method=False,
-    view=True,
+@op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", support=MOVES,
+    saves="none", method=False, view=True,
     shape=lambda shapes, params: tuple(params["shape"]),
     rule="summed over the broadcast axes", sym=SAME, expr=False,
     numpy=(np.broadcast_to,))
@@ -56,8 +58,8 @@ def _joined(shapes, params):
     return (sum(math.prod(s) for s in shapes[0]),)
 
 
-@op(_concat_vjp, grad_fn="CatBackward0", saves="shape", multi=True, nin=-1,
-    shape=_joined, method=False,
+@op(_concat_vjp, grad_fn="CatBackward0", support=MOVES, saves="shape", multi=True,
+    nin=-1, shape=_joined, method=False,
     rule="the gradient split back", sym=SAME, numpy=(np.concatenate,))
 def concatenate(xs, *, axis=0):
     return np.concatenate(xs, axis=axis)
@@ -69,8 +71,8 @@ def _stack_vjp(g, out, *xs, axis=0):
     return [g[(Ellipsis, i) + after] for i in range(len(xs))]
 
 
-@op(_stack_vjp, grad_fn="StackBackward0", saves="shape", multi=True, nin=-1,
-    shape=_joined, method=False,
+@op(_stack_vjp, grad_fn="StackBackward0", support=MOVES, saves="shape", multi=True,
+    nin=-1, shape=_joined, method=False,
     rule="the gradient unstacked", sym=SAME, numpy=(np.stack,))
 def stack(xs, *, axis=0):
     return np.stack(xs, axis=axis)
@@ -133,7 +135,8 @@ def _index_add(g, *, index, shape, lead=0):
 
 @op(lambda g, out, x, *, index, lead=0:
     _any(index_add, g, index=index, shape=x.shape, lead=lead),
-    grad_fn="IndexBackward0", saves="shape", rule="the gradient scattered back", view=True,
+    grad_fn="IndexBackward0", support=MOVES, saves="shape", view=True,
+    rule="the gradient scattered back",
     sym=SAME, expr=False, takes_lead=True, method=False, shape=_indexed)
 def getitem(x, *, index, lead=0):
     if not lead:
@@ -153,7 +156,8 @@ def getitem(x, *, index, lead=0):
 # another transform) falls back to one walk per row on graphs that index
 # (transforms._rows).
 @op(lambda g, out, x, *, index, shape, lead=0: _any(getitem, g, index=index, lead=lead),
-    grad_fn="IndexPutBackward0", saves="none", rule="the gradient gathered",
+    grad_fn="IndexPutBackward0", support=MOVES, saves="none",
+    rule="the gradient gathered",
     sym=SAME, expr=False, takes_lead=True, method=False,
     shape=lambda shapes, params: tuple(params["shape"]))
 def index_add(x, *, index, shape, lead=0):
