@@ -7,7 +7,7 @@ import sys
 import click
 
 from .options import (EXTRA, format_options, grad_output, grad_output_option, out_format,
-                      quiet, setup, strict, target_options)
+                      quiet, setup, strict, target_options, user_code)
 
 
 @click.command("graph", context_settings=EXTRA)
@@ -34,8 +34,9 @@ def graph_command(ctx: click.Context, target: str, **opts) -> int:
     from ..render import dumps, say
 
     tgt, inputs, wrt = setup(ctx, target, opts)
-    result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output(opts),
-                      max_elements=opts["max_elements"])
+    with user_code(tgt):
+        result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output(opts),
+                          max_elements=opts["max_elements"])
     strict(opts, result)
     with quiet():
         vertices, root = graphview.collect(result.output, result.leaves, result.seed)
