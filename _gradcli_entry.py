@@ -12,7 +12,10 @@ import sys
 
 
 def _interrupted(signum, frame):  # noqa: ARG001
-    os.write(2, b"\n")  # after the terminal's ^C, as click does
+    try:
+        os.write(2, b"\n")  # after the terminal's ^C, as click does
+    except OSError:  # stderr closed
+        pass
     os._exit(130)
 
 
