@@ -74,6 +74,9 @@ def test_the_installed_script_is_the_entry_module():
     ["--check", "--check-timeout", "1e308"],
     ["--check", "--check-timeout", "0"],
     ["--check", "--check-timeout", "-2"],
+    ["--expect-value", "1", "--rtol", "nan"],
+    ["--expect-value", "1", "--atol", "nan"],
+    ["--check", "--rtol", "-1"],
 ])
 def test_bad_option_values_are_usage_errors(argv):
     code, out, err = run("eval", "sum(x*x)", "--x", "randn(3)", *argv)

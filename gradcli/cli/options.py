@@ -81,6 +81,20 @@ class Seconds(click.ParamType):
         return seconds
 
 
+class Tolerance(click.FloatRange):
+    """A tolerance: a number >= 0 (inf: anything passes). Not nan, which would
+    fail every comparison and so report a wrong answer (exit 1)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if rv != rv:
+            self.fail(f"{value!r} is not a tolerance (a number >= 0)", param, ctx)
+        return rv
+
+
 def check_options(f):
     return _apply(f, [
         click.option("--check", is_flag=True,
@@ -89,9 +103,9 @@ def check_options(f):
         click.option("--check-timeout", type=Seconds(),
                      default=10.0, show_default=True, metavar="SECONDS",
                      help="Time budget of the symbolic part of --check (at most 86400)."),
-        click.option("--rtol", type=click.FloatRange(0), default=1e-8, show_default=True,
+        click.option("--rtol", type=Tolerance(), default=1e-8, show_default=True,
                      help="Relative tolerance of --check and --expect-*."),
-        click.option("--atol", type=click.FloatRange(0), default=None,
+        click.option("--atol", type=Tolerance(), default=None,
                      help="Absolute tolerance of --check (default 1e-12) and --expect-* "
                      "(default 0)."),
     ])
