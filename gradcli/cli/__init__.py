@@ -169,6 +169,11 @@ def _guard_stdout() -> None:
     later lands on descriptor 1."""
     if sys.stdout is not None:
         return
+    try:
+        os.fstat(1)
+        return  # a descriptor Python chose not to use: leave it alone
+    except OSError:
+        pass
     fd = os.open(os.devnull, os.O_RDONLY)
     if fd != 1:
         os.dup2(fd, 1)
