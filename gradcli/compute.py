@@ -11,6 +11,7 @@ gradient went through; a value alone (``no_grad``) records nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,7 +127,21 @@ def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor
         raise EvaluationError(
             f"{user_frame(exc, fn.path)}: {describe(exc)}"
         ) from exc
-    return _as_tensor(out, f"{fn.name}()")
+    return _as_tensor(out, f"{os.path.basename(fn.path)}: {fn.name}()")
+
+
+@contextlib.contextmanager
+def _graph_of(target: Target):
+    """Around gradcli's own walk of the target's graph: a graph the function
+    file freed by running backward() itself is its error (exit 3), not ours."""
+    try:
+        yield
+    except GraphFreedError as exc:
+        raise EvaluationError(
+            f"{target.label} ran backward() itself, which freed the graph that "
+            "gradcli differentiates",
+            hint="return the value without calling backward(); gradcli computes "
+                 "its gradient") from exc
 
 
 def _as_tensor(value, where: str) -> Tensor:
@@ -141,7 +156,8 @@ def _as_tensor(value, where: str) -> Tensor:
         shown = shown if len(shown) <= 40 else shown[:39] + "…"
         kind = type(value).__name__
         what = shown if value is None or isinstance(value, (bool, np.bool_)) else (
-            f"the {kind} {shown}" if isinstance(value, (str, bytes)) else f"a {kind}")
+            f"the {kind} {shown}" if isinstance(value, (str, bytes))
+            else f"an object of class {kind}")
         raise EvaluationError(f"{where} returned {what}; return a tensor or a number")
     arr = np.asarray(value)
     if arr.dtype.kind not in "iuf":
@@ -262,15 +278,10 @@ def evaluate(
         seed = result.seed = _seed(value, grad_output)
         if out.requires_grad:
             try:
-                out.backward(gradient=seed, retain_graph=True)
+                with _graph_of(target):
+                    out.backward(gradient=seed, retain_graph=True)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 raise EvaluationError(f"backward pass: {exc}") from exc
-            except GraphFreedError as exc:
-                raise EvaluationError(
-                    f"{target.label} ran backward() itself, which freed the graph that "
-                    "gradcli differentiates",
-                    hint="return the value without calling backward(); gradcli "
-                         "computes its gradient") from exc
         for n in wrt:
             g = leaves[n].grad
             if g is None:
@@ -370,7 +381,7 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
         blocks = {n: np.zeros(value.value.shape + inputs[n].shape) for n in wrt}
         return Derivatives(value.value, blocks, list(value.warnings), value)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
-    with np.errstate(all="ignore"), _default_dtype(dtype):
+    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target):
         jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))))(
             *(inputs[n] for n in wrt))
     blocks = {n: np.asarray(j._data) for n, j in zip(wrt, jac)}
@@ -399,7 +410,7 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
                   for a in wrt}
         return Derivatives(value.value, blocks, list(value.warnings), value)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
-    with np.errstate(all="ignore"), _default_dtype(dtype):
+    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target):
         hess = transforms.hessian(f, argnums=tuple(range(len(wrt))))(
             *(inputs[n] for n in wrt))
     blocks = {a: {b: np.asarray(hess[i][j]._data) for j, b in enumerate(wrt)}

@@ -2,7 +2,9 @@
 
 Exit 1 means "the answer is no" (as for diff, grep and pytest): a CI job can tell
 a wrong gradient (1) from a wrong command line (2), a failing computation (3) and
-a bug in gradcli (70). Only ``gradcli.cli.main`` turns these into output.
+a bug in gradcli (70). stdout that cannot be written (a full disk, a closed
+descriptor) is 74; a reader that closed the pipe, 141 (as for shell tools).
+Only ``gradcli.cli.main`` turns these into output.
 """
 
 from __future__ import annotations
@@ -34,3 +36,9 @@ class EvaluationError(GradcliError):
     """Shapes do not align, size limits, the user's function raised."""
 
     exit_code = 3
+
+
+class OutputError(GradcliError):
+    """stdout cannot be written: a full disk, a closed descriptor (EX_IOERR)."""
+
+    exit_code = 74

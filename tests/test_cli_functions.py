@@ -20,11 +20,13 @@ def _file(tmp_path, body: str, head: str = "") -> str:
 @pytest.mark.parametrize(
     "body, says",
     [
-        ("return None", "f() returned None; return a tensor or a number"),
-        ("return '1.5'", "f() returned the str '1.5'; return a tensor or a number"),
-        ("return [x, x]", "f() returned a list; return a tensor or a number"),
-        ("return True", "f() returned True; return a tensor or a number"),
-        ("return Bad()", "f() returned a Bad; return a tensor or a number"),
+        ("return None", "model.py: f() returned None; return a tensor or a number"),
+        ("return '1.5'", "model.py: f() returned the str '1.5'; return a tensor or a number"),
+        ("return [x, x]", "model.py: f() returned an object of class list; return a "
+                          "tensor or a number"),
+        ("return True", "model.py: f() returned True; return a tensor or a number"),
+        ("return Bad()", "model.py: f() returned an object of class Bad; return a tensor "
+                         "or a number"),
     ],
 )
 def test_a_function_returning_no_number_is_an_evaluation_error(tmp_path, body, says):

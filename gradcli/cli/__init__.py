@@ -9,6 +9,8 @@ every answer but graph's (graphview's formats) is written by ``render.emit``.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 import traceback
@@ -16,19 +18,42 @@ import traceback
 import click
 
 from .. import __version__
-from ..errors import GradcliError, UsageError
+from ..errors import GradcliError, OutputError, UsageError
 from ..render import say
 from . import derivatives, evaluate, misc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Unwritten(Exception):
+    """Carries an OSError past click, which takes EPIPE for its own and exits 1."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Group(click.Group):
+    # --help, --version and every command write inside these two.
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except OSError as exc:
+            raise _Unwritten(exc) from exc
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise _Unwritten(exc) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="gradcli")
 def cli() -> None:
     """gradcli: values, gradients and their cross-checks, from the command line.
 
     \b
       gradcli eval "2*dot(x,x)" --x 0,1,2,3
-      gradcli eval model.py:f --a 0.4857
+      gradcli eval examples/model.py:f --a 0.4857
       gradcli ops
 
     Run 'gradcli COMMAND --help' for the options of a command.
@@ -56,42 +81,117 @@ def main(argv: list[str] | None = None) -> None:
     args = ["--help" if a == "-h" and not (i and _takes_value(args[i - 1])) else a
             for i, a in enumerate(args)]
     debug = "--debug" in args
-    if not args:  # a bare `gradcli` (click's own answer differs between versions)
-        say("error", "no command given")
-        say("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
+    _guard_stdout()
+    # A bare `gradcli` (click's own answer differs between versions); a shell's
+    # completion request has no arguments either, and is click's to answer.
+    if not args and f"_{PROG.upper()}_COMPLETE" not in os.environ:
+        _say_safely("error", "no command given")
+        _say_safely("hint", f"commands: {', '.join(sorted(cli.commands))}; see 'gradcli --help'")
         sys.exit(UsageError.exit_code)
     try:
-        code = cli.main(args=args, prog_name="gradcli", standalone_mode=False)
+        try:
+            code = cli.main(args=args, prog_name=PROG, standalone_mode=False)
+        except _Unwritten as exc:
+            raise exc.error from None
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:  # click's own usage errors
-        say("error", exc.format_message())
+        _say_safely("error", exc.format_message())
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
-            say("hint", f"see '{ctx.command_path} --help'")
+            _say_safely("hint", f"see '{ctx.command_path} --help'")
         code = UsageError.exit_code
     except GradcliError as exc:
         if debug:
             traceback.print_exc()
-        say("error", str(exc))
+        _say_safely("error", str(exc))
         if exc.hint:
             for line in str(exc.hint).split("\n")[:2]:
-                say("hint", line)
+                _say_safely("hint", line)
         code = exc.exit_code
     except click.exceptions.Abort:
         code = 130
     except KeyboardInterrupt:
         click.echo("", err=True)
         code = 130
-    except BrokenPipeError:
-        # A reader like `head` closed the pipe: stop quietly, as shell tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        code = 141
-    except Exception as exc:  # a bug in gradcli
-        if debug:
-            traceback.print_exc()
-        say("error", f"internal error: {type(exc).__name__}: {exc}")
-        say("hint", "this is a bug in gradcli; rerun with --debug for the traceback")
-        code = GradcliError.exit_code
+    except OSError as exc:
+        if not _is_output_error(exc):
+            code = _internal(exc, debug)
+        else:
+            # stdout cannot take the answer: nothing more will be written to it
+            # (not even Python's last flush), and no traceback.
+            _discard_stdout()
+            if exc.errno == errno.EPIPE:
+                # A reader like `head` closed the pipe: stop quietly, as shell
+                # tools do (128 + SIGPIPE, what the shell reports for them).
+                code = EXIT_PIPE
+            else:
+                if debug:
+                    traceback.print_exc()
+                why = ("stdout is closed" if exc.errno == errno.EBADF
+                       else exc.strerror or str(exc))
+                _say_safely("error", f"cannot write the output: {why}")
+                code = OutputError.exit_code
+    except Exception as exc:
+        code = _internal(exc, debug)
     sys.exit(code or 0)
+
+
+PROG = "gradcli"
+EXIT_PIPE = 141  # 128 + SIGPIPE
+
+
+# Writing stdout (or stderr) fails with these; gradcli writes no other file, and
+# an OSError from opening or reading one has a filename and is caught where it is
+# read.
+_OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
+                  errno.EBADF}
+
+
+def _is_output_error(exc: OSError) -> bool:
+    return exc.errno in _OUTPUT_ERRNOS and exc.filename is None
+
+
+def _discard_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a file (tests: StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _guard_stdout() -> None:
+    """Started with stdout closed (``>&-``), Python has no sys.stdout and
+    writing is silently skipped. Put a descriptor there that refuses writes
+    (EBADF, exit 74), so the answer is not lost with exit 0, and no file opened
+    later lands on descriptor 1."""
+    if sys.stdout is not None:
+        return
+    try:
+        os.fstat(1)
+        return  # a descriptor Python chose not to use: leave it alone
+    except OSError:
+        pass
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd != 1:
+        os.dup2(fd, 1)
+        os.close(fd)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+
+
+def _say_safely(kind: str, text: str) -> None:
+    try:
+        say(kind, text)
+    except OSError:  # stderr is gone too: the exit code says it
+        pass
+
+
+def _internal(exc: BaseException, debug: bool) -> int:
+    """A bug in gradcli."""
+    if debug:
+        traceback.print_exc()
+    _say_safely("error", f"internal error: {type(exc).__name__}: {exc}")
+    _say_safely("hint", "this is a bug in gradcli; rerun with --debug for the traceback")
+    return GradcliError.exit_code

@@ -40,7 +40,7 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli eval "sum(sin(x)*x)" --x 0.1,0.2 --format json
       gradcli eval "x @ A @ x" --x 1,2 --A "1,2;3,4" --wrt x
       gradcli eval "x*x" --x 1,2,3 --grad-output ones
-      gradcli eval model.py:energy --q 0.1,0.2,0.3 --k 2
+      gradcli eval examples/model.py:f --a 0.5
       gradcli eval "dot(x,x)" --x 1,2 --expect-value 5 --expect-grad x=2,4
 
     Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
@@ -70,7 +70,7 @@ def check_command(ctx: click.Context, target: str, **opts) -> int:
     \b
     Examples:
       gradcli check "sum(sin(x)*x)" --x 0.1,0.2
-      gradcli check model.py --a 0.4857
+      gradcli check examples/model.py --a 0.4857
     """
     opts.update(check=True, no_grad=False, expect_value=None, expect_grad=())
     return _evaluate(ctx, target, opts, verdict_first=True)
@@ -88,7 +88,8 @@ def _evaluate(ctx: click.Context, target: str, opts: dict, *, verdict_first: boo
     strict(opts, result)
     failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
                               atol=opts["atol"])
-    report = cross_check("gradient", tgt, inputs, wrt, result, opts) if opts["check"] else None
+    report = (cross_check("gradient", tgt, inputs, wrt, result, opts)
+              if opts["check"] else None)
     return render.emit(render.result_view(tgt, inputs, result), out_format(opts),
                        opts["precision"], check=report, failures=failures,
                        verdict_first=verdict_first)

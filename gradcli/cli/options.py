@@ -50,7 +50,7 @@ def target_options(formats=FORMATS, default_help=None):
                      help="Significant digits in table/plain output (JSON is always exact)."),
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
                      show_default=True, help="Float type of the inputs and the computation."),
-        click.option("--seed", type=int, default=None, metavar="N",
+        click.option("--seed", type=click.IntRange(0), default=None, metavar="N",
                      help="Seed for randn(...) input values."),
         click.option("--max-elements", type=click.IntRange(1), default=None, metavar="N",
                      help="Refuse any array larger than N elements (default 10,000,000)."),
@@ -60,17 +60,51 @@ def target_options(formats=FORMATS, default_help=None):
     ])
 
 
+class Seconds(click.ParamType):
+    """A time budget: a finite number of seconds, more than 0 and at most a day
+    (inf, nan and 1e308 are refused here, not by the timer that cannot take them)."""
+
+    name = "seconds"
+    MAX = 86400.0
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 < seconds <= self.MAX:  # False for nan
+            self.fail(f"{value!r} is not a number of seconds in (0, {self.MAX:g}]",
+                      param, ctx)
+        return seconds
+
+
+class Tolerance(click.FloatRange):
+    """A tolerance: a number >= 0 (inf: anything passes). Not nan, which would
+    fail every comparison and so report a wrong answer (exit 1)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if rv != rv:
+            self.fail(f"{value!r} is not a tolerance (a number >= 0)", param, ctx)
+        return rv
+
+
 def check_options(f):
     return _apply(f, [
         click.option("--check", is_flag=True,
                      help="Cross-check against sympy and finite differences (exit 1 when "
                      "they disagree)."),
-        click.option("--check-timeout", type=click.FloatRange(0, min_open=True),
+        click.option("--check-timeout", type=Seconds(),
                      default=10.0, show_default=True, metavar="SECONDS",
-                     help="Time budget of the symbolic part of --check."),
-        click.option("--rtol", type=click.FloatRange(0), default=1e-8, show_default=True,
+                     help="Time budget of the symbolic part of --check (at most 86400)."),
+        click.option("--rtol", type=Tolerance(), default=1e-8, show_default=True,
                      help="Relative tolerance of --check and --expect-*."),
-        click.option("--atol", type=click.FloatRange(0), default=None,
+        click.option("--atol", type=Tolerance(), default=None,
                      help="Absolute tolerance of --check (default 1e-12) and --expect-* "
                      "(default 0)."),
     ])
@@ -83,9 +117,15 @@ grad_output_option = click.option(
 
 # -- inputs: --NAME VALUE, --NAME=VALUE and --var NAME=VALUE ---------------------
 def collect_inputs(ctx: click.Context, pairs: tuple[str, ...]) -> dict[str, str]:
-    """Input texts by name, from click's leftover arguments and ``--var``."""
+    """Input texts by name, from click's leftover arguments and ``--var``.
+
+    Names are normalised as Python normalises identifiers (NFKC), and so as the
+    expression parser and a function file's parameters are: ``--ｘ`` is ``x``.
+    A ``--NAME`` that cannot be an input and is an option elsewhere, or close to
+    one here, is reported as that option's mistake."""
     extra = ctx.args
     found: dict[str, str] = {}
+    named = ctx.meta.setdefault(_NAMED, [])
 
     def add(name: str, text: str) -> None:
         if not name.isidentifier():
@@ -104,23 +144,55 @@ def collect_inputs(ctx: click.Context, pairs: tuple[str, ...]) -> dict[str, str]
                 "gradcli eval \"2*dot(x,x)\" --x 0,1,2,3",
             )
         name, eq, text = tok[2:].partition("=")
+        name = normalise(name)
+        if not name.isidentifier():
+            _raise_option_mistake(ctx, name)
         if not eq:
             if i + 1 >= len(extra):
-                close = difflib.get_close_matches(tok, option_names(ctx), n=1)
-                raise UsageError(
-                    f"input {name!r} needs a value: --{name} VALUE",
-                    hint=f"did you mean {close[0]}?" if close else None,
-                )
+                _raise_option_mistake(ctx, name)
+                raise UsageError(f"input {name!r} needs a value: --{name} VALUE")
             text = extra[i + 1]
             i += 1
         add(name, text)
+        named.append(name)
         i += 1
     for pair in pairs:
         name, eq, text = pair.partition("=")
         if not eq:
             raise UsageError(f"--var {pair!r}: expected NAME=VALUE")
-        add(name.strip(), text)
+        add(normalise(name.strip()), text)
     return found
+
+
+_NAMED = "gradcli.inputs_as_options"  # ctx.meta: the names given as --NAME
+
+
+def normalise(name: str) -> str:
+    """An input name as Python (and so gradcli's parser) reads an identifier."""
+    if name.isascii():
+        return name
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name)
+
+
+def _raise_option_mistake(ctx: click.Context, name: str) -> None:
+    """``--NAME`` where an option was meant: one of another command (which
+    commands take it), or a typo of one of this command's (did you mean)."""
+    opt = f"--{name}"
+    root = ctx.find_root().command
+    commands = getattr(root, "commands", {})
+    takers = sorted(n for n, c in commands.items() if c is not ctx.command
+                    and any(opt in getattr(p, "opts", ()) for p in c.params))
+    if takers:
+        raise UsageError(
+            f"{opt} is not an option of '{ctx.command_path}'",
+            hint=f"{opt} is an option of {', '.join(f'gradcli {c}' for c in takers)}",
+        )
+    close = difflib.get_close_matches(opt, option_names(ctx), n=1, cutoff=0.75)
+    if close:
+        raise UsageError(f"'{ctx.command_path}' has no option {opt}",
+                         hint=f"did you mean {close[0]}?")
 
 
 def read_inputs(texts: dict[str, str], opts: dict) -> dict[str, np.ndarray]:
@@ -149,6 +221,11 @@ def setup(ctx: click.Context, target: str, opts: dict):
     try:
         tgt = prepare(target, list(texts))
     except UsageError as exc:
+        # An input the target does not take, given as --NAME: a mistyped option,
+        # or another command's, is the likelier story.
+        for name in ctx.meta.get(_NAMED, ()):
+            if f"input {name!r} is not used" in str(exc) or f"unknown input {name!r}" in str(exc):
+                _raise_option_mistake(ctx, name)
         # An input named like one of gradcli's options was taken as that option.
         name = (exc.hint or "").removeprefix("give it a value with --").removesuffix(" VALUE")
         if exc.hint and f"--{name}" in option_names(ctx):
