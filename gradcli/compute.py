@@ -11,6 +11,7 @@ gradient went through; a value alone (``no_grad``) records nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -367,8 +368,29 @@ def _derivative_size(what: str, out_size: int, inputs, wrt, max_elements: int) -
             )
 
 
+WORK_FACTOR = 100  # elements a Jacobian's or Hessian's walks may touch, x --max-elements
+
+
+def _walk_work(what: str, rows: int, out: Tensor, factor: int, max_elements: int) -> None:
+    """Refuse, before any walk, a derivative whose walks would touch more than
+    ``WORK_FACTOR`` x --max-elements elements in all: ``rows`` walks (batched,
+    but each row's arrays still pass) of a graph with the elements of ``out``'s,
+    ``factor`` times (a Hessian walks the gradient's graph, about 3 times f's)."""
+    if out.grad_fn is None:
+        return
+    per_row = factor * sum(math.prod(s) for n in graph.topological_order(out.grad_fn)
+                           for s in n.shapes)
+    if rows * per_row > WORK_FACTOR * max_elements:
+        raise EvaluationError(
+            f"the {what} needs {rows:,} rows, each through a graph of about "
+            f"{per_row:,} elements: {rows * per_row:,} in all, over the limit of "
+            f"{WORK_FACTOR} x --max-elements ({WORK_FACTOR * max_elements:,})",
+            hint="raise it with --max-elements N if you mean it, or differentiate "
+                 "fewer inputs (--wrt)")
+
+
 def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
-             max_elements: int = DEFAULT_MAX_ELEMENTS) -> Derivatives:
+             max_elements: int = DEFAULT_MAX_ELEMENTS, progress=None) -> Derivatives:
     """The Jacobian of the output with respect to each input in ``wrt``."""
     from . import transforms
 
@@ -376,12 +398,15 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     value = evaluate(target, inputs, wrt=wrt, no_grad=True, record=True,
                      max_elements=max_elements)
     _derivative_size("Jacobian", value.value.size, inputs, wrt, max_elements)
+    _walk_work("Jacobian", min(value.value.size, sum(inputs[n].size for n in wrt)),
+               value.output, 1, max_elements)
     if value.value.size == 0 or any(inputs[n].size == 0 for n in wrt):
         # An empty output or input: every block is empty, nothing to walk.
         blocks = {n: np.zeros(value.value.shape + inputs[n].shape) for n in wrt}
         return Derivatives(value.value, blocks, list(value.warnings), value)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
-    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target):
+    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
+            transforms.reporting(progress):
         jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))))(
             *(inputs[n] for n in wrt))
     blocks = {n: np.asarray(j._data) for n, j in zip(wrt, jac)}
@@ -391,7 +416,7 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
 
 
 def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
-            max_elements: int = DEFAULT_MAX_ELEMENTS) -> Derivatives:
+            max_elements: int = DEFAULT_MAX_ELEMENTS, progress=None) -> Derivatives:
     """The Hessian of a scalar output, one block per pair of inputs in ``wrt``."""
     from . import transforms
 
@@ -405,12 +430,14 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
         )
     total = sum(inputs[n].size for n in wrt)
     _derivative_size("Hessian", total, inputs, wrt, max_elements)
+    _walk_work("Hessian", total, value.output, 3, max_elements)
     if any(inputs[n].size == 0 for n in wrt):
         blocks = {a: {b: np.zeros(inputs[a].shape + inputs[b].shape) for b in wrt}
                   for a in wrt}
         return Derivatives(value.value, blocks, list(value.warnings), value)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
-    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target):
+    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
+            transforms.reporting(progress):
         hess = transforms.hessian(f, argnums=tuple(range(len(wrt))))(
             *(inputs[n] for n in wrt))
     blocks = {a: {b: np.asarray(hess[i][j]._data) for j, b in enumerate(wrt)}

@@ -40,6 +40,7 @@ tensor([[ 6.,  0.],
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -229,7 +230,7 @@ def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
                               create_graph=create_graph, prune=prune)
 
 
-def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS,
+def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
           create_graph: bool = False, prune: bool = True) -> list:
     """For each leaf, the gradients of a batch of cotangents: (B,) + leaf.shape.
 
@@ -246,6 +247,7 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS,
     array([[2., 0.],
            [0., 4.]])
     """
+    max_elements = MAX_ELEMENTS if max_elements is None else max_elements
     shape = out.shape
     dtype = _float(out.dtype)
     m = math.prod(shape)
@@ -286,7 +288,25 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int = MAX_ELEMENTS,
                 break
         for k, r in enumerate(fill(got, stop - start)):
             parts[k].append(r)
+        for report in _REPORTING:
+            report(stop, B)
     return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+
+
+_REPORTING: list = []  # callbacks (rows done, rows) of the batched walks running
+
+
+@contextlib.contextmanager
+def reporting(callback):
+    """Inside: ``callback(done, total)`` after each chunk of a Jacobian's or a
+    Hessian's rows (the command line's progress line); None: nothing."""
+    if callback is not None:
+        _REPORTING.append(callback)
+    try:
+        yield
+    finally:
+        if callback is not None:
+            _REPORTING.remove(callback)
 
 
 # -- gradients --------------------------------------------------------------------

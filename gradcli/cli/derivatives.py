@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .options import (EXTRA, check_options, cross_check, out_format, setup, strict,
-                      target_options)
+                      target_options, progress_line)
 
 
 @click.command("jacobian", context_settings=EXTRA)
@@ -27,7 +27,8 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     from ..compute import jacobian
 
     tgt, inputs, wrt = setup(ctx, target, opts)
-    d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
+    d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"],
+                 progress=progress_line("jacobian"))
     report = cross_check("jacobian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     strict(opts, d)
     return render.emit(render.jacobian_view(tgt, inputs, d), out_format(opts),
@@ -54,7 +55,8 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
     from ..compute import hessian, hessian_summary
 
     tgt, inputs, wrt = setup(ctx, target, opts)
-    d = hessian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
+    d = hessian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"],
+                progress=progress_line("hessian"))
     summary = hessian_summary(d, inputs, wrt)
     report = cross_check("hessian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     strict(opts, d)

@@ -314,3 +314,22 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
         pairs = {(a, b): block for a, row in answer.blocks.items() for b, block in row.items()}
         return check.check_hessian(gradient, inputs, pairs, f_value=f, **common)
 
+
+
+def progress_line(what: str):
+    """A callback ``(done, total)`` writing ``what: done/total rows`` on stderr,
+    once the work has run for a second, and only on a terminal; else None."""
+    if not sys.stderr.isatty():
+        return None
+    import time
+
+    start = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - start < 1.0:
+            return
+        end = "\r\033[K" if done >= total else ""
+        sys.stderr.write(f"\r{what}: {done:,}/{total:,} rows{end}")
+        sys.stderr.flush()
+
+    return report
