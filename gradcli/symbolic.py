@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import signal
 import sys
 import threading
 import warnings
@@ -240,7 +242,25 @@ def _timeout_reason(timeout: float) -> str:
     return f"sympy took longer than {timeout:g} s"
 
 
-def _child(task, conn) -> None:
+def _die_with(parent: int) -> None:
+    """In the worker: be killed when the parent dies, however it dies (SIGTERM,
+    SIGKILL, a crash), instead of running on as an orphan."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux's prctl: the parent's own cleanup still applies
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child(task, conn, parent: int) -> None:
+    _die_with(parent)
     result = _attempt(task)
     try:
         conn.send(result)
@@ -259,7 +279,8 @@ def _in_process(task, timeout: float):
         except Exception:
             pass
     receive, send = ctx.Pipe(duplex=False)
-    worker = ctx.Process(target=_child, args=(task, send), daemon=True)
+    worker = ctx.Process(target=_child, args=(task, send, os.getpid()),
+                         daemon=True)
     worker.start()
     send.close()
     try:

@@ -6,6 +6,10 @@ finite differences running; large inputs go along random directions."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -429,3 +433,56 @@ def test_finite_differences_error_estimate_is_honest():
     c = report.inputs["x"]
     assert c.fd_max_error <= c.fd_error_estimate < 1e-7
     assert report.skipped == {} and report.symbolic_method is None
+
+
+# -- the sympy worker dies with its parent ---------------------------------------------
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sympy_worker_dies_when_check_is_terminated():
+    # det of an 8x8 matrix of symbols takes sympy far longer than this test waits.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcli", "check", "det(A)", "--A", "randn(8,8)",
+         "--seed", "1", "--check-timeout", "120"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            workers = _children(proc.pid)
+        assert workers, "the sympy worker never started"
+        time.sleep(0.3)  # well inside sympy's work
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, workers)), "the sympy worker outlived gradcli"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
