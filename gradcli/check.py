@@ -27,14 +27,17 @@ same with the kind in the name.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from gradcli.backends import NumpyBackend, engine_dtype
-from gradcli.engine.tensor import Tensor
+from gradcli.backends import NumpyBackend, TensorBackend, engine_dtype
+from gradcli.engine.graph import enable_grad
+from gradcli.engine.tensor import Tensor, get_default_dtype, set_default_dtype
 from gradcli.interpret import interpret, replay
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "check_hessian",
     "check_jacobian",
     "expression_function",
+    "expression_gradient",
     "expression_kinks",
     "graph_function",
     "graph_kinks",
@@ -605,8 +609,9 @@ def check(
     - ``"gradient"``: the gradient of a single-number output;
     - ``"vjp"``: the gradient of ``sum(grad_output * output)``;
     - ``"jacobian"``: the Jacobian;
-    - ``"hessian"``: second derivatives, differenced from ``grad_value(inputs)``
-      (the engine's gradient as a function of the inputs).
+    - ``"hessian"``: second derivatives, differenced from the engine's gradient
+      as a function of the inputs: of ``tree`` with ``detach(...)`` held fixed
+      (``expression_gradient``), else ``grad_value(inputs)``.
 
     The function differenced is ``f_value(inputs)``, or else the parsed expression
     ``tree`` or the graph ``(output, leaves)`` recorded under ``keep_args()``, with
@@ -637,6 +642,9 @@ def check(
     f = _source_function(f_value, tree, graph, inputs)
     if f is None and kind != "hessian":
         raise ValueError("give f_value, a tree or a graph")
+    if kind == "hessian" and tree is not None:
+        # Every method holds detach(...) fixed, finite differences of the gradient too.
+        grad_value = expression_gradient(tree, inputs, wrt)
     g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
 
     def F(inp):
@@ -789,6 +797,53 @@ def expression_function(
 
     f(inputs)  # detach(...) keeps the values of this first evaluation
     return f
+
+
+class _HeldDetach(TensorBackend):
+    """The engine, with ``detach(...)`` held at its value in the first evaluation."""
+
+    def __init__(self, dtype) -> None:
+        super().__init__("", sys.maxsize)
+        self.dtype = np.dtype(dtype)
+        self.frozen: dict[int, np.ndarray] = {}
+
+    def detach(self, value, node):
+        data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        return Tensor._make(self.frozen.setdefault(id(node), np.array(data)))
+
+
+def expression_gradient(tree, inputs: Inputs, wrt: Sequence[str]):
+    """The engine's gradient of a single-number expression as a function of the
+    inputs, ``detach(...)`` fixed at its value at ``inputs``: what finite
+    differences of a Hessian vary.
+
+    >>> from gradcli.parse import Call, Var
+    >>> g = expression_gradient(Call("mul", (Call("detach", (Var("x"),)), Var("x"))),
+    ...                         {"x": np.array(3.0)}, ["x"])
+    >>> float(g({"x": np.array(5.0)})["x"])
+    3.0
+    """
+    inputs = _arrays(inputs)
+    dtype = engine_dtype(inputs)
+    backend = _HeldDetach(dtype)
+
+    def grad(inp):
+        leaves = {n: Tensor._make(np.asarray(a, dtype=dtype)).requires_grad_(n in wrt)
+                  for n, a in inp.items()}
+        previous = get_default_dtype()
+        set_default_dtype(dtype)
+        try:
+            with np.errstate(all="ignore"), enable_grad():
+                out = interpret(tree, backend, leaves)
+                if isinstance(out, Tensor) and out.requires_grad:
+                    out.backward()
+        finally:
+            set_default_dtype(previous)
+        return {n: np.zeros(np.shape(inp[n])) if leaves[n].grad is None
+                else np.asarray(leaves[n].grad._data) for n in wrt}
+
+    grad(inputs)  # detach(...) keeps the values of this first evaluation
+    return grad
 
 
 def expression_kinks(tree, inputs: Inputs) -> list[str]:

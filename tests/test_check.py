@@ -486,3 +486,21 @@ def test_sympy_worker_dies_when_check_is_terminated():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- detach(...) held fixed by the Hessian's finite differences --------------------------
+def test_hessian_finite_differences_hold_detach_fixed():
+    # f = sum(c * x * x) with c = x held at the point: the Hessian is diag(2c) by hand.
+    x = np.array([1.0, 2.0])
+    tree = tree_of("sum(detach(x)*x*x)", ["x"])
+
+    def grad_value(inp):  # what the CLI passes: the engine's gradient, evaluated anew
+        return engine(tree, inp)[1]
+
+    hess = {("x", "x"): np.diag(2 * x)}
+    report = check_hessian(grad_value, {"x": x}, hess, tree=tree, wrt=["x"])
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.inputs["x,x"].fd_passed and report.inputs["x,x"].fd_max_error < 1e-6
+    wrong = {("x", "x"): np.diag(4 * x)}  # detach(x) differentiated as x
+    report = check_hessian(grad_value, {"x": x}, wrong, tree=tree, wrt=["x"])
+    assert not report.passed and report.inputs["x,x"].fd_passed is False
