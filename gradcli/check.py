@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -246,8 +247,11 @@ class _FD:
 
 
 def _differences(
-    F, inputs: dict, name: str, *, max_full: int, directions: int, rng
+    F, inputs: dict, name: str, *, max_full: int, directions: int, rng,
+    f_scale: float = 0.0,
 ) -> _FD:
+    """``F``'s derivatives with respect to input ``name``; ``f_scale`` is |f| when
+    ``F`` is the gradient of ``f`` (a Hessian), else 0."""
     x0 = inputs[name]
     dtype = x0.dtype if x0.dtype.kind == "f" else np.dtype(np.float64)
     eps = float(np.finfo(dtype).eps)
@@ -272,7 +276,10 @@ def _differences(
         if fp is None or fm is None:
             return None, half, None
         with np.errstate(all="ignore"):
-            return (fp - fm) / (2 * t), half / t, np.maximum(np.abs(fp), np.abs(fm))
+            # Rounding in one component is relative to the largest the computation
+            # handled, not to that component (inv of a large matrix, a Jacobian
+            # with large entries): the scale is the largest |f| at either point.
+            return (fp - fm) / (2 * t), half / t, _finite_max(fp, fm)
 
     def richardson(v, t):
         d1, w1, s1 = central(v, t)
@@ -283,17 +290,21 @@ def _differences(
         with np.errstate(all="ignore"):
             value = (4 * d2 - d1) / 3
             # |D(h/2) - D(h)| is about three times the error of D(h/2), and more
-            # than that of the extrapolation; plus the rounding of f over the step.
-            error = np.abs(d2 - d1) + 3 * eps * np.maximum(s1, s2) / t
+            # than that of the extrapolation; plus the rounding of F over the step
+            # (eps |F| / h), and for F a gradient, whose own rounding is eps |f| / h
+            # at worst, that over the step again (eps |f| / h^2).
+            error = (np.abs(d2 - d1) + 3 * eps * max(s1, s2) / t
+                     + 3 * eps * f_scale / (t / 2) ** 2)
         return value, error, direction
 
     out_shape = None
     if x0.size <= max_full:
-        cols, errs = [], []
+        cols, errs, steps = [], [], []
         for i in np.ndindex(x0.shape):
             v = np.zeros(x0.shape)
             v[i] = 1.0
             t = step * max(1.0, abs(float(x0[i])))
+            steps.append(t)
             value, error, direction = richardson(v, t)
             if value is not None:
                 # Rescale to a unit step in component i (the rounded perturbation
@@ -303,6 +314,7 @@ def _differences(
             cols.append(value)
             errs.append(error)
         values, errors = _stack(cols, errs, out_shape, x0.shape)
+        errors = _noise_floor(errors, np.array(steps).reshape(x0.shape))
         # (in..., out...) -> (out..., in...)
         k = x0.ndim
         order = list(range(k, values.ndim)) + list(range(k))
@@ -319,6 +331,34 @@ def _differences(
         dirs.append(direction)
     values, errors = _stack(cols, errs, out_shape, (directions,))
     return _FD(False, values, errors, np.stack(dirs), failed)
+
+
+NOISE_SAMPLES = 4  # input components from which an output's rounding noise is read
+
+
+def _noise_floor(errors: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Each output component's rounding noise, read from all the input components.
+
+    The noise of ``f[o]`` is the same whichever input moved, and an ill-conditioned
+    computation (inv of a near-singular matrix) amplifies it beyond eps |f|: one
+    component's gap |D(h/2) - D(h)| is a single sample of it, and among thousands
+    some fall far below the noise. Four times the median over the inputs of
+    ``error * step`` (the noise of ``f[o]`` itself) is a floor for every component;
+    the median keeps one component near a singularity from raising it.
+    """
+    n = steps.size
+    if n < NOISE_SAMPLES:
+        return errors
+    flat = errors.reshape((n, -1))
+    t = steps.reshape((n, 1))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-nan column
+        noise = np.where(np.isfinite(flat), flat * t, np.nan)
+        if np.all(np.isnan(noise)):
+            return errors
+        floor = 4 * np.nanmedian(noise, axis=0, keepdims=True)
+        floor = np.where(np.isnan(floor), 0.0, floor)
+        return np.maximum(flat, floor / t).reshape(errors.shape)
 
 
 def _stack(cols, errs, out_shape, lead):
@@ -668,13 +708,14 @@ def check(
         sym = _symbolic(kind, tree, graph, inputs, wrt, g, timeout, skipped)
         if sym is not None and not _consistent(sym, value, tol, skipped):
             sym = None
+    f_scale = _finite_max(value) if kind == "hessian" and value is not None else 0.0
     rng = np.random.default_rng(seed)
     sizes = [inputs[a].size for a in wrt]
     ends = np.cumsum(sizes).tolist()
     checks, worsts = {}, []
     for b in wrt:
         fd = _differences(F, inputs, b, max_full=max_full, directions=directions,
-                          rng=rng)
+                          rng=rng, f_scale=f_scale)
         _note_failures(fd, b, notes)
         parts = [(b, fd)] if kind != "hessian" else [
             (f"{a},{b}", _slice(fd, end - size, end, inputs[a].shape))

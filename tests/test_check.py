@@ -504,3 +504,53 @@ def test_hessian_finite_differences_hold_detach_fixed():
     wrong = {("x", "x"): np.diag(4 * x)}  # detach(x) differentiated as x
     report = check_hessian(grad_value, {"x": x}, wrong, tree=tree, wrt=["x"])
     assert not report.passed and report.inputs["x,x"].fd_passed is False
+
+
+# -- the finite-difference error estimate: rounding included -----------------------------
+def _derivatives(kind, text, inputs):
+    from gradcli import compute
+
+    tgt = Target(text, tree=tree_of(text, inputs))
+    d = getattr(compute, kind)(tgt, inputs, wrt=list(inputs))
+    if kind == "hessian":
+        return {(a, b): blk for a, row in d.blocks.items() for b, blk in row.items()}
+    return d.blocks
+
+
+def test_hessian_noise_does_not_fail_when_engine_and_sympy_agree():
+    # sum(softmax(x)) is 1 everywhere: every second derivative is 0 by hand.
+    x = np.array([1.0, 2.0, 3.0])
+    tree = tree_of("sum(softmax(x))", ["x"])
+    hess = _derivatives("hessian", "sum(softmax(x))", {"x": x})
+    assert np.allclose(hess[("x", "x")], 0, atol=1e-15)
+    report = check_hessian(None, {"x": x}, hess, tree=tree, wrt=["x"])
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.inputs["x,x"].symbolic_passed and report.inputs["x,x"].fd_passed
+    off = {("x", "x"): hess[("x", "x")] + np.diag([0.0, 1e-2, 0.0])}
+    report = check_hessian(None, {"x": x}, off, tree=tree, wrt=["x"], symbolic=False)
+    assert not report.passed and report.worst.index == (1, 1)
+
+
+def test_jacobian_of_an_ill_conditioned_inverse_passes_on_the_right_answer():
+    x, B = np.arange(1.0, 9.0), np.eye(8)
+    M = np.linalg.inv(np.outer(x, x) + B)
+    # d inv(M)[i,j] / dB[k,l] = -inv[i,k] inv[l,j], by hand.
+    truth = -np.einsum("ik,lj->ijkl", M, M)
+    jac = _derivatives("jacobian", "inv(outer(x,x)+B)", {"x": x, "B": B})
+    assert np.allclose(jac["B"], truth, rtol=1e-12, atol=1e-15)
+    tree = tree_of("inv(outer(x,x)+B)", ["x", "B"])
+    report = check_jacobian(None, {"x": x, "B": B}, jac, tree=tree, symbolic=False)
+    assert report.passed and report.inputs["B"].fd_passed, report.lines()
+    wrong = {"x": jac["x"], "B": jac["B"].copy()}
+    wrong["B"][4, 7, 7, 0] *= 1 + 1e-5
+    report = check_jacobian(None, {"x": x, "B": B}, wrong, tree=tree, symbolic=False)
+    assert not report.passed and report.worst.where == "B[4, 7, 7, 0]"
+
+
+def test_jacobian_with_large_entries_passes_on_the_right_answer():
+    x = np.array([1.0, 2.0, 3.0])
+    text = "log_softmax(outer(x,x),axis=0)"
+    jac = _derivatives("jacobian", text, {"x": x})
+    report = check_jacobian(None, {"x": x}, jac, tree=tree_of(text, ["x"]))
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.inputs["x"].symbolic_passed and report.inputs["x"].fd_passed
