@@ -62,6 +62,7 @@ DEFAULT_ATOL = 1e-12
 MAX_FULL = 300  # components per input differenced one by one
 DIRECTIONS = 3  # random directions for a larger input
 _ROUNDOFF = 64  # engine rounding allowed, in units of eps times the largest component
+_CONVERGED = 1e-3  # an FD error estimate this small relative to the value: converged
 
 Inputs = Mapping[str, Any]
 
@@ -80,6 +81,7 @@ class InputCheck:
     symbolic_max_error: float | None = None  # max |engine - sympy|
     symbolic_passed: bool | None = None
     not_compared: int = 0  # components where a reference was not finite
+    unchecked: int = 0  # components no method compared: the verdict is not "pass"
 
     def to_json(self) -> dict:
         return {
@@ -91,6 +93,7 @@ class InputCheck:
             "symbolic_max_error": _num(self.symbolic_max_error),
             "symbolic_passed": self.symbolic_passed,
             "not_compared": self.not_compared,
+            "unchecked": self.unchecked,
         }
 
 
@@ -136,8 +139,9 @@ class CheckReport:
     """The verdict and the evidence; ``to_json()`` is the CLI's ``check`` object.
 
     ``status`` is ``"pass"``, ``"fail"``, ``"kink"`` (the methods disagree, but the
-    derivative was taken at a kink) or ``"inconclusive"`` (nothing could be
-    compared); ``passed`` is false only for ``"fail"``.
+    derivative was taken at a kink) or ``"inconclusive"`` (some component was
+    compared by no method: a pole, a nan, a skipped part); ``passed`` is false for
+    ``"fail"``, and under ``strict`` for ``"inconclusive"``.
     """
 
     quantity: str  # "gradient", "vjp", "jacobian" or "hessian"
@@ -193,7 +197,12 @@ class CheckReport:
         if self.status == "pass":
             return "PASS"
         if self.status == "inconclusive":
-            return "INCONCLUSIVE: no derivative could be compared"
+            n = sum(c.unchecked for c in self.inputs.values())
+            total = sum(math.prod(c.shape) for c in self.inputs.values())
+            if n >= total:
+                return "INCONCLUSIVE: no derivative could be compared"
+            return (f"INCONCLUSIVE: {n} of {total} derivative components could not "
+                    "be compared")
         w = self.worst
         detail = ""
         if w is not None:
@@ -413,10 +422,12 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
     candidates: list[Component] = []
     scale = _finite_max(engine, sym if sym is not None else 0.0)
     skipped = np.zeros(engine.shape, dtype=bool)  # a reference was not finite
+    checked = np.zeros(engine.shape, dtype=bool)  # some method compared it
     if sym is not None:
         sym = np.asarray(sym, dtype=np.float64).reshape(engine.shape)
         diff, limit, compared = _compare(engine, sym, 0.0, scale, tol)
         skipped |= ~compared
+        checked |= compared
         if compared.any():
             block.symbolic_max_error = float(np.max(diff[compared]))
             block.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
@@ -428,11 +439,17 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
         diff, limit, compared = _compare(
             engine, ref, err, max(scale, _finite_max(ref)), tol
         )
+        # An infinite or undefined derivative (a pole, sqrt at 0): the difference
+        # quotient across it grows as the step shrinks, and its error estimate with
+        # it. Unconverged, it can neither confirm nor refute the engine there.
+        with np.errstate(all="ignore"):
+            compared &= np.isfinite(engine) | (err <= _CONVERGED * np.abs(ref))
         skipped |= ~compared
+        checked |= compared
         if not np.all(compared):
             notes.append(
                 f"{key}: {int(np.sum(~compared))} component(s) not compared by finite "
-                "differences (not finite at or near the point)"
+                "differences (not finite, or not converging, at or near the point)"
             )
         if compared.any():
             block.fd_max_error = float(np.max(diff[compared]))
@@ -457,6 +474,10 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
         ref, err = fd.values, fd.errors
         with np.errstate(all="ignore"):
             compared = np.isfinite(ref)
+            # Each output component is checked along every input component at once.
+            rows = compared.any(axis=0).reshape(
+                compared.shape[1:] + (1,) * n_in)
+            checked |= np.broadcast_to(rows, engine.shape)
             diff = np.where(np.isfinite(got), np.abs(got - ref), np.inf)
             limit = (
                 tol.atol * vsum
@@ -488,6 +509,15 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
                 f"{key}: no random direction could be compared by finite differences"
             )
     block.not_compared = int(np.sum(skipped))
+    block.unchecked = int(np.sum(~checked))
+    if block.unchecked:
+        i = tuple(int(j) for j in np.argwhere(~checked)[0])
+        first = _component(key, i, engine, None, None, "", 0.0).where
+        notes.append(
+            f"{key}: {block.unchecked} component(s) compared by no method (first "
+            f"{first}): neither sympy nor finite differences gave a usable value "
+            "there (a pole, a value outside the domain, or a part skipped)"
+        )
     worst = max(candidates, key=lambda c: c.ratio, default=None)
     return block, worst
 
@@ -527,24 +557,30 @@ def _tolerance(
     return _Tol(rtol, DEFAULT_ATOL if atol is None else float(atol), eps)
 
 
-def _verdict(checks, worst, kinks, notes) -> tuple[str, bool]:
+def _verdict(checks, worst, kinks, notes, strict=False) -> tuple[str, bool]:
     results = [
         r
         for c in checks.values()
         for r in (c.fd_passed, c.symbolic_passed)
         if r is not None
     ]
-    if not results:
-        return "inconclusive", True
-    if all(results):
-        return "pass", True
-    if kinks:
+    if not all(results):
+        if kinks:
+            notes.append(
+                "the methods disagree, but the derivative was taken at a kink, where "
+                "the one-sided derivatives differ and each method picks its own "
+                "convention"
+            )
+            return "kink", True
+        return "fail", False
+    if not results or any(c.unchecked for c in checks.values()):
         notes.append(
-            "the methods disagree, but the derivative was taken at a kink, where the "
-            "one-sided derivatives differ and each method picks its own convention"
+            "inconclusive: a component compared by no method is not a pass"
+            + ("; --strict makes it a failure" if strict else
+               " (--strict makes it a failure)")
         )
-        return "kink", True
-    return "fail", False
+        return "inconclusive", not strict
+    return "pass", True
 
 
 # -- entry points --------------------------------------------------------------------
@@ -639,6 +675,7 @@ def check(
     directions: int = DIRECTIONS,
     seed: int = 0,
     symbolic: bool = True,
+    strict: bool = False,
 ) -> CheckReport:
     """Check the engine's ``derivatives`` of one ``kind`` against sympy and finite
     differences.
@@ -657,7 +694,8 @@ def check(
     ``tree`` or the graph ``(output, leaves)`` recorded under ``keep_args()``, with
     ``detach(...)`` held fixed at ``inputs``; sympy differentiates ``tree`` or
     ``graph``. ``kinks`` are those the derivative went through (``None``: found
-    from the tree or graph).
+    from the tree or graph). A component no method could compare makes the
+    verdict ``"inconclusive"``, never ``"pass"``; ``strict`` makes that a failure.
 
     >>> from gradcli.parse import Call, Const, Var
     >>> tree = Call("mul", (Const(2.0), Call("dot", (Var("x"), Var("x")))))
@@ -730,7 +768,7 @@ def check(
             worsts.append(worst)
     kinks = _auto_kinks(kinks, tree, graph, inputs)
     worst = max(filter(None, worsts), key=lambda c: c.ratio, default=None)
-    status, passed = _verdict(checks, worst, kinks, notes)
+    status, passed = _verdict(checks, worst, kinks, notes, strict)
     if sym is not None:
         notes[:0] = sym.notes
     return CheckReport(
@@ -746,12 +784,13 @@ def run_check(f_value: Callable | None, inputs: Inputs, grads: Mapping[str, Any]
               timeout: float | None = 10.0, grad_output=None,
               kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
               directions: int = DIRECTIONS, seed: int = 0,
-              symbolic: bool = True) -> CheckReport:
+              symbolic: bool = True, strict: bool = False) -> CheckReport:
     """``check("gradient", ...)``, or with ``grad_output`` ``check("vjp", ...)``."""
     return check("gradient" if grad_output is None else "vjp", inputs, grads,
                  f_value=f_value, tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
                  timeout=timeout, grad_output=grad_output, kinks=kinks,
-                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic,
+                 strict=strict)
 
 
 def check_jacobian(f_value: Callable | None, inputs: Inputs, jac: Mapping[str, Any], *,
@@ -759,11 +798,13 @@ def check_jacobian(f_value: Callable | None, inputs: Inputs, jac: Mapping[str, A
                    rtol: float = 1e-8, atol: float | None = None,
                    timeout: float | None = 10.0, kinks: Sequence[str] | None = None,
                    max_full: int = MAX_FULL, directions: int = DIRECTIONS,
-                   seed: int = 0, symbolic: bool = True) -> CheckReport:
+                   seed: int = 0, symbolic: bool = True,
+                   strict: bool = False) -> CheckReport:
     """``check("jacobian", ...)``: ``jac[name]`` of shape ``out.shape + in.shape``."""
     return check("jacobian", inputs, jac, f_value=f_value, tree=tree, graph=graph,
                  wrt=wrt, rtol=rtol, atol=atol, timeout=timeout, kinks=kinks,
-                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic,
+                 strict=strict)
 
 
 def check_hessian(grad_value: Callable, inputs: Inputs, hess: Mapping[Any, Any], *,
@@ -772,13 +813,13 @@ def check_hessian(grad_value: Callable, inputs: Inputs, hess: Mapping[Any, Any],
                   atol: float | None = None, timeout: float | None = 10.0,
                   kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
                   directions: int = DIRECTIONS, seed: int = 0,
-                  symbolic: bool = True) -> CheckReport:
+                  symbolic: bool = True, strict: bool = False) -> CheckReport:
     """``check("hessian", ...)``: blocks ``hess[(a, b)]`` or ``hess["a,b"]``, by finite
     differences of ``grad_value`` and sympy's second derivatives."""
     return check("hessian", inputs, hess, grad_value=grad_value, f_value=f_value,
                  tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol, timeout=timeout,
                  kinks=kinks, max_full=max_full, directions=directions, seed=seed,
-                 symbolic=symbolic)
+                 symbolic=symbolic, strict=strict)
 
 
 def _slice(fd: _FD, start: int, end: int, shape) -> _FD:

@@ -554,3 +554,62 @@ def test_jacobian_with_large_entries_passes_on_the_right_answer():
     report = check_jacobian(None, {"x": x}, jac, tree=tree_of(text, ["x"]))
     assert report.passed and report.status == "pass", report.lines()
     assert report.inputs["x"].symbolic_passed and report.inputs["x"].fd_passed
+
+
+# -- a documented kink on the Hessian path -----------------------------------------------
+def test_hessian_at_a_documented_kink_is_reported_not_failed():
+    # std(x) at equal values: sqrt has its kink at 0, where std declares std' = 0;
+    # the second derivatives do not exist there (sympy: nan), and the engine gives 0.
+    x = np.array([1.0, 1.0])
+    hess = _derivatives("hessian", "std(x)", {"x": x})
+    assert np.array_equal(hess[("x", "x")], np.zeros((2, 2)))
+    tree = tree_of("std(x)", ["x"])
+    report = check_hessian(None, {"x": x}, hess, tree=tree, wrt=["x"])
+    assert report.status == "kink" and report.passed, report.lines()
+    assert any(k.startswith("std") for k in report.kinks)
+    out, ts = record(lambda x: x.std(), x=x)
+
+    def grad_value(inp):
+        o, t = record(lambda x: x.std(), x=inp["x"])
+        return {"x": t["x"].grad._data}
+
+    report = check_hessian(grad_value, {"x": x}, hess, graph=(out, ts), wrt=["x"])
+    assert report.status == "kink" and report.passed, report.lines()
+    assert any(k.startswith("std") for k in report.kinks)
+
+
+# -- a component no method compared is not a pass ------------------------------------------
+def test_a_component_compared_by_nothing_is_inconclusive_not_pass():
+    # x**y at x = -2, y = 3: d/dx = y x**(y-1) = 12 by hand; d/dy = x**y log(x) has
+    # no real value, so the engine's nan is compared by nothing.
+    inputs = {"x": np.array(-2.0), "y": np.array(3.0)}
+    value, grads = engine(tree_of("x**y", inputs), inputs)
+    assert grads["x"] == 12 and np.isnan(grads["y"])
+    report = check_expression("x**y", inputs)
+    assert report.status == "inconclusive" and report.passed, report.lines()
+    assert report.inputs["x"].symbolic_passed and report.inputs["x"].fd_passed
+    assert report.inputs["y"].unchecked == 1 and report.inputs["x"].unchecked == 0
+    assert report.verdict().startswith("INCONCLUSIVE: 1 of 2")
+    assert report.to_json()["inputs"]["y"]["unchecked"] == 1
+    report = check_expression("x**y", inputs, strict=True)
+    assert report.status == "inconclusive" and not report.passed
+
+
+def test_a_pole_is_inconclusive_not_a_failure():
+    # x/y at y = 0: the derivatives are infinite; differences across the pole are
+    # finite but grow without bound as the step shrinks.
+    inputs = {"x": np.array(1.0), "y": np.array(0.0)}
+    with np.errstate(divide="ignore"):
+        report = check_expression("x/y", inputs)
+    assert report.status == "inconclusive" and report.passed, report.lines()
+    assert report.inputs["y"].fd_passed is None and report.inputs["y"].unchecked == 1
+
+
+def test_a_non_finite_engine_derivative_where_one_exists_still_fails():
+    # d(x*x)/dx at 2 is 4: an engine nan or inf there is wrong, and finite
+    # differences converge to 4, so it fails rather than turning inconclusive.
+    tree = tree_of("x*x", ["x"])
+    for bad in (np.nan, np.inf):
+        report = check("gradient", {"x": np.array(2.0)}, {"x": np.array(bad)},
+                       tree=tree, symbolic=False)
+        assert report.status == "fail" and not report.passed, report.lines()

@@ -215,7 +215,7 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
     # as written: f=None lets the check build it from the expression, whose own
     # evaluation would hold detach(...) fixed.
     common = dict(wrt=wrt, rtol=opts["rtol"], atol=opts["atol"],
-                  timeout=opts["check_timeout"])
+                  timeout=opts["check_timeout"], strict=opts["strict"])
     if tgt.tree is not None:
         f, common["tree"] = None, tgt.tree
     else:
