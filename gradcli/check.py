@@ -253,11 +253,17 @@ class _FD:
     errors: np.ndarray
     directions: np.ndarray | None
     failed: int
+    done: int | None = None  # set when the time budget ran out: components done
+    total: int = 0  # components (directions) to difference
+
+
+class _OutOfTime(Exception):
+    """The check's time budget ran out."""
 
 
 def _differences(
     F, inputs: dict, name: str, *, max_full: int, directions: int, rng,
-    f_scale: float = 0.0,
+    f_scale: float = 0.0, deadline: float | None = None,
 ) -> _FD:
     """``F``'s derivatives with respect to input ``name``; ``f_scale`` is |f| when
     ``F`` is the gradient of ``f`` (a Hessian), else 0."""
@@ -269,6 +275,8 @@ def _differences(
 
     def at(x):
         nonlocal failed
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime
         try:
             with np.errstate(all="ignore"):
                 return np.asarray(F({**inputs, name: x}), dtype=np.float64)
@@ -309,12 +317,21 @@ def _differences(
     out_shape = None
     if x0.size <= max_full:
         cols, errs, steps = [], [], []
+        done = None
         for i in np.ndindex(x0.shape):
             v = np.zeros(x0.shape)
             v[i] = 1.0
             t = step * max(1.0, abs(float(x0[i])))
             steps.append(t)
-            value, error, direction = richardson(v, t)
+            if done is not None:
+                value = error = None
+                cols.append(value)
+                errs.append(error)
+                continue
+            try:
+                value, error, direction = richardson(v, t)
+            except _OutOfTime:
+                done, value, error = len(cols), None, None
             if value is not None:
                 # Rescale to a unit step in component i (the rounded perturbation
                 # may differ from t in the last bits).
@@ -327,19 +344,30 @@ def _differences(
         # (in..., out...) -> (out..., in...)
         k = x0.ndim
         order = list(range(k, values.ndim)) + list(range(k))
-        return _FD(True, values.transpose(order), errors.transpose(order), None, failed)
+        return _FD(True, values.transpose(order), errors.transpose(order), None, failed,
+                   done, x0.size)
     cols, errs, dirs = [], [], []
     scale = np.maximum(1.0, np.abs(x0.astype(np.float64)))
+    done = None
     for _ in range(directions):
         z = rng.standard_normal(x0.shape)
-        value, error, direction = richardson(z * scale, step / np.max(np.abs(z)))
+        if done is not None:
+            break
+        try:
+            value, error, direction = richardson(z * scale, step / np.max(np.abs(z)))
+        except _OutOfTime:
+            done = len(cols)
+            break
         if value is not None:
             out_shape = value.shape
         cols.append(value)
         errs.append(error)
         dirs.append(direction)
-    values, errors = _stack(cols, errs, out_shape, (directions,))
-    return _FD(False, values, errors, np.stack(dirs), failed)
+    if not cols:  # not one direction in time: nothing to compare along
+        return _FD(False, np.full((0,), np.nan), np.full((0,), np.inf),
+                   np.zeros((0,) + x0.shape), failed, done, directions)
+    values, errors = _stack(cols, errs, out_shape, (len(cols),))
+    return _FD(False, values, errors, np.stack(dirs), failed, done, directions)
 
 
 NOISE_SAMPLES = 4  # input components from which an output's rounding noise is read
@@ -446,7 +474,7 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
             compared &= np.isfinite(engine) | (err <= _CONVERGED * np.abs(ref))
         skipped |= ~compared
         checked |= compared
-        if not np.all(compared):
+        if not np.all(compared) and fd.done is None:
             notes.append(
                 f"{key}: {int(np.sum(~compared))} component(s) not compared by finite "
                 "differences (not finite, or not converging, at or near the point)"
@@ -460,7 +488,7 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
             candidates.append(
                 _component(key, i, engine, fd, sym, "finite differences", r[i])
             )
-    elif fd is not None:
+    elif fd is not None and len(fd.directions):
         k = len(fd.directions)
         n_in = fd.directions.ndim - 1
         axes = (list(range(engine.ndim - n_in, engine.ndim)), list(range(n_in)))
@@ -610,15 +638,24 @@ def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
     return []
 
 
-def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped):
+def _start_symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, deadline,
+                    skipped):
     if tree is None and graph is None:
         skipped["symbolic"] = "no expression or recorded graph to translate"
         return None
     from gradcli import symbolic  # sympy only on this path
 
+    return symbolic.start(kind, inputs, wrt, tree=tree, graph=graph,
+                          grad_output=grad_output, timeout=timeout, deadline=deadline)
+
+
+def _finish_symbolic(pending, skipped):
+    if pending is None:
+        return None
+    from gradcli import symbolic
+
     try:
-        return symbolic.derivatives(kind, inputs, wrt, tree=tree, graph=graph,
-                                    grad_output=grad_output, timeout=timeout)
+        return pending.result()
     except symbolic.SymbolicSkip as exc:
         skipped["symbolic"] = str(exc)
         return None
@@ -708,6 +745,7 @@ def check(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if (kind == "vjp") != (grad_output is not None):
         raise ValueError("grad_output goes with kind 'vjp', and only with it")
+    deadline = None if timeout is None else time.monotonic() + timeout
     inputs = _arrays(inputs)
     blocks = {(k if isinstance(k, str) else ",".join(k)): v
               for k, v in derivatives.items()}
@@ -741,19 +779,33 @@ def check(
     value = None  # what sympy's value must match
     if f is not None:
         value = F(inputs) if kind != "hessian" else np.asarray(f(inputs), np.float64)
-    sym = None
-    if symbolic:
-        sym = _symbolic(kind, tree, graph, inputs, wrt, g, timeout, skipped)
-        if sym is not None and not _consistent(sym, value, tol, skipped):
-            sym = None
+    # sympy works in the background while finite differences run here: one time
+    # budget for both, and what did not finish is skipped, saying so.
+    pending = (_start_symbolic(kind, tree, graph, inputs, wrt, g, timeout, deadline,
+                               skipped) if symbolic else None)
     f_scale = _finite_max(value) if kind == "hessian" and value is not None else 0.0
     rng = np.random.default_rng(seed)
+    try:
+        fds = {b: _differences(F, inputs, b, max_full=max_full, directions=directions,
+                               rng=rng, f_scale=f_scale, deadline=deadline)
+               for b in wrt}
+        sym = _finish_symbolic(pending, skipped)
+    finally:
+        if pending is not None:
+            pending.cancel()
+    if sym is not None and not _consistent(sym, value, tol, skipped):
+        sym = None
+    late = [f"{b} after {fd.done} of {fd.total} "
+            + ("components" if fd.full else "random directions")
+            for b, fd in fds.items() if fd.done is not None]
+    if late:
+        skipped["finite differences"] = (
+            f"the check's time budget of {timeout:g} s ran out: "
+            + "; ".join(late) + " (the rest compared by no finite difference)")
     sizes = [inputs[a].size for a in wrt]
     ends = np.cumsum(sizes).tolist()
     checks, worsts = {}, []
-    for b in wrt:
-        fd = _differences(F, inputs, b, max_full=max_full, directions=directions,
-                          rng=rng, f_scale=f_scale)
+    for b, fd in fds.items():
         _note_failures(fd, b, notes)
         parts = [(b, fd)] if kind != "hessian" else [
             (f"{a},{b}", _slice(fd, end - size, end, inputs[a].shape))
@@ -832,14 +884,20 @@ def _slice(fd: _FD, start: int, end: int, shape) -> _FD:
             fd.errors[start:end].reshape(shape + rest),
             None,
             fd.failed,
+            fd.done,
+            fd.total,
         )
     k = fd.values.shape[0]
+    if not k:
+        return fd
     return _FD(
         False,
         fd.values[:, start:end].reshape((k,) + shape),
         fd.errors[:, start:end].reshape((k,) + shape),
         fd.directions,
         fd.failed,
+        fd.done,
+        fd.total,
     )
 
 

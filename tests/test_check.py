@@ -5,6 +5,8 @@ finite differences running; large inputs go along random directions."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -233,9 +235,11 @@ def test_time_budget_skips_sympy_and_keeps_finite_differences():
     rng = np.random.default_rng(3)
     inputs = {"A": rng.standard_normal((8, 8)) + 4 * np.eye(8)}
     start = time.perf_counter()
-    report = check_expression("det(A)", inputs, timeout=0.2)
-    assert time.perf_counter() - start < 5
-    assert report.skipped == {"symbolic": "sympy took longer than 0.2 s"}
+    # The budget covers the whole check: finite differences (a fraction of a second)
+    # run while sympy works on det of 8x8 symbols (minutes).
+    report = check_expression("det(A)", inputs, timeout=3)
+    assert time.perf_counter() - start < 8
+    assert report.skipped == {"symbolic": "sympy took longer than 3 s"}
     assert report.passed and report.inputs["A"].fd_passed
 
 
@@ -613,3 +617,55 @@ def test_a_non_finite_engine_derivative_where_one_exists_still_fails():
         report = check("gradient", {"x": np.array(2.0)}, {"x": np.array(bad)},
                        tree=tree, symbolic=False)
         assert report.status == "fail" and not report.passed, report.lines()
+
+
+# -- one time budget for the whole check -------------------------------------------------
+SLOW = "sum(B@B@B@B)*sum(x)"  # each evaluation 3 matrix products; 1,200 of them for x
+
+
+def _slow_inputs():
+    rng = np.random.default_rng(5)
+    return {"B": rng.standard_normal((300, 300)) / 20, "x": np.arange(300.0)}
+
+
+def test_time_budget_covers_finite_differences_too():
+    inputs = _slow_inputs()
+    B, x = inputs["B"], inputs["x"]
+    B4 = B @ B @ B @ B
+    # By hand: d/dx sum(B^4) sum(x) = sum(B^4); the B-gradient is sum(x) times
+    # sum_k (B^k)^T 1 1^T (B^(3-k))^T.
+    ones = np.ones_like(B)
+    Bp = [np.eye(300), B, B @ B, B @ B @ B]
+    gB = sum(Bp[k].T @ ones @ Bp[3 - k].T for k in range(4)) * x.sum()
+    grads = {"B": gB, "x": np.full(300, B4.sum())}
+    tree = tree_of(SLOW, inputs)
+    start = time.monotonic()
+    report = run_check(None, inputs, grads, tree=tree, timeout=1.0)
+    elapsed = time.monotonic() - start
+    assert elapsed < 6, elapsed  # differencing x alone takes far longer
+    assert "finite differences" in report.skipped, report.lines()
+    assert "time budget of 1 s ran out" in report.skipped["finite differences"]
+    assert report.status == "inconclusive" and report.passed
+    assert report.inputs["x"].unchecked > 0
+    report = run_check(None, inputs, grads, tree=tree, timeout=1.0, strict=True)
+    assert report.status == "inconclusive" and not report.passed
+
+
+def test_cli_check_timeout_bounds_the_whole_check_and_strict_fails_it(tmp_path):
+    from gradcli.cli import main
+
+    inputs = _slow_inputs()
+    np.save(tmp_path / "B.npy", inputs["B"])
+    argv = ["check", SLOW, "--B", "@" + str(tmp_path / "B.npy"), "--x", "arange(300)",
+            "--check-timeout", "1", "--format", "json"]
+    for extra, code in (([], 0), (["--strict"], 1)):
+        out = io.StringIO()
+        start = time.monotonic()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            with pytest.raises(SystemExit) as exc:
+                main(argv + extra)
+        assert time.monotonic() - start < 10
+        assert (exc.value.code or 0) == code
+        data = json.loads(out.getvalue())["check"]
+        assert data["status"] == "inconclusive"
+        assert any(s["part"] == "finite differences" for s in data["skipped"])

@@ -67,7 +67,7 @@ def check_options(f):
                      "they disagree)."),
         click.option("--check-timeout", type=click.FloatRange(0, min_open=True),
                      default=10.0, show_default=True, metavar="SECONDS",
-                     help="Time budget of the symbolic part of --check."),
+                     help="Time budget of the whole --check (sympy and finite differences)."),
         click.option("--rtol", type=click.FloatRange(0), default=1e-8, show_default=True,
                      help="Relative tolerance of --check and --expect-*."),
         click.option("--atol", type=click.FloatRange(0), default=None,
