@@ -8,15 +8,19 @@ The engine's gradient is compared with two independent truths:
   ``rtol``/``atol``.
 - **finite differences**: central differences with a step scaled per component
   (``h = eps**(1/3) * max(1, |x_i|)``) and Richardson extrapolation over ``h`` and
-  ``h/2``, whose difference is the error estimate. Every component when an input
-  has at most ``max_full`` of them; beyond, a few seeded random directions ``v``,
+  ``h/2``, whose difference is the error estimate, plus rounding (``eps |f| / h``
+  with ``|f|`` the largest output, each output's noise read from all its inputs;
+  ``eps |f| / h**2`` more for a Hessian). Every component when an input has at
+  most ``max_full`` of them; beyond, a few seeded random directions ``v``,
   comparing ``v·∇f`` with the directional difference. They must agree within the
   error estimate plus the tolerance.
 
 At a kink (relu or abs at 0, a tie in max or maximum) the one-sided derivatives
 differ, so a disagreement is reported as the kink rather than as a failure. A
-missing sympy form or a sympy run past its time budget skips the symbolic part,
-saying why; finite differences still run.
+component that no method compared (a nan, a pole, a part skipped) makes the
+verdict inconclusive, never a pass. One time budget covers the whole check:
+sympy runs in a worker while finite differences run, and a missing sympy
+form, or either part out of time, is skipped, saying why.
 
 One entry point, ``check(kind, ...)``, for a gradient, a vector-Jacobian product,
 a Jacobian or a Hessian (finite differences of the gradient); it returns a
