@@ -669,3 +669,13 @@ def test_cli_check_timeout_bounds_the_whole_check_and_strict_fails_it(tmp_path):
         data = json.loads(out.getvalue())["check"]
         assert data["status"] == "inconclusive"
         assert any(s["part"] == "finite differences" for s in data["skipped"])
+
+
+def test_an_engine_nan_where_the_derivative_is_zero_fails_without_sympy():
+    # d(sum(softmax(x)))/dx = 0 everywhere, by hand; finite differences see 0 within
+    # their noise, which refutes an engine nan even with sympy left out.
+    tree = tree_of("sum(softmax(x))", ["x"])
+    bad = np.array([0.0, np.nan, 0.0])
+    report = check("gradient", {"x": V3}, {"x": bad}, tree=tree, symbolic=False)
+    assert report.status == "fail" and not report.passed, report.lines()
+    assert report.worst.index == (1,)
