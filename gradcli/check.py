@@ -8,15 +8,19 @@ The engine's gradient is compared with two independent truths:
   ``rtol``/``atol``.
 - **finite differences**: central differences with a step scaled per component
   (``h = eps**(1/3) * max(1, |x_i|)``) and Richardson extrapolation over ``h`` and
-  ``h/2``, whose difference is the error estimate. Every component when an input
-  has at most ``max_full`` of them; beyond, a few seeded random directions ``v``,
+  ``h/2``, whose difference is the error estimate, plus rounding (``eps |f| / h``
+  with ``|f|`` the largest output, each output's noise read from all its inputs;
+  ``eps |f| / h**2`` more for a Hessian). Every component when an input has at
+  most ``max_full`` of them; beyond, a few seeded random directions ``v``,
   comparing ``v·∇f`` with the directional difference. They must agree within the
   error estimate plus the tolerance.
 
 At a kink (relu or abs at 0, a tie in max or maximum) the one-sided derivatives
 differ, so a disagreement is reported as the kink rather than as a failure. A
-missing sympy form or a sympy run past its time budget skips the symbolic part,
-saying why; finite differences still run.
+component that no method compared (a nan, a pole, a part skipped) makes the
+verdict inconclusive, never a pass. One time budget covers the whole check:
+sympy runs in a worker while finite differences run, and a missing sympy
+form, or either part out of time, is skipped, saying why.
 
 One entry point, ``check(kind, ...)``, for a gradient, a vector-Jacobian product,
 a Jacobian or a Hessian (finite differences of the gradient); it returns a
@@ -27,14 +31,18 @@ same with the kind in the name.
 from __future__ import annotations
 
 import math
+import sys
+import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from gradcli.backends import NumpyBackend, engine_dtype
-from gradcli.engine.tensor import Tensor
+from gradcli.backends import NumpyBackend, TensorBackend, engine_dtype
+from gradcli.engine.graph import enable_grad
+from gradcli.engine.tensor import Tensor, get_default_dtype, set_default_dtype
 from gradcli.interpret import interpret, replay
 
 __all__ = [
@@ -46,6 +54,7 @@ __all__ = [
     "check_hessian",
     "check_jacobian",
     "expression_function",
+    "expression_gradient",
     "expression_kinks",
     "graph_function",
     "graph_kinks",
@@ -57,6 +66,7 @@ DEFAULT_ATOL = 1e-12
 MAX_FULL = 300  # components per input differenced one by one
 DIRECTIONS = 3  # random directions for a larger input
 _ROUNDOFF = 64  # engine rounding allowed, in units of eps times the largest component
+_CONVERGED = 1e-3  # an FD error estimate this small relative to the value: converged
 
 Inputs = Mapping[str, Any]
 
@@ -75,6 +85,7 @@ class InputCheck:
     symbolic_max_error: float | None = None  # max |engine - sympy|
     symbolic_passed: bool | None = None
     not_compared: int = 0  # components where a reference was not finite
+    unchecked: int = 0  # components no method compared: the verdict is not "pass"
 
     def to_json(self) -> dict:
         return {
@@ -86,6 +97,7 @@ class InputCheck:
             "symbolic_max_error": _num(self.symbolic_max_error),
             "symbolic_passed": self.symbolic_passed,
             "not_compared": self.not_compared,
+            "unchecked": self.unchecked,
         }
 
 
@@ -131,8 +143,9 @@ class CheckReport:
     """The verdict and the evidence; ``to_json()`` is the CLI's ``check`` object.
 
     ``status`` is ``"pass"``, ``"fail"``, ``"kink"`` (the methods disagree, but the
-    derivative was taken at a kink) or ``"inconclusive"`` (nothing could be
-    compared); ``passed`` is false only for ``"fail"``.
+    derivative was taken at a kink) or ``"inconclusive"`` (some component was
+    compared by no method: a pole, a nan, a skipped part); ``passed`` is false for
+    ``"fail"``, and under ``strict`` for ``"inconclusive"``.
     """
 
     quantity: str  # "gradient", "vjp", "jacobian" or "hessian"
@@ -188,7 +201,12 @@ class CheckReport:
         if self.status == "pass":
             return "PASS"
         if self.status == "inconclusive":
-            return "INCONCLUSIVE: no derivative could be compared"
+            n = sum(c.unchecked for c in self.inputs.values())
+            total = sum(math.prod(c.shape) for c in self.inputs.values())
+            if n >= total:
+                return "INCONCLUSIVE: no derivative could be compared"
+            return (f"INCONCLUSIVE: {n} of {total} derivative components could not "
+                    "be compared")
         w = self.worst
         detail = ""
         if w is not None:
@@ -239,11 +257,20 @@ class _FD:
     errors: np.ndarray
     directions: np.ndarray | None
     failed: int
+    done: int | None = None  # set when the time budget ran out: components done
+    total: int = 0  # components (directions) to difference
+
+
+class _OutOfTime(Exception):
+    """The check's time budget ran out."""
 
 
 def _differences(
-    F, inputs: dict, name: str, *, max_full: int, directions: int, rng
+    F, inputs: dict, name: str, *, max_full: int, directions: int, rng,
+    f_scale: float = 0.0, deadline: float | None = None,
 ) -> _FD:
+    """``F``'s derivatives with respect to input ``name``; ``f_scale`` is |f| when
+    ``F`` is the gradient of ``f`` (a Hessian), else 0."""
     x0 = inputs[name]
     dtype = x0.dtype if x0.dtype.kind == "f" else np.dtype(np.float64)
     eps = float(np.finfo(dtype).eps)
@@ -252,6 +279,8 @@ def _differences(
 
     def at(x):
         nonlocal failed
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime
         try:
             with np.errstate(all="ignore"):
                 return np.asarray(F({**inputs, name: x}), dtype=np.float64)
@@ -268,7 +297,10 @@ def _differences(
         if fp is None or fm is None:
             return None, half, None
         with np.errstate(all="ignore"):
-            return (fp - fm) / (2 * t), half / t, np.maximum(np.abs(fp), np.abs(fm))
+            # Rounding in one component is relative to the largest the computation
+            # handled, not to that component (inv of a large matrix, a Jacobian
+            # with large entries): the scale is the largest |f| at either point.
+            return (fp - fm) / (2 * t), half / t, _finite_max(fp, fm)
 
     def richardson(v, t):
         d1, w1, s1 = central(v, t)
@@ -279,18 +311,31 @@ def _differences(
         with np.errstate(all="ignore"):
             value = (4 * d2 - d1) / 3
             # |D(h/2) - D(h)| is about three times the error of D(h/2), and more
-            # than that of the extrapolation; plus the rounding of f over the step.
-            error = np.abs(d2 - d1) + 3 * eps * np.maximum(s1, s2) / t
+            # than that of the extrapolation; plus the rounding of F over the step
+            # (eps |F| / h), and for F a gradient, whose own rounding is eps |f| / h
+            # at worst, that over the step again (eps |f| / h^2).
+            error = (np.abs(d2 - d1) + 3 * eps * max(s1, s2) / t
+                     + 3 * eps * f_scale / (t / 2) ** 2)
         return value, error, direction
 
     out_shape = None
     if x0.size <= max_full:
-        cols, errs = [], []
+        cols, errs, steps = [], [], []
+        done = None
         for i in np.ndindex(x0.shape):
             v = np.zeros(x0.shape)
             v[i] = 1.0
             t = step * max(1.0, abs(float(x0[i])))
-            value, error, direction = richardson(v, t)
+            steps.append(t)
+            if done is not None:
+                value = error = None
+                cols.append(value)
+                errs.append(error)
+                continue
+            try:
+                value, error, direction = richardson(v, t)
+            except _OutOfTime:
+                done, value, error = len(cols), None, None
             if value is not None:
                 # Rescale to a unit step in component i (the rounded perturbation
                 # may differ from t in the last bits).
@@ -299,22 +344,62 @@ def _differences(
             cols.append(value)
             errs.append(error)
         values, errors = _stack(cols, errs, out_shape, x0.shape)
+        errors = _noise_floor(errors, np.array(steps).reshape(x0.shape))
         # (in..., out...) -> (out..., in...)
         k = x0.ndim
         order = list(range(k, values.ndim)) + list(range(k))
-        return _FD(True, values.transpose(order), errors.transpose(order), None, failed)
+        return _FD(True, values.transpose(order), errors.transpose(order), None, failed,
+                   done, x0.size)
     cols, errs, dirs = [], [], []
     scale = np.maximum(1.0, np.abs(x0.astype(np.float64)))
+    done = None
     for _ in range(directions):
         z = rng.standard_normal(x0.shape)
-        value, error, direction = richardson(z * scale, step / np.max(np.abs(z)))
+        if done is not None:
+            break
+        try:
+            value, error, direction = richardson(z * scale, step / np.max(np.abs(z)))
+        except _OutOfTime:
+            done = len(cols)
+            break
         if value is not None:
             out_shape = value.shape
         cols.append(value)
         errs.append(error)
         dirs.append(direction)
-    values, errors = _stack(cols, errs, out_shape, (directions,))
-    return _FD(False, values, errors, np.stack(dirs), failed)
+    if not cols:  # not one direction in time: nothing to compare along
+        return _FD(False, np.full((0,), np.nan), np.full((0,), np.inf),
+                   np.zeros((0,) + x0.shape), failed, done, directions)
+    values, errors = _stack(cols, errs, out_shape, (len(cols),))
+    return _FD(False, values, errors, np.stack(dirs), failed, done, directions)
+
+
+NOISE_SAMPLES = 4  # input components from which an output's rounding noise is read
+
+
+def _noise_floor(errors: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Each output component's rounding noise, read from all the input components.
+
+    The noise of ``f[o]`` is the same whichever input moved, and an ill-conditioned
+    computation (inv of a near-singular matrix) amplifies it beyond eps |f|: one
+    component's gap |D(h/2) - D(h)| is a single sample of it, and among thousands
+    some fall far below the noise. Four times the median over the inputs of
+    ``error * step`` (the noise of ``f[o]`` itself) is a floor for every component;
+    the median keeps one component near a singularity from raising it.
+    """
+    n = steps.size
+    if n < NOISE_SAMPLES:
+        return errors
+    flat = errors.reshape((n, -1))
+    t = steps.reshape((n, 1))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-nan column
+        noise = np.where(np.isfinite(flat), flat * t, np.nan)
+        if np.all(np.isnan(noise)):
+            return errors
+        floor = 4 * np.nanmedian(noise, axis=0, keepdims=True)
+        floor = np.where(np.isnan(floor), 0.0, floor)
+        return np.maximum(flat, floor / t).reshape(errors.shape)
 
 
 def _stack(cols, errs, out_shape, lead):
@@ -369,10 +454,12 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
     candidates: list[Component] = []
     scale = _finite_max(engine, sym if sym is not None else 0.0)
     skipped = np.zeros(engine.shape, dtype=bool)  # a reference was not finite
+    checked = np.zeros(engine.shape, dtype=bool)  # some method compared it
     if sym is not None:
         sym = np.asarray(sym, dtype=np.float64).reshape(engine.shape)
         diff, limit, compared = _compare(engine, sym, 0.0, scale, tol)
         skipped |= ~compared
+        checked |= compared
         if compared.any():
             block.symbolic_max_error = float(np.max(diff[compared]))
             block.symbolic_passed = bool(np.all(diff[compared] <= limit[compared]))
@@ -384,11 +471,19 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
         diff, limit, compared = _compare(
             engine, ref, err, max(scale, _finite_max(ref)), tol
         )
+        # An infinite or undefined derivative (a pole, sqrt at 0): the difference
+        # quotient across it grows as the step shrinks, and its error estimate with
+        # it. Unconverged, it can neither confirm nor refute the engine there; a
+        # quotient within its own error of 0 still says the engine's inf is wrong.
+        with np.errstate(all="ignore"):
+            compared &= (np.isfinite(engine) | (err <= _CONVERGED * np.abs(ref))
+                         | (np.abs(ref) < err))
         skipped |= ~compared
-        if not np.all(compared):
+        checked |= compared
+        if not np.all(compared) and fd.done is None:
             notes.append(
                 f"{key}: {int(np.sum(~compared))} component(s) not compared by finite "
-                "differences (not finite at or near the point)"
+                "differences (not finite, or not converging, at or near the point)"
             )
         if compared.any():
             block.fd_max_error = float(np.max(diff[compared]))
@@ -399,7 +494,7 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
             candidates.append(
                 _component(key, i, engine, fd, sym, "finite differences", r[i])
             )
-    elif fd is not None:
+    elif fd is not None and len(fd.directions):
         k = len(fd.directions)
         n_in = fd.directions.ndim - 1
         axes = (list(range(engine.ndim - n_in, engine.ndim)), list(range(n_in)))
@@ -413,6 +508,10 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
         ref, err = fd.values, fd.errors
         with np.errstate(all="ignore"):
             compared = np.isfinite(ref)
+            # Each output component is checked along every input component at once.
+            rows = compared.any(axis=0).reshape(
+                compared.shape[1:] + (1,) * n_in)
+            checked |= np.broadcast_to(rows, engine.shape)
             diff = np.where(np.isfinite(got), np.abs(got - ref), np.inf)
             limit = (
                 tol.atol * vsum
@@ -444,6 +543,15 @@ def _check_block(key, engine, fd, sym, tol: _Tol, notes):
                 f"{key}: no random direction could be compared by finite differences"
             )
     block.not_compared = int(np.sum(skipped))
+    block.unchecked = int(np.sum(~checked))
+    if block.unchecked:
+        i = tuple(int(j) for j in np.argwhere(~checked)[0])
+        first = _component(key, i, engine, None, None, "", 0.0).where
+        notes.append(
+            f"{key}: {block.unchecked} component(s) compared by no method (first "
+            f"{first}): neither sympy nor finite differences gave a usable value "
+            "there (a pole, a value outside the domain, or a part skipped)"
+        )
     worst = max(candidates, key=lambda c: c.ratio, default=None)
     return block, worst
 
@@ -483,24 +591,30 @@ def _tolerance(
     return _Tol(rtol, DEFAULT_ATOL if atol is None else float(atol), eps)
 
 
-def _verdict(checks, worst, kinks, notes) -> tuple[str, bool]:
+def _verdict(checks, worst, kinks, notes, strict=False) -> tuple[str, bool]:
     results = [
         r
         for c in checks.values()
         for r in (c.fd_passed, c.symbolic_passed)
         if r is not None
     ]
-    if not results:
-        return "inconclusive", True
-    if all(results):
-        return "pass", True
-    if kinks:
+    if not all(results):
+        if kinks:
+            notes.append(
+                "the methods disagree, but the derivative was taken at a kink, where "
+                "the one-sided derivatives differ and each method picks its own "
+                "convention"
+            )
+            return "kink", True
+        return "fail", False
+    if not results or any(c.unchecked for c in checks.values()):
         notes.append(
-            "the methods disagree, but the derivative was taken at a kink, where the "
-            "one-sided derivatives differ and each method picks its own convention"
+            "inconclusive: a component compared by no method is not a pass"
+            + ("; --strict makes it a failure" if strict else
+               " (--strict makes it a failure)")
         )
-        return "kink", True
-    return "fail", False
+        return "inconclusive", not strict
+    return "pass", True
 
 
 # -- entry points --------------------------------------------------------------------
@@ -530,15 +644,24 @@ def _auto_kinks(kinks, tree, graph, inputs) -> list[str]:
     return []
 
 
-def _symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, skipped):
+def _start_symbolic(kind, tree, graph, inputs, wrt, grad_output, timeout, deadline,
+                    skipped):
     if tree is None and graph is None:
         skipped["symbolic"] = "no expression or recorded graph to translate"
         return None
     from gradcli import symbolic  # sympy only on this path
 
+    return symbolic.start(kind, inputs, wrt, tree=tree, graph=graph,
+                          grad_output=grad_output, timeout=timeout, deadline=deadline)
+
+
+def _finish_symbolic(pending, skipped):
+    if pending is None:
+        return None
+    from gradcli import symbolic
+
     try:
-        return symbolic.derivatives(kind, inputs, wrt, tree=tree, graph=graph,
-                                    grad_output=grad_output, timeout=timeout)
+        return pending.result()
     except symbolic.SymbolicSkip as exc:
         skipped["symbolic"] = str(exc)
         return None
@@ -595,6 +718,7 @@ def check(
     directions: int = DIRECTIONS,
     seed: int = 0,
     symbolic: bool = True,
+    strict: bool = False,
 ) -> CheckReport:
     """Check the engine's ``derivatives`` of one ``kind`` against sympy and finite
     differences.
@@ -605,14 +729,16 @@ def check(
     - ``"gradient"``: the gradient of a single-number output;
     - ``"vjp"``: the gradient of ``sum(grad_output * output)``;
     - ``"jacobian"``: the Jacobian;
-    - ``"hessian"``: second derivatives, differenced from ``grad_value(inputs)``
-      (the engine's gradient as a function of the inputs).
+    - ``"hessian"``: second derivatives, differenced from the engine's gradient
+      as a function of the inputs: of ``tree`` with ``detach(...)`` held fixed
+      (``expression_gradient``), else ``grad_value(inputs)``.
 
     The function differenced is ``f_value(inputs)``, or else the parsed expression
     ``tree`` or the graph ``(output, leaves)`` recorded under ``keep_args()``, with
     ``detach(...)`` held fixed at ``inputs``; sympy differentiates ``tree`` or
     ``graph``. ``kinks`` are those the derivative went through (``None``: found
-    from the tree or graph).
+    from the tree or graph). A component no method could compare makes the
+    verdict ``"inconclusive"``, never ``"pass"``; ``strict`` makes that a failure.
 
     >>> from gradcli.parse import Call, Const, Var
     >>> tree = Call("mul", (Const(2.0), Call("dot", (Var("x"), Var("x")))))
@@ -625,6 +751,7 @@ def check(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if (kind == "vjp") != (grad_output is not None):
         raise ValueError("grad_output goes with kind 'vjp', and only with it")
+    deadline = None if timeout is None else time.monotonic() + timeout
     inputs = _arrays(inputs)
     blocks = {(k if isinstance(k, str) else ",".join(k)): v
               for k, v in derivatives.items()}
@@ -637,6 +764,9 @@ def check(
     f = _source_function(f_value, tree, graph, inputs)
     if f is None and kind != "hessian":
         raise ValueError("give f_value, a tree or a graph")
+    if kind == "hessian" and tree is not None:
+        # Every method holds detach(...) fixed, finite differences of the gradient too.
+        grad_value = expression_gradient(tree, inputs, wrt)
     g = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
 
     def F(inp):
@@ -655,18 +785,33 @@ def check(
     value = None  # what sympy's value must match
     if f is not None:
         value = F(inputs) if kind != "hessian" else np.asarray(f(inputs), np.float64)
-    sym = None
-    if symbolic:
-        sym = _symbolic(kind, tree, graph, inputs, wrt, g, timeout, skipped)
-        if sym is not None and not _consistent(sym, value, tol, skipped):
-            sym = None
+    # sympy works in the background while finite differences run here: one time
+    # budget for both, and what did not finish is skipped, saying so.
+    pending = (_start_symbolic(kind, tree, graph, inputs, wrt, g, timeout, deadline,
+                               skipped) if symbolic else None)
+    f_scale = _finite_max(value) if kind == "hessian" and value is not None else 0.0
     rng = np.random.default_rng(seed)
+    try:
+        fds = {b: _differences(F, inputs, b, max_full=max_full, directions=directions,
+                               rng=rng, f_scale=f_scale, deadline=deadline)
+               for b in wrt}
+        sym = _finish_symbolic(pending, skipped)
+    finally:
+        if pending is not None:
+            pending.cancel()
+    if sym is not None and not _consistent(sym, value, tol, skipped):
+        sym = None
+    late = [f"{b} after {fd.done} of {fd.total} "
+            + ("components" if fd.full else "random directions")
+            for b, fd in fds.items() if fd.done is not None]
+    if late:
+        skipped["finite differences"] = (
+            f"the check's time budget of {timeout:g} s ran out: "
+            + "; ".join(late) + " (the rest compared by no finite difference)")
     sizes = [inputs[a].size for a in wrt]
     ends = np.cumsum(sizes).tolist()
     checks, worsts = {}, []
-    for b in wrt:
-        fd = _differences(F, inputs, b, max_full=max_full, directions=directions,
-                          rng=rng)
+    for b, fd in fds.items():
         _note_failures(fd, b, notes)
         parts = [(b, fd)] if kind != "hessian" else [
             (f"{a},{b}", _slice(fd, end - size, end, inputs[a].shape))
@@ -681,7 +826,7 @@ def check(
             worsts.append(worst)
     kinks = _auto_kinks(kinks, tree, graph, inputs)
     worst = max(filter(None, worsts), key=lambda c: c.ratio, default=None)
-    status, passed = _verdict(checks, worst, kinks, notes)
+    status, passed = _verdict(checks, worst, kinks, notes, strict)
     if sym is not None:
         notes[:0] = sym.notes
     return CheckReport(
@@ -697,12 +842,13 @@ def run_check(f_value: Callable | None, inputs: Inputs, grads: Mapping[str, Any]
               timeout: float | None = 10.0, grad_output=None,
               kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
               directions: int = DIRECTIONS, seed: int = 0,
-              symbolic: bool = True) -> CheckReport:
+              symbolic: bool = True, strict: bool = False) -> CheckReport:
     """``check("gradient", ...)``, or with ``grad_output`` ``check("vjp", ...)``."""
     return check("gradient" if grad_output is None else "vjp", inputs, grads,
                  f_value=f_value, tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol,
                  timeout=timeout, grad_output=grad_output, kinks=kinks,
-                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic,
+                 strict=strict)
 
 
 def check_jacobian(f_value: Callable | None, inputs: Inputs, jac: Mapping[str, Any], *,
@@ -710,11 +856,13 @@ def check_jacobian(f_value: Callable | None, inputs: Inputs, jac: Mapping[str, A
                    rtol: float = 1e-8, atol: float | None = None,
                    timeout: float | None = 10.0, kinks: Sequence[str] | None = None,
                    max_full: int = MAX_FULL, directions: int = DIRECTIONS,
-                   seed: int = 0, symbolic: bool = True) -> CheckReport:
+                   seed: int = 0, symbolic: bool = True,
+                   strict: bool = False) -> CheckReport:
     """``check("jacobian", ...)``: ``jac[name]`` of shape ``out.shape + in.shape``."""
     return check("jacobian", inputs, jac, f_value=f_value, tree=tree, graph=graph,
                  wrt=wrt, rtol=rtol, atol=atol, timeout=timeout, kinks=kinks,
-                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic)
+                 max_full=max_full, directions=directions, seed=seed, symbolic=symbolic,
+                 strict=strict)
 
 
 def check_hessian(grad_value: Callable, inputs: Inputs, hess: Mapping[Any, Any], *,
@@ -723,13 +871,13 @@ def check_hessian(grad_value: Callable, inputs: Inputs, hess: Mapping[Any, Any],
                   atol: float | None = None, timeout: float | None = 10.0,
                   kinks: Sequence[str] | None = None, max_full: int = MAX_FULL,
                   directions: int = DIRECTIONS, seed: int = 0,
-                  symbolic: bool = True) -> CheckReport:
+                  symbolic: bool = True, strict: bool = False) -> CheckReport:
     """``check("hessian", ...)``: blocks ``hess[(a, b)]`` or ``hess["a,b"]``, by finite
     differences of ``grad_value`` and sympy's second derivatives."""
     return check("hessian", inputs, hess, grad_value=grad_value, f_value=f_value,
                  tree=tree, graph=graph, wrt=wrt, rtol=rtol, atol=atol, timeout=timeout,
                  kinks=kinks, max_full=max_full, directions=directions, seed=seed,
-                 symbolic=symbolic)
+                 symbolic=symbolic, strict=strict)
 
 
 def _slice(fd: _FD, start: int, end: int, shape) -> _FD:
@@ -742,14 +890,20 @@ def _slice(fd: _FD, start: int, end: int, shape) -> _FD:
             fd.errors[start:end].reshape(shape + rest),
             None,
             fd.failed,
+            fd.done,
+            fd.total,
         )
     k = fd.values.shape[0]
+    if not k:
+        return fd
     return _FD(
         False,
         fd.values[:, start:end].reshape((k,) + shape),
         fd.errors[:, start:end].reshape((k,) + shape),
         fd.directions,
         fd.failed,
+        fd.done,
+        fd.total,
     )
 
 
@@ -789,6 +943,53 @@ def expression_function(
 
     f(inputs)  # detach(...) keeps the values of this first evaluation
     return f
+
+
+class _HeldDetach(TensorBackend):
+    """The engine, with ``detach(...)`` held at its value in the first evaluation."""
+
+    def __init__(self, dtype) -> None:
+        super().__init__("", sys.maxsize)
+        self.dtype = np.dtype(dtype)
+        self.frozen: dict[int, np.ndarray] = {}
+
+    def detach(self, value, node):
+        data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        return Tensor._make(self.frozen.setdefault(id(node), np.array(data)))
+
+
+def expression_gradient(tree, inputs: Inputs, wrt: Sequence[str]):
+    """The engine's gradient of a single-number expression as a function of the
+    inputs, ``detach(...)`` fixed at its value at ``inputs``: what finite
+    differences of a Hessian vary.
+
+    >>> from gradcli.parse import Call, Var
+    >>> g = expression_gradient(Call("mul", (Call("detach", (Var("x"),)), Var("x"))),
+    ...                         {"x": np.array(3.0)}, ["x"])
+    >>> float(g({"x": np.array(5.0)})["x"])
+    3.0
+    """
+    inputs = _arrays(inputs)
+    dtype = engine_dtype(inputs)
+    backend = _HeldDetach(dtype)
+
+    def grad(inp):
+        leaves = {n: Tensor._make(np.asarray(a, dtype=dtype)).requires_grad_(n in wrt)
+                  for n, a in inp.items()}
+        previous = get_default_dtype()
+        set_default_dtype(dtype)
+        try:
+            with np.errstate(all="ignore"), enable_grad():
+                out = interpret(tree, backend, leaves)
+                if isinstance(out, Tensor) and out.requires_grad:
+                    out.backward()
+        finally:
+            set_default_dtype(previous)
+        return {n: np.zeros(np.shape(inp[n])) if leaves[n].grad is None
+                else np.asarray(leaves[n].grad._data) for n in wrt}
+
+    grad(inputs)  # detach(...) keeps the values of this first evaluation
+    return grad
 
 
 def expression_kinks(tree, inputs: Inputs) -> list[str]:

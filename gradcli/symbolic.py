@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ from gradcli.interpret import interpret, replay
 
 __all__ = [
     "MAX_SYMBOLS",
+    "Pending",
     "Symbolic",
     "SymbolicSkip",
     "SympyBackend",
@@ -55,6 +59,7 @@ __all__ = [
     "graph_gradient",
     "graph_hessian",
     "graph_jacobian",
+    "start",
 ]
 
 MAX_SYMBOLS = 300
@@ -105,6 +110,25 @@ def derivatives(
     """The derivatives of one ``kind`` (gradient, vjp, jacobian or hessian) of the
     parsed expression ``tree``, or of the graph ``(output, leaves)`` recorded under
     ``keep_args()`` (whose leaves are the inputs: ``inputs`` is not read)."""
+    return start(kind, inputs, wrt, tree=tree, graph=graph, grad_output=grad_output,
+                 timeout=timeout).result()
+
+
+def start(
+    kind: str,
+    inputs: Mapping[str, Any],
+    wrt: Sequence[str] | None,
+    *,
+    tree=None,
+    graph: tuple[Tensor, Mapping[str, Tensor]] | None = None,
+    grad_output=None,
+    timeout: float | None = 10.0,
+    deadline: float | None = None,
+) -> Pending:
+    """``derivatives(...)`` started in the background, its ``timeout`` counted from
+    now (or ending at ``deadline``, a ``time.monotonic()`` value, when given): the
+    caller works meanwhile (finite differences) and then asks for the
+    ``result()``, or ``cancel()``s it."""
 
     def source(b: SympyBackend) -> _Val:
         if tree is not None:
@@ -118,7 +142,8 @@ def derivatives(
         inputs = {n: np.asarray(t._data) for n, t in graph[1].items()}
         wrt = wrt or list(graph[1])
     method = "expression" if tree is not None else "graph replay"
-    return _limited(_Job(kind, inputs, wrt, grad_output, source, method).run, timeout)
+    return Pending(_Job(kind, inputs, wrt, grad_output, source, method).run, timeout,
+                   deadline)
 
 
 def expr_gradient(
@@ -182,21 +207,74 @@ def graph_hessian(output, leaves, wrt=None, timeout: float | None = 10.0) -> Sym
 
 
 # -- the time budget ------------------------------------------------------------------
-def _limited(task: Callable[[], Symbolic], timeout: float | None) -> Symbolic:
-    """Run ``task`` with a time budget; every failure becomes a SymbolicSkip."""
-    if timeout is None:
-        status, payload = _attempt(task)
-    elif (
-        sys.platform.startswith("linux")
-        and "fork" in multiprocessing.get_all_start_methods()
-    ):
-        _warm()
-        status, payload = _in_process(task, timeout)
-    else:
-        status, payload = _in_thread(task, timeout)
-    if status == "skip":
-        raise SymbolicSkip(payload)
-    return payload
+class Pending:
+    """``task`` running under a time budget that starts now: in a forked worker
+    (Linux), else a daemon thread; without a budget, run by ``result()`` itself."""
+
+    def __init__(self, task: Callable[[], Symbolic], timeout: float | None,
+                 deadline: float | None = None) -> None:
+        self.task = task
+        self.timeout = timeout
+        self.worker = self.receive = self.thread = None
+        self.box: list = []
+        if timeout is None:
+            return
+        self.deadline = time.monotonic() + timeout if deadline is None else deadline
+        if (
+            sys.platform.startswith("linux")
+            and "fork" in multiprocessing.get_all_start_methods()
+        ):
+            _warm()
+            self.worker, self.receive = _fork(task)
+        else:
+            self.thread = threading.Thread(
+                target=lambda: self.box.append(_attempt(task)), daemon=True
+            )
+            self.thread.start()
+
+    def result(self) -> Symbolic:
+        """The derivatives; every failure, running out of time included, is a
+        SymbolicSkip."""
+        if self.timeout is None:
+            status, payload = _attempt(self.task)
+        elif self.worker is not None:
+            status, payload = self._from_worker()
+        else:
+            self.thread.join(max(0.0, self.deadline - time.monotonic()))
+            if not self.box:  # a daemon thread cannot be stopped, only left behind
+                status, payload = "skip", _timeout_reason(self.timeout)
+            else:
+                status, payload = self.box[0]
+        if status == "skip":
+            raise SymbolicSkip(payload)
+        return payload
+
+    def _from_worker(self):
+        worker, receive = self.worker, self.receive
+        try:
+            if not receive.poll(max(0.0, self.deadline - time.monotonic())):
+                return "skip", _timeout_reason(self.timeout)
+            try:
+                return receive.recv()
+            except (EOFError, OSError):
+                worker.join(1.0)
+                return (
+                    "skip",
+                    "the sympy worker stopped without an answer "
+                    f"(exit {worker.exitcode})",
+                )
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the worker, if it still runs (a thread is left behind)."""
+        if self.worker is None:
+            return
+        self.receive.close()
+        if self.worker.is_alive():
+            self.worker.kill()
+        self.worker.join()
+        self.worker = None
 
 
 _WARM: list[bool] = []
@@ -240,7 +318,25 @@ def _timeout_reason(timeout: float) -> str:
     return f"sympy took longer than {timeout:g} s"
 
 
-def _child(task, conn) -> None:
+def _die_with(parent: int) -> None:
+    """In the worker: be killed when the parent dies, however it dies (SIGTERM,
+    SIGKILL, a crash), instead of running on as an orphan."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux's prctl: the parent's own cleanup still applies
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child(task, conn, parent: int) -> None:
+    _die_with(parent)
     result = _attempt(task)
     try:
         conn.send(result)
@@ -249,9 +345,10 @@ def _child(task, conn) -> None:
     conn.close()
 
 
-def _in_process(task, timeout: float):
-    # A forked child shares the graph and sympy already imported, and unlike a
-    # thread it can be killed when sympy hangs.
+def _fork(task):
+    """``task`` started in a forked worker: (the process, the end to read from).
+    A forked child shares the graph and sympy already imported, and unlike a
+    thread it can be killed when sympy hangs."""
     ctx = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):
         try:  # else the child, on exit, would flush a copy of what is buffered
@@ -259,35 +356,11 @@ def _in_process(task, timeout: float):
         except Exception:
             pass
     receive, send = ctx.Pipe(duplex=False)
-    worker = ctx.Process(target=_child, args=(task, send), daemon=True)
+    worker = ctx.Process(target=_child, args=(task, send, os.getpid()),
+                         daemon=True)
     worker.start()
     send.close()
-    try:
-        if not receive.poll(timeout):
-            return "skip", _timeout_reason(timeout)
-        try:
-            return receive.recv()
-        except (EOFError, OSError):
-            worker.join(1.0)
-            return (
-                "skip",
-                f"the sympy worker stopped without an answer (exit {worker.exitcode})",
-            )
-    finally:
-        receive.close()
-        if worker.is_alive():
-            worker.kill()
-        worker.join()
-
-
-def _in_thread(task, timeout: float):
-    box: list = []
-    thread = threading.Thread(target=lambda: box.append(_attempt(task)), daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not box:  # abandoned: a daemon thread cannot be stopped, only left behind
-        return "skip", _timeout_reason(timeout)
-    return box[0]
+    return worker, receive
 
 
 # -- sympy helpers for the ops' forms ---------------------------------------------

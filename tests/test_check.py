@@ -5,7 +5,13 @@ finite differences running; large inputs go along random directions."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -229,9 +235,11 @@ def test_time_budget_skips_sympy_and_keeps_finite_differences():
     rng = np.random.default_rng(3)
     inputs = {"A": rng.standard_normal((8, 8)) + 4 * np.eye(8)}
     start = time.perf_counter()
-    report = check_expression("det(A)", inputs, timeout=0.2)
-    assert time.perf_counter() - start < 5
-    assert report.skipped == {"symbolic": "sympy took longer than 0.2 s"}
+    # The budget covers the whole check: finite differences (a fraction of a second)
+    # run while sympy works on det of 8x8 symbols (minutes).
+    report = check_expression("det(A)", inputs, timeout=3)
+    assert time.perf_counter() - start < 8
+    assert report.skipped == {"symbolic": "sympy took longer than 3 s"}
     assert report.passed and report.inputs["A"].fd_passed
 
 
@@ -429,3 +437,248 @@ def test_finite_differences_error_estimate_is_honest():
     c = report.inputs["x"]
     assert c.fd_max_error <= c.fd_error_estimate < 1e-7
     assert report.skipped == {} and report.symbolic_method is None
+
+
+# -- the sympy worker dies with its parent ---------------------------------------------
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sympy_worker_dies_when_check_is_terminated():
+    # det of an 8x8 matrix of symbols takes sympy far longer than this test waits.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcli", "check", "det(A)", "--A", "randn(8,8)",
+         "--seed", "1", "--check-timeout", "120"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            workers = _children(proc.pid)
+        assert workers, "the sympy worker never started"
+        time.sleep(0.3)  # well inside sympy's work
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, workers)), "the sympy worker outlived gradcli"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- detach(...) held fixed by the Hessian's finite differences --------------------------
+def test_hessian_finite_differences_hold_detach_fixed():
+    # f = sum(c * x * x) with c = x held at the point: the Hessian is diag(2c) by hand.
+    x = np.array([1.0, 2.0])
+    tree = tree_of("sum(detach(x)*x*x)", ["x"])
+
+    def grad_value(inp):  # what the CLI passes: the engine's gradient, evaluated anew
+        return engine(tree, inp)[1]
+
+    hess = {("x", "x"): np.diag(2 * x)}
+    report = check_hessian(grad_value, {"x": x}, hess, tree=tree, wrt=["x"])
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.inputs["x,x"].fd_passed and report.inputs["x,x"].fd_max_error < 1e-6
+    wrong = {("x", "x"): np.diag(4 * x)}  # detach(x) differentiated as x
+    report = check_hessian(grad_value, {"x": x}, wrong, tree=tree, wrt=["x"])
+    assert not report.passed and report.inputs["x,x"].fd_passed is False
+
+
+# -- the finite-difference error estimate: rounding included -----------------------------
+def _derivatives(kind, text, inputs):
+    from gradcli import compute
+
+    tgt = Target(text, tree=tree_of(text, inputs))
+    d = getattr(compute, kind)(tgt, inputs, wrt=list(inputs))
+    if kind == "hessian":
+        return {(a, b): blk for a, row in d.blocks.items() for b, blk in row.items()}
+    return d.blocks
+
+
+def test_hessian_noise_does_not_fail_when_engine_and_sympy_agree():
+    # sum(softmax(x)) is 1 everywhere: every second derivative is 0 by hand.
+    x = np.array([1.0, 2.0, 3.0])
+    tree = tree_of("sum(softmax(x))", ["x"])
+    hess = _derivatives("hessian", "sum(softmax(x))", {"x": x})
+    assert np.allclose(hess[("x", "x")], 0, atol=1e-15)
+    report = check_hessian(None, {"x": x}, hess, tree=tree, wrt=["x"])
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.inputs["x,x"].symbolic_passed and report.inputs["x,x"].fd_passed
+    off = {("x", "x"): hess[("x", "x")] + np.diag([0.0, 1e-2, 0.0])}
+    report = check_hessian(None, {"x": x}, off, tree=tree, wrt=["x"], symbolic=False)
+    assert not report.passed and report.worst.index == (1, 1)
+
+
+def test_jacobian_of_an_ill_conditioned_inverse_passes_on_the_right_answer():
+    x, B = np.arange(1.0, 9.0), np.eye(8)
+    M = np.linalg.inv(np.outer(x, x) + B)
+    # d inv(M)[i,j] / dB[k,l] = -inv[i,k] inv[l,j], by hand.
+    truth = -np.einsum("ik,lj->ijkl", M, M)
+    jac = _derivatives("jacobian", "inv(outer(x,x)+B)", {"x": x, "B": B})
+    assert np.allclose(jac["B"], truth, rtol=1e-12, atol=1e-15)
+    tree = tree_of("inv(outer(x,x)+B)", ["x", "B"])
+    report = check_jacobian(None, {"x": x, "B": B}, jac, tree=tree, symbolic=False)
+    assert report.passed and report.inputs["B"].fd_passed, report.lines()
+    wrong = {"x": jac["x"], "B": jac["B"].copy()}
+    wrong["B"][4, 7, 7, 0] *= 1 + 1e-5
+    report = check_jacobian(None, {"x": x, "B": B}, wrong, tree=tree, symbolic=False)
+    assert not report.passed and report.worst.where == "B[4, 7, 7, 0]"
+
+
+def test_jacobian_with_large_entries_passes_on_the_right_answer():
+    x = np.array([1.0, 2.0, 3.0])
+    text = "log_softmax(outer(x,x),axis=0)"
+    jac = _derivatives("jacobian", text, {"x": x})
+    report = check_jacobian(None, {"x": x}, jac, tree=tree_of(text, ["x"]))
+    assert report.passed and report.status == "pass", report.lines()
+    assert report.inputs["x"].symbolic_passed and report.inputs["x"].fd_passed
+
+
+# -- a documented kink on the Hessian path -----------------------------------------------
+def test_hessian_at_a_documented_kink_is_reported_not_failed():
+    # std(x) at equal values: sqrt has its kink at 0, where std declares std' = 0;
+    # the second derivatives do not exist there (sympy: nan), and the engine gives 0.
+    x = np.array([1.0, 1.0])
+    hess = _derivatives("hessian", "std(x)", {"x": x})
+    assert np.array_equal(hess[("x", "x")], np.zeros((2, 2)))
+    tree = tree_of("std(x)", ["x"])
+    report = check_hessian(None, {"x": x}, hess, tree=tree, wrt=["x"])
+    assert report.status == "kink" and report.passed, report.lines()
+    assert any(k.startswith("std") for k in report.kinks)
+    out, ts = record(lambda x: x.std(), x=x)
+
+    def grad_value(inp):
+        o, t = record(lambda x: x.std(), x=inp["x"])
+        return {"x": t["x"].grad._data}
+
+    report = check_hessian(grad_value, {"x": x}, hess, graph=(out, ts), wrt=["x"])
+    assert report.status == "kink" and report.passed, report.lines()
+    assert any(k.startswith("std") for k in report.kinks)
+
+
+# -- a component no method compared is not a pass ------------------------------------------
+def test_a_component_compared_by_nothing_is_inconclusive_not_pass():
+    # x**y at x = -2, y = 3: d/dx = y x**(y-1) = 12 by hand; d/dy = x**y log(x) has
+    # no real value, so the engine's nan is compared by nothing.
+    inputs = {"x": np.array(-2.0), "y": np.array(3.0)}
+    value, grads = engine(tree_of("x**y", inputs), inputs)
+    assert grads["x"] == 12 and np.isnan(grads["y"])
+    report = check_expression("x**y", inputs)
+    assert report.status == "inconclusive" and report.passed, report.lines()
+    assert report.inputs["x"].symbolic_passed and report.inputs["x"].fd_passed
+    assert report.inputs["y"].unchecked == 1 and report.inputs["x"].unchecked == 0
+    assert report.verdict().startswith("INCONCLUSIVE: 1 of 2")
+    assert report.to_json()["inputs"]["y"]["unchecked"] == 1
+    report = check_expression("x**y", inputs, strict=True)
+    assert report.status == "inconclusive" and not report.passed
+
+
+def test_a_pole_is_inconclusive_not_a_failure():
+    # x/y at y = 0: the derivatives are infinite; differences across the pole are
+    # finite but grow without bound as the step shrinks.
+    inputs = {"x": np.array(1.0), "y": np.array(0.0)}
+    with np.errstate(divide="ignore"):
+        report = check_expression("x/y", inputs)
+    assert report.status == "inconclusive" and report.passed, report.lines()
+    assert report.inputs["y"].fd_passed is None and report.inputs["y"].unchecked == 1
+
+
+def test_a_non_finite_engine_derivative_where_one_exists_still_fails():
+    # d(x*x)/dx at 2 is 4: an engine nan or inf there is wrong, and finite
+    # differences converge to 4, so it fails rather than turning inconclusive.
+    tree = tree_of("x*x", ["x"])
+    for bad in (np.nan, np.inf):
+        report = check("gradient", {"x": np.array(2.0)}, {"x": np.array(bad)},
+                       tree=tree, symbolic=False)
+        assert report.status == "fail" and not report.passed, report.lines()
+
+
+# -- one time budget for the whole check -------------------------------------------------
+# Each evaluation 3 matrix products, 1,200 of them for x; sympy has no closed matrix
+# form for sin of a vector, and 90,300 components are too many one by one.
+SLOW = "sum(B@B@B@B)*sum(sin(x))"
+
+
+def _slow_inputs():
+    rng = np.random.default_rng(5)
+    return {"B": rng.standard_normal((300, 300)) / 20, "x": np.arange(300.0)}
+
+
+def test_time_budget_covers_finite_differences_too():
+    inputs = _slow_inputs()
+    B, x = inputs["B"], inputs["x"]
+    B4 = B @ B @ B @ B
+    # By hand: d/dx sum(B^4) sum(sin(x)) = sum(B^4) cos(x); the B-gradient is
+    # sum(sin(x)) times sum_k (B^k)^T 1 1^T (B^(3-k))^T.
+    ones = np.ones_like(B)
+    Bp = [np.eye(300), B, B @ B, B @ B @ B]
+    gB = sum(Bp[k].T @ ones @ Bp[3 - k].T for k in range(4)) * np.sin(x).sum()
+    grads = {"B": gB, "x": B4.sum() * np.cos(x)}
+    tree = tree_of(SLOW, inputs)
+    start = time.monotonic()
+    report = run_check(None, inputs, grads, tree=tree, timeout=1.0)
+    elapsed = time.monotonic() - start
+    assert elapsed < 6, elapsed  # differencing x alone takes far longer
+    assert "finite differences" in report.skipped, report.lines()
+    assert "time budget of 1 s ran out" in report.skipped["finite differences"]
+    assert "no closed matrix form" in report.skipped["symbolic"]
+    assert report.status == "inconclusive" and report.passed
+    assert report.inputs["x"].unchecked > 0
+    report = run_check(None, inputs, grads, tree=tree, timeout=1.0, strict=True)
+    assert report.status == "inconclusive" and not report.passed
+
+
+def test_cli_check_timeout_bounds_the_whole_check_and_strict_fails_it(tmp_path):
+    from gradcli.cli import main
+
+    inputs = _slow_inputs()
+    np.save(tmp_path / "B.npy", inputs["B"])
+    argv = ["check", SLOW, "--B", "@" + str(tmp_path / "B.npy"), "--x", "arange(300)",
+            "--check-timeout", "1", "--format", "json"]
+    for extra, code in (([], 0), (["--strict"], 1)):
+        out = io.StringIO()
+        start = time.monotonic()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            with pytest.raises(SystemExit) as exc:
+                main(argv + extra)
+        assert time.monotonic() - start < 10
+        assert (exc.value.code or 0) == code
+        data = json.loads(out.getvalue())["check"]
+        assert data["status"] == "inconclusive"
+        assert any(s["part"] == "finite differences" for s in data["skipped"])
+
+
+def test_an_engine_nan_where_the_derivative_is_zero_fails_without_sympy():
+    # d(sum(softmax(x)))/dx = 0 everywhere, by hand; finite differences see 0 within
+    # their noise, which refutes an engine nan even with sympy left out.
+    tree = tree_of("sum(softmax(x))", ["x"])
+    bad = np.array([0.0, np.nan, 0.0])
+    report = check("gradient", {"x": V3}, {"x": bad}, tree=tree, symbolic=False)
+    assert report.status == "fail" and not report.passed, report.lines()
+    assert report.worst.index == (1,)

@@ -101,7 +101,8 @@ def check_options(f):
                      "they disagree)."),
         click.option("--check-timeout", type=Seconds(),
                      default=10.0, show_default=True, metavar="SECONDS",
-                     help="Time budget of the symbolic part of --check (at most 86400)."),
+                     help="Time budget of the whole --check, sympy and finite "
+                          "differences (at most 86400)."),
         click.option("--rtol", type=Tolerance(), default=1e-8, show_default=True,
                      help="Relative tolerance of --check and --expect-*."),
         click.option("--atol", type=Tolerance(), default=None,
@@ -292,7 +293,7 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
     # as written: f=None lets the check build it from the expression, whose own
     # evaluation would hold detach(...) fixed.
     common = dict(wrt=wrt, rtol=opts["rtol"], atol=opts["atol"],
-                  timeout=opts["check_timeout"])
+                  timeout=opts["check_timeout"], strict=opts["strict"])
     if tgt.tree is not None:
         f, common["tree"] = None, tgt.tree
     else:
