@@ -18,12 +18,11 @@ import math
 
 import numpy as np
 
-from .broadcast import unbroadcast
 from . import fastpath
+from .broadcast import unbroadcast
 from .fastpath import scaled, subtracted
-from .graph import (CONST, FRESH, INPUT, MODIFIED, OUT, STALE, Node, check_stale_root,
-                    check_versions, set_grad_enabled, topological_order)
-from .op import MOVES
+from .graph import (CONST, FRESH, INPUT, MODIFIED, MOVES, OUT, STALE, Node,
+                    check_stale_root, check_versions, set_grad_enabled, topological_order)
 from .tensor import Tensor
 
 

@@ -453,3 +453,4 @@ CONST = 0  # a number: the cotangent times it (1: passed through as is)
 INPUT = 1  # one of the op's inputs, by position (mul: the other factor)
 OUT = 2  # the op's output (exp)
 FRESH = 3  # f(out, *inputs), an array made on each call (sin: cos(x))
+MOVES = "moves"  # support: the rules only move, sum or scale the cotangent

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import graph
 from .fastpath import _unary
-from .graph import CONST, FRESH, INPUT, OUT, Meta, Node
+from .graph import CONST, FRESH, INPUT, MOVES, OUT, Meta, Node  # noqa: F401 (MOVES: for ops)
 from .tensor import Tensor
 
 REALS = (-3.0, 3.0)
@@ -179,7 +179,6 @@ def _broadcast(shapes, params):
 OPS: dict[str, Op] = {}
 NUMPY: dict[Any, Op] = {}  # numpy ufunc or function -> op, for __array_*__
 SAME = "same"  # sympy form: the forward itself runs on object arrays of symbols
-MOVES = "moves"  # support: the rules only move, sum or scale the cotangent
 
 
 def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "",
