@@ -6,9 +6,13 @@ stdin alike; messages that name the row's problem."""
 from __future__ import annotations
 
 import os
+import zlib
 import pty
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 from test_cli import run
 
@@ -119,3 +123,33 @@ def test_a_closed_stdin_is_a_usage_error():
                           preexec_fn=lambda: os.close(0))
     assert done.returncode == 2, done.stderr
     assert done.stderr.decode().splitlines() == ["error: --points -: standard input is closed"]
+
+
+def _elementwise_ops():
+    from gradcli import OPS
+
+    return sorted(n for n, o in OPS.items()
+                  if o.elementwise and o.expr and o.differentiable and n != "where")
+
+
+@pytest.mark.parametrize("name", _elementwise_ops())
+def test_rows_in_a_chunk_give_a_single_evaluations_numbers_to_the_last_bit(tmp_path, name):
+    # issue 10: --points evaluates such rows as one stacked array; the README
+    # promises the numbers of one eval per row, bit for bit, for every op.
+    from gradcli import OPS
+    from gradcli.compute import evaluate, evaluate_rows, prepare
+
+    op = OPS[name]
+    names = "xyz"[: op.nin]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    rows = [{n: np.array(rng.uniform(*op.domain[i])) for i, n in enumerate(names)}
+            for _ in range(64)]
+    rows.append({n: np.array(2.0 if i else 0.5) for i, n in enumerate(names)})  # x**2.0
+    tgt = prepare(f"{name}({', '.join(names)})", list(names))
+    chunk = evaluate_rows(tgt, rows, wrt=list(names), no_grad=False,
+                          max_elements=10_000_000)
+    for row, got in zip(rows, chunk):
+        one = evaluate(tgt, row, wrt=list(names), max_elements=10_000_000)
+        assert got.value.tobytes() == one.value.tobytes(), (name, row)
+        for n in names:
+            assert got.grads[n].tobytes() == one.grads[n].tobytes(), (name, n, row)
