@@ -186,7 +186,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     heappush, heappop = heapq.heappush, heapq.heappop
     modified, stale = MODIFIED, STALE
     if stale:
-        check_stale_root(root)
+        for r in roots:
+            check_stale_root(r)
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
