@@ -206,6 +206,8 @@ def test_size_numel_dim():
 def test_view_unsqueeze_squeeze_flatten():
     x = f64(np.arange(6.0))
     assert x.view(2, 3).shape == (2, 3) and x.view((3, -1)).shape == (3, 2)
+    with pytest.raises(NotImplementedError, match="view\\(dtype\\)"):
+        x.view(gc.float32)
     assert x.unsqueeze(0).shape == (1, 6) and x.unsqueeze(-1).shape == (6, 1)
     y = gc.zeros(1, 3, 1)
     assert y.squeeze().shape == (3,) and y.squeeze(0).shape == (3, 1)

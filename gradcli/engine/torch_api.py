@@ -116,6 +116,15 @@ def _shape_args(shape):
     return tuple(shape)
 
 
+def _view(self, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list)):
+        raise NotImplementedError(
+            "view(dtype) reinterprets the bytes in PyTorch; gradcli does not support "
+            "it (use .to(dtype) to convert the values)"
+        )
+    return reshape(self, shape=_shape_args(shape))
+
+
 def _t(self):
     if self.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
@@ -530,7 +539,9 @@ def _retain_grad(self):
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
     if self.grad_fn is not None:
         node = self.grad_fn
-        _RETAINED[id(node)] = (weakref.ref(node), weakref.ref(self))
+        key = id(node)
+        _RETAINED[key] = (weakref.ref(node, lambda _: _RETAINED.pop(key, None)),
+                          weakref.ref(self))
     return None
 
 
@@ -564,9 +575,7 @@ def retains(t) -> bool:
 def bind() -> None:
     T = Tensor
     T.size = property(lambda self: _Size(self._data.shape))
-    T.view = lambda self, *shape: (
-        _to(self, shape[0]) if len(shape) == 1 and not isinstance(shape[0], (int, tuple, list))
-        else reshape(self, shape=_shape_args(shape)))
+    T.view = _view
     T.reshape = lambda self, *shape: reshape(self, shape=_shape_args(shape))
     T.t = _t
     T.transpose = _transpose
