@@ -334,7 +334,12 @@ def test_a_0d_float64_does_not_promote_float32():
     assert (b - a).tolist() == [-1.0] * 3 and (a / b).tolist() == [2.0] * 3
     assert (f64([1.0]) * gc.tensor(2.0)).dtype == gc.float64
     # a 0-d float beside an int tensor: float (a higher category promotes)
-    assert (gc.tensor([1, 2]) * gc.tensor(2.0)).dtype.kind == "f"
+    assert (gc.tensor([1, 2]) * gc.tensor(2.0)).dtype == gc.float32
+    assert (gc.tensor([1, 2]) * gc.tensor(2.0, dtype=gc.float64)).dtype == gc.float64
+    # across categories the float's dtype wins: int64 and float32 give float32
+    assert (gc.tensor([1, 2]) + gc.tensor([0.5, 0.5])).dtype == gc.float32
+    assert (gc.tensor([1, 2]) + gc.tensor([0.5, 0.5])).tolist() == [1.5, 2.5]
+    assert (f64([1.0]) + gc.tensor([1.0])).dtype == gc.float64  # same category: widest
     x = gc.ones(2, requires_grad=True)
     (x * gc.tensor(3.0, dtype=gc.float64)).sum().backward()
     assert x.grad.dtype == gc.float32 and x.grad.tolist() == [3.0, 3.0]

@@ -471,19 +471,32 @@ def _category(dt) -> int:
 
 def _promoted(fn):
     def method(self, other):
-        if type(other) is Tensor:
-            sd, od = self._data, other._data
-            if sd.dtype != od.dtype and (sd.ndim == 0) != (od.ndim == 0):
-                zero, dimmed = (self, other) if sd.ndim == 0 else (other, self)
-                if _category(zero.dtype) <= _category(dimmed.dtype):
-                    zero = _cast_to(zero, dimmed.dtype)
-                    if sd.ndim == 0:
-                        return fn(zero, other)
-                    return fn(self, zero)
+        if type(other) is Tensor and other._data.dtype is not self._data.dtype:
+            return _promote(fn, self, other)
         return fn(self, other)
 
     method.__name__ = fn.__name__
     return method
+
+
+def _promote(fn, self, other):
+    """PyTorch's rule where numpy's differs: a 0-d tensor does not promote a
+    dimensioned one of its category, and across categories (int and float) the
+    float's dtype wins (numpy would widen int64 and float32 to float64)."""
+    sd, od = self._data, other._data
+    cs, co = _category(sd.dtype), _category(od.dtype)
+    if (sd.ndim == 0) != (od.ndim == 0):
+        zero_is_self = sd.ndim == 0
+        cz, cd = (cs, co) if zero_is_self else (co, cs)
+        if cz <= cd:  # the dimensioned tensor's dtype
+            target = od.dtype if zero_is_self else sd.dtype
+        else:  # a higher category: the 0-d tensor's dtype
+            target = sd.dtype if zero_is_self else od.dtype
+    elif cs != co and max(cs, co) >= 2:
+        target = sd.dtype if cs > co else od.dtype
+    else:
+        return fn(self, other)
+    return fn(_cast_to(self, target), _cast_to(other, target))
 
 
 # -- gradients: hooks and retained gradients ---------------------------------------
