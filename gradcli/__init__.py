@@ -29,7 +29,7 @@ from .engine.creation import (
     zeros,
     zeros_like,
 )
-from .engine.graph import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .engine.graph import enable_grad, is_grad_enabled, set_grad_enabled
 from .engine.ops import OPS, Op
 from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 
@@ -40,7 +40,10 @@ __all__ = [
     "float32", "float64", "get_default_dtype", "grad", "hessian", "hvp", "int64",
     "is_grad_enabled", "jacobian", "linspace", "manual_seed", "no_grad", "ones",
     "ones_like", "rand", "randn", "set_default_dtype", "set_grad_enabled", "tensor",
-    "value_and_grad", "vjp", "zeros", "zeros_like",
+    "value_and_grad", "vjp", "zeros", "zeros_like", "cat", "eye", "full", "full_like",
+    "empty", "empty_like", "from_numpy", "as_tensor", "inference_mode", "mm", "bmm",
+    "floor_divide", "remainder", "argmax", "argmin", "sort", "topk", "cumsum", "permute",
+    "unsqueeze", "squeeze", "flatten",
     *(name for name in OPS if not name.startswith("_")),
 ]
 
@@ -61,4 +64,34 @@ def __getattr__(name: str):
         return importlib.import_module(".autograd", __name__)
     raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
 
-clamp = OPS["clip"]
+# PyTorch's names, PyTorch's meanings (numpy's keywords, axis= or ord=, keep numpy's).
+from .engine import torch_api as _t  # noqa: E402
+from .engine.creation import (  # noqa: E402
+    as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+)
+from .engine.torch_api import (  # noqa: E402
+    bmm, cat, floor_divide, inference_mode, mm, no_grad, remainder,
+)
+
+max = _t._torch_fn(Tensor.max, OPS["max"])
+min = _t._torch_fn(Tensor.min, OPS["min"])
+std = _t._torch_fn(Tensor.std, OPS["std"])
+var = _t._torch_fn(Tensor.var, OPS["var"])
+transpose = _t._torch_fn(Tensor.transpose, OPS["transpose"])
+
+
+def clamp(input, min=None, max=None):  # noqa: A002 (PyTorch's names)
+    return input.clamp(min, max)
+
+
+def _method_fn(name):
+    def fn(input, *args, **kwargs):  # noqa: A002
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = name
+    return fn
+
+
+argmax, argmin, sort, topk, cumsum = (
+    _method_fn(n) for n in ("argmax", "argmin", "sort", "topk", "cumsum"))
+permute, unsqueeze, squeeze, flatten = (
+    _method_fn(n) for n in ("permute", "unsqueeze", "squeeze", "flatten"))

@@ -142,3 +142,63 @@ def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1)."""
     d = np.dtype(dtype) if dtype is not None else get_default_dtype()
     return _finish(_rng().random(_size(size)).astype(d), requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix, ``n`` by ``m`` (default ``n``), as ``torch.eye``."""
+    d = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    return _finish(np.eye(n, n if m is None else m, dtype=d), requires_grad)
+
+
+def _fill_dtype(fill, dtype) -> np.dtype:
+    if dtype is not None:
+        return np.dtype(dtype)
+    if isinstance(fill, Tensor):
+        fill = fill.item()
+    if isinstance(fill, (bool, np.bool_)):
+        return bool_
+    if isinstance(fill, (int, np.integer)):
+        return int64
+    if isinstance(fill, complex):
+        raise NotImplementedError("complex fill values are not supported in gradcli")
+    return get_default_dtype()
+
+
+def full(size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``full((2, 3), 1.5)``: the dtype from the fill value, as in PyTorch."""
+    shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+    return _finish(np.full(shape, fill_value, dtype=_fill_dtype(fill_value, dtype)),
+                   requires_grad)
+
+
+def full_like(t, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    data = t._data if isinstance(t, Tensor) else np.asarray(t)
+    return _finish(np.full(data.shape, fill_value, dtype=dtype or data.dtype), requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uninitialised in PyTorch; zeros here (the values are not to be read)."""
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
+def empty_like(t, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    return zeros_like(t, dtype=dtype, requires_grad=requires_grad)
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A tensor sharing ``a``'s memory and dtype (a change to one shows in the other)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
+    return Tensor._make(a)
+
+
+def as_tensor(data, dtype=None) -> Tensor:
+    """``data`` itself if it is a Tensor of that dtype, a tensor sharing an
+    ndarray's memory when the dtype allows, else a new tensor (as ``tensor``)."""
+    if isinstance(data, Tensor):
+        if dtype is None or np.dtype(dtype) == data.dtype:
+            return data
+        return data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor._make(data)
+    return tensor(data, dtype=dtype)

@@ -17,7 +17,7 @@ from . import inplace
 from .fastpath import _binary
 from .op import NUMPY, OPS, Op, apply
 from .ops.composite import _expand_dims, _ravel, _squeeze, _swapaxes
-from .ops.elementwise import abs_, clip, logical_not, neg
+from .ops.elementwise import abs_, logical_not, neg
 from .ops.shape import broadcast_to, getitem, reshape, transpose
 from .tensor import Tensor
 
@@ -138,19 +138,17 @@ def bind() -> None:
         if not o.method or hasattr(T, name):
             continue
         setattr(T, name, _method(o))
-    T.reshape = lambda self, *shape: reshape(
-        self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
-    )
-    T.view = T.reshape
-    T.flatten = T.ravel = lambda self: reshape(self, shape=(-1,))
-    T.transpose = _transpose_method
+    T.ravel = lambda self: reshape(self, shape=(-1,))
     T.T = property(lambda self: transpose(self))
-    T.clamp = _method(clip)
     T.broadcast_to = lambda self, *shape: broadcast_to(
         self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
     )
     T.all = lambda self, axis=None: Tensor._make(np.all(self._data, axis=axis))
     T.any = lambda self, axis=None: Tensor._make(np.any(self._data, axis=axis))
+    # PyTorch's names with PyTorch's meanings (t.transpose(0, 1), t.max(1), t.std())
+    from . import torch_api
+
+    torch_api.bind()
 
 
 def _method(o: Op):
@@ -160,13 +158,3 @@ def _method(o: Op):
     method.__name__ = o.name
     method.__doc__ = f"{o.signature()}: derivative {o.rule}"
     return method
-
-
-def _transpose_method(self, *axes):
-    if not axes:
-        return transpose(self)
-    if len(axes) == 1 and not isinstance(axes[0], int):
-        axes = tuple(axes[0])
-    if len(axes) == 2 and self.ndim != 2:
-        return _swapaxes(self, *axes)  # PyTorch's transpose(dim0, dim1)
-    return transpose(self, axes=axes)

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import graph
 
+HOOKS: dict = {}  # id(leaf) -> (weakref to it, its register_hook()s)
 _DEFAULT = {"dtype": np.dtype(np.float32)}  # PyTorch's default float dtype
 
 
@@ -192,9 +193,18 @@ class Tensor:
         ``fresh`` says the rule made ``g`` itself (not passed its input through),
         so that an owned, writable array can be kept without a copy.
         """
+        if HOOKS and id(self) in HOOKS:
+            from .torch_api import leaf_hooks
+
+            g = leaf_hooks(self, g)
         if isinstance(g, Tensor):
             if not create_graph:
                 g = g.detach()
+            if g._data.dtype != self._data.dtype:
+                # a rule's float64 constant must not change .grad's dtype (as PyTorch)
+                from .torch_api import _cast_to
+
+                g = _cast_to(g, self._data.dtype)
             self.grad = g if self.grad is None else self.grad + g
             return
         dtype = self._data.dtype
@@ -263,12 +273,15 @@ class Tensor:
         if create_graph and not isinstance(seed, Tensor):
             seed = Tensor._make(seed)
         with graph.set_grad_enabled(create_graph):
+            from .torch_api import retain_hook
+
             run_backward(
                 self.grad_fn,
                 seed,
                 retain_graph=retain_graph,
                 create_graph=create_graph,
                 wrap=Tensor._make,
+                hook=retain_hook(),
             )
 
     # -- display --------------------------------------------------------
