@@ -78,6 +78,7 @@ min = _t._torch_fn(Tensor.min, OPS["min"])
 std = _t._torch_fn(Tensor.std, OPS["std"])
 var = _t._torch_fn(Tensor.var, OPS["var"])
 transpose = _t._torch_fn(Tensor.transpose, OPS["transpose"])
+norm = _t._torch_fn(Tensor.norm, OPS["norm"])
 
 
 def clamp(input, min=None, max=None):  # noqa: A002 (PyTorch's names)

@@ -181,6 +181,6 @@ def _leaves(tensors) -> list[Tensor]:
     if nodes:
         for node in topological_order(*nodes):
             for p in node.parents:
-                if p is not None and type(p) is not Node:
+                if p is not None and not isinstance(p, Node):
                     found.setdefault(id(p), p)
     return list(found.values())

@@ -148,7 +148,7 @@ def _outside(out: Tensor, leaves) -> bool:
         for p in stack.pop().parents:
             if p is None:
                 continue
-            if type(p) is Node:
+            if isinstance(p, Node):
                 if id(p) not in seen:
                     seen.add(id(p))
                     stack.append(p)

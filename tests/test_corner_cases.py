@@ -466,7 +466,7 @@ def test_norm_second_derivatives(capsys):
     from gradcli.errors import EvaluationError
     for ord in (2, -2, "nuc"):
         with pytest.raises(EvaluationError, match="no second derivative"):
-            gc.hessian(lambda a: gc.norm(a, ord))(x)
+            gc.hessian(lambda a: gc.norm(a, ord=ord))(x)
     code, out, err = run_cli(capsys, "hessian", "norm(A, 2)", "--A", "1,2;3,4")
     assert code == 3 and "no second derivative for ord=2" in err and not out
 
@@ -492,7 +492,7 @@ def test_norm_jacobian_of_a_stack_by_batched_rows(ord):
     x = rng.uniform(-2, 2, (3, 2, 4))
 
     def f(a):
-        return gc.norm(a, ord, (2, 1))
+        return gc.norm(a, ord=ord, axis=(2, 1))
 
     J = gc.jacobian(f, method="rows")(x).data
     J_loop = gc.jacobian(f, method="loop")(x).data

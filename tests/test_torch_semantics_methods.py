@@ -439,3 +439,34 @@ def test_floor_divide_and_remainder_gradients():
     assert a.grad.tolist() == [1.0, 1.0, 1.0]
     # -floor(a / b): -3, 4, 4
     assert b.grad.tolist() == [-3.0, 4.0, 4.0]
+
+
+def test_grad_fn_types_and_next_functions_are_named_as_pytorch_names_them():
+    # issue 10 section 4: type(y.grad_fn).__name__ is MulBackward0; a leaf's
+    # entry in next_functions is an AccumulateGrad whose .variable is the leaf.
+    x = gc.tensor([1.0, 2.0], requires_grad=True)
+    c = gc.tensor([3.0, 4.0])
+    y = x * c
+    s = gc.sum(gc.sin(y))
+    assert type(y.grad_fn).__name__ == "MulBackward0"
+    assert type(s.grad_fn).__name__ == "SumBackward0"
+    (sin_fn, k), = s.grad_fn.next_functions
+    assert type(sin_fn).__name__ == "SinBackward0" and k == 0
+    (mul_fn, _), = sin_fn.next_functions
+    assert mul_fn is y.grad_fn
+    (acc, _), (const, _) = mul_fn.next_functions
+    assert type(acc).__name__ == "AccumulateGrad" and acc.variable is x
+    assert const is None  # c needs no gradient
+    s.backward()  # and the walk still reaches x: d sum(sin(x c))/dx = c cos(x c)
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3 * np.cos(3.0), 4 * np.cos(8.0)])
+
+
+def test_gc_norm_is_pytorchs_and_np_linalg_norm_numpys():
+    # [[1,2],[3,4]]: the 2-norm of all entries is sqrt(30); the largest singular
+    # value is sqrt(15 + sqrt(221)) (from A^T A's characteristic polynomial).
+    A = gc.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=gc.float64)
+    assert float(gc.norm(A, 2)) == pytest.approx(math.sqrt(30), rel=1e-15)
+    assert float(A.norm(2)) == pytest.approx(math.sqrt(30), rel=1e-15)
+    spectral = math.sqrt(15 + math.sqrt(221))
+    assert float(np.linalg.norm(A, 2)) == pytest.approx(spectral, rel=1e-14)
+    assert float(gc.norm(A, ord=2)) == pytest.approx(spectral, rel=1e-14)

@@ -46,7 +46,7 @@ def edges_to(root: Node, leaf_ids, *more: Node) -> dict[int, list[bool]]:
     wants: dict[int, list[bool]] = {}
     for node in reversed(topological_order(root, *more)):  # inputs before consumers
         want = [
-            p is not None and (id(p) in leaf_ids or (type(p) is Node and id(p) in wants))
+            p is not None and (id(p) in leaf_ids or (type(p) is not Tensor and id(p) in wants))
             for p in node.parents
         ]
         if True in want:
@@ -166,7 +166,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     """
     if lead and accumulate:
         raise ValueError("a batch of cotangents has no .grad to accumulate into")
-    if type(root) is Node:
+    if isinstance(root, Node):
         roots, seeds = (root,), (seed,)
     else:
         roots, seeds = tuple(root), tuple(seed)
@@ -323,7 +323,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 prev = p._pending
                 if prev is None:
                     p._pending = gx
-                    if type(p) is Node:
+                    if type(p) is not Tensor:
                         heappush(heap, (-p.seq, p))
                     else:
                         leaves.append(p)
@@ -386,7 +386,7 @@ def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
             direct[k] = seed if k not in direct else direct[k] + seed
     got: dict = {}
     if roots:
-        if not prune and any(type(t) is Node for t in targets):
+        if not prune and any(isinstance(t, Node) for t in targets):
             prune = True  # a non-leaf input is found by the search only
         with set_grad_enabled(create_graph):
             got = run_backward(roots[0] if len(roots) == 1 else roots,

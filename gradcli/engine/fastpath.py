@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import graph
-from .graph import Meta, Node
+from .graph import Meta
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
         return t
     saves = o.saves
     shapes = (() if type(d) in _SCALARS else d.shape,)
-    node = _new(Node)  # Node(...), field by field: no __init__ frame on the hot path
+    node = _new(o.node_class)  # Node(...), field by field: no __init__ frame here
     node.seq = _next_seq()
     node.op = o
     node.p0 = x.grad_fn or x
@@ -82,6 +82,7 @@ def _binary(o: Op):
     save_inputs = o.saves in ("inputs", "both")
     save_out = o.saves == "both"
     new = object.__new__
+    node_class = o.node_class
     shared = graph._INTERNED
     interned = graph.interned
     next_seq = graph._SEQ.__next__
@@ -117,7 +118,7 @@ def _binary(o: Op):
                 return t
             shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
                       () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
-            n = new(Node)  # Node(...), field by field: no __init__ frame here
+            n = new(node_class)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
             n.p0 = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None

@@ -192,7 +192,7 @@ class Node:
         for p, x in zip(self.parents, self.saved):
             if p is None:
                 out.append(x)
-            elif type(p) is Node:
+            elif isinstance(p, Node):
                 out.append(wrap(x, p))
             else:
                 out.append(p)
@@ -206,7 +206,36 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        return tuple((p, 0) for p in self.parents)
+        """As PyTorch: per input, its ``grad_fn``, an ``AccumulateGrad`` for a
+        leaf that requires grad, or None."""
+        return tuple((p if p is None or isinstance(p, Node) else AccumulateGrad(p), 0)
+                     for p in self.parents)
+
+
+class AccumulateGrad:
+    """What ``next_functions`` shows for a leaf: its gradient accumulates into
+    ``variable.grad`` (PyTorch's name and attribute)."""
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+
+def node_class(name: str) -> type:
+    """The class of an op's nodes, named as PyTorch names it (``MulBackward0``), so
+    that ``type(y.grad_fn).__name__`` reads as in PyTorch; one per name."""
+    cls = _NODE_CLASSES.get(name)
+    if cls is None:
+        cls = _NODE_CLASSES[name] = type(name, (Node,), {"__slots__": ()})
+    return cls
+
+
+_NODE_CLASSES: dict[str, type] = {}
 
 
 def edge(x):
@@ -243,7 +272,7 @@ def topological_order(root: Node, *more: Node) -> list[Node]:
     stack = list(seen.values())
     while stack:
         for p in stack.pop().parents:
-            if type(p) is Node and id(p) not in seen:
+            if isinstance(p, Node) and id(p) not in seen:
                 seen[id(p)] = p
                 stack.append(p)
     return sorted(seen.values(), key=lambda n: -n.seq)
@@ -422,7 +451,7 @@ def check_versions(node: Node) -> None:
     if it used a view whose history went stale before it did."""
     if STALE:
         for p in node.parents:
-            if type(p) is Node and p.stale_at is not None and p.stale_at < node.seq:
+            if isinstance(p, Node) and p.stale_at is not None and p.stale_at < node.seq:
                 op = p.op
                 raise RuntimeError(_VIEW_STALE.format(name=op.name, grad_fn=op.grad_fn))
     if not MODIFIED:
