@@ -73,6 +73,11 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     return t
 
 
+# Set by torch_api: PyTorch's promotion for two Tensors of different dtypes,
+# promote(method, a, b), checked inside the operator (no extra frame per call).
+_PROMOTE: list = []
+
+
 def _binary(o: Op):
     """Operator methods: ``apply`` unrolled for two arguments (the hot path),
     as ``(forward, reflected)``: ``a op b`` and ``b op a`` with ``a`` the Tensor."""
@@ -91,6 +96,8 @@ def _binary(o: Op):
         def method(self, other):
             if type(other) is Tensor:
                 od = other._data
+                if od.dtype is not self._data.dtype and _PROMOTE:
+                    return _PROMOTE[0](method, self, other)
                 rg = self.requires_grad or other.requires_grad
             else:
                 if type(other) is list or type(other) is tuple:

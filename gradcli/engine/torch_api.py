@@ -15,6 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import graph
+from . import fastpath
 from .fastpath import _binary
 from .op import OPS, apply, op
 from .ops.composite import _expand_dims, _squeeze, _swapaxes
@@ -469,16 +470,6 @@ def _category(dt) -> int:
     return {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}.get(dt.kind, 4)
 
 
-def _promoted(fn):
-    def method(self, other):
-        if type(other) is Tensor and other._data.dtype is not self._data.dtype:
-            return _promote(fn, self, other)
-        return fn(self, other)
-
-    method.__name__ = fn.__name__
-    return method
-
-
 def _promote(fn, self, other):
     """PyTorch's rule where numpy's differs: a 0-d tensor does not promote a
     dimensioned one of its category, and across categories (int and float) the
@@ -628,11 +619,8 @@ def bind() -> None:
     T.retain_grad = _retain_grad
     T.retains_grad = property(retains)
     T.register_hook = _register_hook
-    for name in ("add", "sub", "mul", "truediv", "pow", "matmul"):
-        for d in (f"__{name}__", f"__r{name}__"):
-            setattr(T, d, _promoted(getattr(T, d)))
+    fastpath._PROMOTE[:] = [_promote]  # every operator made by fastpath._binary
     for name in ("eq", "ne", "lt", "le", "gt", "ge"):
-        setattr(T, f"__{name}__", _promoted(getattr(T, f"__{name}__")))
         setattr(T, name, getattr(T, f"__{name}__"))
     T.greater, T.less, T.greater_equal, T.less_equal = T.gt, T.lt, T.ge, T.le
     T.not_equal = T.ne
@@ -642,10 +630,10 @@ def bind() -> None:
     T.__rmod__ = lambda self, other: remainder(other, self)
     T.floor_divide = floor_divide
     T.remainder = remainder
-    T.add = _promoted(_binary(OPS["add"])[0])
-    T.sub = _promoted(_binary(OPS["sub"])[0])
-    T.mul = _promoted(_binary(OPS["mul"])[0])
-    T.div = _promoted(_binary(OPS["div"])[0])
+    T.add = _binary(OPS["add"])[0]
+    T.sub = _binary(OPS["sub"])[0]
+    T.mul = _binary(OPS["mul"])[0]
+    T.div = _binary(OPS["div"])[0]
 
 
 # -- gc.* functions ---------------------------------------------------------------------
