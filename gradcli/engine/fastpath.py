@@ -74,7 +74,8 @@ def _unary(o: Op, x: Tensor) -> Tensor:
 
 
 # Set by torch_api: PyTorch's promotion for two Tensors of different dtypes,
-# promote(method, a, b), checked inside the operator (no extra frame per call).
+# promote(a, b) -> (a, b) cast to one dtype, or None where numpy's promotion is
+# PyTorch's; checked inside the operator (no extra frame per call).
 _PROMOTE: list = []
 
 
@@ -97,7 +98,9 @@ def _binary(o: Op):
             if type(other) is Tensor:
                 od = other._data
                 if od.dtype is not self._data.dtype and _PROMOTE:
-                    return _PROMOTE[0](method, self, other)
+                    cast = _PROMOTE[0](self, other)
+                    if cast is not None:  # (now of one dtype: no second pass here)
+                        return method(*cast)
                 rg = self.requires_grad or other.requires_grad
             else:
                 if type(other) is list or type(other) is tuple:

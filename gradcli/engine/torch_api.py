@@ -470,7 +470,7 @@ def _category(dt) -> int:
     return {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}.get(dt.kind, 4)
 
 
-def _promote(fn, self, other):
+def _promote(self, other):
     """PyTorch's rule where numpy's differs: a 0-d tensor does not promote a
     dimensioned one of its category, and across categories (int and float) the
     float's dtype wins (numpy would widen int64 and float32 to float64)."""
@@ -486,8 +486,8 @@ def _promote(fn, self, other):
     elif cs != co and max(cs, co) >= 2:
         target = sd.dtype if cs > co else od.dtype
     else:
-        return fn(self, other)
-    return fn(_cast_to(self, target), _cast_to(other, target))
+        return None
+    return _cast_to(self, target), _cast_to(other, target)
 
 
 # -- gradients: hooks and retained gradients ---------------------------------------
