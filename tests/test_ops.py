@@ -399,6 +399,171 @@ def stack_cases(draw, op):
     return Case(xs, tuple(range(k)), {"axis": draw(st.integers(-nd - 1, nd))}, seq=True)
 
 
+def one_input(make_params, min_dims=0, max_dims=3, max_side=3):
+    """One array of a drawn shape; ``make_params(draw, shape)`` its options."""
+
+    def build(op):
+        els = floats(*op.domain[0])
+
+        @st.composite
+        def cases(draw):
+            shape = draw(shapes(min_dims, max_dims, max_side)) if max_dims else ()
+            x = draw(arrays(shape, els))
+            return Case([x], (0,), make_params(draw, shape))
+
+        return cases()
+
+    return build
+
+
+def no_params(draw, shape):
+    return {}
+
+
+def flip_params(draw, shape):
+    return {"axis": draw(axes_for(len(shape)))}
+
+
+def roll_params(draw, shape):
+    nd = len(shape)
+    kind = draw(st.sampled_from(["none", "int", "tuple"] if nd else ["none"]))
+    if kind == "none":
+        return {"shift": draw(st.integers(-5, 5)), "axis": None}
+    if kind == "int":
+        return {"shift": draw(st.integers(-5, 5)), "axis": draw(st.integers(-nd, nd - 1))}
+    axes = draw(st.lists(st.integers(-nd, nd - 1), min_size=1, max_size=3))
+    shifts = tuple(draw(st.integers(-4, 4)) for _ in axes)
+    return {"shift": shifts, "axis": tuple(axes)}
+
+
+@st.composite
+def squeeze_cases(draw, op):
+    shape = list(draw(shapes(0, 3, 3)))
+    for _ in range(draw(st.integers(0, 2))):
+        shape.insert(draw(st.integers(0, len(shape))), 1)
+    x = draw(arrays(tuple(shape), floats(*op.domain[0])))
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = None
+    if ones and draw(st.booleans()):
+        picked = draw(st.lists(st.sampled_from(ones), min_size=1, unique=True))
+        axis = picked[0] - len(shape) if len(picked) == 1 else tuple(picked)
+    return Case([x], (0,), {"axis": axis})
+
+
+def expand_dims_params(draw, shape):
+    nd = len(shape)
+    k = draw(st.integers(1, 2))
+    axes = draw(st.lists(st.integers(0, nd + k - 1), min_size=k, max_size=k, unique=True))
+    axes = [a - (nd + k) if draw(st.booleans()) else a for a in axes]
+    return {"axis": axes[0] if k == 1 else tuple(axes)}
+
+
+def moveaxis_params(draw, shape):
+    nd = len(shape)
+    k = draw(st.integers(1, nd))
+    src = draw(st.lists(st.integers(0, nd - 1), min_size=k, max_size=k, unique=True))
+    dst = draw(st.lists(st.integers(-nd, nd - 1), min_size=k, max_size=k,
+                        unique_by=lambda a: a % nd))
+    if k == 1:
+        return {"source": src[0], "destination": dst[0]}
+    return {"source": tuple(src), "destination": tuple(dst)}
+
+
+def swapaxes_params(draw, shape):
+    nd = len(shape)
+    return {"axis1": draw(st.integers(-nd, nd - 1)), "axis2": draw(st.integers(-nd, nd - 1))}
+
+
+def repeat_params(draw, shape):
+    nd = len(shape)
+    axis = draw(st.sampled_from([None] + list(range(-nd, nd))))
+    n = math.prod(shape) if axis is None else shape[axis]
+    if draw(st.booleans()):
+        repeats = draw(st.integers(0, 3))
+    else:
+        repeats = tuple(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    return {"repeats": repeats, "axis": axis}
+
+
+def tile_params(draw, shape):
+    if draw(st.booleans()):
+        return {"reps": draw(st.integers(1, 3))}
+    return {"reps": tuple(draw(st.lists(st.integers(1, 3), max_size=4)))}
+
+
+def pad_params(draw, shape):
+    nd = len(shape)
+    kind = draw(st.sampled_from(["int", "pair", "each"]))
+    width = st.integers(0, 2)
+    if kind == "int":
+        pw = draw(width)
+    elif kind == "pair":
+        pw = (draw(width), draw(width))
+    else:
+        pw = tuple((draw(width), draw(width)) for _ in range(nd))
+    return {"pad_width": pw, "constant_values": draw(st.sampled_from([0, 1.5]))}
+
+
+def joined(make_shapes):
+    """A sequence of arrays whose shapes ``make_shapes(draw)`` gives."""
+
+    def build(op):
+        els = floats(*op.domain[0])
+
+        @st.composite
+        def cases(draw):
+            xs = [draw(arrays(s, els)) for s in make_shapes(draw)]
+            return Case(xs, tuple(range(len(xs))), {}, seq=True)
+
+        return cases()
+
+    return build
+
+
+def _sides(draw, lo=1):
+    return draw(st.integers(lo, 3))
+
+
+def vstack_shapes(draw):
+    n = _sides(draw)
+    return [draw(st.sampled_from([(n,), (_sides(draw), n)]))
+            for _ in range(draw(st.integers(1, 3)))]
+
+
+def hstack_shapes(draw):
+    k = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        return [(_sides(draw),) for _ in range(k)]
+    m = _sides(draw)
+    return [(m, _sides(draw)) for _ in range(k)]
+
+
+def column_stack_shapes(draw):
+    m = _sides(draw)
+    return [draw(st.sampled_from([(m,), (m, _sides(draw))]))
+            for _ in range(draw(st.integers(1, 3)))]
+
+
+def dstack_shapes(draw):
+    m, n = _sides(draw), _sides(draw)
+    return [draw(st.sampled_from([(m, n), (m, n, _sides(draw))]))
+            for _ in range(draw(st.integers(1, 3)))]
+
+
+@st.composite
+def append_cases(draw, op):
+    els = floats(*op.domain[0])
+    shape = draw(shapes(0, 3, 3))
+    if shape and draw(st.booleans()):
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        other = list(shape)
+        other[axis] = _sides(draw)
+        params, vshape = {"axis": axis}, tuple(other)
+    else:
+        params, vshape = {}, draw(shapes(0, 2, 3))
+    return Case([draw(arrays(shape, els)), draw(arrays(vshape, els))], (0, 1), params)
+
+
 @st.composite
 def indices(draw, shape):
     """Basic indices (ints, slices with negative steps, Ellipsis, newaxis),
@@ -593,6 +758,26 @@ SPECS: dict[str, Spec] = {
     "stack": Spec(stack_cases, np.stack),
     "getitem": Spec(getitem_cases, lambda x, *, index: x[index]),
     "index_add": Spec(index_add_cases, index_add_ref),
+    "flip": Spec(one_input(flip_params), np.flip),
+    "fliplr": Spec(one_input(no_params, min_dims=2), np.fliplr),
+    "flipud": Spec(one_input(no_params, min_dims=1), np.flipud),
+    "roll": Spec(one_input(roll_params), np.roll),
+    "squeeze": Spec(squeeze_cases, np.squeeze),
+    "expand_dims": Spec(one_input(expand_dims_params), np.expand_dims),
+    "moveaxis": Spec(one_input(moveaxis_params, min_dims=1, max_dims=4), np.moveaxis),
+    "swapaxes": Spec(one_input(swapaxes_params, min_dims=1), np.swapaxes),
+    "repeat": Spec(one_input(repeat_params), np.repeat),
+    "tile": Spec(one_input(tile_params), np.tile),
+    "atleast_1d": Spec(one_input(no_params), np.atleast_1d),
+    "atleast_2d": Spec(one_input(no_params), np.atleast_2d),
+    "atleast_3d": Spec(one_input(no_params, max_dims=4), np.atleast_3d),
+    "vstack": Spec(joined(vstack_shapes), np.vstack),
+    "row_stack": Spec(joined(vstack_shapes), np.vstack),
+    "hstack": Spec(joined(hstack_shapes), np.hstack),
+    "column_stack": Spec(joined(column_stack_shapes), np.column_stack),
+    "dstack": Spec(joined(dstack_shapes), np.dstack),
+    "append": Spec(append_cases, np.append),
+    "pad": Spec(one_input(pad_params, min_dims=1), np.pad),  # numpy: no 0-d
 }
 
 # Ops whose second derivative is zero wherever it exists (piecewise linear or
@@ -846,7 +1031,7 @@ def test_declared_out_shape_matches_the_forward(name, data):
     declared = op.out_shape(shapes, case.params)
     if declared is None:
         assert out.size <= max(np.size(a) for a in arrays)
-    elif op.name in ("concatenate", "stack"):
+    elif op.name in ("concatenate", "stack"):  # _joined: the element count
         assert math.prod(declared) == out.size
     else:
         assert tuple(declared) == out.shape
@@ -1228,3 +1413,46 @@ def test_numpy_functions_without_a_rule_raise_type_error(call, name):
     t = gc.tensor(X, requires_grad=True)
     with pytest.raises(TypeError, match=rf"\b{re.escape(name)}\b"):
         call(t)
+
+
+# -- shape and assembly, hand-derived ---------------------------------------------------
+def test_roll_sends_each_gradient_back_to_where_the_value_came_from():
+    x = f64([1.0, 2.0, 3.0, 4.0])
+    y = gc.roll(x, 1)
+    assert y.data.tolist() == [4.0, 1.0, 2.0, 3.0]
+    (g,) = grad_of(y, x, gradient=f64([10.0, 20.0, 30.0, 40.0], False))
+    assert g.tolist() == [20.0, 30.0, 40.0, 10.0]
+
+
+def test_repeat_and_tile_sum_the_gradients_of_the_copies():
+    x = f64([1.0, 2.0])
+    (g,) = grad_of(gc.repeat(x, (3, 1)), x, gradient=f64([1.0, 2.0, 4.0, 8.0], False))
+    assert g.tolist() == [7.0, 8.0]
+    x = f64([1.0, 2.0])
+    (g,) = grad_of(gc.tile(x, (2, 2)), x, gradient=f64([[1, 2, 4, 8], [16, 32, 64, 128]], False))
+    assert g.tolist() == [1 + 4 + 16 + 64, 2 + 8 + 32 + 128]
+
+
+def test_flip_and_pad_gradients_by_hand():
+    x = f64([[1.0, 2.0], [3.0, 4.0]])
+    (g,) = grad_of(gc.flip(x, axis=1), x, gradient=f64([[1.0, 2.0], [3.0, 4.0]], False))
+    assert g.tolist() == [[2.0, 1.0], [4.0, 3.0]]
+    x = f64([1.0, 2.0])
+    y = gc.pad(x, (1, 2), constant_values=7)
+    assert y.data.tolist() == [7.0, 1.0, 2.0, 7.0, 7.0]
+    (g,) = grad_of(y, x, gradient=f64([1.0, 2.0, 3.0, 4.0, 5.0], False))
+    assert g.tolist() == [2.0, 3.0]
+    with pytest.raises(ValueError, match="only mode='constant'"):
+        gc.pad(x, 1, mode="edge")
+
+
+def test_joins_through_numpy_split_the_gradient_back():
+    x, y = f64([1.0, 2.0]), f64([[3.0, 4.0], [5.0, 6.0]])
+    out = np.vstack([x, y])
+    assert out.shape == (3, 2) and isinstance(out, Tensor)
+    gx, gy = grad_of(out, x, y, gradient=f64([[1, 2], [3, 4], [5, 6]], False))
+    assert gx.tolist() == [1.0, 2.0] and gy.tolist() == [[3.0, 4.0], [5.0, 6.0]]
+    x, y = f64([1.0, 2.0]), f64([3.0, 4.0])
+    gx, gy = grad_of(np.column_stack([x, y]), x, y,
+                     gradient=f64([[1, 2], [3, 4]], False))
+    assert gx.tolist() == [1.0, 3.0] and gy.tolist() == [2.0, 4.0]

@@ -149,6 +149,8 @@ class Op:
             if k not in self.params:
                 raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
         composite = self.extra.get("composite")
+        if composite is not None and self.nin < 0:  # a sequence of any shapes
+            return composite(list(args[0]), **kwargs)
         if composite is not None:
             args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
                          for a in args)
