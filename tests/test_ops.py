@@ -333,13 +333,79 @@ def solve_cases(op):
 
 
 def trace_cases(op):
+    """A matrix, or a stack with any two distinct axes and an offset (as
+    diagonal takes them)."""
     els = floats(*op.domain[0])
 
     @st.composite
     def cases(draw):
-        return Case([draw(arrays((draw(SIDE), draw(SIDE)), els))], (0,))
+        if draw(st.booleans()):
+            return Case([draw(arrays((draw(SIDE), draw(SIDE)), els))], (0,))
+        nd = draw(st.integers(2, 3))
+        shape = tuple(draw(SIDE) for _ in range(nd))
+        a1, a2 = draw(st.permutations(range(nd)))[:2]
+        params = {"offset": draw(st.integers(-2, 2)), "axis1": a1 - nd * draw(st.booleans()),
+                  "axis2": a2}
+        return Case([draw(arrays(shape, els))], (0,), params)
 
     return cases()
+
+
+def diag_params(draw, shape):
+    return {"k": draw(st.integers(-2, 2))}
+
+
+def triangle_params(draw, shape):
+    return {"k": draw(st.integers(-3, 3))}
+
+
+@st.composite
+def kron_cases(draw, op):
+    els = floats(*op.domain[0])
+    a = draw(arrays(draw(shapes(0, 3, 3)), els))
+    b = draw(arrays(draw(shapes(0, 3, 3)), els))
+    return Case([a, b], (0, 1))
+
+
+@st.composite
+def tensordot_cases(draw, op):
+    els = floats(*op.domain[0])
+    k = draw(st.integers(0, 2))
+    shared = tuple(draw(SIDE) for _ in range(k))
+    fa = tuple(draw(SIDE) for _ in range(draw(st.integers(0, 2))))
+    fb = tuple(draw(SIDE) for _ in range(draw(st.integers(0, 2))))
+    if draw(st.booleans()):  # axes=k: a's last k axes against b's first k
+        a, b = draw(arrays(fa + shared, els)), draw(arrays(shared + fb, els))
+        return Case([a, b], (0, 1), {"axes": k})
+    # explicit axis lists, in shuffled positions
+    pa = draw(st.permutations(range(len(fa) + k)))
+    pb = draw(st.permutations(range(len(fb) + k)))
+    sa, sb = [0] * (len(fa) + k), [0] * (len(fb) + k)
+    for j, n in enumerate(fa + shared):
+        sa[pa[j]] = n
+    for j, n in enumerate(shared + fb):
+        sb[pb[j]] = n
+    ia = [pa[len(fa) + i] for i in range(k)]
+    ib = [pb[i] for i in range(k)]
+    return Case([draw(arrays(tuple(sa), els)), draw(arrays(tuple(sb), els))], (0, 1),
+                {"axes": (ia, ib)})
+
+
+@st.composite
+def cross_cases(draw, op):
+    els = floats(*op.domain[0])
+    sa, sb = draw(broadcastable(2)).input_shapes
+    sa, sb = list(sa), list(sb)
+    pa, pb = draw(st.integers(0, len(sa))), draw(st.integers(0, len(sb)))
+    sa.insert(pa, 3)
+    sb.insert(pb, 3)
+    params = {"axisa": pa, "axisb": pb - len(sb)}
+    nout = max(len(sa), len(sb))
+    params["axisc"] = draw(st.integers(-nout, nout - 1))
+    return Case([draw(arrays(tuple(sa), els)), draw(arrays(tuple(sb), els))], (0, 1),
+                params)
+
+
 
 
 @st.composite
@@ -564,6 +630,33 @@ def append_cases(draw, op):
     return Case([draw(arrays(shape, els)), draw(arrays(vshape, els))], (0, 1), params)
 
 
+def _off_the_jumps(case) -> bool:
+    q = case.args[0] / case.args[1]
+    return bool(np.all(np.abs(q - np.round(q)) > 1e-3))
+
+
+def remainder_cases(op):
+    """a in its range, b of either sign away from 0, a/b away from integers."""
+    a_els = floats(*op.domain[0])
+    b_els = floats(-3.0, 3.0).filter(_above_tenth)
+
+    @st.composite
+    def cases(draw):
+        sa, sb = draw(broadcastable(2)).input_shapes
+        return Case([draw(arrays(sa, a_els)), draw(arrays(sb, b_els))], (0, 1))
+
+    return cases().filter(_off_the_jumps)
+
+
+def scan_params(draw, shape):
+    return {"axis": draw(axes_for(len(shape), ("none", "int")))}
+
+
+def diff_params(draw, shape):
+    nd = len(shape)
+    return {"n": draw(st.integers(0, 3)), "axis": draw(st.integers(-nd, nd - 1))}
+
+
 @st.composite
 def indices(draw, shape):
     """Basic indices (ints, slices with negative steps, Ellipsis, newaxis),
@@ -778,12 +871,46 @@ SPECS: dict[str, Spec] = {
     "dstack": Spec(joined(dstack_shapes), np.dstack),
     "append": Spec(append_cases, np.append),
     "pad": Spec(one_input(pad_params, min_dims=1), np.pad),  # numpy: no 0-d
+    # more elementwise
+    "exp2": Spec(elementwise(), lambda x: 2.0**x),
+    "logaddexp": Spec(elementwise(), lambda a, b: np.log(np.exp(a) + np.exp(b))),
+    "logaddexp2": Spec(elementwise(), lambda a, b: np.log2(2.0**a + 2.0**b)),
+    "deg2rad": Spec(elementwise(), lambda x: x * np.pi / 180),
+    "radians": Spec(elementwise(), lambda x: x * np.pi / 180),
+    "rad2deg": Spec(elementwise(), lambda x: x * 180 / np.pi),
+    "degrees": Spec(elementwise(), lambda x: x * 180 / np.pi),
+    "hypot": Spec(elementwise(away_from_zero, away_from_zero),
+                  lambda a, b: np.sqrt(a * a + b * b)),
+    "sinc": Spec(elementwise(),
+                 lambda x: np.where(x == 0, 1.0, np.sin(np.pi * x) / (np.pi * x))),
+    "remainder": Spec(remainder_cases, lambda a, b: a - np.floor(a / b) * b),
+    "mod": Spec(remainder_cases, lambda a, b: a - np.floor(a / b) * b),
+    "fmod": Spec(remainder_cases, lambda a, b: a - np.trunc(a / b) * b),
+    "nan_to_num": Spec(elementwise(), lambda x: x),
+    "real": Spec(elementwise(), lambda x: x),
+    "conj": Spec(elementwise(), lambda x: x),
+    # scans
+    "cumsum": Spec(one_input(scan_params), np.cumsum),
+    "cumprod": Spec(one_input(scan_params), np.cumprod),
+    "diff": Spec(one_input(diff_params, min_dims=1), np.diff),
+    # linear algebra from indexing and products
+    "diagonal": Spec(trace_cases, np.diagonal),
+    "diag": Spec(one_input(diag_params, min_dims=1, max_dims=2), np.diag),
+    "tril": Spec(one_input(triangle_params, min_dims=1), np.tril),
+    "triu": Spec(one_input(triangle_params, min_dims=1), np.triu),
+    "kron": Spec(kron_cases, np.kron),
+    "tensordot": Spec(tensordot_cases, np.tensordot),
+    "cross": Spec(cross_cases, np.cross),
 }
 
 # Ops whose second derivative is zero wherever it exists (piecewise linear or
 # piecewise constant): their Hessian-vector product must be exactly 0 away from
 # the kinks; at the kinks it is undefined, so no second-order convention exists.
 PIECEWISE_LINEAR = {
+    "remainder",
+    "mod",
+    "fmod",
+    "nan_to_num",
     "abs",
     "relu",
     "sign",
@@ -1389,23 +1516,23 @@ def test_numpy_functions_on_tensors(label):
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda t: np.cumsum(t), "cumsum"),
+        (lambda t: np.nancumsum(t), "nancumsum"),
         (lambda t: np.fft.fft(t), "fft"),
         (lambda t: np.add.reduce(t), "add.reduce"),
         (lambda t: np.multiply.accumulate(t), "multiply.accumulate"),
         (lambda t: np.sort(t), "sort"),
-        (lambda t: np.diff(t), "diff"),
-        (lambda t: np.hypot(t, t), "hypot"),
+        (lambda t: np.ediff1d(t), "ediff1d"),
+        (lambda t: np.copysign(t, t), "copysign"),
         (lambda t: np.sin(t, out=np.empty(3)), "sin"),
     ],
     ids=[
-        "cumsum",
+        "nancumsum",
         "fft",
         "add.reduce",
         "multiply.accumulate",
         "sort",
-        "diff",
-        "hypot",
+        "ediff1d",
+        "copysign",
         "sin-out",
     ],
 )
@@ -1456,3 +1583,112 @@ def test_joins_through_numpy_split_the_gradient_back():
     gx, gy = grad_of(np.column_stack([x, y]), x, y,
                      gradient=f64([[1, 2], [3, 4]], False))
     assert gx.tolist() == [1.0, 3.0] and gy.tolist() == [2.0, 4.0]
+
+
+# -- elementwise and scans, hand-derived --------------------------------------------------
+def test_remainder_mod_fmod_slopes_follow_numpy_rounding():
+    a, b = f64([5.5, -5.5, 5.5, -5.5]), f64([2.0, 2.0, -2.0, -2.0])
+    y = gc.remainder(a, b)
+    assert y.data.tolist() == [1.5, 0.5, -0.5, -1.5]  # the sign of b
+    ga, gb = grad_of(y.sum(), a, b)
+    assert ga.tolist() == [1.0] * 4 and gb.tolist() == [-2.0, 3.0, 3.0, -2.0]
+    a, b = f64([5.5, -5.5, 5.5, -5.5]), f64([2.0, 2.0, -2.0, -2.0])
+    y = gc.fmod(a, b)
+    assert y.data.tolist() == [1.5, -1.5, 1.5, -1.5]  # the sign of a
+    ga, gb = grad_of(y.sum(), a, b)
+    assert ga.tolist() == [1.0] * 4 and gb.tolist() == [-2.0, 2.0, 2.0, -2.0]
+
+
+def test_remainder_at_a_jump_takes_the_piece_of_its_value_and_says_so():
+    a, b = f64([4.0]), f64([2.0])
+    y = gc.mod(a, b)
+    assert y.data.tolist() == [0.0]
+    _, gb = grad_of(y.sum(), a, b)
+    assert gb.tolist() == [-2.0]  # the piece a - 2 b, which is 0 there
+    assert OPS["mod"].kink_at([np.array(4.0), np.array(2.0)], {}) == OPS["mod"].kink
+    assert OPS["fmod"].kink_at([np.array(4.5), np.array(2.0)], {}) is None
+
+
+def test_hypot_and_sinc_at_zero():
+    a, b = f64([0.0, 3.0]), f64([0.0, 4.0])
+    ga, gb = grad_of(gc.hypot(a, b).sum(), a, b)
+    assert ga.tolist() == [0.0, 0.6] and gb.tolist() == [0.0, 0.8]
+    x = f64([0.0])
+    y = gc.sinc(x)
+    assert y.data.tolist() == [1.0]
+    y.backward(create_graph=True)
+    assert x.grad.data.tolist() == [0.0]
+    g = x.grad
+    x.grad = None
+    g.sum().backward()
+    assert x.grad.data.tolist() == pytest.approx([-(math.pi**2) / 3], rel=1e-14)
+
+
+def test_nan_to_num_stops_the_gradient_at_nan_and_inf():
+    x = f64([1.0, 0.0, -1.0, 2.0])
+    with np.errstate(all="ignore"):
+        y = gc.nan_to_num(gc.log(x), posinf=7.0)
+        assert np.isfinite(y.data).all()
+        (g,) = grad_of(y.sum(), x)
+    assert g.tolist() == [1.0, 0.0, 0.0, 0.5]
+
+
+def test_cumsum_cumprod_diff_by_hand():
+    x = f64([1.0, 2.0, 3.0])
+    (g,) = grad_of(gc.cumsum(x), x, gradient=f64([1.0, 10.0, 100.0], False))
+    assert g.tolist() == [111.0, 110.0, 100.0]
+    x = f64([2.0, 0.0, 3.0])  # a zero factor: no division anywhere
+    y = gc.cumprod(x)
+    assert y.data.tolist() == [2.0, 0.0, 0.0]
+    (g,) = grad_of(y.sum(), x)
+    assert g.tolist() == [1.0, 2.0 + 6.0, 0.0]
+    x = f64([1.0, 4.0, 9.0])
+    (g,) = grad_of(gc.diff(x), x, gradient=f64([1.0, 10.0], False))
+    assert g.tolist() == [-1.0, -9.0, 10.0]
+
+
+@pytest.mark.parametrize(
+    "call, value, grad",
+    [
+        (lambda x: np.clip(x, a_min=-1.0, a_max=1.0), [-1.0, 0.5, 1.0], [0, 1, 0]),
+        (lambda x: np.clip(x, min=-1.0, max=1.0), [-1.0, 0.5, 1.0], [0, 1, 0]),
+        (lambda x: x.clamp(min=-1.0, max=1.0), [-1.0, 0.5, 1.0], [0, 1, 0]),
+        (lambda x: gc.clip(x, -1.0, None), [-1.0, 0.5, 3.0], [0, 1, 1]),
+        (lambda x: np.clip(x, None, 1.0), [-2.0, 0.5, 1.0], [1, 1, 0]),
+    ],
+    ids=["a_min-a_max", "min-max", "clamp", "no-max", "no-min"],
+)
+def test_clip_takes_numpy_and_pytorch_keyword_names(call, value, grad):
+    x = f64([-2.0, 0.5, 3.0])
+    y = call(x)
+    assert y.data.tolist() == value
+    assert grad_of(y.sum(), x)[0].tolist() == grad
+
+
+def test_diag_tril_and_trace_with_offsets_by_hand():
+    v = f64([1.0, 2.0])
+    m = gc.diag(v, k=1)
+    assert m.data.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]
+    (g,) = grad_of(m, v, gradient=f64(np.arange(9.0).reshape(3, 3), False))
+    assert g.tolist() == [1.0, 5.0]
+    a = f64(np.arange(6.0).reshape(2, 3))
+    (g,) = grad_of(gc.trace(a, offset=1), a)
+    assert g.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    a = f64([[1.0, np.inf], [3.0, 4.0]])
+    y = gc.tril(a)  # the dropped triangle is 0, not inf * 0
+    assert y.data.tolist() == [[1.0, 0.0], [3.0, 4.0]]
+    (g,) = grad_of(y.sum(), a)
+    assert g.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+
+
+def test_cross_and_kron_by_hand():
+    a, b = f64([1.0, 0.0, 0.0]), f64([0.0, 1.0, 0.0])
+    c = gc.cross(a, b)
+    assert c.data.tolist() == [0.0, 0.0, 1.0]
+    ga, gb = grad_of(c, a, b, gradient=f64([1.0, 2.0, 3.0], False))
+    # d/da <w, a x b> = b x w, d/db = w x a
+    assert ga.tolist() == np.cross([0, 1, 0], [1, 2, 3]).tolist()
+    assert gb.tolist() == np.cross([1, 2, 3], [1, 0, 0]).tolist()
+    a, b = f64([1.0, 2.0]), f64([3.0, 4.0, 5.0])
+    ga, gb = grad_of(gc.kron(a, b).sum(), a, b)
+    assert ga.tolist() == [12.0, 12.0] and gb.tolist() == [3.0, 3.0, 3.0]

@@ -130,6 +130,9 @@ class Op:
             if self.nin == 1 and type(args[0]) is Tensor:
                 return _unary(self, args[0])
             return apply(self, *args)
+        prepare = self.extra.get("prepare")
+        if prepare is not None:  # numpy's keyword names for inputs, say
+            args, kwargs = prepare(args, kwargs)
         n = 1 if self.nin < 0 else self.nin
         if len(args) > n:
             extra = args[n:]

@@ -7,15 +7,17 @@ import numpy as np
 import math
 
 from ..op import NO_BIGGER, SAME, _axes, op
+from .elementwise import mul, sub, where
 from .linalg import dot
-from .shape import concatenate, getitem, reshape, transpose
+from .reductions import prod
+from .shape import broadcast_to, concatenate, getitem, index_add, reshape, stack, transpose
 
 
 def _composite(name: str, fn, rule: str, shape, numpy=(), matrix=None, nin=None,
-               method=True):
+               method=True, domain=None):
     o = op(grad_fn="", rule=rule, sym=SAME, numpy=numpy, name=name, shape=shape,
            matrix=matrix, nin=nin, method=method,
-           fast=fn)(fn)  # fast: its parts check their own axes
+           domain=domain, fast=fn)(fn)  # fast: its parts check their own axes
     o.extra["composite"] = fn
     o.composite = True
     o.fast_call = False
@@ -284,3 +286,202 @@ def append(arr, values, *, axis=None):
     if axis is None:
         return concatenate([reshape(arr, shape=(-1,)), reshape(values, shape=(-1,))])
     return concatenate([arr, values], axis=axis)
+
+
+# -- scans ------------------------------------------------------------------------
+def _along(axis: int, part) -> tuple:
+    return (slice(None),) * axis + (part,)
+
+
+# From prod, so zeros among the factors need no division: O(n^2) products along
+# the axis, exact at every point (a division by x would fail at zeros).
+@_shape_op("cumprod", "prod's gradient, partial product by partial product",
+           numpy=(np.cumprod,), domain=((0.5, 1.5),))  # prod's range: no underflow
+def cumprod(x, *, axis=None):
+    if axis is None:
+        x, axis = reshape(x, shape=(-1,)), 0
+    ax = _axes(axis, np.ndim(x))[0]
+    n = np.shape(x)[ax]
+    if n == 0:
+        return reshape(x, shape=np.shape(x))
+    parts = [getitem(x, index=_along(ax, 0))]  # the first is x0 itself
+    parts += [prod(getitem(x, index=_along(ax, slice(0, k + 1))), axis=ax)
+              for k in range(1, n)]
+    return stack(parts, axis=ax)
+
+
+def _diff_shape(shapes, params):
+    shape = list(shapes[0])
+    ax = _axes(params.get("axis", -1), len(shape))[0]
+    shape[ax] = max(shape[ax] - params.get("n", 1), 0)
+    return tuple(shape)
+
+
+@_shape_op("diff", "the gradient's differences, negated", shape=_diff_shape,
+           numpy=(np.diff,))
+def diff(x, *, n=1, axis=-1):
+    if n < 0:
+        raise ValueError(f"diff: order must be non-negative, not {n}")
+    ax = _axes(axis, np.ndim(x))[0]
+    x = reshape(x, shape=np.shape(x))  # a node of its own, also for n == 0
+    for _ in range(n):
+        x = sub(getitem(x, index=_along(ax, slice(1, None))),
+                getitem(x, index=_along(ax, slice(None, -1))))
+    return x
+
+
+# -- linear algebra from indexing, products and sums ------------------------------
+def _diag_positions(n: int, m: int, k: int):
+    """Rows and columns of the k-th diagonal of an n x m matrix."""
+    size = max(0, min(n + min(k, 0), m - max(k, 0)))
+    rows = np.arange(size) - min(k, 0)
+    return rows, rows + k
+
+
+def _diagonal_shape(shapes, params):
+    shape = list(shapes[0])
+    nd = len(shape)
+    a1, a2 = params.get("axis1", 0) % nd, params.get("axis2", 1) % nd
+    rows, _ = _diag_positions(shape[a1], shape[a2], params.get("offset", 0))
+    return tuple(n for i, n in enumerate(shape) if i not in (a1, a2)) + (len(rows),)
+
+
+@_shape_op("diagonal", "the gradient on the diagonal", shape=_diagonal_shape,
+           numpy=(np.diagonal,))
+def diagonal(a, *, offset=0, axis1=0, axis2=1):
+    nd = np.ndim(a)
+    if nd < 2:
+        raise ValueError(f"diagonal: the input must have at least 2 dimensions")
+    a1, a2 = _axes(axis1, nd)[0], _axes(axis2, nd)[0]
+    if a1 == a2:
+        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+    x = moveaxis(a, source=(a1, a2), destination=(-2, -1))
+    rows, cols = _diag_positions(np.shape(x)[-2], np.shape(x)[-1], offset)
+    return getitem(x, index=(Ellipsis, rows, cols))
+
+
+def _diag_shape(shapes, params):
+    shape, k = shapes[0], params.get("k", 0)
+    if len(shape) == 1:
+        return (shape[0] + abs(k),) * 2
+    return (len(_diag_positions(shape[0], shape[1], k)[0]),)
+
+
+@_shape_op("diag", "the gradient on (or from) the diagonal", shape=_diag_shape,
+           numpy=(np.diag,), method=False)
+def diag(v, *, k=0):
+    nd = np.ndim(v)
+    if nd == 2:
+        return diagonal(v, offset=k)
+    if nd != 1:
+        raise ValueError("diag: the input must be 1-d or 2-d")
+    n = np.shape(v)[0] + abs(k)
+    rows, cols = _diag_positions(n, n, k)
+    return index_add(v, index=(rows, cols), shape=(n, n))
+
+
+def _triangle(name: str, lower: bool):
+    def fn(x, *, k=0):
+        shape = np.shape(x)
+        if len(shape) == 0:
+            raise ValueError(f"{name}: the input must have at least 1 dimension")
+        if len(shape) == 1:  # numpy: a vector is the row of a square matrix
+            x, shape = broadcast_to(x, shape=shape * 2), shape * 2
+        keep = np.tri(shape[-2], shape[-1], k - (0 if lower else 1), dtype=bool)
+        return where(keep if lower else ~keep, x, 0.0)
+
+    fn.__name__ = name
+    return _composite(name, fn, "the gradient on the kept triangle",
+                      lambda shapes, params: tuple(shapes[0]) * 2 if len(shapes[0]) == 1
+                      else tuple(shapes[0]), numpy=(getattr(np, name),))
+
+
+tril = _triangle("tril", True)
+triu = _triangle("triu", False)
+
+
+def _kron_shape(shapes, params):
+    a, b = shapes
+    d = max(len(a), len(b))
+    a, b = (1,) * (d - len(a)) + tuple(a), (1,) * (d - len(b)) + tuple(b)
+    return tuple(m * n for m, n in zip(a, b))
+
+
+@_shape_op("kron", "the products' gradients summed back", shape=_kron_shape,
+           numpy=(np.kron,), method=False)
+def kron(a, b):
+    sa, sb = np.shape(a), np.shape(b)
+    d = max(len(sa), len(sb))
+    sa, sb = (1,) * (d - len(sa)) + sa, (1,) * (d - len(sb)) + sb
+    # a's axes interleaved with b's: (a0, 1, a1, 1, ...) * (1, b0, 1, b1, ...)
+    wa = tuple(x for n in sa for x in (n, 1))
+    wb = tuple(x for n in sb for x in (1, n))
+    return reshape(mul(reshape(a, shape=wa), reshape(b, shape=wb)),
+                   shape=tuple(m * n for m, n in zip(sa, sb)))
+
+
+def _tensordot_axes(axes, na: int, nb: int):
+    if isinstance(axes, (int, np.integer)):
+        if axes < 0 or axes > min(na, nb):
+            raise ValueError(f"tensordot: axes={axes} is out of range")
+        return tuple(range(na - axes, na)), tuple(range(axes))
+    ia, ib = axes
+    ia = (ia,) if isinstance(ia, (int, np.integer)) else tuple(ia)
+    ib = (ib,) if isinstance(ib, (int, np.integer)) else tuple(ib)
+    if len(ia) != len(ib):
+        raise ValueError("tensordot: the two axis lists differ in length")
+    return tuple(_axes(i, na)[0] for i in ia), tuple(_axes(i, nb)[0] for i in ib)
+
+
+def _tensordot_shape(shapes, params):
+    sa, sb = shapes
+    ia, ib = _tensordot_axes(params.get("axes", 2), len(sa), len(sb))
+    return (tuple(n for i, n in enumerate(sa) if i not in ia)
+            + tuple(n for i, n in enumerate(sb) if i not in ib))
+
+
+@_shape_op("tensordot", "dot's gradients through the transposes",
+           shape=_tensordot_shape, numpy=(np.tensordot,), method=False)
+def tensordot(a, b, *, axes=2):
+    sa, sb = np.shape(a), np.shape(b)
+    ia, ib = _tensordot_axes(axes, len(sa), len(sb))
+    if [sa[i] for i in ia] != [sb[i] for i in ib]:
+        raise ValueError(f"tensordot: shapes {sa} and {sb} do not align on {axes}")
+    free_a = [i for i in range(len(sa)) if i not in ia]
+    free_b = [i for i in range(len(sb)) if i not in ib]
+    k = math.prod(sa[i] for i in ia)
+    left = reshape(transpose(a, axes=tuple(free_a) + ia), shape=(-1, k) if k else
+                   (math.prod(sa[i] for i in free_a), 0))
+    right = reshape(transpose(b, axes=ib + tuple(free_b)), shape=(k, -1) if k else
+                    (0, math.prod(sb[i] for i in free_b)))
+    return reshape(dot(left, right), shape=tuple(sa[i] for i in free_a)
+                   + tuple(sb[i] for i in free_b))
+
+
+def _cross_shape(shapes, params):
+    sa, sb = list(shapes[0]), list(shapes[1])
+    axis = params.get("axis")
+    axa = params.get("axisa", -1) if axis is None else axis
+    axb = params.get("axisb", -1) if axis is None else axis
+    axc = params.get("axisc", -1) if axis is None else axis
+    sa.pop(axa % len(sa))
+    sb.pop(axb % len(sb))
+    out = list(np.broadcast_shapes(tuple(sa), tuple(sb))) 
+    out.insert(axc % (len(out) + 1), 3)
+    return tuple(out)
+
+
+@_shape_op("cross", "the gradients of its products", shape=_cross_shape,
+           numpy=(np.cross,), method=False)
+def cross(a, b, *, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = moveaxis(a, source=axisa, destination=-1)
+    b = moveaxis(b, source=axisb, destination=-1)
+    if np.shape(a)[-1] != 3 or np.shape(b)[-1] != 3:
+        raise ValueError("cross: gradcli takes 3-component vectors only")
+    a0, a1, a2 = (getitem(a, index=(Ellipsis, i)) for i in range(3))
+    b0, b1, b2 = (getitem(b, index=(Ellipsis, i)) for i in range(3))
+    c = stack([sub(mul(a1, b2), mul(a2, b1)), sub(mul(a2, b0), mul(a0, b2)),
+               sub(mul(a0, b1), mul(a1, b0))], axis=-1)
+    return moveaxis(c, source=-1, destination=axisc)

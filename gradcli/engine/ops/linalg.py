@@ -160,14 +160,37 @@ def _eye_like(shape, dtype):
     return np.eye(shape[-2], shape[-1], dtype=dtype)
 
 
-@op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
-    grad_fn="TraceBackward0", shape=NO_BIGGER, support=MOVES, saves="shape",
-    rule="identity", sym=SAME, numpy=(np.trace,),
-    matrix=lambda sp, a: ("s", sp.Trace(a.e)) if a.kind == "m" else None)
-def trace(a):
-    if np.ndim(a) != 2:
-        raise ValueError(f"trace takes a matrix, not shape {np.shape(a)}")
-    return np.trace(a)
+def _trace_vjp(g, out, a, *, offset=0, axis1=0, axis2=1):
+    # g on the chosen diagonal of two new axes, zero elsewhere; the new axes are
+    # counted from the end, so batch axes in front pass through.
+    nd = len(a.shape)
+    ax1, ax2 = axis1 % nd, axis2 % nd
+    e = np.eye(a.shape[ax1], a.shape[ax2], k=offset, dtype=a.dtype)
+    if ax1 > ax2:
+        e = e.T
+    shape = [1] * nd
+    shape[ax1], shape[ax2] = a.shape[ax1], a.shape[ax2]
+    return np.expand_dims(g, (min(ax1, ax2) - nd, max(ax1, ax2) - nd)) * e.reshape(shape)
+
+
+def _trace_shape(shapes, params):
+    nd = len(shapes[0])
+    drop = {params.get("axis1", 0) % nd, params.get("axis2", 1) % nd}
+    return tuple(n for i, n in enumerate(shapes[0]) if i not in drop)
+
+
+@op(_trace_vjp, grad_fn="TraceBackward0", shape=_trace_shape, support=MOVES,
+    saves="shape", rule="the gradient on the diagonal", sym=SAME, numpy=(np.trace,),
+    matrix=lambda sp, a, **params: ("s", sp.Trace(a.e))
+    if a.kind == "m" and not params.get("offset") and
+    {params.get("axis1", 0) % 2, params.get("axis2", 1) % 2} == {0, 1} else None)
+def trace(a, *, offset=0, axis1=0, axis2=1):
+    nd = np.ndim(a)
+    if nd < 2:
+        raise ValueError(f"trace takes a matrix or a stack, not shape {np.shape(a)}")
+    if not (-nd <= axis1 < nd and -nd <= axis2 < nd) or axis1 % nd == axis2 % nd:
+        raise ValueError(f"trace: axes {axis1} and {axis2} are not two axes of {nd}")
+    return np.trace(a, offset=offset, axis1=axis1, axis2=axis2)
 
 
 def _cofactors(a):
