@@ -351,6 +351,37 @@ def trace_cases(op):
     return cases()
 
 
+EINSUM = [  # subscripts, operand shapes over sizes n, m, k (numpy's own examples)
+    ("ij,jk->ik", ("nm", "mk")),
+    ("ij,jk", ("nm", "mk")),  # implicit output
+    ("ii->i", ("nn",)),
+    ("ii", ("nn",)),  # the trace
+    ("ij->ji", ("nm",)),
+    ("ij->", ("nm",)),
+    ("i,i", ("n", "n")),
+    ("i,j->ij", ("n", "m")),
+    ("iij->j", ("nnm",)),
+    ("ijk,k->i", ("nmk", "k")),
+    ("...ij,...jk->...ik", ("knm", "mk")),
+    ("...i,...i", ("nm", "m")),
+    ("i...->...", ("nmk",)),
+    ("bij,bjk,k->bi", ("knm", "kmn", "n")),
+]
+
+
+@st.composite
+def einsum_cases(draw, op):
+    els = floats(*op.domain[0])
+    subscripts, templates = draw(st.sampled_from(EINSUM))
+    sizes = {c: draw(SIDE) for c in "nmk"}
+    xs = [draw(arrays(tuple(sizes[c] for c in t), els)) for t in templates]
+    return Case(xs, tuple(range(len(xs))), {"subscripts": subscripts}, seq=True)
+
+
+def _einsum_ref(xs, *, subscripts):
+    return np.einsum(subscripts, *xs)
+
+
 def diag_params(draw, shape):
     return {"k": draw(st.integers(-2, 2))}
 
@@ -901,6 +932,7 @@ SPECS: dict[str, Spec] = {
     "kron": Spec(kron_cases, np.kron),
     "tensordot": Spec(tensordot_cases, np.tensordot),
     "cross": Spec(cross_cases, np.cross),
+    "einsum": Spec(einsum_cases, _einsum_ref),
 }
 
 # Ops whose second derivative is zero wherever it exists (piecewise linear or
@@ -1692,3 +1724,18 @@ def test_cross_and_kron_by_hand():
     a, b = f64([1.0, 2.0]), f64([3.0, 4.0, 5.0])
     ga, gb = grad_of(gc.kron(a, b).sum(), a, b)
     assert ga.tolist() == [12.0, 12.0] and gb.tolist() == [3.0, 3.0, 3.0]
+
+
+def test_einsum_takes_numpy_call_forms_and_diagonals_by_hand():
+    a = f64([[1.0, 2.0], [3.0, 4.0]])
+    y = gc.einsum("ii", a)
+    assert float(y.data) == 5.0
+    (g,) = grad_of(y, a)
+    assert g.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    a, b = f64([[1.0, 2.0], [3.0, 4.0]]), f64([1.0, 10.0])
+    y = np.einsum("ij,j->i", a, b)
+    assert y.data.tolist() == [21.0, 43.0]
+    ga, gb = grad_of(y.sum(), a, b)
+    assert ga.tolist() == [[1.0, 10.0], [1.0, 10.0]] and gb.tolist() == [4.0, 6.0]
+    with pytest.raises(ValueError, match="einsum"):
+        gc.einsum("ij,jk", a)
