@@ -177,6 +177,15 @@ def NO_BIGGER(shapes, params):
     return None
 
 
+def required(params, name: str):
+    """A param an ``out_shape`` needs: missing, it is the call's error (TypeError,
+    which the op itself then reports), not a KeyError."""
+    try:
+        return params[name]
+    except KeyError:
+        raise TypeError(f"missing required argument {name!r}") from None
+
+
 def _broadcast(shapes, params):
     return np.broadcast_shapes(*[tuple(s) for s in shapes])
 

@@ -6,7 +6,7 @@ import numpy as np
 
 import math
 
-from ..op import NO_BIGGER, SAME, _axes, op
+from ..op import NO_BIGGER, SAME, _axes, op, required
 from .elementwise import mul, sub, where
 from .linalg import dot
 from .reductions import prod
@@ -156,7 +156,7 @@ def _repeat_shape(shapes, params):
     if axis is None:
         shape, axis = [math.prod(shape)], 0
     a = _axes(axis, len(shape))[0]
-    shape[a] = int(np.sum(np.broadcast_to(params["repeats"], (shape[a],))))
+    shape[a] = int(np.sum(np.broadcast_to(required(params, "repeats"), (shape[a],))))
     return tuple(shape)
 
 
@@ -177,7 +177,7 @@ def _tile_reps(shape, reps) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _tile_shape(shapes, params):
-    shape, reps = _tile_reps(shapes[0], params["reps"])
+    shape, reps = _tile_reps(shapes[0], required(params, "reps"))
     return tuple(n * r for n, r in zip(shape, reps))
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..op import MOVES, NO_BIGGER, REALS, SAME, op
+from ..op import MOVES, NO_BIGGER, REALS, SAME, op, required
 from .elementwise import scaled_form
 from ..tensor import Tensor
 
@@ -376,7 +376,7 @@ def _einsum_support(nz, out, *xs, subscripts):
 
 def _einsum_shape(shapes, params):
     shapes = shapes[0]
-    terms, out = _einsum_plan(params["subscripts"], shapes)
+    terms, out = _einsum_plan(required(params, "subscripts"), shapes)
     sizes: dict = {}
     for t, s in zip(terms, shapes):
         for c, n in zip(t, s):

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..op import MOVES, NO_BIGGER, SAME, _any, _from_end, op
+from ..op import MOVES, NO_BIGGER, SAME, _any, _from_end, op, required
 
 
 def _transpose_vjp(g, out, x, *, axes=None, lead=0):
@@ -36,7 +36,7 @@ def reshape(x, *, shape):
 
 @op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", support=MOVES,
     saves="none", method=False, view=True,
-    shape=lambda shapes, params: tuple(params["shape"]),
+    shape=lambda shapes, params: tuple(required(params, "shape")),
     rule="summed over the broadcast axes", sym=SAME, numpy=(np.broadcast_to,))
 def broadcast_to(x, *, shape):
     return np.broadcast_to(x, shape)
@@ -54,7 +54,7 @@ def _pad_vjp(g, out, x, *, pad_width, mode="constant", constant_values=0):
 
 
 def _padded(shapes, params):
-    w = _pad_widths(params["pad_width"], len(shapes[0]))
+    w = _pad_widths(required(params, "pad_width"), len(shapes[0]))
     return tuple(int(n + lo + hi) for n, (lo, hi) in zip(shapes[0], w))
 
 
