@@ -1739,3 +1739,47 @@ def test_einsum_takes_numpy_call_forms_and_diagonals_by_hand():
     assert ga.tolist() == [[1.0, 10.0], [1.0, 10.0]] and gb.tolist() == [4.0, 6.0]
     with pytest.raises(ValueError, match="einsum"):
         gc.einsum("ij,jk", a)
+
+
+# -- split: lists of Tensors through numpy ------------------------------------------------
+SPLIT_CALLS = {
+    "split sections": (lambda a: np.split(a, 2, axis=1), (3, 4)),
+    "split indices": (lambda a: np.split(a, [1, 3, 9]), (4, 2)),
+    "split negative axis": (lambda a: np.split(a, [2], axis=-1), (2, 3)),
+    "array_split uneven": (lambda a: np.array_split(a, 3, axis=1), (2, 5)),
+    "array_split 1-d": (lambda a: np.array_split(a, 4), (6,)),
+    "hsplit 1-d": (lambda a: np.hsplit(a, [2]), (5,)),
+    "hsplit 2-d": (lambda a: np.hsplit(a, 2), (3, 4)),
+    "vsplit": (lambda a: np.vsplit(a, [1]), (3, 2)),
+    "dsplit": (lambda a: np.dsplit(a, 2), (2, 1, 4)),
+}
+
+
+@pytest.mark.parametrize("label", list(SPLIT_CALLS))
+def test_splits_return_lists_of_tensors_whose_gradients_scatter_back(label):
+    f, shape = SPLIT_CALLS[label]
+    rng = np.random.default_rng(len(label))
+    x = rng.standard_normal(shape)
+    want = f(x)  # numpy itself, on an ndarray
+    t = gc.tensor(x, requires_grad=True)
+    parts = f(t)
+    assert isinstance(parts, list) and len(parts) == len(want)
+    for p, w in zip(parts, want):
+        assert isinstance(p, Tensor) and p.shape == w.shape
+        np.testing.assert_array_equal(p.data, w)
+    ws = [rng.standard_normal(w.shape) for w in want]
+    sum((p * gc.tensor(w)).sum() for p, w in zip(parts, ws)).backward()
+
+    def weighted(a):
+        return sum(float(np.sum(p * w)) for p, w in zip(f(a), ws))
+
+    np.testing.assert_allclose(t.grad.data, numeric_grad(weighted, [x], 0, 1.0),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_split_refuses_what_numpy_refuses():
+    t = gc.tensor(np.arange(5.0), requires_grad=True)
+    with pytest.raises(ValueError, match="equal division"):
+        np.split(t, 2)
+    with pytest.raises(ValueError, match="vsplit"):
+        np.vsplit(t, 1)

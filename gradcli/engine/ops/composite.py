@@ -6,7 +6,7 @@ import numpy as np
 
 import math
 
-from ..op import NO_BIGGER, SAME, _axes, op, required
+from ..op import NO_BIGGER, NUMPY, SAME, _axes, op, required
 from .elementwise import mul, sub, where
 from .linalg import dot
 from .reductions import prod
@@ -485,3 +485,62 @@ def cross(a, b, *, axisa=-1, axisb=-1, axisc=-1, axis=None):
     c = stack([sub(mul(a1, b2), mul(a2, b1)), sub(mul(a2, b0), mul(a0, b2)),
                sub(mul(a0, b1), mul(a1, b0))], axis=-1)
     return moveaxis(c, source=-1, destination=axisc)
+
+
+# -- split: lists of parts -----------------------------------------------------------
+# An op returns one array, and an expression one value, so the splits are no ops:
+# they are functions returning a list of basic slices (getitem, a view each, whose
+# gradient is scattered back), reached on Tensors through numpy (np.split(t, 3)).
+def _split_bounds(n: int, indices_or_sections, even: bool, name: str) -> list[int]:
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"{name}: number of sections must be larger than 0")
+        if even and n % k:
+            raise ValueError(f"{name}: array split does not result in an equal division")
+        size, extra = divmod(n, k)
+        return [0] + np.cumsum([size + 1] * extra + [size] * (k - extra)).tolist()
+    return [0] + [int(i) for i in indices_or_sections] + [n]
+
+
+def _split(x, indices_or_sections, axis, *, even: bool, name: str) -> list:
+    nd = np.ndim(x)
+    if not nd:
+        raise ValueError(f"{name}: a 0-d array cannot be split")
+    ax = _axes(axis, nd)[0]
+    bounds = _split_bounds(np.shape(x)[ax], indices_or_sections, even, name)
+    return [getitem(x, index=(slice(None),) * ax + (slice(a, b),))
+            for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def split(ary, indices_or_sections, axis=0) -> list:
+    """numpy's split: equal sections or cut at indices; a list of Tensors."""
+    return _split(ary, indices_or_sections, axis, even=True, name="split")
+
+
+def array_split(ary, indices_or_sections, axis=0) -> list:
+    """numpy's array_split: as split, sections may differ by one."""
+    return _split(ary, indices_or_sections, axis, even=False, name="array_split")
+
+
+def hsplit(ary, indices_or_sections) -> list:
+    if np.ndim(ary) == 0:
+        raise ValueError("hsplit only works on arrays of 1 or more dimensions")
+    return split(ary, indices_or_sections, axis=1 if np.ndim(ary) > 1 else 0)
+
+
+def vsplit(ary, indices_or_sections) -> list:
+    if np.ndim(ary) < 2:
+        raise ValueError("vsplit only works on arrays of 2 or more dimensions")
+    return split(ary, indices_or_sections, axis=0)
+
+
+def dsplit(ary, indices_or_sections) -> list:
+    if np.ndim(ary) < 3:
+        raise ValueError("dsplit only works on arrays of 3 or more dimensions")
+    return split(ary, indices_or_sections, axis=2)
+
+
+SPLITS = {np.split: split, np.array_split: array_split, np.hsplit: hsplit,
+          np.vsplit: vsplit, np.dsplit: dsplit}
+NUMPY.update(SPLITS)  # numpy interop calls them like ops
