@@ -913,7 +913,8 @@ SPECS: dict[str, Spec] = {
     "hypot": Spec(elementwise(away_from_zero, away_from_zero),
                   lambda a, b: np.sqrt(a * a + b * b)),
     "sinc": Spec(elementwise(),
-                 lambda x: np.where(x == 0, 1.0, np.sin(np.pi * x) / (np.pi * x))),
+                 lambda x: np.where(x == 0, 1.0, np.sin(np.pi * x)
+                                   / (np.pi * np.where(x == 0, 1.0, x)))),
     "remainder": Spec(remainder_cases, lambda a, b: a - np.floor(a / b) * b),
     "mod": Spec(remainder_cases, lambda a, b: a - np.floor(a / b) * b),
     "fmod": Spec(remainder_cases, lambda a, b: a - np.trunc(a / b) * b),

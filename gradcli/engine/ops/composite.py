@@ -68,14 +68,10 @@ def _shape_op(name: str, rule: str, shape=NO_BIGGER, **kw):
     return deco
 
 
-def _every(axis, ndim: int) -> tuple[int, ...]:
-    return _axes(axis, ndim)
-
-
 @_shape_op("flip", "the gradient flipped back", numpy=(np.flip,))
 def flip(x, *, axis=None):
     nd = np.ndim(x)
-    rev = set(_every(axis, nd))
+    rev = set(_axes(axis, nd))
     return getitem(x, index=tuple(slice(None, None, -1) if i in rev else slice(None)
                                   for i in range(nd)))
 
@@ -351,7 +347,7 @@ def _diagonal_shape(shapes, params):
 def diagonal(a, *, offset=0, axis1=0, axis2=1):
     nd = np.ndim(a)
     if nd < 2:
-        raise ValueError(f"diagonal: the input must have at least 2 dimensions")
+        raise ValueError("diagonal: the input must have at least 2 dimensions")
     a1, a2 = _axes(axis1, nd)[0], _axes(axis2, nd)[0]
     if a1 == a2:
         raise ValueError("diagonal: axis1 and axis2 cannot be the same")
@@ -466,7 +462,7 @@ def _cross_shape(shapes, params):
     axc = params.get("axisc", -1) if axis is None else axis
     sa.pop(axa % len(sa))
     sb.pop(axb % len(sb))
-    out = list(np.broadcast_shapes(tuple(sa), tuple(sb))) 
+    out = list(np.broadcast_shapes(tuple(sa), tuple(sb)))
     out.insert(axc % (len(out) + 1), 3)
     return tuple(out)
 
