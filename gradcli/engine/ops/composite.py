@@ -337,7 +337,7 @@ def _diag_positions(n: int, m: int, k: int):
 def _diagonal_shape(shapes, params):
     shape = list(shapes[0])
     nd = len(shape)
-    a1, a2 = params.get("axis1", 0) % nd, params.get("axis2", 1) % nd
+    a1, a2 = _axes(params.get("axis1", 0), nd)[0], _axes(params.get("axis2", 1), nd)[0]
     rows, _ = _diag_positions(shape[a1], shape[a2], params.get("offset", 0))
     return tuple(n for i, n in enumerate(shape) if i not in (a1, a2)) + (len(rows),)
 
@@ -460,10 +460,10 @@ def _cross_shape(shapes, params):
     axa = params.get("axisa", -1) if axis is None else axis
     axb = params.get("axisb", -1) if axis is None else axis
     axc = params.get("axisc", -1) if axis is None else axis
-    sa.pop(axa % len(sa))
-    sb.pop(axb % len(sb))
+    sa.pop(_axes(axa, len(sa))[0])  # ValueError, not a modulo by 0, for 0-d
+    sb.pop(_axes(axb, len(sb))[0])
     out = list(np.broadcast_shapes(tuple(sa), tuple(sb)))
-    out.insert(axc % (len(out) + 1), 3)
+    out.insert(_axes(axc, len(out) + 1)[0], 3)
     return tuple(out)
 
 

@@ -175,6 +175,8 @@ def _trace_vjp(g, out, a, *, offset=0, axis1=0, axis2=1):
 
 def _trace_shape(shapes, params):
     nd = len(shapes[0])
+    if nd < 2:
+        raise ValueError("trace takes a matrix or a stack")
     drop = {params.get("axis1", 0) % nd, params.get("axis2", 1) % nd}
     return tuple(n for i, n in enumerate(shapes[0]) if i not in drop)
 
