@@ -287,7 +287,27 @@ params = {
     "shape": st.sampled_from(
         ["(3, 3)", "(9,)", "(-1,)", "(2, 2)", "(1, 3)", "(3, -1)"]
     ),
-    "axes": st.sampled_from(["(1, 0)", "None", "(0,)"]),
+    "axes": st.sampled_from(["(1, 0)", "None", "(0,)", "1", "0"]),
+    "axis1": st.sampled_from(["0", "1", "-1", "2"]),
+    "axis2": st.sampled_from(["0", "1", "-1", "2"]),
+    "axisa": st.sampled_from(["0", "-1", "1"]),
+    "axisb": st.sampled_from(["0", "-1", "1"]),
+    "axisc": st.sampled_from(["0", "-1", "1"]),
+    "source": st.sampled_from(["0", "-1", "(0, 1)", "3"]),
+    "destination": st.sampled_from(["0", "-1", "(1, 0)", "3"]),
+    "shift": st.sampled_from(["1", "-2", "(1, 1)", "0", "None"]),
+    "repeats": st.sampled_from(["2", "0", "(1, 2, 0)", "-1", "None"]),
+    "reps": st.sampled_from(["2", "(2, 1)", "()", "0", "-1"]),
+    "pad_width": st.sampled_from(["1", "(0, 2)", "-1", "None"]),
+    "mode": st.sampled_from(["None", "1"]),
+    "constant_values": st.sampled_from(["0", "2", "None"]),
+    "copy": st.sampled_from(["True", "False"]),
+    "nan": st.sampled_from(["0", "1"]),
+    "posinf": st.sampled_from(["None", "5"]),
+    "neginf": st.sampled_from(["None", "-5"]),
+    "n": st.sampled_from(["0", "1", "2", "-1", "9"]),
+    "offset": st.sampled_from(["0", "1", "-1", "5"]),
+    "k": st.sampled_from(["0", "1", "-2", "9"]),
 }
 
 

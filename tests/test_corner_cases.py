@@ -89,6 +89,13 @@ MIXING = {
     "stack": [([(2, 3), (2, 3)], {"axis": -1})],
     "getitem": [([(3, 4)], {"index": (slice(None), 2)}), ([(3, 4)], {"index": I34})],
     "index_add": [([(3,)], {"index": I34, "shape": (4,)})],
+    "pad": [([(2, 3)], {"pad_width": ((1, 0), (0, 2))})],
+    "cumsum": [([(2, 3)], {"axis": 1}), ([(2, 3)], {})],
+    "einsum": [
+        ([(2, 3), (3, 2)], {"subscripts": "ij,jk->ik"}),
+        ([(3, 3)], {"subscripts": "ii->i"}),
+        ([(2, 3), (3,)], {"subscripts": "ij,j"}),
+    ],
 }
 ELEMENTWISE = {1: [(2, 3)], 2: [(2, 3), (3,)], 3: [(2, 3), (3,), ()]}
 

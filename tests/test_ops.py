@@ -333,13 +333,110 @@ def solve_cases(op):
 
 
 def trace_cases(op):
+    """A matrix, or a stack with any two distinct axes and an offset (as
+    diagonal takes them)."""
     els = floats(*op.domain[0])
 
     @st.composite
     def cases(draw):
-        return Case([draw(arrays((draw(SIDE), draw(SIDE)), els))], (0,))
+        if draw(st.booleans()):
+            return Case([draw(arrays((draw(SIDE), draw(SIDE)), els))], (0,))
+        nd = draw(st.integers(2, 3))
+        shape = tuple(draw(SIDE) for _ in range(nd))
+        a1, a2 = draw(st.permutations(range(nd)))[:2]
+        params = {"offset": draw(st.integers(-2, 2)), "axis1": a1 - nd * draw(st.booleans()),
+                  "axis2": a2}
+        return Case([draw(arrays(shape, els))], (0,), params)
 
     return cases()
+
+
+EINSUM = [  # subscripts, operand shapes over sizes n, m, k (numpy's own examples)
+    ("ij,jk->ik", ("nm", "mk")),
+    ("ij,jk", ("nm", "mk")),  # implicit output
+    ("ii->i", ("nn",)),
+    ("ii", ("nn",)),  # the trace
+    ("ij->ji", ("nm",)),
+    ("ij->", ("nm",)),
+    ("i,i", ("n", "n")),
+    ("i,j->ij", ("n", "m")),
+    ("iij->j", ("nnm",)),
+    ("ijk,k->i", ("nmk", "k")),
+    ("...ij,...jk->...ik", ("knm", "mk")),
+    ("...i,...i", ("nm", "m")),
+    ("i...->...", ("nmk",)),
+    ("bij,bjk,k->bi", ("knm", "kmn", "n")),
+]
+
+
+@st.composite
+def einsum_cases(draw, op):
+    els = floats(*op.domain[0])
+    subscripts, templates = draw(st.sampled_from(EINSUM))
+    sizes = {c: draw(SIDE) for c in "nmk"}
+    xs = [draw(arrays(tuple(sizes[c] for c in t), els)) for t in templates]
+    return Case(xs, tuple(range(len(xs))), {"subscripts": subscripts}, seq=True)
+
+
+def _einsum_ref(xs, *, subscripts):
+    return np.einsum(subscripts, *xs)
+
+
+def diag_params(draw, shape):
+    return {"k": draw(st.integers(-2, 2))}
+
+
+def triangle_params(draw, shape):
+    return {"k": draw(st.integers(-3, 3))}
+
+
+@st.composite
+def kron_cases(draw, op):
+    els = floats(*op.domain[0])
+    a = draw(arrays(draw(shapes(0, 3, 3)), els))
+    b = draw(arrays(draw(shapes(0, 3, 3)), els))
+    return Case([a, b], (0, 1))
+
+
+@st.composite
+def tensordot_cases(draw, op):
+    els = floats(*op.domain[0])
+    k = draw(st.integers(0, 2))
+    shared = tuple(draw(SIDE) for _ in range(k))
+    fa = tuple(draw(SIDE) for _ in range(draw(st.integers(0, 2))))
+    fb = tuple(draw(SIDE) for _ in range(draw(st.integers(0, 2))))
+    if draw(st.booleans()):  # axes=k: a's last k axes against b's first k
+        a, b = draw(arrays(fa + shared, els)), draw(arrays(shared + fb, els))
+        return Case([a, b], (0, 1), {"axes": k})
+    # explicit axis lists, in shuffled positions
+    pa = draw(st.permutations(range(len(fa) + k)))
+    pb = draw(st.permutations(range(len(fb) + k)))
+    sa, sb = [0] * (len(fa) + k), [0] * (len(fb) + k)
+    for j, n in enumerate(fa + shared):
+        sa[pa[j]] = n
+    for j, n in enumerate(shared + fb):
+        sb[pb[j]] = n
+    ia = [pa[len(fa) + i] for i in range(k)]
+    ib = [pb[i] for i in range(k)]
+    return Case([draw(arrays(tuple(sa), els)), draw(arrays(tuple(sb), els))], (0, 1),
+                {"axes": (ia, ib)})
+
+
+@st.composite
+def cross_cases(draw, op):
+    els = floats(*op.domain[0])
+    sa, sb = draw(broadcastable(2)).input_shapes
+    sa, sb = list(sa), list(sb)
+    pa, pb = draw(st.integers(0, len(sa))), draw(st.integers(0, len(sb)))
+    sa.insert(pa, 3)
+    sb.insert(pb, 3)
+    params = {"axisa": pa, "axisb": pb - len(sb)}
+    nout = max(len(sa), len(sb))
+    params["axisc"] = draw(st.integers(-nout, nout - 1))
+    return Case([draw(arrays(tuple(sa), els)), draw(arrays(tuple(sb), els))], (0, 1),
+                params)
+
+
 
 
 @st.composite
@@ -397,6 +494,198 @@ def stack_cases(draw, op):
     k = draw(st.integers(1, 3))
     xs = [draw(arrays(shape, floats(*op.domain[0]))) for _ in range(k)]
     return Case(xs, tuple(range(k)), {"axis": draw(st.integers(-nd - 1, nd))}, seq=True)
+
+
+def one_input(make_params, min_dims=0, max_dims=3, max_side=3):
+    """One array of a drawn shape; ``make_params(draw, shape)`` its options."""
+
+    def build(op):
+        els = floats(*op.domain[0])
+
+        @st.composite
+        def cases(draw):
+            shape = draw(shapes(min_dims, max_dims, max_side)) if max_dims else ()
+            x = draw(arrays(shape, els))
+            return Case([x], (0,), make_params(draw, shape))
+
+        return cases()
+
+    return build
+
+
+def no_params(draw, shape):
+    return {}
+
+
+def flip_params(draw, shape):
+    return {"axis": draw(axes_for(len(shape)))}
+
+
+def roll_params(draw, shape):
+    nd = len(shape)
+    kind = draw(st.sampled_from(["none", "int", "tuple"] if nd else ["none"]))
+    if kind == "none":
+        return {"shift": draw(st.integers(-5, 5)), "axis": None}
+    if kind == "int":
+        return {"shift": draw(st.integers(-5, 5)), "axis": draw(st.integers(-nd, nd - 1))}
+    axes = draw(st.lists(st.integers(-nd, nd - 1), min_size=1, max_size=3))
+    shifts = tuple(draw(st.integers(-4, 4)) for _ in axes)
+    return {"shift": shifts, "axis": tuple(axes)}
+
+
+@st.composite
+def squeeze_cases(draw, op):
+    shape = list(draw(shapes(0, 3, 3)))
+    for _ in range(draw(st.integers(0, 2))):
+        shape.insert(draw(st.integers(0, len(shape))), 1)
+    x = draw(arrays(tuple(shape), floats(*op.domain[0])))
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = None
+    if ones and draw(st.booleans()):
+        picked = draw(st.lists(st.sampled_from(ones), min_size=1, unique=True))
+        axis = picked[0] - len(shape) if len(picked) == 1 else tuple(picked)
+    return Case([x], (0,), {"axis": axis})
+
+
+def expand_dims_params(draw, shape):
+    nd = len(shape)
+    k = draw(st.integers(1, 2))
+    axes = draw(st.lists(st.integers(0, nd + k - 1), min_size=k, max_size=k, unique=True))
+    axes = [a - (nd + k) if draw(st.booleans()) else a for a in axes]
+    return {"axis": axes[0] if k == 1 else tuple(axes)}
+
+
+def moveaxis_params(draw, shape):
+    nd = len(shape)
+    k = draw(st.integers(1, nd))
+    src = draw(st.lists(st.integers(0, nd - 1), min_size=k, max_size=k, unique=True))
+    dst = draw(st.lists(st.integers(-nd, nd - 1), min_size=k, max_size=k,
+                        unique_by=lambda a: a % nd))
+    if k == 1:
+        return {"source": src[0], "destination": dst[0]}
+    return {"source": tuple(src), "destination": tuple(dst)}
+
+
+def swapaxes_params(draw, shape):
+    nd = len(shape)
+    return {"axis1": draw(st.integers(-nd, nd - 1)), "axis2": draw(st.integers(-nd, nd - 1))}
+
+
+def repeat_params(draw, shape):
+    nd = len(shape)
+    axis = draw(st.sampled_from([None] + list(range(-nd, nd))))
+    n = math.prod(shape) if axis is None else shape[axis]
+    if draw(st.booleans()):
+        repeats = draw(st.integers(0, 3))
+    else:
+        repeats = tuple(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    return {"repeats": repeats, "axis": axis}
+
+
+def tile_params(draw, shape):
+    if draw(st.booleans()):
+        return {"reps": draw(st.integers(1, 3))}
+    return {"reps": tuple(draw(st.lists(st.integers(1, 3), max_size=4)))}
+
+
+def pad_params(draw, shape):
+    nd = len(shape)
+    kind = draw(st.sampled_from(["int", "pair", "each"]))
+    width = st.integers(0, 2)
+    if kind == "int":
+        pw = draw(width)
+    elif kind == "pair":
+        pw = (draw(width), draw(width))
+    else:
+        pw = tuple((draw(width), draw(width)) for _ in range(nd))
+    return {"pad_width": pw, "constant_values": draw(st.sampled_from([0, 1.5]))}
+
+
+def joined(make_shapes):
+    """A sequence of arrays whose shapes ``make_shapes(draw)`` gives."""
+
+    def build(op):
+        els = floats(*op.domain[0])
+
+        @st.composite
+        def cases(draw):
+            xs = [draw(arrays(s, els)) for s in make_shapes(draw)]
+            return Case(xs, tuple(range(len(xs))), {}, seq=True)
+
+        return cases()
+
+    return build
+
+
+def _sides(draw, lo=1):
+    return draw(st.integers(lo, 3))
+
+
+def vstack_shapes(draw):
+    n = _sides(draw)
+    return [draw(st.sampled_from([(n,), (_sides(draw), n)]))
+            for _ in range(draw(st.integers(1, 3)))]
+
+
+def hstack_shapes(draw):
+    k = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        return [(_sides(draw),) for _ in range(k)]
+    m = _sides(draw)
+    return [(m, _sides(draw)) for _ in range(k)]
+
+
+def column_stack_shapes(draw):
+    m = _sides(draw)
+    return [draw(st.sampled_from([(m,), (m, _sides(draw))]))
+            for _ in range(draw(st.integers(1, 3)))]
+
+
+def dstack_shapes(draw):
+    m, n = _sides(draw), _sides(draw)
+    return [draw(st.sampled_from([(m, n), (m, n, _sides(draw))]))
+            for _ in range(draw(st.integers(1, 3)))]
+
+
+@st.composite
+def append_cases(draw, op):
+    els = floats(*op.domain[0])
+    shape = draw(shapes(0, 3, 3))
+    if shape and draw(st.booleans()):
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        other = list(shape)
+        other[axis] = _sides(draw)
+        params, vshape = {"axis": axis}, tuple(other)
+    else:
+        params, vshape = {}, draw(shapes(0, 2, 3))
+    return Case([draw(arrays(shape, els)), draw(arrays(vshape, els))], (0, 1), params)
+
+
+def _off_the_jumps(case) -> bool:
+    q = case.args[0] / case.args[1]
+    return bool(np.all(np.abs(q - np.round(q)) > 1e-3))
+
+
+def remainder_cases(op):
+    """a in its range, b of either sign away from 0, a/b away from integers."""
+    a_els = floats(*op.domain[0])
+    b_els = floats(-3.0, 3.0).filter(_above_tenth)
+
+    @st.composite
+    def cases(draw):
+        sa, sb = draw(broadcastable(2)).input_shapes
+        return Case([draw(arrays(sa, a_els)), draw(arrays(sb, b_els))], (0, 1))
+
+    return cases().filter(_off_the_jumps)
+
+
+def scan_params(draw, shape):
+    return {"axis": draw(axes_for(len(shape), ("none", "int")))}
+
+
+def diff_params(draw, shape):
+    nd = len(shape)
+    return {"n": draw(st.integers(0, 3)), "axis": draw(st.integers(-nd, nd - 1))}
 
 
 @st.composite
@@ -593,12 +882,68 @@ SPECS: dict[str, Spec] = {
     "stack": Spec(stack_cases, np.stack),
     "getitem": Spec(getitem_cases, lambda x, *, index: x[index]),
     "index_add": Spec(index_add_cases, index_add_ref),
+    "flip": Spec(one_input(flip_params), np.flip),
+    "fliplr": Spec(one_input(no_params, min_dims=2), np.fliplr),
+    "flipud": Spec(one_input(no_params, min_dims=1), np.flipud),
+    "roll": Spec(one_input(roll_params), np.roll),
+    "squeeze": Spec(squeeze_cases, np.squeeze),
+    "expand_dims": Spec(one_input(expand_dims_params), np.expand_dims),
+    "moveaxis": Spec(one_input(moveaxis_params, min_dims=1, max_dims=4), np.moveaxis),
+    "swapaxes": Spec(one_input(swapaxes_params, min_dims=1), np.swapaxes),
+    "repeat": Spec(one_input(repeat_params), np.repeat),
+    "tile": Spec(one_input(tile_params), np.tile),
+    "atleast_1d": Spec(one_input(no_params), np.atleast_1d),
+    "atleast_2d": Spec(one_input(no_params), np.atleast_2d),
+    "atleast_3d": Spec(one_input(no_params, max_dims=4), np.atleast_3d),
+    "vstack": Spec(joined(vstack_shapes), np.vstack),
+    "row_stack": Spec(joined(vstack_shapes), np.vstack),
+    "hstack": Spec(joined(hstack_shapes), np.hstack),
+    "column_stack": Spec(joined(column_stack_shapes), np.column_stack),
+    "dstack": Spec(joined(dstack_shapes), np.dstack),
+    "append": Spec(append_cases, np.append),
+    "pad": Spec(one_input(pad_params, min_dims=1), np.pad),  # numpy: no 0-d
+    # more elementwise
+    "exp2": Spec(elementwise(), lambda x: 2.0**x),
+    "logaddexp": Spec(elementwise(), lambda a, b: np.log(np.exp(a) + np.exp(b))),
+    "logaddexp2": Spec(elementwise(), lambda a, b: np.log2(2.0**a + 2.0**b)),
+    "deg2rad": Spec(elementwise(), lambda x: x * np.pi / 180),
+    "radians": Spec(elementwise(), lambda x: x * np.pi / 180),
+    "rad2deg": Spec(elementwise(), lambda x: x * 180 / np.pi),
+    "degrees": Spec(elementwise(), lambda x: x * 180 / np.pi),
+    "hypot": Spec(elementwise(away_from_zero, away_from_zero),
+                  lambda a, b: np.sqrt(a * a + b * b)),
+    "sinc": Spec(elementwise(),
+                 lambda x: np.where(x == 0, 1.0, np.sin(np.pi * x)
+                                   / (np.pi * np.where(x == 0, 1.0, x)))),
+    "remainder": Spec(remainder_cases, lambda a, b: a - np.floor(a / b) * b),
+    "mod": Spec(remainder_cases, lambda a, b: a - np.floor(a / b) * b),
+    "fmod": Spec(remainder_cases, lambda a, b: a - np.trunc(a / b) * b),
+    "nan_to_num": Spec(elementwise(), lambda x: x),
+    "real": Spec(elementwise(), lambda x: x),
+    "conj": Spec(elementwise(), lambda x: x),
+    # scans
+    "cumsum": Spec(one_input(scan_params), np.cumsum),
+    "cumprod": Spec(one_input(scan_params), np.cumprod),
+    "diff": Spec(one_input(diff_params, min_dims=1), np.diff),
+    # linear algebra from indexing and products
+    "diagonal": Spec(trace_cases, np.diagonal),
+    "diag": Spec(one_input(diag_params, min_dims=1, max_dims=2), np.diag),
+    "tril": Spec(one_input(triangle_params, min_dims=1), np.tril),
+    "triu": Spec(one_input(triangle_params, min_dims=1), np.triu),
+    "kron": Spec(kron_cases, np.kron),
+    "tensordot": Spec(tensordot_cases, np.tensordot),
+    "cross": Spec(cross_cases, np.cross),
+    "einsum": Spec(einsum_cases, _einsum_ref),
 }
 
 # Ops whose second derivative is zero wherever it exists (piecewise linear or
 # piecewise constant): their Hessian-vector product must be exactly 0 away from
 # the kinks; at the kinks it is undefined, so no second-order convention exists.
 PIECEWISE_LINEAR = {
+    "remainder",
+    "mod",
+    "fmod",
+    "nan_to_num",
     "abs",
     "relu",
     "sign",
@@ -846,7 +1191,7 @@ def test_declared_out_shape_matches_the_forward(name, data):
     declared = op.out_shape(shapes, case.params)
     if declared is None:
         assert out.size <= max(np.size(a) for a in arrays)
-    elif op.name in ("concatenate", "stack"):
+    elif op.name in ("concatenate", "stack"):  # _joined: the element count
         assert math.prod(declared) == out.size
     else:
         assert tuple(declared) == out.shape
@@ -1204,23 +1549,23 @@ def test_numpy_functions_on_tensors(label):
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda t: np.cumsum(t), "cumsum"),
+        (lambda t: np.nancumsum(t), "nancumsum"),
         (lambda t: np.fft.fft(t), "fft"),
         (lambda t: np.add.reduce(t), "add.reduce"),
         (lambda t: np.multiply.accumulate(t), "multiply.accumulate"),
         (lambda t: np.sort(t), "sort"),
-        (lambda t: np.diff(t), "diff"),
-        (lambda t: np.hypot(t, t), "hypot"),
+        (lambda t: np.ediff1d(t), "ediff1d"),
+        (lambda t: np.copysign(t, t), "copysign"),
         (lambda t: np.sin(t, out=np.empty(3)), "sin"),
     ],
     ids=[
-        "cumsum",
+        "nancumsum",
         "fft",
         "add.reduce",
         "multiply.accumulate",
         "sort",
-        "diff",
-        "hypot",
+        "ediff1d",
+        "copysign",
         "sin-out",
     ],
 )
@@ -1228,3 +1573,214 @@ def test_numpy_functions_without_a_rule_raise_type_error(call, name):
     t = gc.tensor(X, requires_grad=True)
     with pytest.raises(TypeError, match=rf"\b{re.escape(name)}\b"):
         call(t)
+
+
+# -- shape and assembly, hand-derived ---------------------------------------------------
+def test_roll_sends_each_gradient_back_to_where_the_value_came_from():
+    x = f64([1.0, 2.0, 3.0, 4.0])
+    y = gc.roll(x, 1)
+    assert y.data.tolist() == [4.0, 1.0, 2.0, 3.0]
+    (g,) = grad_of(y, x, gradient=f64([10.0, 20.0, 30.0, 40.0], False))
+    assert g.tolist() == [20.0, 30.0, 40.0, 10.0]
+
+
+def test_repeat_and_tile_sum_the_gradients_of_the_copies():
+    x = f64([1.0, 2.0])
+    (g,) = grad_of(gc.repeat(x, (3, 1)), x, gradient=f64([1.0, 2.0, 4.0, 8.0], False))
+    assert g.tolist() == [7.0, 8.0]
+    x = f64([1.0, 2.0])
+    (g,) = grad_of(gc.tile(x, (2, 2)), x, gradient=f64([[1, 2, 4, 8], [16, 32, 64, 128]], False))
+    assert g.tolist() == [1 + 4 + 16 + 64, 2 + 8 + 32 + 128]
+
+
+def test_flip_and_pad_gradients_by_hand():
+    x = f64([[1.0, 2.0], [3.0, 4.0]])
+    (g,) = grad_of(gc.flip(x, axis=1), x, gradient=f64([[1.0, 2.0], [3.0, 4.0]], False))
+    assert g.tolist() == [[2.0, 1.0], [4.0, 3.0]]
+    x = f64([1.0, 2.0])
+    y = gc.pad(x, (1, 2), constant_values=7)
+    assert y.data.tolist() == [7.0, 1.0, 2.0, 7.0, 7.0]
+    (g,) = grad_of(y, x, gradient=f64([1.0, 2.0, 3.0, 4.0, 5.0], False))
+    assert g.tolist() == [2.0, 3.0]
+    with pytest.raises(ValueError, match="only mode='constant'"):
+        gc.pad(x, 1, mode="edge")
+
+
+def test_joins_through_numpy_split_the_gradient_back():
+    x, y = f64([1.0, 2.0]), f64([[3.0, 4.0], [5.0, 6.0]])
+    out = np.vstack([x, y])
+    assert out.shape == (3, 2) and isinstance(out, Tensor)
+    gx, gy = grad_of(out, x, y, gradient=f64([[1, 2], [3, 4], [5, 6]], False))
+    assert gx.tolist() == [1.0, 2.0] and gy.tolist() == [[3.0, 4.0], [5.0, 6.0]]
+    x, y = f64([1.0, 2.0]), f64([3.0, 4.0])
+    gx, gy = grad_of(np.column_stack([x, y]), x, y,
+                     gradient=f64([[1, 2], [3, 4]], False))
+    assert gx.tolist() == [1.0, 3.0] and gy.tolist() == [2.0, 4.0]
+
+
+# -- elementwise and scans, hand-derived --------------------------------------------------
+def test_remainder_mod_fmod_slopes_follow_numpy_rounding():
+    a, b = f64([5.5, -5.5, 5.5, -5.5]), f64([2.0, 2.0, -2.0, -2.0])
+    y = gc.remainder(a, b)
+    assert y.data.tolist() == [1.5, 0.5, -0.5, -1.5]  # the sign of b
+    ga, gb = grad_of(y.sum(), a, b)
+    assert ga.tolist() == [1.0] * 4 and gb.tolist() == [-2.0, 3.0, 3.0, -2.0]
+    a, b = f64([5.5, -5.5, 5.5, -5.5]), f64([2.0, 2.0, -2.0, -2.0])
+    y = gc.fmod(a, b)
+    assert y.data.tolist() == [1.5, -1.5, 1.5, -1.5]  # the sign of a
+    ga, gb = grad_of(y.sum(), a, b)
+    assert ga.tolist() == [1.0] * 4 and gb.tolist() == [-2.0, 2.0, 2.0, -2.0]
+
+
+def test_remainder_at_a_jump_takes_the_piece_of_its_value_and_says_so():
+    a, b = f64([4.0]), f64([2.0])
+    y = gc.mod(a, b)
+    assert y.data.tolist() == [0.0]
+    _, gb = grad_of(y.sum(), a, b)
+    assert gb.tolist() == [-2.0]  # the piece a - 2 b, which is 0 there
+    assert OPS["mod"].kink_at([np.array(4.0), np.array(2.0)], {}) == OPS["mod"].kink
+    assert OPS["fmod"].kink_at([np.array(4.5), np.array(2.0)], {}) is None
+
+
+def test_hypot_and_sinc_at_zero():
+    a, b = f64([0.0, 3.0]), f64([0.0, 4.0])
+    ga, gb = grad_of(gc.hypot(a, b).sum(), a, b)
+    assert ga.tolist() == [0.0, 0.6] and gb.tolist() == [0.0, 0.8]
+    x = f64([0.0])
+    y = gc.sinc(x)
+    assert y.data.tolist() == [1.0]
+    y.backward(create_graph=True)
+    assert x.grad.data.tolist() == [0.0]
+    g = x.grad
+    x.grad = None
+    g.sum().backward()
+    assert x.grad.data.tolist() == pytest.approx([-(math.pi**2) / 3], rel=1e-14)
+
+
+def test_nan_to_num_stops_the_gradient_at_nan_and_inf():
+    x = f64([1.0, 0.0, -1.0, 2.0])
+    with np.errstate(all="ignore"):
+        y = gc.nan_to_num(gc.log(x), posinf=7.0)
+        assert np.isfinite(y.data).all()
+        (g,) = grad_of(y.sum(), x)
+    assert g.tolist() == [1.0, 0.0, 0.0, 0.5]
+
+
+def test_cumsum_cumprod_diff_by_hand():
+    x = f64([1.0, 2.0, 3.0])
+    (g,) = grad_of(gc.cumsum(x), x, gradient=f64([1.0, 10.0, 100.0], False))
+    assert g.tolist() == [111.0, 110.0, 100.0]
+    x = f64([2.0, 0.0, 3.0])  # a zero factor: no division anywhere
+    y = gc.cumprod(x)
+    assert y.data.tolist() == [2.0, 0.0, 0.0]
+    (g,) = grad_of(y.sum(), x)
+    assert g.tolist() == [1.0, 2.0 + 6.0, 0.0]
+    x = f64([1.0, 4.0, 9.0])
+    (g,) = grad_of(gc.diff(x), x, gradient=f64([1.0, 10.0], False))
+    assert g.tolist() == [-1.0, -9.0, 10.0]
+
+
+@pytest.mark.parametrize(
+    "call, value, grad",
+    [
+        (lambda x: np.clip(x, a_min=-1.0, a_max=1.0), [-1.0, 0.5, 1.0], [0, 1, 0]),
+        (lambda x: np.clip(x, min=-1.0, max=1.0), [-1.0, 0.5, 1.0], [0, 1, 0]),
+        (lambda x: x.clamp(min=-1.0, max=1.0), [-1.0, 0.5, 1.0], [0, 1, 0]),
+        (lambda x: gc.clip(x, -1.0, None), [-1.0, 0.5, 3.0], [0, 1, 1]),
+        (lambda x: np.clip(x, None, 1.0), [-2.0, 0.5, 1.0], [1, 1, 0]),
+    ],
+    ids=["a_min-a_max", "min-max", "clamp", "no-max", "no-min"],
+)
+def test_clip_takes_numpy_and_pytorch_keyword_names(call, value, grad):
+    x = f64([-2.0, 0.5, 3.0])
+    y = call(x)
+    assert y.data.tolist() == value
+    assert grad_of(y.sum(), x)[0].tolist() == grad
+
+
+def test_diag_tril_and_trace_with_offsets_by_hand():
+    v = f64([1.0, 2.0])
+    m = gc.diag(v, k=1)
+    assert m.data.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]
+    (g,) = grad_of(m, v, gradient=f64(np.arange(9.0).reshape(3, 3), False))
+    assert g.tolist() == [1.0, 5.0]
+    a = f64(np.arange(6.0).reshape(2, 3))
+    (g,) = grad_of(gc.trace(a, offset=1), a)
+    assert g.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    a = f64([[1.0, np.inf], [3.0, 4.0]])
+    y = gc.tril(a)  # the dropped triangle is 0, not inf * 0
+    assert y.data.tolist() == [[1.0, 0.0], [3.0, 4.0]]
+    (g,) = grad_of(y.sum(), a)
+    assert g.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+
+
+def test_cross_and_kron_by_hand():
+    a, b = f64([1.0, 0.0, 0.0]), f64([0.0, 1.0, 0.0])
+    c = gc.cross(a, b)
+    assert c.data.tolist() == [0.0, 0.0, 1.0]
+    ga, gb = grad_of(c, a, b, gradient=f64([1.0, 2.0, 3.0], False))
+    # d/da <w, a x b> = b x w, d/db = w x a
+    assert ga.tolist() == np.cross([0, 1, 0], [1, 2, 3]).tolist()
+    assert gb.tolist() == np.cross([1, 2, 3], [1, 0, 0]).tolist()
+    a, b = f64([1.0, 2.0]), f64([3.0, 4.0, 5.0])
+    ga, gb = grad_of(gc.kron(a, b).sum(), a, b)
+    assert ga.tolist() == [12.0, 12.0] and gb.tolist() == [3.0, 3.0, 3.0]
+
+
+def test_einsum_takes_numpy_call_forms_and_diagonals_by_hand():
+    a = f64([[1.0, 2.0], [3.0, 4.0]])
+    y = gc.einsum("ii", a)
+    assert float(y.data) == 5.0
+    (g,) = grad_of(y, a)
+    assert g.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    a, b = f64([[1.0, 2.0], [3.0, 4.0]]), f64([1.0, 10.0])
+    y = np.einsum("ij,j->i", a, b)
+    assert y.data.tolist() == [21.0, 43.0]
+    ga, gb = grad_of(y.sum(), a, b)
+    assert ga.tolist() == [[1.0, 10.0], [1.0, 10.0]] and gb.tolist() == [4.0, 6.0]
+    with pytest.raises(ValueError, match="einsum"):
+        gc.einsum("ij,jk", a)
+
+
+# -- split: lists of Tensors through numpy ------------------------------------------------
+SPLIT_CALLS = {
+    "split sections": (lambda a: np.split(a, 2, axis=1), (3, 4)),
+    "split indices": (lambda a: np.split(a, [1, 3, 9]), (4, 2)),
+    "split negative axis": (lambda a: np.split(a, [2], axis=-1), (2, 3)),
+    "array_split uneven": (lambda a: np.array_split(a, 3, axis=1), (2, 5)),
+    "array_split 1-d": (lambda a: np.array_split(a, 4), (6,)),
+    "hsplit 1-d": (lambda a: np.hsplit(a, [2]), (5,)),
+    "hsplit 2-d": (lambda a: np.hsplit(a, 2), (3, 4)),
+    "vsplit": (lambda a: np.vsplit(a, [1]), (3, 2)),
+    "dsplit": (lambda a: np.dsplit(a, 2), (2, 1, 4)),
+}
+
+
+@pytest.mark.parametrize("label", list(SPLIT_CALLS))
+def test_splits_return_lists_of_tensors_whose_gradients_scatter_back(label):
+    f, shape = SPLIT_CALLS[label]
+    rng = np.random.default_rng(len(label))
+    x = rng.standard_normal(shape)
+    want = f(x)  # numpy itself, on an ndarray
+    t = gc.tensor(x, requires_grad=True)
+    parts = f(t)
+    assert isinstance(parts, list) and len(parts) == len(want)
+    for p, w in zip(parts, want):
+        assert isinstance(p, Tensor) and p.shape == w.shape
+        np.testing.assert_array_equal(p.data, w)
+    ws = [rng.standard_normal(w.shape) for w in want]
+    sum((p * gc.tensor(w)).sum() for p, w in zip(parts, ws)).backward()
+
+    def weighted(a):
+        return sum(float(np.sum(p * w)) for p, w in zip(f(a), ws))
+
+    np.testing.assert_allclose(t.grad.data, numeric_grad(weighted, [x], 0, 1.0),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_split_refuses_what_numpy_refuses():
+    t = gc.tensor(np.arange(5.0), requires_grad=True)
+    with pytest.raises(ValueError, match="equal division"):
+        np.split(t, 2)
+    with pytest.raises(ValueError, match="vsplit"):
+        np.vsplit(t, 1)

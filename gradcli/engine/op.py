@@ -131,6 +131,9 @@ class Op:
             if self.nin == 1 and type(args[0]) is Tensor:
                 return _unary(self, args[0])
             return apply(self, *args)
+        prepare = self.extra.get("prepare")
+        if prepare is not None:  # numpy's keyword names for inputs, say
+            args, kwargs = prepare(args, kwargs)
         n = 1 if self.nin < 0 else self.nin
         if len(args) > n:
             extra = args[n:]
@@ -150,6 +153,8 @@ class Op:
             if k not in self.params:
                 raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
         composite = self.extra.get("composite")
+        if composite is not None and self.nin < 0:  # a sequence of any shapes
+            return composite(list(args[0]), **kwargs)
         if composite is not None:
             args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
                          for a in args)
@@ -171,6 +176,15 @@ class Op:
 def NO_BIGGER(shapes, params):
     """An ``out_shape``: no element more than the largest input has."""
     return None
+
+
+def required(params, name: str):
+    """A param an ``out_shape`` needs: missing, it is the call's error (TypeError,
+    which the op itself then reports), not a KeyError."""
+    try:
+        return params[name]
+    except KeyError:
+        raise TypeError(f"missing required argument {name!r}") from None
 
 
 def _broadcast(shapes, params):

@@ -316,6 +316,32 @@ def clip(x, lo, hi):
     return np.minimum(np.maximum(x, lo), hi)
 
 
+_CLIP_NAMES = {"a": 0, "x": 0, "a_min": 1, "min": 1, "lo": 1, "a_max": 2, "max": 2,
+               "hi": 2}
+
+
+def _clip_arguments(args, kwargs):
+    """numpy's keywords (a_min/a_max, min/max) and PyTorch's (min/max) for the
+    bounds; a missing or None bound is no bound."""
+    args = list(args) + [None] * (3 - len(args))
+    for k in [k for k in kwargs if k in _CLIP_NAMES]:
+        i = _CLIP_NAMES[k]
+        if args[i] is not None:
+            raise TypeError(f"clip() got multiple values for {k!r}")
+        args[i] = kwargs.pop(k)
+    if args[0] is None:
+        raise TypeError("clip() needs the array to clip")
+    if args[1] is None:
+        args[1] = -np.inf
+    if args[2] is None:
+        args[2] = np.inf
+    return tuple(args), kwargs
+
+
+clip.extra["prepare"] = _clip_arguments
+clip.fast_call = False  # positional None bounds need the prepare step
+
+
 @op(None, lambda g, out, c, a, b: np.where(c, g, 0.0),
     lambda g, out, c, a, b: np.where(c, 0.0, g),
     grad_fn="WhereBackward0", rule="da where c, db elsewhere",
@@ -347,6 +373,177 @@ def floor(x):
     numpy=(np.ceil,), zero_regions=True)
 def ceil(x):
     return np.ceil(x)
+
+
+# -- more exponentials, angles and rounding (issue 11) -------------------------
+_LN2 = math.log(2.0)
+
+
+@op(lambda g, out, x: g * (out * _LN2), grad_fn="Exp2Backward0", saves="out",
+    rule="2**x ln 2 dx", sym=lambda sp, x: 2**x, guard=True, numpy=(np.exp2,))
+def exp2(x):
+    return np.exp2(x)
+
+
+# The weights exp(a - out) and exp(b - out) are softmax shares: they never overflow.
+@op(lambda g, out, a, b: g * np.exp(a - out), lambda g, out, a, b: g * np.exp(b - out),
+    grad_fn="LogaddexpBackward0", saves="both",
+    rule="(e^a da + e^b db) / (e^a + e^b)",
+    sym=lambda sp, a, b: sp.log(sp.exp(a) + sp.exp(b)), numpy=(np.logaddexp,))
+def logaddexp(a, b):
+    return np.logaddexp(a, b)
+
+
+@op(lambda g, out, a, b: g * np.exp2(a - out), lambda g, out, a, b: g * np.exp2(b - out),
+    grad_fn="Logaddexp2Backward0", saves="both",
+    rule="(2^a da + 2^b db) / (2^a + 2^b)",
+    sym=lambda sp, a, b: sp.log(2**a + 2**b, 2), numpy=(np.logaddexp2,))
+def logaddexp2(a, b):
+    return np.logaddexp2(a, b)
+
+
+_RAD = math.pi / 180
+
+
+def _to_radians(sp, x):
+    return x * sp.pi / 180
+
+
+def _to_degrees(sp, x):
+    return x * 180 / sp.pi
+
+
+@op(local=(_RAD,), grad_fn="MulBackward0", saves="none", rule="pi/180 dx",
+    sym=_to_radians, numpy=(np.deg2rad,))
+def deg2rad(x):
+    return np.deg2rad(x)
+
+
+@op(local=(_RAD,), grad_fn="MulBackward0", saves="none", rule="pi/180 dx",
+    sym=_to_radians, numpy=(np.radians,))
+def radians(x):
+    return np.radians(x)
+
+
+@op(local=(1 / _RAD,), grad_fn="MulBackward0", saves="none", rule="180/pi dx",
+    sym=_to_degrees, numpy=(np.rad2deg,))
+def rad2deg(x):
+    return np.rad2deg(x)
+
+
+@op(local=(1 / _RAD,), grad_fn="MulBackward0", saves="none", rule="180/pi dx",
+    sym=_to_degrees, numpy=(np.degrees,))
+def degrees(x):
+    return np.degrees(x)
+
+
+def _over(a, r):
+    """a / r, taken as 0 where r == 0 (hypot's kink: the origin)."""
+    return a / np.where(r == 0, 1.0, r)
+
+
+@op(lambda g, out, a, b: g * _over(a, out), lambda g, out, a, b: g * _over(b, out),
+    grad_fn="HypotBackward0", saves="both", rule="(a da + b db) / hypot(a, b)",
+    at_kink=lambda a, b: (a == 0) & (b == 0),
+    kink="gradient 0 at a == b == 0 (as norm's at 0)",
+    sym=lambda sp, a, b: sp.sqrt(a**2 + b**2), guard=True, numpy=(np.hypot,))
+def hypot(a, b):
+    return np.hypot(a, b)
+
+
+def _sinc_series(x):
+    # sinc'(x) = sum_k>=1 (-1)^k 2k pi^2k x^(2k-1) / (2k+1)!, for |x| < 0.1 where
+    # (cos(pi x) - sinc(x)) / x cancels (and its own derivative more so): a
+    # polynomial, exact to rounding there, also at x == 0 and when differentiated.
+    x2 = (np.pi * np.pi) * (x * x)
+    total = 0.0
+    for k in range(6, 0, -1):
+        total = total * x2 + (-1) ** k * 2 * k / math.factorial(2 * k + 1)
+    return total * (np.pi * np.pi) * x
+
+
+def _sinc_vjp(g, out, x):
+    near = np.abs(x) < 0.1
+    safe = np.where(near, 1.0, x)
+    return g * np.where(near, _sinc_series(x), (np.cos(np.pi * x) - out) / safe)
+
+
+@op(_sinc_vjp, grad_fn="SincBackward0", saves="both",
+    rule="(cos(pi x) - sinc(x)) / x dx (0 at x == 0)", guard=True,
+    sym=lambda sp, x: sp.sinc(sp.pi * x), numpy=(np.sinc,))
+def sinc(x):
+    return np.sinc(x)
+
+
+# numpy's remainder (the sign of b) is a - floor(a/b) b, fmod (the sign of a)
+# a - trunc(a/b) b: slope 1 in a, -floor(a/b) or -trunc(a/b) in b, with jumps
+# where a/b is an integer; there the gradient is that of the piece the value
+# belongs to (the quotient numpy rounded to).
+_JUMP = "at a jump (a/b an integer) the gradient of the piece numpy's value is on"
+
+
+def _on_jump(a, b):
+    return np.remainder(a, b) == 0
+
+
+@op(lambda g, out, a, b: g, lambda g, out, a, b: -g * np.floor(a / b),
+    grad_fn="RemainderBackward0", rule="da - floor(a/b) db", at_kink=_on_jump,
+    kink=_JUMP, sym=lambda sp, a, b: sp.Mod(a, b), domain=(REALS, POSITIVE),
+    numpy=(np.remainder,), zero_regions=True)
+def remainder(a, b):
+    return np.remainder(a, b)
+
+
+@op(lambda g, out, a, b: g, lambda g, out, a, b: -g * np.floor(a / b),
+    grad_fn="RemainderBackward0", rule="da - floor(a/b) db", at_kink=_on_jump,
+    kink=_JUMP, sym=lambda sp, a, b: sp.Mod(a, b), domain=(REALS, POSITIVE),
+    zero_regions=True)
+def mod(a, b):
+    return np.mod(a, b)
+
+
+def _trunc_sym(sp, a, b):
+    q = a / b
+    return a - b * sp.sign(q) * sp.floor(sp.Abs(q))
+
+
+def _trunc_quotient(a, b):
+    q = a / b
+    return np.sign(q) * np.floor(np.abs(q))  # trunc, in ops the engine has
+
+
+@op(lambda g, out, a, b: g, lambda g, out, a, b: -g * _trunc_quotient(a, b),
+    grad_fn="FmodBackward0", rule="da - trunc(a/b) db", at_kink=_on_jump,
+    kink=_JUMP, sym=_trunc_sym, domain=(REALS, POSITIVE), numpy=(np.fmod,),
+    zero_regions=True)
+def fmod(a, b):
+    return np.fmod(a, b)
+
+
+@op(lambda g, out, x, **params: g * np.isfinite(x), grad_fn="NanToNumBackward0",
+    rule="dx where x is finite, 0 elsewhere",
+    kink="0 at nan and inf (they become constants)",
+    sym=lambda sp, x, **params: x, numpy=(np.nan_to_num,), zero_regions=True)
+def nan_to_num(x, *, copy=True, nan=0.0, posinf=None, neginf=None):
+    return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
+
+
+def _real_only(x, name: str):
+    if np.iscomplexobj(x) and np.asarray(x).dtype != object:
+        raise TypeError(f"{name}: complex input is not supported (gradcli is real)")
+    return x
+
+
+@op(local=(1,), grad_fn="RealBackward0", saves="none", rule="dx (real input)",
+    sym=lambda sp, x: x, numpy=(np.real,), method=False)
+def real(x):
+    return np.array(_real_only(x, "real"), copy=True)
+
+
+@op(local=(1,), grad_fn="ConjBackward0", saves="none", rule="dx (real input)",
+    sym=lambda sp, x: x, numpy=(np.conjugate,), method=False)
+def conj(x):
+    return np.array(_real_only(x, "conj"), copy=True)
 
 
 # -- comparisons and tests: bool results, no graph ------------------------------

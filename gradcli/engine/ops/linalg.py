@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..op import MOVES, NO_BIGGER, REALS, SAME, op
+from ..op import MOVES, NO_BIGGER, REALS, SAME, op, required
 from .elementwise import scaled_form
 from ..tensor import Tensor
 
@@ -160,14 +160,39 @@ def _eye_like(shape, dtype):
     return np.eye(shape[-2], shape[-1], dtype=dtype)
 
 
-@op(lambda g, out, a: np.reshape(g, np.shape(g) + (1, 1)) * _eye_like(a.shape, a.dtype),
-    grad_fn="TraceBackward0", shape=NO_BIGGER, support=MOVES, saves="shape",
-    rule="identity", sym=SAME, numpy=(np.trace,),
-    matrix=lambda sp, a: ("s", sp.Trace(a.e)) if a.kind == "m" else None)
-def trace(a):
-    if np.ndim(a) != 2:
-        raise ValueError(f"trace takes a matrix, not shape {np.shape(a)}")
-    return np.trace(a)
+def _trace_vjp(g, out, a, *, offset=0, axis1=0, axis2=1):
+    # g on the chosen diagonal of two new axes, zero elsewhere; the new axes are
+    # counted from the end, so batch axes in front pass through.
+    nd = len(a.shape)
+    ax1, ax2 = axis1 % nd, axis2 % nd
+    e = np.eye(a.shape[ax1], a.shape[ax2], k=offset, dtype=a.dtype)
+    if ax1 > ax2:
+        e = e.T
+    shape = [1] * nd
+    shape[ax1], shape[ax2] = a.shape[ax1], a.shape[ax2]
+    return np.expand_dims(g, (min(ax1, ax2) - nd, max(ax1, ax2) - nd)) * e.reshape(shape)
+
+
+def _trace_shape(shapes, params):
+    nd = len(shapes[0])
+    if nd < 2:
+        raise ValueError("trace takes a matrix or a stack")
+    drop = {params.get("axis1", 0) % nd, params.get("axis2", 1) % nd}
+    return tuple(n for i, n in enumerate(shapes[0]) if i not in drop)
+
+
+@op(_trace_vjp, grad_fn="TraceBackward0", shape=_trace_shape, support=MOVES,
+    saves="shape", rule="the gradient on the diagonal", sym=SAME, numpy=(np.trace,),
+    matrix=lambda sp, a, **params: ("s", sp.Trace(a.e))
+    if a.kind == "m" and not params.get("offset") and
+    {params.get("axis1", 0) % 2, params.get("axis2", 1) % 2} == {0, 1} else None)
+def trace(a, *, offset=0, axis1=0, axis2=1):
+    nd = np.ndim(a)
+    if nd < 2:
+        raise ValueError(f"trace takes a matrix or a stack, not shape {np.shape(a)}")
+    if not (-nd <= axis1 < nd and -nd <= axis2 < nd) or axis1 % nd == axis2 % nd:
+        raise ValueError(f"trace: axes {axis1} and {axis2} are not two axes of {nd}")
+    return np.trace(a, offset=offset, axis1=axis1, axis2=axis2)
 
 
 def _cofactors(a):
@@ -270,3 +295,112 @@ def solve(a, b):
             f"{np.shape(a)} and {np.shape(b)}"
         )
     return np.linalg.solve(a, b)
+
+
+# -- einsum ------------------------------------------------------------------------
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_plan(subscripts: str, shapes) -> tuple[list[str], str]:
+    """``subscripts`` with every ``...`` spelled out in letters of its own and the
+    output made explicit (numpy's implicit output: the letters used once, sorted,
+    after the ellipsis axes)."""
+    text = subscripts.replace(" ", "")
+    lhs, arrow, rhs = text.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum: {len(terms)} operand subscripts for {len(shapes)} operands")
+    used = set(text) - set(".,->")
+    if not used <= set(_LETTERS):
+        raise ValueError(f"einsum: subscripts {subscripts!r} are not letters")
+    spare = [c for c in _LETTERS if c not in used]
+    width = max([len(s) - (len(t) - 3) for t, s in zip(terms, shapes) if "..." in t],
+                default=0)
+    if width > len(spare):
+        raise ValueError("einsum: too many axes under '...'")
+    dots = "".join(spare[:width])
+    spelled = []
+    for t, s in zip(terms, shapes):
+        if "..." in t:
+            n = len(s) - (len(t) - 3)
+            if n < 0:
+                raise ValueError(f"einsum: {t!r} has more letters than axes {tuple(s)}")
+            t = t.replace("...", dots[width - n:])
+        if len(t) != len(s):
+            raise ValueError(f"einsum: {t!r} does not match an operand of shape {tuple(s)}")
+        spelled.append(t)
+    if arrow:
+        out = rhs.replace("...", dots)
+    else:
+        letters = "".join(spelled)
+        out = dots + "".join(sorted(c for c in set(letters) - set(dots)
+                                    if letters.count(c) == 1))
+    return spelled, out
+
+
+def _einsum_back(g, xs, i, subscripts, others=None):
+    """The gradient of operand ``i``: einsum of ``g`` (batch axes under ``...``)
+    with the other operands into operand i's letters. Letters repeated in it
+    (a diagonal) come back through identity matrices, letters found nowhere else
+    through ones (a sum)."""
+    terms, out = _einsum_plan(subscripts, [np.shape(x) for x in xs])
+    mine = terms[i]
+    sizes = dict(zip(mine, np.shape(xs[i])))
+    spare = iter(c for c in _LETTERS if c not in "".join(terms) + out)
+    ops = [g] + [x for k, x in enumerate(xs if others is None else others) if k != i]
+    subs = ["..." + out] + [t for k, t in enumerate(terms) if k != i]
+    seen = set("".join(subs))
+    target = ""
+    for c in mine:
+        if c in target:  # a repeat: a fresh letter tied to c by the identity
+            f = next(spare)
+            ops.append(np.eye(sizes[c]))
+            subs.append(c + f)
+            target += f
+            continue
+        if c not in seen:
+            ops.append(np.ones(sizes[c]))
+            subs.append(c)
+            seen.add(c)
+        target += c
+    return np.einsum(",".join(subs) + "->..." + target, *ops)
+
+
+def _einsum_vjp(g, out, *xs, subscripts):
+    return [_einsum_back(g, xs, i, subscripts) for i in range(len(xs))]
+
+
+def _einsum_support(nz, out, *xs, subscripts):
+    ones = [np.ones(np.shape(x)) for x in xs]
+    return tuple(_einsum_back(nz.astype(float), xs, i, subscripts, others=ones) != 0
+                 for i in range(len(xs)))
+
+
+def _einsum_shape(shapes, params):
+    shapes = shapes[0]
+    terms, out = _einsum_plan(required(params, "subscripts"), shapes)
+    sizes: dict = {}
+    for t, s in zip(terms, shapes):
+        for c, n in zip(t, s):
+            sizes[c] = max(sizes.get(c, 1), n) if n != 1 else sizes.get(c, 1)
+    return tuple(sizes[c] for c in out)
+
+
+def _einsum_arguments(args, kwargs):
+    """numpy's call, ``einsum("ij,jk", a, b)``, as one sequence and the subscripts."""
+    if args and isinstance(args[0], str):
+        return (list(args[1:]),), {**kwargs, "subscripts": args[0]}
+    return args, kwargs
+
+
+@op(_einsum_vjp, grad_fn="EinsumBackward0", multi=True, nin=-1, support=_einsum_support,
+    shape=_einsum_shape, method=False, expr=False, sym=SAME, numpy=(np.einsum,),
+    rule="einsum of the gradient with the other operands into each one's subscripts")
+def einsum(xs, *, subscripts):
+    if not isinstance(subscripts, str):
+        raise ValueError("einsum: give the subscripts as a string")
+    return np.einsum(subscripts, *xs)
+
+
+einsum.extra["prepare"] = _einsum_arguments
+einsum.fast_call = False

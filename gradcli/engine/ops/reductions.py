@@ -424,3 +424,20 @@ def softmax(x, *, axis=-1):
 def log_softmax(x, *, axis=-1):
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+# -- scans ----------------------------------------------------------------------
+def _cumsum_vjp(g, out, x, *, axis=None, lead=0):
+    # Each input entry reaches every later partial sum: a reversed cumsum of g.
+    if axis is None:  # x was flattened first
+        back = np.flip(np.cumsum(np.flip(g, -1), axis=-1), -1)
+        return np.reshape(back, np.shape(g)[:lead] + tuple(x.shape))
+    ax = _from_end(axis, len(x.shape))
+    return np.flip(np.cumsum(np.flip(g, ax), axis=ax), ax)
+
+
+@op(_cumsum_vjp, grad_fn="CumsumBackward0", saves="shape", support=MOVES,
+    takes_lead=True, rule="the reversed cumulative sum of the gradient", sym=SAME,
+    numpy=(np.cumsum,))
+def cumsum(x, *, axis=None):
+    return np.cumsum(x, axis=axis)

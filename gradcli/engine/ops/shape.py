@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..op import MOVES, NO_BIGGER, SAME, _any, _from_end, op
+from ..op import MOVES, NO_BIGGER, SAME, _any, _from_end, op, required
 
 
 def _transpose_vjp(g, out, x, *, axes=None, lead=0):
@@ -36,11 +36,45 @@ def reshape(x, *, shape):
 
 @op(lambda g, out, x, *, shape: g, grad_fn="ExpandBackward0", support=MOVES,
     saves="none", method=False, view=True,
-    shape=lambda shapes, params: tuple(params["shape"]),
-    rule="summed over the broadcast axes", sym=SAME, expr=False,
-    numpy=(np.broadcast_to,))
+    shape=lambda shapes, params: tuple(required(params, "shape")),
+    rule="summed over the broadcast axes", sym=SAME, numpy=(np.broadcast_to,))
 def broadcast_to(x, *, shape):
     return np.broadcast_to(x, shape)
+
+
+def _pad_widths(pad_width, ndim: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (ndim, 2))
+
+
+def _pad_vjp(g, out, x, *, pad_width, mode="constant", constant_values=0):
+    # The padding is constant: only the entries copied from x reach it. The
+    # slices count from the end, so batch axes in front pass through.
+    w = _pad_widths(pad_width, x.ndim)
+    return g[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(w, x.shape))]
+
+
+def _padded(shapes, params):
+    w = _pad_widths(required(params, "pad_width"), len(shapes[0]))
+    return tuple(int(n + lo + hi) for n, (lo, hi) in zip(shapes[0], w))
+
+
+@op(_pad_vjp, grad_fn="ConstantPadNdBackward0", support=MOVES, saves="shape",
+    shape=_padded, method=False, rule="the gradient without the padding", sym=SAME,
+    numpy=(np.pad,))
+def pad(x, *, pad_width, mode="constant", constant_values=0):
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, not {mode!r}")
+    w = _pad_widths(pad_width, np.ndim(x))
+    if np.any(w < 0):
+        raise ValueError("pad: negative pad widths")
+    x = np.asarray(x)
+    fill = constant_values
+    if x.dtype == object and x.size:  # sympy elements: the fill as one of them
+        fill = x.flat[0] * 0 + constant_values
+    out = np.full(tuple(int(n + lo + hi) for n, (lo, hi) in zip(x.shape, w)), fill,
+                  dtype=x.dtype)
+    out[tuple(slice(lo, lo + n) for (lo, _), n in zip(w, x.shape))] = x
+    return out
 
 
 def _concat_vjp(g, out, *xs, axis=0):
