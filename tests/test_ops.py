@@ -1668,7 +1668,7 @@ def test_nan_to_num_stops_the_gradient_at_nan_and_inf():
 
 def test_cumsum_cumprod_diff_by_hand():
     x = f64([1.0, 2.0, 3.0])
-    (g,) = grad_of(gc.cumsum(x), x, gradient=f64([1.0, 10.0, 100.0], False))
+    (g,) = grad_of(gc.cumsum(x, 0), x, gradient=f64([1.0, 10.0, 100.0], False))
     assert g.tolist() == [111.0, 110.0, 100.0]
     x = f64([2.0, 0.0, 3.0])  # a zero factor: no division anywhere
     y = gc.cumprod(x)
