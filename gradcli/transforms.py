@@ -54,7 +54,7 @@ from .engine.tensor import Tensor
 # Cap on the elements of one batched gradient: bigger batches go in chunks.
 MAX_ELEMENTS = 1 << 22
 
-__all__ = ["grad", "hessian", "hvp", "jacobian", "value_and_grad", "vjp"]
+__all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad", "vjp"]
 
 
 # -- shared plumbing --------------------------------------------------------------
@@ -500,6 +500,67 @@ def _columns(out: Tensor, leaves: list) -> list:
         cols = _rows(jtu, [u])[0]  # (x.size,) + out.shape
         rows.append(cols.reshape(x.size, m).T.reshape((m,) + x.shape))
     return rows
+
+
+# -- forward mode, by transposition of the reverse rules --------------------------------
+def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Tensor]:
+    """``(f(*primals), J v)``: the directional derivative along ``tangents``.
+
+    Forward mode by transposition: ``u -> J^T u`` (one reverse pass, recorded)
+    is linear in ``u``, so ``J v`` is its derivative along ``v`` (a second
+    reverse pass). Every op's tangent rule is thereby its VJP transposed: no
+    second rule table to keep in step with the first.
+
+    >>> import gradcli as gc
+    >>> value, tangent = jvp(lambda x, y: x * y, (3.0, 4.0), (1.0, 0.0))
+    >>> value.item(), tangent.item()
+    (12.0, 4.0)
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    out, leaves, outer = _call(f, primals, {}, tuple(range(len(primals))), "jvp")
+    if outer and _outside(out, leaves):
+        raise NotImplementedError(
+            "jvp: inside another transform, of a function of the outer variables, is "
+            "not supported yet (its result would miss their derivative); use vjp or grad")
+    vs = []
+    for k, (v, x) in enumerate(zip(tangents, leaves)):
+        data = np.asarray(v._data if isinstance(v, Tensor) else v, dtype=x.dtype)
+        if data.shape != x.shape:
+            raise ValueError(f"jvp: tangent {k} has shape {data.shape} but primal {k} "
+                             f"has shape {x.shape}: they must match")
+        vs.append(data)
+    # u = ones: J^T u at a seed without zeros (none of the walk's zero masking).
+    u = Tensor._make(np.ones(out.shape, dtype=_float(out.dtype)))
+    u.requires_grad = True
+    terms = [gc_sum(g * Tensor._make(v)) for g, v in zip(
+        _grads(out, u, leaves, create_graph=True), vs) if isinstance(g, Tensor)]
+    tangent = None
+    if terms:
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        if isinstance(total, Tensor) and total.grad_fn is not None:
+            (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u])
+    if tangent is None:
+        return out.detach(), Tensor._make(np.zeros(out.shape, dtype=_float(out.dtype)))
+    return out.detach(), _block(tangent, out.shape, _float(out.dtype))
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian column by column, forward mode (by transposition, as ``jvp``):
+    the cheaper way when the inputs have fewer elements than the output.
+
+    >>> jacfwd(lambda x: x ** 2)([1.0, 3.0])
+    tensor([[2., 0.],
+            [0., 6.]], dtype=gradcli.float64)
+    """
+    return jacobian(f, argnums, method="columns")
+
+
+def gc_sum(t: Tensor) -> Tensor:
+    return t.sum()
 
 
 # -- second derivatives ---------------------------------------------------------------
