@@ -37,7 +37,7 @@ def _cast_back(g, out, x, *, dtype):
     return _cast_to(g, x.dtype)
 
 
-@op(_cast_back, grad_fn="ToCopyBackward0", saves="shape", support="moves",
+@op(_cast_back, grad_fn="ToCopyBackward0", saves="shape", support=graph.MOVES,
     rule="dx, cast back", method=False, expr=False, name="_to_dtype")
 def _to_dtype(x, *, dtype):
     return np.asarray(x).astype(dtype)
