@@ -458,11 +458,7 @@ def remainder(a, b):
         if np.any(bd == 0):
             raise ZeroDivisionError("ZeroDivisionError: integer division by zero")
         return Tensor._make(np.remainder(ad, bd))
-    with np.errstate(all="ignore"):
-        exact = np.remainder(ad, bd)
-    out = a - b * floor(a / b)
-    out._data = np.asarray(exact, dtype=out.dtype)  # exact value, same gradients
-    return out
+    return OPS["remainder"](a, b)  # numpy's remainder is PyTorch's: the divisor's sign
 
 
 # -- type promotion: a 0-d tensor does not promote a dimensioned one of its kind ----
