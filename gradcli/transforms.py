@@ -534,7 +534,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     # u = ones: J^T u at a seed without zeros (none of the walk's zero masking).
     u = Tensor._make(np.ones(out.shape, dtype=_float(out.dtype)))
     u.requires_grad = True
-    terms = [gc_sum(g * Tensor._make(v)) for g, v in zip(
+    terms = [(g * Tensor._make(v)).sum() for g, v in zip(
         _grads(out, u, leaves, create_graph=True), vs) if isinstance(g, Tensor)]
     tangent = None
     if terms:
@@ -557,10 +557,6 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
             [0., 6.]], dtype=gradcli.float64)
     """
     return jacobian(f, argnums, method="columns")
-
-
-def gc_sum(t: Tensor) -> Tensor:
-    return t.sum()
 
 
 # -- second derivatives ---------------------------------------------------------------

@@ -432,17 +432,26 @@ def _weak_dtype(x, like):
     return np.asarray(x).dtype
 
 
-def floor_divide(a, b):
-    """``a // b``: rounded toward minus infinity, as PyTorch; gradient zero."""
+def _operands(a, b, integer_fn):
+    """The two operands as Tensors, and the result when both are integers
+    (no gradient; PyTorch raises on a zero divisor where numpy gives 0)."""
     ref = a if isinstance(a, Tensor) else b
     a, b = _as_operand(a, ref), _as_operand(b, ref)
     ad, bd = a._data, b._data
     if ad.dtype.kind in "iub" and bd.dtype.kind in "iub":
         if np.any(bd == 0):
             raise ZeroDivisionError("ZeroDivisionError: integer division by zero")
-        return Tensor._make(np.floor_divide(ad, bd))
+        return a, b, Tensor._make(integer_fn(ad, bd))
+    return a, b, None
+
+
+def floor_divide(a, b):
+    """``a // b``: rounded toward minus infinity, as PyTorch; gradient zero."""
+    a, b, ints = _operands(a, b, np.floor_divide)
+    if ints is not None:
+        return ints
     with np.errstate(all="ignore"):
-        exact = np.floor_divide(ad, bd)
+        exact = np.floor_divide(a._data, b._data)
     out = floor(a / b)
     out._data = np.asarray(exact, dtype=out.dtype)  # numpy's exact floor, same graph
     return out
@@ -451,14 +460,8 @@ def floor_divide(a, b):
 def remainder(a, b):
     """``a % b`` with the divisor's sign (Python's, PyTorch's remainder);
     gradients 1 and -floor(a / b)."""
-    ref = a if isinstance(a, Tensor) else b
-    a, b = _as_operand(a, ref), _as_operand(b, ref)
-    ad, bd = a._data, b._data
-    if ad.dtype.kind in "iub" and bd.dtype.kind in "iub":
-        if np.any(bd == 0):
-            raise ZeroDivisionError("ZeroDivisionError: integer division by zero")
-        return Tensor._make(np.remainder(ad, bd))
-    return OPS["remainder"](a, b)  # numpy's remainder is PyTorch's: the divisor's sign
+    a, b, ints = _operands(a, b, np.remainder)
+    return ints if ints is not None else OPS["remainder"](a, b)  # numpy's remainder is PyTorch's: the divisor's sign
 
 
 # -- type promotion: a 0-d tensor does not promote a dimensioned one of its kind ----
