@@ -1733,3 +1733,27 @@ def test_ops_kink_conventions_listed():
     kinks = {o["name"]: o["kink"] for o in obj["ops"]}
     for name in ("relu", "abs", "max", "maximum"):
         assert kinks[name], f"{name} has a kink convention"
+
+
+# -- --shape NAME=DIMS, shared by the commands that take shapes without values ------
+@pytest.mark.parametrize("pairs, expected", [
+    (("x=3",), {"x": (3,)}),
+    (("A=3,4", "s="), {"A": (3, 4), "s": ()}),
+    (("A=(2, 5)",), {"A": (2, 5)}),
+    (("v=7,",), {"v": (7,)}),
+    (("s=()",), {"s": ()}),
+])
+def test_read_shapes(pairs, expected):
+    from gradcli.cli.options import read_shapes
+
+    assert read_shapes(pairs) == expected
+
+
+@pytest.mark.parametrize("pair", ["x", "x=0", "x=-1", "x=3.5", "x=a", "1x=3", "x=1,,2",
+                                  "x=٣", "x=99999999999"])
+def test_read_shapes_refuses(pair):
+    from gradcli.cli.options import read_shapes
+    from gradcli.errors import UsageError
+
+    with pytest.raises(UsageError, match="--shape"):
+        read_shapes((pair,))

@@ -111,6 +111,34 @@ def check_options(f):
     ])
 
 
+shape_option = click.option(
+    "--shape", "shape", multiple=True, metavar="NAME=DIMS",
+    help="The shape of input NAME: x=3, A=3,4, s= for a scalar (repeatable).")
+
+
+def read_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """``--shape NAME=DIMS`` options, read: ``{"A": (3, 4)}``. DIMS are
+    comma-separated counts >= 1 (an empty DIMS, or ``()``, is a scalar)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for pair in pairs:
+        name, eq, dims = pair.partition("=")
+        name = normalise(name.strip())
+        if not eq or not name.isidentifier():
+            raise UsageError(f"--shape {pair!r}: expected NAME=DIMS, e.g. --shape A=3,4")
+        if name in shapes:
+            raise UsageError(f"--shape {name}: given twice")
+        dims = dims.strip().removeprefix("(").removesuffix(")").strip()
+        parts = [d.strip() for d in dims.split(",")] if dims else []
+        if parts and parts[-1] == "":
+            parts.pop()  # "3," as Python writes a 1-tuple
+        if len(parts) > 32 or not all(d.isdigit() and d.isascii() and 0 < int(d) <= 10**9
+                                      for d in parts):
+            raise UsageError(f"--shape {pair!r}: each dimension must be a whole number "
+                             "from 1 to 10**9 (at most 32 of them)")
+        shapes[name] = tuple(int(d) for d in parts)
+    return shapes
+
+
 grad_output_option = click.option(
     "--grad-output", metavar="VALUE|ones",
     help="The vector of a vector-Jacobian product, for a non-scalar output.")
