@@ -358,9 +358,9 @@ def _order(data, d, descending):
         kind = data.dtype.kind
         if kind == "f":
             return np.lexsort((-data, ~np.isnan(data)), axis=d)  # last key first
-        keys = -data.astype(np.int64) if kind in "iu" else ~data if kind == "b" else None
-        if keys is None:
+        if kind not in "iub":
             raise NotImplementedError(f"sort(descending=True) of {data.dtype.name} tensors")
+        keys = ~data if kind == "b" else -data.astype(np.int64)
         return np.argsort(keys, axis=d, kind="stable")
     return np.argsort(data, axis=d, kind="stable")
 
