@@ -276,7 +276,8 @@ def test_flatten_and_ravel():
     assert z.ravel().tolist() == list(range(24)) and np.ravel(z).shape == (24,)
     with pytest.raises(TypeError, match="start_dim"):
         z.flatten("F")  # numpy's positional order is PyTorch's start_dim
-    for bad in (lambda: z.flatten(order="F"), lambda: z.ravel("F")):
+    for bad in (lambda: z.flatten(order="F"), lambda: z.ravel("F"),
+                lambda: z.T.ravel("K")):  # numpy: memory order, here (0, 1, 2, ...)
         with pytest.raises(NotImplementedError, match="only C order"):
             bad()
     x = f64(np.arange(6.0).reshape(2, 3), requires_grad=True)

@@ -241,7 +241,9 @@ def _squeeze_method(self, dim=None, *, axis=_UNSET):
 
 
 def _c_order(name, order):
-    if order not in ("C", "A", "K"):  # A and K: C order for gradcli's arrays' values
+    # numpy's 'A' and 'K' follow the memory layout, which a Tensor's values do
+    # not define (a transpose is a view): only the row-major order is given.
+    if order != "C":
         raise NotImplementedError(f"{name}(order={order!r}): only C order is supported")
 
 
