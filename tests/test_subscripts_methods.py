@@ -140,6 +140,25 @@ def test_a_subscript_is_numpys_indexing_and_its_gradient_the_finite_difference(
     np.testing.assert_array_equal(J, np.eye(x.size)[source])
 
 
+def test_separated_advanced_indices_put_their_axis_first_in_every_walk():
+    # numpy: 0 and [1] are advanced and '...' separates them (even expanding to no
+    # axes), so their broadcast axis comes first: x[:, 0, ..., [1]] has shape (1, 2)
+    # and entry [0, i] is x[i, 0, 1]; a rewritten index would give shape (2, 1).
+    x = np.arange(1.0, 9.0).reshape(2, 2, 2)
+    tree = parse("x[:, 0, ..., [1]]", inputs=["x"], ops=OPS)
+    t, out = _engine(tree, x)
+    assert out.detach().numpy().tolist() == [[x[0, 0, 1], x[1, 0, 1]]]
+    (out * f64([[10.0, 20.0]])).sum().backward()
+    want = np.zeros_like(x)
+    want[0, 0, 1], want[1, 0, 1] = 10.0, 20.0
+    np.testing.assert_array_equal(t.grad.numpy(), want)
+    f = lambda v: interpret(tree, TensorBackend("", 10**6), {"x": v})  # noqa: E731
+    J = gc.jacobian(f)(f64(x)).numpy()
+    assert J.shape == (1, 2, 2, 2, 2)
+    np.testing.assert_array_equal(J[0, 0], np.eye(8)[1].reshape(2, 2, 2))
+    np.testing.assert_array_equal(J[0, 1], np.eye(8)[5].reshape(2, 2, 2))
+
+
 @settings(max_examples=15)
 @given(subscripts())
 def test_sympy_indexes_as_numpy_does(case):
