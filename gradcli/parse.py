@@ -14,7 +14,8 @@ The tree has four node types, all frozen dataclasses:
 - ``Call(op, args, params)``: everything else, by the registry name of its op:
   ``+ - * / ** @`` are add, sub, mul, div, pow, matmul; unary ``-`` is neg (unary
   ``+`` is its operand); ``x.T`` is transpose; ``x[...]`` is getitem with
-  ``params["index"]`` an int, slice, list of ints or tuple of those; ``a < b`` and
+  ``params["index"]`` an int, slice, None (a new axis), Ellipsis, list of ints or
+  tuple of those (numpy's indexing: at most one Ellipsis); ``a < b`` and
   the other comparisons are less, less_equal, greater, greater_equal, equal and
   not_equal, allowed only as the condition of ``where(...)``; ``name(...)`` calls
   the op of that name. ``args`` holds the tensor arguments, ``params`` the literal
@@ -289,7 +290,7 @@ _CONSTRUCTS: dict[type[ast.AST], str] = {
 }
 _INT64 = 2**63  # larger ints in indices and params would only fail later, obscurely
 _INDEX = (
-    "an index must be an integer, a slice of integers like 1:3, "
+    "an index must be an integer, a slice of integers like 1:3, None, '...', "
     "a list of integers or a tuple of those"
 )
 _PARAM = "a parameter must be an integer, None, True, False or a tuple of integers"
@@ -632,13 +633,22 @@ class _Parser:
     def index(self, node: ast.expr, top: bool = True) -> object:
         match node:
             case ast.Tuple(elts=elts) if top:
-                return tuple(self.index(elt, top=False) for elt in elts)
+                parts = tuple(self.index(elt, top=False) for elt in elts)
+                dots = [elt for elt, part in zip(elts, parts) if part is Ellipsis]
+                if len(dots) > 1:  # numpy's IndexError, caught before any work
+                    message = "an index can only have a single ellipsis ('...')"
+                    raise self.error(self.col(dots[1]), message)
+                return parts
+            case ast.Constant(value=None):
+                return None  # numpy's newaxis: a new axis of length 1
+            case ast.Constant(value=value) if value is Ellipsis:
+                return Ellipsis
             case ast.List(elts=elts):
                 return [self.integer(elt, _INDEX) for elt in elts]
             case ast.Slice(lower=lower, upper=upper, step=step):
-                bound = "slice bounds must be integer literals"
+                bound = "slice bounds must be integer literals (or None)"
                 parts = [
-                    None if part is None else self.integer(part, bound)
+                    None if _is_none(part) else self.integer(part, bound)
                     for part in (lower, upper, step)
                 ]
                 if step is not None and parts[2] == 0:
@@ -656,6 +666,12 @@ class _Parser:
                 return tuple(self.integer(elt, message) for elt in elts)
             case _:
                 return self.integer(node, _PARAM)
+
+
+def _is_none(node: ast.expr | None) -> bool:
+    """An absent slice bound, or a written ``None`` as in ``x[None:2]`` (numpy: the
+    same as ``x[:2]``)."""
+    return node is None or (isinstance(node, ast.Constant) and node.value is None)
 
 
 def _next_line(text: str, i: int) -> int:

@@ -56,7 +56,7 @@ CASES = {
     "reshape": "reshape(A, (3, 2))",
     "concatenate": "concatenate([x, y, x])",
     "stack": "stack([x, y], axis=1)",
-    "getitem": "A[1, ::-1] + x[[0, 2, 2]]",
+    "getitem": "A[1, ::-1] + x[[0, 2, 2]] + A[None, ..., 2][0, :, None] * x[None, :]",
     "broadcast_to": "broadcast_to(x, (2, 3))",
     "flip": "flip(A, 1) + flip(A)",
     "fliplr": "fliplr(A)",

@@ -50,6 +50,22 @@ HELPERS: dict[Any, Callable] = {
 }
 
 
+def _round(a, decimals=0, out=None):
+    """np.round(t): numpy's rounding (integers too), a zero gradient."""
+    from .torch_api import round_  # the one rounding op, beside the Tensor method
+
+    if out is not None:
+        raise NotImplementedError("np.round(out=...) is not supported on Tensors")
+    return round_(a, decimals, numpy_ints=True)
+
+
+HELPERS[np.round] = HELPERS[np.around] = _round
+if hasattr(np, "astype"):  # numpy >= 2.1
+    HELPERS[np.astype] = lambda x, dtype, /, *, copy=True, device=None: x.astype(
+        dtype, copy=copy
+    )
+
+
 def _values_only(func):
     """A numpy function whose result is booleans or indices: nothing to
     differentiate, so it runs on the values and returns numpy's own result."""
@@ -138,7 +154,6 @@ def bind() -> None:
         if not o.method or hasattr(T, name):
             continue
         setattr(T, name, _method(o))
-    T.ravel = lambda self: reshape(self, shape=(-1,))
     T.T = property(lambda self: transpose(self))
     T.broadcast_to = lambda self, *shape: broadcast_to(
         self, shape=shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape

@@ -19,7 +19,7 @@ from . import fastpath
 from .fastpath import _binary
 from .op import OPS, apply, op
 from .ops.composite import _expand_dims, _squeeze, _swapaxes
-from .ops.elementwise import clip, floor, maximum, minimum
+from .ops.elementwise import _zeros, clip, floor, maximum, minimum
 from .ops.linalg import matmul
 from .ops.reductions import max_, min_, norm_, std, sum_, var
 from .ops.shape import broadcast_to, concatenate, getitem, reshape, transpose
@@ -55,6 +55,66 @@ def _cast_to(x, dtype):
             return Tensor._make(x._data.astype(dtype))  # ints: no gradient, as PyTorch
         return apply(_to_dtype, x, dtype=dtype)
     return np.asarray(x).astype(dtype, copy=False)
+
+
+# -- rounding: values on a grid, a zero gradient (PyTorch's RoundBackward0) --------
+@op(_zeros, grad_fn="RoundBackward0", saves="none", support=graph.MOVES, rule="0",
+    kink="zero gradient everywhere (steps halfway between grid points)",
+    zero_regions=True, method=False, expr=False, name="_round")
+def _round_op(x, *, decimals=0):
+    # numpy's and PyTorch's rule alike: half to even, x * 10**d rounded, / 10**d
+    return np.round(x, decimals)
+
+
+OPS.pop("_round")  # internal: reached through t.round(), np.round(t)
+
+
+def round_(x, decimals=0, *, numpy_ints: bool = False):
+    """``x`` rounded to ``decimals`` places, half to even, with a zero gradient.
+
+    Integer tensors pass through unchanged at ``decimals=0``; at other decimals
+    numpy rounds them (``numpy_ints``) and PyTorch refuses, so gradcli does too.
+    """
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
+        raise TypeError(f"round(): decimals must be an integer, not {decimals!r}")
+    data = x._data
+    if data.dtype.kind == "b":
+        raise TypeError("round(): not defined for bool tensors")
+    if data.dtype.kind in "iu":
+        if decimals and not numpy_ints:
+            raise NotImplementedError(
+                "round(decimals=...) of an integer tensor is not supported (PyTorch "
+                "refuses it); use np.round(t, decimals) for numpy's"
+            )
+        return Tensor._make(np.round(data, int(decimals)))
+    return apply(_round_op, x, decimals=int(decimals))
+
+
+def _round_method(self, decimals=0, out=None):
+    # PyTorch: t.round(decimals=0); numpy's a.round(2) passes decimals by
+    # position, with the same meaning, so both spellings are accepted.
+    if out is not None:
+        raise NotImplementedError("round(out=...) is not supported in gradcli")
+    return round_(self, decimals)
+
+
+# -- numpy's astype: numpy's name, numpy's meaning (PyTorch has no astype) ----------
+def _astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+    dtype = np.dtype(dtype)
+    if not np.can_cast(self.dtype, dtype, casting=casting):
+        raise TypeError(
+            f"astype: cannot cast from {self.dtype.name} to {dtype.name} according "
+            f"to the rule {casting!r}"
+        )
+    if dtype.kind == "c" and self.requires_grad:
+        raise NotImplementedError(
+            "astype: gradients through a complex dtype are not supported in gradcli"
+        )
+    if dtype == self.dtype:
+        return self.clone() if copy else self  # numpy: a copy unless copy=False
+    # Floats keep the graph (ToCopyBackward0); an integer or bool result carries
+    # no gradient (numpy truncates toward zero, as PyTorch's .to(int) does).
+    return _cast_to(self, dtype)
 
 
 def _dtype_of(spec):
@@ -162,18 +222,39 @@ def _unsqueeze(self, dim):
     return _expand_dims(self, _dim(dim, self.ndim + 1))
 
 
-def _squeeze_method(self, dim=None):
+_UNSET = object()  # a numpy keyword not given (axis=None means something else)
+
+
+def _squeeze_method(self, dim=None, *, axis=_UNSET):
+    if axis is not _UNSET:  # numpy's keyword: numpy's meaning (raises on size > 1)
+        return _squeeze(self, tuple(axis) if isinstance(axis, list) else axis)
     if dim is None:
         return _squeeze(self)
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    # PyTorch leaves a dim that is not of size 1 alone (numpy raises).
-    keep = tuple(d for d in (_dim(d, self.ndim) for d in dims) if self.shape[d] == 1)
+    dims = [_dim(d, self.ndim) for d in dims]
+    # PyTorch leaves a dim that is not of size 1 alone (numpy raises); a 0-d
+    # tensor takes dim 0 or -1 and stays as it is.
+    keep = tuple(d for d in dims if self.ndim and self.shape[d] == 1)
     if not keep:
         return reshape(self, shape=self.shape)
     return _squeeze(self, keep)
 
 
-def _flatten(self, start_dim=0, end_dim=-1):
+def _c_order(name, order):
+    # numpy's 'A' and 'K' follow the memory layout, which a Tensor's values do
+    # not define (a transpose is a view): only the row-major order is given.
+    if order != "C":
+        raise NotImplementedError(f"{name}(order={order!r}): only C order is supported")
+
+
+def _flatten(self, start_dim=0, end_dim=-1, *, order=None):
+    if order is not None:  # numpy's a.flatten(order=...): the same values in C order
+        _c_order("flatten", order)
+    if isinstance(start_dim, str):
+        raise TypeError(
+            f"flatten({start_dim!r}): the arguments are PyTorch's (start_dim, "
+            "end_dim); numpy's order goes by keyword, flatten(order=...)"
+        )
     if self.ndim == 0:
         return reshape(self, shape=(1,))
     s, e = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
@@ -181,6 +262,11 @@ def _flatten(self, start_dim=0, end_dim=-1):
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     shape = self.shape
     return reshape(self, shape=shape[:s] + (-1,) + shape[e + 1:])
+
+
+def _ravel_method(self, order="C"):
+    _c_order("ravel", order)
+    return reshape(self, shape=(-1,))
 
 
 def _expand(self, *sizes):
@@ -198,7 +284,13 @@ def _expand(self, *sizes):
     return broadcast_to(self, shape=shape)
 
 
-def _repeat(self, *sizes):
+def _repeat(self, *sizes, axis=_UNSET):
+    # PyTorch's repeat is numpy's tile; numpy's repeat is np.repeat(t, n), or a
+    # numpy keyword here: t.repeat(2, axis=0) (axis=None: flattened first).
+    if axis is not _UNSET:
+        if len(sizes) != 1:
+            raise TypeError("repeat(repeats, axis=...): numpy's form takes one repeats")
+        return OPS["repeat"](self, repeats=sizes[0], axis=axis)
     sizes = _shape_args(sizes)
     if len(sizes) < self.ndim:
         raise RuntimeError(
@@ -262,13 +354,33 @@ def _argpick(pick, name):
 
 
 def _order(data, d, descending):
+    # Stable: ties keep their order, as in PyTorch's stable sort. NaN counts as
+    # the largest value (last ascending, first descending), as in PyTorch.
     if descending:
-        # stable and first-of-ties as in PyTorch's stable sort
-        keys = -data if data.dtype.kind in "fi" else ~data if data.dtype.kind == "b" else None
-        if keys is None:
+        kind = data.dtype.kind
+        if kind == "f":
+            return np.lexsort((-data, ~np.isnan(data)), axis=d)  # last key first
+        if kind not in "iub":
             raise NotImplementedError(f"sort(descending=True) of {data.dtype.name} tensors")
+        keys = ~data if kind == "b" else -data.astype(np.int64)
         return np.argsort(keys, axis=d, kind="stable")
     return np.argsort(data, axis=d, kind="stable")
+
+
+def _argsort(self, dim=-1, descending=False, stable=False, *, axis=_UNSET, kind=None,
+             order=None):
+    """PyTorch's argsort (int64 indices, nothing recorded); with numpy's keywords
+    (``axis=``, ``kind=``) numpy's, where ``axis=None`` sorts the flattened values."""
+    if order is not None:
+        raise NotImplementedError("argsort(order=...) is for structured arrays")
+    if axis is not _UNSET or kind is not None:
+        dim = -1 if axis is _UNSET else axis
+        idx = np.argsort(self._data, axis=dim, kind="stable")
+        return Tensor._make(np.asarray(idx, dtype=np.int64))
+    if self.ndim == 0:
+        return Tensor._make(np.array(0))
+    d = _dim(dim, self.ndim)
+    return Tensor._make(_order(self._data, d, descending).astype(np.int64))
 
 
 def _sort(self, dim=-1, descending=False, stable=False):
@@ -348,19 +460,18 @@ def _norm(self, p="fro", dim=None, keepdim=False, dtype=None):
     return norm_(x, ord=p, axis=_dim(dim, x.ndim), keepdims=keepdim)
 
 
-def _cumsum(self, dim, *, dtype=None):
+def _cumsum(self, dim=_UNSET, *, dtype=None, axis=_UNSET):
     x = self if dtype is None else _cast_to(self, dtype)
+    if axis is not _UNSET:  # numpy's keyword: numpy's meaning (None: flattened)
+        return OPS["cumsum"](x, axis=axis)
+    if dim is _UNSET:
+        raise TypeError(
+            "cumsum() missing the dim: PyTorch's t.cumsum(dim) takes it; for numpy's "
+            "cumulative sum of the flattened values use np.cumsum(t)"
+        )
     if x.ndim == 0:
         return reshape(x, shape=())
-    d = _dim(dim, x.ndim)
-    fn = OPS.get("cumsum")
-    if fn is not None:
-        return fn(x, axis=d)
-    if x.dtype.kind not in "fc":
-        return Tensor._make(np.cumsum(x._data, axis=d))
-    n = x.shape[d]
-    upper = np.triu(np.ones((n, n), dtype=x.dtype))  # column j sums entries 0..j
-    return _swapaxes(matmul(_swapaxes(x, d, -1), upper), d, -1)
+    return OPS["cumsum"](x, axis=_dim(dim, x.ndim))
 
 
 def _clamp(self, min=None, max=None):
@@ -600,6 +711,10 @@ def bind() -> None:
     T.var = _spread("var", var)
     T.norm = _norm
     T.cumsum = _cumsum
+    T.argsort = _argsort
+    T.round = _round_method
+    T.astype = _astype
+    T.ravel = _ravel_method
     T.clamp = T.clip = _clamp
     T.sum = _sum
     T.mean = _mean

@@ -117,39 +117,23 @@ def _is_basic(index) -> bool:
     return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
 
 
-def _consumes(p) -> int:
-    """How many axes of the indexed array one part of an index uses up."""
-    if p is None or isinstance(p, (bool, np.bool_)):
-        return 0
-    if isinstance(p, (list, np.ndarray)):
-        arr = np.asarray(p)
-        return arr.ndim if arr.dtype == bool else 1
-    return 1
-
-
-def _batched_index(index, ndim: int, lead: int):
-    """``index`` of an array of ``ndim`` axes, for the same array behind ``lead``
-    batch axes, and whether it is advanced. Basic indices get the batch axes as
-    leading full slices; an advanced one comes without Ellipsis, to be used with
-    the batch axes moved last (where advanced indexing never moves them)."""
+def _batched_index(index, lead: int):
+    """``index`` for the same array behind ``lead`` batch axes, and whether it is
+    advanced. A basic index gets the batch axes as leading full slices. An
+    advanced one comes back unchanged: it is used through ``_positions``."""
     parts = index if isinstance(index, tuple) else (index,)
     if _is_basic(parts):
         return (slice(None),) * lead + parts, False
-    dots = [k for k, p in enumerate(parts) if p is Ellipsis]
-    if dots:
-        k = dots[0]
-        used = sum(_consumes(p) for p in parts if p is not Ellipsis)
-        parts = parts[:k] + (slice(None),) * (ndim - used) + parts[k + 1:]
-    return parts, True
+    return index, True
 
 
-def _last(a, lead: int):
-    """``a`` with its ``lead`` batch axes moved last (a view)."""
-    return np.moveaxis(a, tuple(range(lead)), tuple(range(-lead, 0)))
-
-
-def _first(a, lead: int):
-    return np.moveaxis(a, tuple(range(-lead, 0)), tuple(range(lead)))
+def _positions(index, shape) -> np.ndarray:
+    """Where each entry of ``a[index]`` comes from in ``a`` of ``shape``, as flat
+    positions: numpy's own placement of the result's axes (advanced indices
+    separated by a slice, None or '...' put theirs first), which a rewritten
+    index could change, and then one advanced index on the flattened axes
+    leaves any batch axes in front where they are."""
+    return np.arange(math.prod(shape)).reshape(shape)[index]
 
 
 def _indexed(shapes, params):
@@ -158,12 +142,16 @@ def _indexed(shapes, params):
 
 
 def _index_add(g, *, index, shape, lead=0):
-    z = np.zeros(np.shape(g)[:lead] + tuple(shape), dtype=np.result_type(g))
-    idx, advanced = _batched_index(index, len(shape), lead)
+    batch = np.shape(g)[:lead]
+    z = np.zeros(batch + tuple(shape), dtype=np.result_type(g))
+    idx, advanced = _batched_index(index, lead)
     if not advanced:
         z[idx] = g
+    elif not lead:
+        np.add.at(z, index, g)  # repeated indices add up
     else:
-        np.add.at(_last(z, lead), idx, _last(g, lead))  # repeated indices add up
+        flat = z.reshape(batch + (-1,))  # a view: z is new and contiguous
+        np.add.at(flat, (Ellipsis, _positions(index, shape)), g)
     return z
 
 
@@ -181,8 +169,12 @@ def getitem(x, *, index, lead=0):
                 # PyTorch's x[i]: an in-place change of it reaches x.
                 return x[parts + (Ellipsis,)]
         return x[index]
-    idx, advanced = _batched_index(index, np.ndim(x) - lead, lead)
-    return _first(_last(x, lead)[idx], lead) if advanced else x[idx]
+    idx, advanced = _batched_index(index, lead)
+    if not advanced:
+        return x[idx]
+    shape = np.shape(x)
+    flat = np.reshape(x, shape[:lead] + (-1,))
+    return flat[(Ellipsis, _positions(index, shape[lead:]))]
 
 
 # The walk passes its own ``lead`` to these rules, which assume the node was
