@@ -315,7 +315,7 @@ def _differences(
             # (eps |F| / h), and for F a gradient, whose own rounding is eps |f| / h
             # at worst, that over the step again (eps |f| / h^2).
             error = (np.abs(d2 - d1) + 3 * eps * max(s1, s2) / t
-                     + 3 * eps * f_scale / (t / 2) ** 2)
+                     + 3 * eps * f_scale / (t / 2) / (t / 2))  # ** overflows a float
         return value, error, direction
 
     out_shape = None

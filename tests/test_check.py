@@ -682,3 +682,11 @@ def test_an_engine_nan_where_the_derivative_is_zero_fails_without_sympy():
     report = check("gradient", {"x": V3}, {"x": bad}, tree=tree, symbolic=False)
     assert report.status == "fail" and not report.passed, report.lines()
     assert report.worst.index == (1,)
+
+
+def test_finite_differences_at_a_huge_point_do_not_overflow():
+    # The step grows with |x|: at x = 4.43e159 its square is past the largest
+    # float, where Python's ** raised OverflowError (an internal error, exit 70).
+    report = check_expression("x * 1.5", {"x": np.array(4.43e159)})
+    c = report.inputs["x"]
+    assert c.fd_max_error is not None and c.fd_max_error <= 1e-8 * 1.5
