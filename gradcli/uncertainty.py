@@ -201,7 +201,8 @@ def propagate(target, inputs: dict[str, np.ndarray], cov: Covariance, *,
                          f"would have {m * m:,} elements, over the limit of "
                          f"{max_elements:,}",
                          hint="raise it with --max-elements N if you mean it")
-    blocks = {n: d.blocks[n].reshape(m, -1).astype(np.float64) for n in cov.names}
+    blocks = {n: d.blocks[n].reshape(m, inputs[n].size).astype(np.float64)
+              for n in cov.names}
     with np.errstate(all="ignore"):
         jac = np.concatenate([blocks[n] for n in cov.names], axis=1)
         out_cov = jac @ cov.matrix @ jac.T
@@ -231,6 +232,8 @@ def _second_order(u: Uncertainty, target, inputs, cov: Covariance,
                   max_elements: int) -> None:
     """The second-order std and mean shift; a note when the first order is off."""
     m, n = u.std.size, cov.matrix.shape[0]
+    if m == 0 or n == 0:
+        return  # nothing to propagate
     if m * n * n > MAX_HESSIAN_WORK:
         u.notes.append(f"non-linearity not checked: {m:,} Hessians of {n:,} x {n:,} "
                        "would be too large")

@@ -102,6 +102,14 @@ def test_default_valued_parameter_is_constant_unless_wrt():
     np.testing.assert_allclose(obj["grad"]["k"], q @ q / 2, rtol=1e-15)
 
 
+def test_default_valued_parameter_is_constant_with_points(tmp_path):
+    (tmp_path / "p.csv").write_text("q\n1\n3\n")
+    target = _file(tmp_path, "def f(q, n=2.0):\n    return q ** n\n")
+    r = ok("eval", target, "--points", str(tmp_path / "p.csv"), "--n", "3")
+    # d/dq q^3 = 3 q^2; no gradient column for n
+    assert r.out.splitlines() == ["row,value,grad.q,error", "1,1,3,", "2,27,27,"]
+
+
 # -- --sigma and --cov ---------------------------------------------------------------
 MGH = ("eval", "m*g*h", "--m", "2", "--g", "9.81", "--h", "10")
 
