@@ -296,7 +296,8 @@ def setup(ctx: click.Context, target: str, opts: dict):
             exc.hint = f"--{name} is an option of gradcli: give the input as --var {name}=VALUE"
         raise
     consts = _constants(tgt, texts, opts)
-    inputs = read_inputs(texts, opts, frozenset(opts.get("const", ())))
+    explicit = frozenset(normalise(n.strip()) for n in opts.get("const", ()))
+    inputs = read_inputs(texts, opts, explicit)
     wrt = list(dict.fromkeys(opts["wrt"])) or [n for n in inputs if n not in consts]
     for n in wrt:
         if n not in inputs:
