@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-
 from test_cli import DATA, arr, assert_error, ok, ok_json, run
 
 
