@@ -23,8 +23,10 @@ __all__ = ["NumpyBackend", "TensorBackend", "engine_dtype", "finite"]
 
 
 def engine_dtype(inputs) -> np.dtype:
-    """The dtype the engine computes in: its first input's (float64 without inputs)."""
-    return next(iter(inputs.values())).dtype if inputs else np.dtype(np.float64)
+    """The dtype the engine computes in: its first float input's (float64 without
+    one; integer inputs are --const data such as labels)."""
+    return next((a.dtype for a in inputs.values() if np.asarray(a).dtype.kind == "f"),
+                np.dtype(np.float64))
 
 
 def finite(a) -> bool:

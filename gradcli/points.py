@@ -91,7 +91,9 @@ def stream(target: str, fixed: dict[str, np.ndarray], lines: Iterable[str | byte
                          "give it once")
     names = sorted(set(declared or ()) | set(fixed))
     tgt = prepare(target, names)
-    wrt = list(wrt) or names
+    # A function file's parameters with a default value are constants unless in --wrt.
+    optional = tgt.loaded.optional if tgt.loaded is not None else ()
+    wrt = list(wrt) or [n for n in names if n not in optional]
     for n in wrt:
         if n not in names:
             raise UsageError(f"--wrt {n}: no input named {n!r}")

@@ -39,7 +39,7 @@ def jsonable(a) -> Any:
         return {k: jsonable(v) for k, v in a.items()}
     arr = np.asarray(a)
     f32 = arr.dtype == np.float32
-    if arr.dtype.kind == "b":
+    if arr.dtype.kind in "biu":  # booleans, and integer --const data
         return arr.tolist()
     if arr.ndim == 0:
         return _number(arr, f32)
@@ -299,3 +299,39 @@ def _table(view: View, precision: int | None, header: list[str], footer: list[st
     for line in footer:
         console.print(Text(line))
     return buf.getvalue()
+
+
+def add_uncertainty(view: View, u, precision: int | None) -> View:
+    """``eval --sigma``: the propagated uncertainty (``uncertainty.Uncertainty``)
+    under the JSON's ``"uncertainty"``, as ``uncertainty.*`` lines, table rows
+    and a footer line giving the value with its error bar and the shares."""
+    shares = u.shares()
+    obj = {"std": jsonable(u.std), "variance": jsonable(u.variance),
+           "contributions": {k: {"variance": jsonable(v), "share": jsonable(shares[k])}
+                             for k, v in u.contributions.items()}}
+    if u.shape:
+        obj["covariance"] = jsonable(u.covariance)
+    obj["second_order"] = None if u.second_order_std is None else {
+        "std": jsonable(u.second_order_std), "mean_shift": jsonable(u.mean_shift)}
+    obj["notes"] = list(u.notes)
+    view.obj["uncertainty"] = obj
+    view.warnings = [*view.warnings, *u.warnings]
+    view.rows.append(("uncertainty.std", "std. uncertainty", u.std))
+    if u.shape:
+        view.rows.append(("uncertainty.covariance", "covariance", u.covariance))
+    view.rows += [(f"uncertainty.share.{k}", f"variance share {k}", s)
+                  for k, s in shares.items()]
+    total = u.total_shares()
+    parts = ", ".join(f"{k} {100 * s:.1f}%" for k, s in total.items())
+    if not u.shape:
+        value, std = float(view.rows[0][2]), float(u.std)
+        if precision is None and 0 < std < math.inf and math.isfinite(value):
+            # Two significant digits of the uncertainty, the value to the same place.
+            places = max(0, 1 - math.floor(math.log10(std)))
+            shown = f"{value:.{places}f} +- {std:.{places}f}"
+        else:
+            shown = f"{text_value(np.float64(value), precision)} +- " \
+                    f"{text_value(np.float64(std), precision)}"
+        view.footer.append(f"value = {shown} (first-order standard uncertainty)")
+    view.footer.append(f"shares of the variance: {parts}")
+    return view

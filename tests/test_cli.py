@@ -1330,7 +1330,9 @@ def test_python_warnings_do_not_leak_to_stderr():
 # -- function files ------------------------------------------------------------------
 def test_function_file_single_function():
     q = np.array([0.1, 0.2, 0.3])
-    obj = ok_json("eval", str(DATA / "energy.py"), "--q", "0.1,0.2,0.3", "--k", "2")
+    # k has a default value: a constant unless named in --wrt
+    obj = ok_json("eval", str(DATA / "energy.py"), "--q", "0.1,0.2,0.3", "--k", "2",
+                  "--wrt", "q", "--wrt", "k")
     assert obj["kind"] == "function"
     assert obj["target"].endswith("energy.py:energy")
     # energy = k/2 |q|^2: d/dq = k q, d/dk = |q|^2 / 2
@@ -1354,7 +1356,8 @@ def test_function_file_named_function_and_helpers():
     np.testing.assert_allclose(obj["value"], p @ p / 4 + np.cos(q).sum(), rtol=1e-15)
     np.testing.assert_allclose(arr(obj["grad"]["p"]), p / 2, rtol=1e-15)
     np.testing.assert_allclose(arr(obj["grad"]["q"]), -np.sin(q), rtol=1e-15)
-    obj = ok_json("eval", f"{DATA / 'several.py'}:kinetic", "--p", "3", "--m", "0.5")
+    obj = ok_json("eval", f"{DATA / 'several.py'}:kinetic", "--p", "3", "--m", "0.5",
+                  "--wrt", "p", "--wrt", "m")
     # p^2 / (2m): d/dp = p/m, d/dm = -p^2/(2 m^2)
     assert obj["value"] == pytest.approx(9.0)
     assert obj["grad"]["p"] == pytest.approx(6.0)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .options import (EXTRA, check_options, cross_check, out_format, setup, strict,
-                      target_options, progress_line)
+from .options import (EXTRA, check_options, const_options, cross_check, out_format, setup,
+                      shown_inputs, strict, target_options, progress_line)
 
 
 @click.command("jacobian", context_settings=EXTRA)
 @target_options()
 @check_options
+@const_options
 @click.pass_context
 def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     """The full Jacobian of TARGET's output with respect to each input.
@@ -31,13 +32,14 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
                  progress=progress_line("jacobian"))
     report = cross_check("jacobian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     strict(opts, d)
-    return render.emit(render.jacobian_view(tgt, inputs, d), out_format(opts),
+    return render.emit(render.jacobian_view(tgt, shown_inputs(inputs, opts), d), out_format(opts),
                        opts["precision"], check=report)
 
 
 @click.command("hessian", context_settings=EXTRA)
 @target_options()
 @check_options
+@const_options
 @click.pass_context
 def hessian_command(ctx: click.Context, target: str, **opts) -> int:
     """The Hessian of TARGET's single-number output, per pair of inputs.
@@ -60,5 +62,5 @@ def hessian_command(ctx: click.Context, target: str, **opts) -> int:
     summary = hessian_summary(d, inputs, wrt)
     report = cross_check("hessian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     strict(opts, d)
-    view = render.hessian_view(tgt, inputs, d, summary, opts["precision"])
+    view = render.hessian_view(tgt, shown_inputs(inputs, opts), d, summary, opts["precision"])
     return render.emit(view, out_format(opts), opts["precision"], check=report)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
-from .options import (EXTRA, check_options, cross_check, grad_output, grad_output_option,
-                      out_format, setup, strict, target_options)
+from . import sigma
+from .options import (EXTRA, check_options, const_options, cross_check, grad_output,
+                      grad_output_option, out_format, setup, shown_inputs, sigma_options,
+                      strict, target_options)
 
 
 @click.command("eval", context_settings=EXTRA)
@@ -22,6 +24,8 @@ from .options import (EXTRA, check_options, cross_check, grad_output, grad_outpu
 @click.option("--max-line-bytes", type=click.IntRange(min=1), metavar="N",
               help="Longest line of a --points file, in bytes (default 16 MiB).")
 @check_options
+@const_options
+@sigma_options
 @click.pass_context
 def eval_command(ctx: click.Context, target: str, **opts) -> int:
     """Value and gradient of TARGET at the given inputs.
@@ -47,6 +51,8 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     3 evaluation error, 70 internal error.
     """
     if opts["points"] is not None:
+        if opts["const"] or opts["sigma"] or opts["cov"]:
+            raise UsageError("--const, --sigma and --cov are for one point, not --points")
         if opts["check"]:
             raise UsageError("--check checks one point, not --points")
         from .points import eval_points
@@ -59,6 +65,7 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
 @target_options()
 @grad_output_option
 @check_options
+@const_options
 @click.pass_context
 def check_command(ctx: click.Context, target: str, **opts) -> int:
     """Cross-check the gradient of TARGET: sympy and finite differences.
@@ -83,16 +90,26 @@ def _evaluate(ctx: click.Context, target: str, opts: dict, *, verdict_first: boo
     tgt, inputs, wrt = setup(ctx, target, opts)
     if opts["check"] and opts["no_grad"]:
         raise UsageError("--check checks the gradient: it cannot go with --no-grad")
+    if sigma.wanted(opts) and opts["no_grad"]:
+        raise UsageError("--sigma/--cov propagate through the derivative: they cannot "
+                         "go with --no-grad")
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output(opts),
-                      no_grad=opts["no_grad"], max_elements=opts["max_elements"])
+                      no_grad=opts["no_grad"] or sigma.vector_output(tgt, inputs, opts),
+                      max_elements=opts["max_elements"])
     strict(opts, result)
     failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
                               atol=opts["atol"])
     report = (cross_check("gradient", tgt, inputs, wrt, result, opts)
               if opts["check"] else None)
-    return render.emit(render.result_view(tgt, inputs, result), out_format(opts),
-                       opts["precision"], check=report, failures=failures,
-                       verdict_first=verdict_first)
+    view = render.result_view(tgt, shown_inputs(inputs, opts), result)
+    u = sigma.propagate(tgt, inputs, wrt, opts) if sigma.wanted(opts) else None
+    if u is not None:
+        render.add_uncertainty(view, u, opts["precision"])
+    code = render.emit(view, out_format(opts), opts["precision"], check=report,
+                       failures=failures, verdict_first=verdict_first)
+    for note in u.notes if u is not None else ():
+        render.say("note", note)
+    return code
 
 
 def _expected(opts: dict, result) -> list:

@@ -111,6 +111,29 @@ def check_options(f):
     ])
 
 
+def const_options(f):
+    """--const NAME and --echo-inputs: inputs that are data, not parameters."""
+    return _apply(f, [
+        click.option("--const", "const", multiple=True, metavar="NAME",
+                     help="Input NAME is data: not differentiated, not in the gradient, "
+                     "not echoed in JSON; integer values stay integer (repeatable)."),
+        click.option("--echo-inputs", is_flag=True,
+                     help="Echo constant inputs in JSON too."),
+    ])
+
+
+def sigma_options(f):
+    """--sigma and --cov: the inputs' uncertainties, propagated to the value."""
+    return _apply(f, [
+        click.option("--sigma", "sigma", multiple=True, metavar="NAME=VALUE",
+                     help="Standard uncertainty of input NAME: one number, or one per "
+                     "component; prints the value's error bar (repeatable)."),
+        click.option("--cov", "cov", multiple=True, metavar="A,B=VALUE",
+                     help="Covariance of inputs A and B (a matrix for vectors; A,A=MATRIX "
+                     "is A's whole covariance matrix) (repeatable)."),
+    ])
+
+
 shape_option = click.option(
     "--shape", "shape", multiple=True, metavar="NAME=DIMS",
     help="The shape of input NAME: x=3, A=3,4, s= for a scalar (repeatable).")
@@ -224,17 +247,29 @@ def _raise_option_mistake(ctx: click.Context, name: str) -> None:
                          hint=f"did you mean {close[0]}?")
 
 
-def read_inputs(texts: dict[str, str], opts: dict) -> dict[str, np.ndarray]:
+def read_inputs(texts: dict[str, str], opts: dict,
+                keep_integers: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
+    """Each input's value; those in ``keep_integers`` (--const data) stay int64
+    when every value is a whole number (labels and indices)."""
     from ..values import parse_value
 
     # numpy.random costs start-up time: only a randn(...) value needs it.
     needs_rng = any("randn" in t for t in texts.values())
     rng = np.random.default_rng(opts["seed"]) if needs_rng else None
-    return {
-        n: parse_value(t, name=n, dtype=opts["dtype"], rng=rng,
-                       max_elements=opts["max_elements"])
-        for n, t in texts.items()
-    }
+
+    def read(n: str, t: str) -> np.ndarray:
+        if n not in keep_integers:
+            return parse_value(t, name=n, dtype=opts["dtype"], rng=rng,
+                               max_elements=opts["max_elements"])
+        a = parse_value(t, name=n, rng=rng, max_elements=opts["max_elements"])
+        if a.size and np.all(a == np.round(a)) and np.all(np.abs(a) < 2.0 ** 53):
+            return a.astype(np.int64)  # exact: whole numbers below 2**53
+        with np.errstate(over="ignore"):
+            cast = a.astype(opts["dtype"])  # as parse_value casts: from float64
+        if not np.isfinite(cast).all():
+            raise UsageError(f"input {n}: a value overflows {opts['dtype']}")
+        return cast
+    return {n: read(n, t) for n, t in texts.items()}
 
 
 def option_names(ctx: click.Context) -> list[str]:
@@ -260,13 +295,41 @@ def setup(ctx: click.Context, target: str, opts: dict):
         if exc.hint and f"--{name}" in option_names(ctx):
             exc.hint = f"--{name} is an option of gradcli: give the input as --var {name}=VALUE"
         raise
-    inputs = read_inputs(texts, opts)
-    wrt = list(dict.fromkeys(opts["wrt"])) or list(inputs)
+    consts = _constants(tgt, texts, opts)
+    explicit = frozenset(normalise(n.strip()) for n in opts.get("const", ()))
+    inputs = read_inputs(texts, opts, explicit)
+    wrt = list(dict.fromkeys(opts["wrt"])) or [n for n in inputs if n not in consts]
     for n in wrt:
         if n not in inputs:
             raise UsageError(f"--wrt {n}: no input named {n!r}",
                              hint=f"inputs: {', '.join(inputs) or 'none'}")
+    opts["constants"] = consts
     return tgt, inputs, wrt
+
+
+def _constants(tgt, texts: dict[str, str], opts: dict) -> list[str]:
+    """The inputs not differentiated by default: --const NAME, and a function
+    file's parameters with a default value (unless named in --wrt)."""
+    wrt = set(opts["wrt"])
+    consts = [normalise(n.strip()) for n in dict.fromkeys(opts.get("const", ()))]
+    for n in consts:
+        if n not in texts:
+            raise UsageError(f"--const {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(texts) or 'none'}")
+        if n in wrt:
+            raise UsageError(f"--const {n} and --wrt {n}: an input is either data or "
+                             "differentiated, not both")
+    optional = tgt.loaded.optional if tgt.loaded is not None else ()
+    consts += [n for n in texts if n in optional and n not in wrt and n not in consts]
+    return consts
+
+
+def shown_inputs(inputs: dict[str, np.ndarray], opts: dict) -> dict[str, np.ndarray]:
+    """The inputs a JSON answer echoes: constants only with --echo-inputs."""
+    if opts.get("echo_inputs"):
+        return inputs
+    consts = set(opts.get("constants", ()))
+    return {n: a for n, a in inputs.items() if n not in consts}
 
 
 def grad_output(opts: dict):
@@ -329,6 +392,9 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
         common["graph"] = (r.output, r.leaves)
 
         def f(point):
+            # The check varies only ``wrt``: the others keep their own values and
+            # dtypes (integer --const data, which the check reads as floats).
+            point = {n: a if n in wrt else inputs[n] for n, a in point.items()}
             return evaluate(tgt, point, no_grad=True, max_elements=opts["max_elements"]).value
     with quiet():
         if kind == "gradient":
@@ -338,6 +404,7 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
             return check.check_jacobian(f, inputs, answer.blocks, **common)
 
         def gradient(point):
+            point = {n: a if n in wrt else inputs[n] for n, a in point.items()}
             return evaluate(tgt, point, wrt=wrt, max_elements=opts["max_elements"]).grads
 
         pairs = {(a, b): block for a, row in answer.blocks.items() for b, block in row.items()}
