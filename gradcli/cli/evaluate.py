@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
+from .checks import many, many_options, user_kind, user_options
 from .options import (EXTRA, check_options, cross_check, grad_output, grad_output_option,
                       out_format, setup, strict, target_options)
 
@@ -22,6 +23,7 @@ from .options import (EXTRA, check_options, cross_check, grad_output, grad_outpu
 @click.option("--max-line-bytes", type=click.IntRange(min=1), metavar="N",
               help="Longest line of a --points file, in bytes (default 16 MiB).")
 @check_options
+@many_options
 @click.pass_context
 def eval_command(ctx: click.Context, target: str, **opts) -> int:
     """Value and gradient of TARGET at the given inputs.
@@ -46,9 +48,15 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
     3 evaluation error, 70 internal error.
     """
+    expects = opts["expect_value"] is not None or opts["expect_grad"]
+    if many(opts) and (opts["check"] or expects):
+        from . import checks
+
+        return checks.run(ctx, target, opts, engine_check=opts["check"],
+                          expected=(lambda r: _expected(opts, r)) if expects else None)
+    if opts["random"] is not None:
+        raise UsageError("--random N goes with --check or --expect-*")
     if opts["points"] is not None:
-        if opts["check"]:
-            raise UsageError("--check checks one point, not --points")
         from .points import eval_points
 
         return eval_points(ctx, target, opts)
@@ -59,6 +67,10 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
 @target_options()
 @grad_output_option
 @check_options
+@user_options
+@many_options
+@click.option("--points", metavar="FILE",
+              help="Check at every row of FILE: CSV rows or NDJSON lines ('-': stdin).")
 @click.pass_context
 def check_command(ctx: click.Context, target: str, **opts) -> int:
     """Cross-check the gradient of TARGET: sympy and finite differences.
@@ -73,6 +85,10 @@ def check_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli check examples/model.py --a 0.4857
     """
     opts.update(check=True, no_grad=False, expect_value=None, expect_grad=())
+    if user_kind(opts) or many(opts):
+        from . import checks
+
+        return checks.run(ctx, target, opts, engine_check=True)
     return _evaluate(ctx, target, opts, verdict_first=True)
 
 

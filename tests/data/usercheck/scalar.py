@@ -1,0 +1,58 @@
+"""g(x) = sum(x**3) + x[0]*x[1]: gradient 3 x**2 + (x1, x0, 0...), Hessian
+diag(6 x) + the off-diagonal 1s of x0*x1. vec(x) = (x0*x1, sin(x0)): Jacobian
+[[x1, x0], [cos x0, 0]]. cube_root(x) = sum(cbrt(x)) (no rule in the engine):
+gradient x**(-2/3) / 3."""
+
+import numpy as np
+
+
+def g(x):
+    return np.sum(x ** 3) + x[0] * x[1]
+
+
+def dg(x):
+    out = 3 * x ** 2
+    out[0] += x[1]
+    out[1] += x[0]
+    return out
+
+
+def dg_bad(x):
+    out = 3 * x ** 2
+    out[0] += x[1]
+    return out  # the bug: the x0*x1 term forgotten in grad x[1]
+
+
+def hg(x):
+    h = np.diag(6 * x)
+    h[0, 1] += 1
+    h[1, 0] += 1
+    return h
+
+
+def hg_bad(x):
+    return np.diag(6 * x)  # the bug: the cross term x0*x1 forgotten
+
+
+def vec(x):
+    return np.stack([x[0] * x[1], np.sin(x[0])])
+
+
+def jvec(x):
+    return np.array([[x[1], x[0]], [np.cos(x[0]), 0.0]])
+
+
+def jvec_bad(x):
+    return np.array([[x[1], x[0]], [np.sin(x[0]), 0.0]])  # the bug: sin for cos
+
+
+def cube_root(x):
+    return np.sum(np.cbrt(x))
+
+
+def dcube_root(x):
+    return np.cbrt(x) ** -2 / 3
+
+
+def dcube_root_bad(x):
+    return np.cbrt(x) ** -2 / 2  # the bug: 1/2 for 1/3
