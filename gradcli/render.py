@@ -254,7 +254,7 @@ def _emit_checks(many, fmt: str) -> int:
             out.flush()
     total = sum(counts.values())
     bad = counts["failed"] + counts["errors"]
-    head = ("PASS" if not bad else "FAIL") + (
+    head = ("PASS" if not bad else "FAIL" if counts["failed"] else "ERROR") + (
         f": {counts['passed']} of {total} points passed")
     if counts["errors"]:
         head += f"; {counts['errors']} could not be checked"
@@ -273,7 +273,7 @@ def _emit_checks(many, fmt: str) -> int:
     if bad and many.replay:
         first = next(v.number for v in shown)
         replay = many.replay.format(k=first)
-        lines.append(f"replay point {first}: {replay}")
+        lines.append(f"replay point {first}: the same command with {replay}")
     if fmt == "json":
         summary = {"points": total, **counts, "seed": many.seed, "source": many.what,
                    "worst": None if worst is None else

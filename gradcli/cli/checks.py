@@ -167,7 +167,7 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         what = (f"random point {start}" if opts["replay"] is not None
                 else f"{n} random point{'s' * (n != 1)}")
         checks = usercheck.ManyChecks(what, None, seed=seed,
-                                      replay=f"add --seed {seed} --replay {{k}}")
+                                      replay=f"--seed {seed} --replay {{k}}")
     checks.show_all = opts["show_all"]
     checks.verdicts = _progress(usercheck.check_rows(rows, check_one),
                                 opts.get("random"))
