@@ -154,7 +154,7 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         def at_kink(inputs):
             try:
                 with np.errstate(all="ignore"):
-                    return bool(kinks(evaluate(tgt, inputs, wrt=wrt,
+                    return bool(kinks(evaluate(tgt, inputs, no_grad=True, record=True,
                                                max_elements=opts["max_elements"]).output))
             except Exception:  # the check itself reports what fails there
                 return False
@@ -162,7 +162,12 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         n, start = opts["random"], 1
         if opts["replay"] is not None:
             n, start = 1, opts["replay"]
-        rows = points.random_points(fixed, shapes, domains, wrt, n, seed,
+        drawn = wrt + [n for n in shapes if n not in wrt]
+        for name in domains:
+            if name not in drawn:
+                raise UsageError(f"--domain {name}: {name} is not drawn (only the "
+                                 f"inputs differentiated are: {', '.join(drawn)})")
+        rows = points.random_points(fixed, shapes, domains, drawn, n, seed,
                                     dtype=opts["dtype"], start=start, at_kink=at_kink)
         what = (f"random point {start}" if opts["replay"] is not None
                 else f"{n} random point{'s' * (n != 1)}")

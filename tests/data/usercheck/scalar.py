@@ -56,3 +56,31 @@ def dcube_root(x):
 
 def dcube_root_bad(x):
     return np.cbrt(x) ** -2 / 2  # the bug: 1/2 for 1/3
+
+
+def dg_sometimes(x):
+    out = dg(x)
+    if x[0] > 0.5:  # the bug: a wrong branch, taken only for x[0] > 0.5
+        out[0] = 0.0
+    return out
+
+
+def q(a, b):
+    return a ** 2 * b
+
+
+def hq(a, b):
+    # d2/da2 = 2b, d2/dadb = 2a, d2/db2 = 0; (b, a) left to its mirror
+    return {("a", "a"): 2 * b, ("a", "b"): 2 * a, "b,b": 0.0}
+
+
+def hq_bad(a, b):
+    return {"a": {"a": 2 * b, "b": a, }, "b": {"a": a, "b": 0.0}}  # the bug: a for 2a
+
+
+def square(x):
+    return np.sum(x ** 2)
+
+
+def dsquare_half(x):
+    return x  # the bug: the factor 2 forgotten, in every component
