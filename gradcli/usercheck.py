@@ -209,13 +209,7 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
             raise
         missing, found_kinks = str(exc), []
         value = None
-    f_engine = value is not None  # the engine ran the function forward
-
-    def f_value(point):
-        if f_engine:
-            return evaluate(tgt, point, no_grad=True, max_elements=max_elements).value
-        return _plain(tgt, point)
-
+    f_value = _forward(tgt, inputs, value, max_elements)
     if value is None:
         value = np.asarray(f_value(inputs), dtype=np.float64)
     if kind in ("gradient", "hessian") and value.size != 1:
@@ -252,6 +246,31 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
         kinks=found_kinks, notes=notes, strict=strict)
     return report, result, value
+
+
+def _forward(tgt, inputs, value, max_elements: int):
+    """The function finite differences vary: an expression in numpy (``detach``
+    held fixed, as the engine sees it); a function file on plain numpy arrays
+    when it runs there and gives the engine's value at the point (much faster
+    than the engine's forward pass), else through the engine (``value`` is
+    None when the engine could not run it)."""
+    from . import check
+    from .compute import evaluate
+
+    if tgt.tree is not None:
+        return check.expression_function(tgt.tree, inputs)
+    if value is None:
+        return lambda point: _plain(tgt, point)
+    try:
+        plain = _plain(tgt, inputs)
+        same = plain.shape == np.shape(value) and np.allclose(
+            plain, value, rtol=1e-12, atol=0, equal_nan=True)
+    except EvaluationError:  # written for Tensors: gradcli methods, gc.* functions
+        same = False
+    if same:
+        return lambda point: _plain(tgt, point)
+    return lambda point: evaluate(tgt, point, no_grad=True,
+                                  max_elements=max_elements).value
 
 
 def _plain(tgt, point):

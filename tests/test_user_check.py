@@ -334,3 +334,32 @@ def test_eval_points_with_expect_and_check(tmp_path):
     assert r.code == 0, r.err
     recs = ndjson(r.out)
     assert all(rec["check"]["passed"] for rec in recs[:-1])
+
+
+# -- the README's failing examples (exit 1, so tests/test_readme.py cannot run them) --
+def _text_blocks():
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    for block in re.findall(r"^```text[ \t]*\n(.*?)^```[ \t]*$", readme,
+                            re.MULTILINE | re.DOTALL):
+        lines = block.splitlines()
+        if lines and lines[0].startswith("$ gradcli check") and "--grad" in lines[0]:
+            yield shlex.split(lines[0][2:])[1:], lines[1:]
+
+
+def test_readme_failing_examples_are_true(monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    blocks = list(_text_blocks())
+    assert len(blocks) == 2
+    for argv, shown in blocks:
+        r = run(*argv)
+        assert r.code == 1, r.err
+        out = r.out.splitlines()
+        if "..." in shown:  # shortened: the lines shown before and after "..."
+            cut = shown.index("...")
+            assert out[:cut] == shown[:cut]
+            assert out[len(out) - (len(shown) - cut - 1):] == shown[cut + 1:]
+        else:
+            assert out == shown
