@@ -368,3 +368,23 @@ def check_rows(rows, check_one) -> Any:
         except (EvaluationError, UsageError) as exc:
             yield PointVerdict(r.number, r.inputs, False, "error",
                                " ".join(str(exc).split()))
+
+
+def check_chunks(rows, check_chunk, size: int) -> Any:
+    """As ``check_rows``, with ``check_chunk([(number, inputs), ...])`` yielding
+    the verdicts of up to ``size`` rows at once; where a chunk raises, its rows
+    are checked one at a time, so that only the row at fault gets the error."""
+    import itertools
+
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, size)):
+        good = [(r.number, r.inputs) for r in chunk if r.inputs is not None]
+        try:
+            done = {v.number: v for v in check_chunk(good)}
+        except (EvaluationError, UsageError):
+            done = {}
+        for r in chunk:
+            if r.number in done:
+                yield done[r.number]
+            else:
+                yield from check_rows([r], lambda n, i: next(iter(check_chunk([(n, i)]))))

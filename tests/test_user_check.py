@@ -175,6 +175,14 @@ def test_function_the_engine_cannot_differentiate_is_checked_by_finite_differenc
         assert row["user"] == pytest.approx(truth[i] * 1.5)
 
 
+def test_a_cut_graph_is_not_taken_for_the_engine_answer():
+    # math.erf on a Tensor gives a plain number: the engine's gradient would be 0.
+    r, obj = check_json(f"{SCALAR}:erf_of", "--grad", f"{SCALAR}:derf_of", "--x", "0.3")
+    assert r.code == 0, r.err
+    assert obj["check"]["engine"].startswith("unavailable: grad.x is 0")
+    assert obj["grad"] == {}
+
+
 # -- the odd one out, from the comparison itself --------------------------------------
 def test_compare_user_names_whoever_the_other_two_outvote():
     x = {"x": np.array([1.0, 2.0, 3.0, 4.0])}

@@ -81,8 +81,8 @@ def _one(ctx, target, opts, spec) -> int:
         tgt, d, inputs, wrt, rtol=opts["rtol"], atol=opts["atol"],
         timeout=opts["check_timeout"], max_elements=opts["max_elements"],
         strict=opts["strict"])
-    if result is None:
-        result = Result(value, {}, None)
+    if result is None or report.engine is not None:
+        result = Result(value, {}, None)  # no engine gradient to show
     return render.emit(render.result_view(tgt, inputs, result), out_format(opts),
                        opts["precision"], check=report, verdict_first=True)
 
@@ -91,7 +91,7 @@ def _many(ctx, target, opts, spec, engine_check, expected):
     import numpy as np
 
     from .. import expect, points, usercheck
-    from ..compute import DEFAULT_MAX_ELEMENTS, evaluate, kinks, prepare
+    from ..compute import DEFAULT_MAX_ELEMENTS, evaluate, evaluate_rows, kinks, prepare
     from .options import collect_inputs, cross_check, read_inputs, read_shapes
 
     opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
@@ -130,6 +130,11 @@ def _many(ctx, target, opts, spec, engine_check, expected):
                              hint=f"inputs: {', '.join(names) or 'none'}")
     if spec is not None:
         derivative = usercheck.load_derivative(spec[1], spec[0], names)
+    if expected is not None:  # read once, and its mistakes are usage errors now
+        from types import SimpleNamespace
+
+        wants = expected(SimpleNamespace(grads=dict.fromkeys(wrt)))
+        expected = lambda result: wants  # noqa: E731
 
     def check_one(number, inputs):
         if derivative is not None:
@@ -174,8 +179,22 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         checks = usercheck.ManyChecks(what, None, seed=seed,
                                       replay=f"--seed {seed} --replay {{k}}")
     checks.show_all = opts["show_all"]
-    checks.verdicts = _progress(usercheck.check_rows(rows, check_one),
-                                opts.get("random"))
+    if derivative is None and not engine_check:
+        # --expect-* alone: no finite differences, so rows are evaluated in
+        # chunks (as one, where the target allows: compute.evaluate_rows).
+        def check_chunk(chunk):
+            results = evaluate_rows(tgt, [inputs for _, inputs in chunk], wrt=wrt,
+                                    no_grad=False, max_elements=opts["max_elements"])
+            for (number, inputs), result in zip(chunk, results):
+                if isinstance(result, Exception):
+                    raise result
+                yield usercheck.verdict_of(number, inputs, None, expect.compare(
+                    expected(result), result, rtol=opts["rtol"], atol=opts["atol"]))
+
+        verdicts = usercheck.check_chunks(rows, check_chunk, points.CHUNK)
+    else:
+        verdicts = usercheck.check_rows(rows, check_one)
+    checks.verdicts = _progress(verdicts, opts.get("random"))
     return checks
 
 
