@@ -70,7 +70,8 @@ def _takes_value(token: str) -> bool:
     return token.startswith("--") and "=" not in token and token not in _FLAGS
 
 
-_FLAGS = {"--json", "--strict", "--debug", "--no-grad", "--check", "--help", "--version"}
+_FLAGS = {"--json", "--strict", "--debug", "--no-grad", "--check", "--help", "--version",
+          "--all"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,27 +9,33 @@ import click
 from ..errors import UsageError
 from .options import _apply, shape_option
 
-user_options = lambda f: _apply(f, [  # noqa: E731
-    click.option("--grad", "user_grad", metavar="FILE.py:NAME",
-                 help="Check YOUR gradient function (same arguments as TARGET) against "
-                 "the engine and finite differences."),
-    click.option("--jacobian", "user_jacobian", metavar="FILE.py:NAME",
-                 help="Check YOUR Jacobian function likewise."),
-    click.option("--hessian", "user_hessian", metavar="FILE.py:NAME",
-                 help="Check YOUR Hessian function likewise."),
-])
 
-many_options = lambda f: _apply(f, [  # noqa: E731
-    click.option("--random", "random", type=click.IntRange(min=1), default=None,
-                 metavar="N", help="Check at N random points (with --seed S to replay)."),
-    click.option("--domain", multiple=True, metavar="NAME=LO:HI",
-                 help="Draw NAME uniformly in [LO, HI] (default: its value +- 1)."),
-    shape_option,
-    click.option("--replay", type=click.IntRange(min=1), default=None, metavar="K",
-                 help="Check only random point K (with the same --seed)."),
-    click.option("--all", "show_all", is_flag=True,
-                 help="List every failing point (default: the first 10)."),
-])
+def user_options(f):
+    """--grad, --jacobian, --hessian FILE.py:NAME: the user's derivative."""
+    return _apply(f, [
+        click.option("--grad", "user_grad", metavar="FILE.py:NAME",
+                     help="Check YOUR gradient function (same arguments as TARGET) against "
+                     "the engine and finite differences."),
+        click.option("--jacobian", "user_jacobian", metavar="FILE.py:NAME",
+                     help="Check YOUR Jacobian function likewise."),
+        click.option("--hessian", "user_hessian", metavar="FILE.py:NAME",
+                     help="Check YOUR Hessian function likewise."),
+    ])
+
+
+def many_options(f):
+    """--random N and what goes with it: --domain, --shape, --replay, --all."""
+    return _apply(f, [
+        click.option("--random", "random", type=click.IntRange(min=1), default=None,
+                     metavar="N", help="Check at N random points (with --seed S to replay)."),
+        click.option("--domain", multiple=True, metavar="NAME=LO:HI",
+                     help="Draw NAME uniformly in [LO, HI] (default: its value +- 1)."),
+        shape_option,
+        click.option("--replay", type=click.IntRange(min=1), default=None, metavar="K",
+                     help="Check only random point K (with the same --seed)."),
+        click.option("--all", "show_all", is_flag=True,
+                     help="List every failing point (default: the first 10)."),
+    ])
 
 
 def user_kind(opts: dict) -> tuple[str, str] | None:
@@ -245,17 +251,18 @@ def _file_rows(opts, fixed):
 
 
 def _merge(rows, fixed, names):
-    if True:
-        for r in rows:
-            if r.inputs is not None:
-                r.inputs = {**fixed, **r.inputs}
-                if set(r.inputs) != set(names):
-                    missing = sorted(set(names) - set(r.inputs))
-                    r.error = (f"row {r.number}: missing input {missing[0]!r}" if missing
-                               else f"row {r.number}: unknown input "
-                               f"{sorted(set(r.inputs) - set(names))[0]!r}")
-                    r.inputs = None
-            yield r
+    """Each row with the fixed inputs; a row without every input, or with one
+    the others lack, gets its error."""
+    for r in rows:
+        if r.inputs is not None:
+            r.inputs = {**fixed, **r.inputs}
+            if set(r.inputs) != set(names):
+                missing = sorted(set(names) - set(r.inputs))
+                r.error = (f"row {r.number}: missing input {missing[0]!r}" if missing
+                           else f"row {r.number}: unknown input "
+                           f"{sorted(set(r.inputs) - set(names))[0]!r}")
+                r.inputs = None
+        yield r
 
 
 def _progress(verdicts, total):
