@@ -1175,8 +1175,10 @@ class UserCheckReport:
             "unknown": (f"yours and the engine differ at {at} (no finite difference "
                         "there to tell which is right)"),
         }[w.odd]
-        head = "KINK (not a failure): " if self.status == "kink" else "FAIL: "
-        return f"{head}{story}: {w.text()}"
+        if self.status == "kink":
+            return (f"KINK (not a failure): the derivative was taken at a kink; at "
+                    f"{at}: {w.text()}")
+        return f"FAIL: {story}: {w.text()}"
 
     def lines(self) -> list[str]:
         out = [self.verdict()]
@@ -1245,9 +1247,11 @@ def compare_user(
             round_off = _ROUNDOFF * tol.eps * scale
 
             def ok(x, ref, error=0.0):
-                diff = np.abs(x - ref)
-                return diff <= tol.atol + tol.rtol * np.abs(ref) + round_off + 2 * error, \
-                    diff / (tol.atol + tol.rtol * np.abs(ref) + round_off + 2 * error)
+                """Agreement (the same inf, or both nan, agree) and diff / limit."""
+                same = (x == ref) | (np.isnan(x) & np.isnan(ref))
+                diff = np.where(same, 0.0, np.abs(x - ref))
+                limit = tol.atol + tol.rtol * np.abs(ref) + round_off + 2 * error
+                return same | (diff <= limit), np.where(same, 0.0, diff / limit)
 
             uf, r_uf = ok(u, d, err)
             uf &= have_fd

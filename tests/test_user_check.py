@@ -183,6 +183,38 @@ def test_a_cut_graph_is_not_taken_for_the_engine_answer():
     assert obj["grad"] == {}
 
 
+def test_at_a_kink_a_disagreement_is_reported_not_failed():
+    # max(x, 0) at x = 0: the engine splits a tie in halves (0.5), so do central
+    # differences; (x > 0) says 0. Neither is wrong at a kink.
+    r, obj = check_json(f"{SCALAR}:relu_sum", "--grad", f"{SCALAR}:drelu_sum",
+                        "--x", "0,1,-1")
+    assert r.code == 0, r.err
+    c = obj["check"]
+    assert c["status"] == "kink" and c["passed"] and c["kinks"]
+    assert c["table"][0]["where"] == "x[0]" and c["table"][0]["engine"] == 0.5
+
+
+def test_random_points_are_drawn_again_off_a_kink():
+    from gradcli.points import random_points
+
+    rows = list(random_points({}, {"x": (3,)}, {}, ["x"], 30, 4,
+                              at_kink=lambda p: p["x"][0] > 0))
+    assert all(r.inputs["x"][0] <= 0 for r in rows)
+    assert all(np.all(np.abs(r.inputs["x"]) <= 1) for r in rows)
+    again = list(random_points({}, {"x": (3,)}, {}, ["x"], 1, 4, start=17,
+                               at_kink=lambda p: p["x"][0] > 0))
+    np.testing.assert_array_equal(again[0].inputs["x"], rows[16].inputs["x"])
+
+
+def test_nan_in_every_answer_is_not_a_disagreement():
+    x = {"x": np.array([1.0, 2.0])}
+    nan = np.array([np.nan, 4.0])
+    rep = compare_user("gradient", x, {"x": nan}, {"x": nan},
+                       {"x": (nan, np.array([np.inf, 1e-9]))}, function="f.py:df",
+                       expected_shapes={"x": (2,)})
+    assert rep.passed and rep.disagreeing == 0
+
+
 # -- the odd one out, from the comparison itself --------------------------------------
 def test_compare_user_names_whoever_the_other_two_outvote():
     x = {"x": np.array([1.0, 2.0, 3.0, 4.0])}
@@ -239,6 +271,10 @@ def test_finite_differences_of_a_hand_derived_gradient():
     (("sum(x**2)", "--x", "1,2", "--replay", "3"), 2, ("--replay goes with --random",)),
     (("sum(x**2)", "--x", "1,2", "--random", "2", "--points", "p.csv"), 2, ("not both",)),
     (("sum(x**2)", "--x", "1,2", "--random", "2", "--shape", "x=3"), 2, ("--shape",)),
+    ((f"{SCALAR}:g", "--grad", f"{SCALAR}:dg", "--x", "1,2", "--grad-output", "ones"), 2,
+     ("--grad-output",)),
+    (("sum(x**2)", "--x", "1,2", "--wrt", "x", "--random", "2", "--domain", "y=0:1"), 2,
+     ("--domain y",)),
 ])
 def test_bad_input_gives_one_clean_error(argv, code, words):
     assert_clean_error(run("check", *argv), code, *words)

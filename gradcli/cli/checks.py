@@ -66,6 +66,10 @@ def run(ctx: click.Context, target: str, opts: dict, *, engine_check: bool,
     from .options import out_format
 
     spec = user_kind(opts)
+    if spec is not None and opts.get("grad_output") is not None:
+        option = {"gradient": "--grad"}.get(spec[0], f"--{spec[0]}")
+        raise UsageError(f"--grad-output does not go with {option}: the whole "
+                         "derivative is checked")
     if not many(opts):
         return _one(ctx, target, opts, spec)
     if opts.get("random") is not None and opts.get("points") is not None:

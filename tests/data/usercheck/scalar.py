@@ -94,3 +94,11 @@ def erf_of(x):
 
 def derf_of(x):
     return 2 / math.sqrt(math.pi) * math.exp(-float(x) ** 2)
+
+
+def relu_sum(x):
+    return np.sum(np.maximum(x, 0.0))
+
+
+def drelu_sum(x):
+    return (x > 0).astype(float)
