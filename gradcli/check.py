@@ -56,6 +56,7 @@ __all__ = [
     "check_hessian",
     "check_jacobian",
     "compare_user",
+    "directional_check",
     "expression_function",
     "expression_gradient",
     "expression_kinks",
@@ -1032,8 +1033,10 @@ def finite_differences(
     kind: str, inputs: Inputs, wrt: Sequence[str], *,
     f_value: Callable | None = None, grad_value: Callable | None = None,
     timeout: float | None = 10.0, notes: list[str] | None = None,
+    components: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Central differences, every component (within the time budget), of
+    """Central differences, every component (within the time budget; for a
+    gradient, with ``components``, only where ``components[name]`` is true), of
     ``f_value`` (``"gradient"``, ``"jacobian"``) or of ``grad_value``
     (``"hessian"``): per input (per pair ``"a,b"``), ``(values, errors)`` of the
     block's shape, nan and inf where nothing could be differenced.
@@ -1064,6 +1067,9 @@ def finite_differences(
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     late = []
     for b in wrt:
+        if components is not None and kind == "gradient":
+            out[b] = _some_components(F, inputs, b, components.get(b), deadline)
+            continue
         fd = _differences(F, inputs, b, max_full=sys.maxsize, directions=0, rng=rng,
                           f_scale=f_scale, deadline=deadline)
         _note_failures(fd, b, notes)
@@ -1078,6 +1084,57 @@ def finite_differences(
     if late:
         notes.append(f"finite differences: the time budget of {timeout:g} s ran out: "
                      + "; ".join(late) + " (the rest compared with the engine only)")
+    return out
+
+
+def _some_components(F, inputs, name, mask, deadline):
+    """``_differences`` of ``F`` in the components of input ``name`` where
+    ``mask`` is true (the others held fixed), spread back over its shape."""
+    x0 = inputs[name]
+    values, errors = np.full(x0.shape, np.nan), np.full(x0.shape, np.inf)
+    sel = np.flatnonzero(mask) if mask is not None else np.zeros(0, dtype=int)
+    if not sel.size:
+        return values, errors
+
+    def embedded(inp):
+        x = np.array(x0, copy=True)
+        x.flat[sel] = inp[name]
+        return F({**inp, name: x})
+
+    fd = _differences(embedded, {**inputs, name: x0.ravel()[sel]}, name,
+                      max_full=sys.maxsize, directions=0, rng=None, deadline=deadline)
+    values.flat[sel], errors.flat[sel] = fd.values, fd.errors
+    return values, errors
+
+
+def directional_check(
+    inputs: Inputs, wrt: Sequence[str], f_value: Callable, engine: Mapping[str, Any], *,
+    rtol: float = 1e-8, atol: float | None = None, timeout: float | None = 10.0,
+    directions: int = DIRECTIONS, seed: int = 0,
+) -> dict[str, bool | None]:
+    """Per input: whether the engine's gradient ``engine[name]`` of the
+    single-number ``f_value`` agrees with central differences along a few
+    seeded random directions (None: none could be compared).
+
+    >>> directional_check({"x": np.array([1.0, 2.0])}, ["x"],
+    ...                   lambda p: np.sum(p["x"] ** 2), {"x": np.array([2.0, 4.0])})
+    {'x': True}
+    """
+    inputs = _arrays(inputs)
+    notes: list[str] = []
+    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    rng = np.random.default_rng(seed)
+
+    def F(inp):
+        return np.asarray(f_value(inp), dtype=np.float64).reshape(())
+
+    out = {}
+    for b in wrt:
+        fd = _differences(F, inputs, b, max_full=0, directions=directions, rng=rng,
+                          deadline=deadline)
+        block, _ = _check_block(b, np.asarray(engine[b], np.float64), fd, None, tol, notes)
+        out[b] = block.fd_passed
     return out
 
 

@@ -180,9 +180,11 @@ def _real(v, where: str, block: str) -> np.ndarray:
 # -- one point ----------------------------------------------------------------------
 def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list[str], *,
                 rtol: float = 1e-8, atol: float | None = None, timeout: float = 10.0,
-                max_elements: int, strict: bool = False):
+                max_elements: int, strict: bool = False, thorough: bool = True):
     """``(check.UserCheckReport, the engine's Result or None, f's value)`` at one
-    point."""
+    point. ``thorough``: finite differences in every component; else (many
+    points, a gradient the engine computed) along a few random directions, to
+    confirm the engine, and per component only where yours differs from it."""
     from . import check
     from .compute import evaluate, hessian, jacobian, kinks
 
@@ -230,8 +232,13 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        some = None
+        if not thorough and kind == "gradient" and engine is not None:
+            some = _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol,
+                                        timeout, notes)
         fd = check.finite_differences(kind, inputs, wrt, f_value=f_value,
-                                      grad_value=grad_value, timeout=timeout, notes=notes)
+                                      grad_value=grad_value, timeout=timeout, notes=notes,
+                                      components=some)
     shapes, split = {}, {}
     for key in user:
         if kind == "gradient":
@@ -246,6 +253,32 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
         kinks=found_kinks, notes=notes, strict=strict)
     return report, result, value
+
+
+def _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol, timeout,
+                         notes) -> dict[str, np.ndarray]:
+    """Per input, the components finite differences must arbitrate: where yours
+    is not clearly the engine's (half the tolerance), or every one when central
+    differences along random directions do not confirm the engine."""
+    from . import check
+
+    confirmed = check.directional_check(inputs, wrt, f_value, engine, rtol=rtol,
+                                        atol=atol, timeout=timeout)
+    masks = {}
+    for b in wrt:
+        u, e = user[b], np.asarray(engine[b], dtype=np.float64)
+        if u.shape != e.shape:
+            masks[b] = np.zeros(e.shape, dtype=bool)  # reported as a shape mismatch
+        elif confirmed[b] is not True:
+            masks[b] = np.ones(e.shape, dtype=bool)
+            notes.append(f"{b}: finite differences along random directions did not "
+                         "confirm the engine's gradient: every component differenced")
+        else:
+            eps = float(np.finfo(np.float64).eps)
+            limit = ((1e-12 if atol is None else atol) + rtol * np.abs(e)
+                     + 64 * eps * check._finite_max(e))
+            masks[b] = ~(np.abs(u - e) <= limit / 2)
+    return masks
 
 
 def _forward(tgt, inputs, value, max_elements: int):

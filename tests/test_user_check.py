@@ -215,6 +215,27 @@ def test_nan_in_every_answer_is_not_a_disagreement():
     assert rep.passed and rep.disagreeing == 0
 
 
+def test_a_wrong_engine_rule_is_the_odd_one_out_at_many_points(monkeypatch):
+    # sin's rule broken for x > 0.25: at many points the engine is confirmed by
+    # finite differences along random directions, which now fail, so every
+    # component is differenced, and yours (cos x) is outvoted by none.
+    from gradcli.engine.ops import OPS
+
+    sin = OPS["sin"]
+    monkeypatch.setattr(sin, "vjps", (lambda g, out, x: g * np.cos(x) * (1 + (x > 0.25)),))
+    monkeypatch.setattr(sin, "local", None)
+    r = run("check", f"{SCALAR}:sines", "--grad", f"{SCALAR}:dsines", "--shape", "x=4",
+            "--domain", "x=0.5:1", "--random", "2", "--seed", "3", "--json")
+    assert r.code == 1
+    for rec in ndjson(r.out)[:-1]:
+        rows = rec["check"]["table"]
+        assert len(rows) == 4 and all(row["odd_one_out"] == "engine" for row in rows)
+        x = np.array(rec["inputs"]["x"])
+        for row in rows:
+            i = int(row["where"][2])
+            assert row["fd"] == pytest.approx(np.cos(x[i]), rel=1e-8)
+
+
 # -- the odd one out, from the comparison itself --------------------------------------
 def test_compare_user_names_whoever_the_other_two_outvote():
     x = {"x": np.array([1.0, 2.0, 3.0, 4.0])}
