@@ -290,6 +290,7 @@ def test_finite_differences_of_a_hand_derived_gradient():
     (("sum(x**2)", "--x", "1,2", "--random", "3", "--domain", "x=a:b"), 2, ("--domain",)),
     (("sum(x**2)", "--x", "1,2", "--random", "0"), 2, ("--random",)),
     (("sum(x**2)", "--x", "1,2", "--replay", "3"), 2, ("--replay goes with --random",)),
+    (("sum(x**2)", "--x", "1,2", "--all"), 2, ("--all goes with",)),
     (("sum(x**2)", "--x", "1,2", "--random", "2", "--points", "p.csv"), 2, ("not both",)),
     (("sum(x**2)", "--x", "1,2", "--random", "2", "--shape", "x=3"), 2, ("--shape",)),
     ((f"{SCALAR}:g", "--grad", f"{SCALAR}:dg", "--x", "1,2", "--grad-output", "ones"), 2,

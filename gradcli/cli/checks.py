@@ -55,6 +55,8 @@ def many(opts: dict) -> bool:
                            ("replay", "--replay")):
             if opts.get(name):
                 raise UsageError(f"{flag} goes with --random N")
+        if opts.get("show_all") and opts.get("points") is None:
+            raise UsageError("--all goes with --random N or --points FILE")
     return opts.get("random") is not None or opts.get("points") is not None
 
 
