@@ -77,12 +77,16 @@ def check_command(ctx: click.Context, target: str, **opts) -> int:
 
     The same as 'gradcli eval TARGET ... --check', with the verdict first.
     Exit 1 when the engine disagrees with either method (a kink is reported,
-    not failed).
+    not failed). With --grad FILE.py:NAME (or --jacobian, --hessian): YOUR
+    derivative against the engine and finite differences. --random N or
+    --points FILE: at many points.
 
     \b
     Examples:
       gradcli check "sum(sin(x)*x)" --x 0.1,0.2
       gradcli check examples/model.py --a 0.4857
+      gradcli check examples/logistic.py:loss --grad examples/logistic.py:grad --w 0,0,0
+      gradcli check "sum(x*x)" --x 0,1 --random 3 --seed 1
     """
     opts.update(check=True, no_grad=False, expect_value=None, expect_grad=())
     if user_kind(opts) or many(opts):
