@@ -49,13 +49,18 @@ __all__ = [
     "DEFAULT_ATOL",
     "CheckReport",
     "Component",
+    "Disagreement",
     "InputCheck",
+    "UserCheckReport",
     "check",
     "check_hessian",
     "check_jacobian",
+    "compare_user",
+    "directional_check",
     "expression_function",
     "expression_gradient",
     "expression_kinks",
+    "finite_differences",
     "graph_function",
     "graph_kinks",
     "run_check",
@@ -1017,3 +1022,343 @@ def graph_kinks(output: Tensor) -> list[str]:
     from gradcli.compute import kinks
 
     return list(dict.fromkeys(kinks(output)))
+
+
+# -- the user's own derivative: three answers -----------------------------------------
+USER_TABLE = 20  # disagreeing components listed in a report (the worst); the rest counted
+ODD = ("yours", "engine", "finite differences", "none", "unknown")
+
+
+def finite_differences(
+    kind: str, inputs: Inputs, wrt: Sequence[str], *,
+    f_value: Callable | None = None, grad_value: Callable | None = None,
+    timeout: float | None = 10.0, notes: list[str] | None = None,
+    components: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Central differences, every component (within the time budget; for a
+    gradient, with ``components``, only where ``components[name]`` is true), of
+    ``f_value`` (``"gradient"``, ``"jacobian"``) or of ``grad_value``
+    (``"hessian"``): per input (per pair ``"a,b"``), ``(values, errors)`` of the
+    block's shape, nan and inf where nothing could be differenced.
+
+    >>> fd = finite_differences("gradient", {"x": np.array([1.0, 2.0])}, ["x"],
+    ...                         f_value=lambda p: np.sum(p["x"] ** 2))
+    >>> np.allclose(fd["x"][0], [2.0, 4.0])
+    True
+    """
+    inputs = _arrays(inputs)
+    wrt = list(wrt)
+    notes = [] if notes is None else notes
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if kind == "hessian":
+        def F(inp):
+            gs = grad_value(inp)
+            return np.concatenate(
+                [np.asarray(gs[a], dtype=np.float64).ravel() for a in wrt])
+        f_scale = _finite_max(f_value(inputs)) if f_value is not None else 0.0
+    else:
+        def F(inp):
+            out = np.asarray(f_value(inp), dtype=np.float64)
+            return out.reshape(()) if kind == "gradient" else out
+        f_scale = 0.0
+    rng = np.random.default_rng(0)
+    sizes = [inputs[a].size for a in wrt]
+    ends = np.cumsum(sizes).tolist()
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    late = []
+    for b in wrt:
+        if components is not None and kind == "gradient":
+            out[b] = _some_components(F, inputs, b, components.get(b), deadline)
+            continue
+        fd = _differences(F, inputs, b, max_full=sys.maxsize, directions=0, rng=rng,
+                          f_scale=f_scale, deadline=deadline)
+        _note_failures(fd, b, notes)
+        if fd.done is not None:
+            late.append(f"{b} after {fd.done} of {fd.total} components")
+        if kind != "hessian":
+            out[b] = (fd.values, fd.errors)
+            continue
+        for a, end, size in zip(wrt, ends, sizes):
+            part = _slice(fd, end - size, end, inputs[a].shape)
+            out[f"{a},{b}"] = (part.values, part.errors)
+    if late:
+        notes.append(f"finite differences: the time budget of {timeout:g} s ran out: "
+                     + "; ".join(late) + " (the rest compared with the engine only)")
+    return out
+
+
+def _some_components(F, inputs, name, mask, deadline):
+    """``_differences`` of ``F`` in the components of input ``name`` where
+    ``mask`` is true (the others held fixed), spread back over its shape."""
+    x0 = inputs[name]
+    values, errors = np.full(x0.shape, np.nan), np.full(x0.shape, np.inf)
+    sel = np.flatnonzero(mask) if mask is not None else np.zeros(0, dtype=int)
+    if not sel.size:
+        return values, errors
+
+    def embedded(inp):
+        x = np.array(x0, copy=True)
+        x.flat[sel] = inp[name]
+        return F({**inp, name: x})
+
+    fd = _differences(embedded, {**inputs, name: x0.ravel()[sel]}, name,
+                      max_full=sys.maxsize, directions=0, rng=None, deadline=deadline)
+    values.flat[sel], errors.flat[sel] = fd.values, fd.errors
+    return values, errors
+
+
+def directional_check(
+    inputs: Inputs, wrt: Sequence[str], f_value: Callable, engine: Mapping[str, Any], *,
+    rtol: float = 1e-8, atol: float | None = None, timeout: float | None = 10.0,
+    directions: int = DIRECTIONS, seed: int = 0,
+) -> dict[str, bool | None]:
+    """Per input: whether the engine's gradient ``engine[name]`` of the
+    single-number ``f_value`` agrees with central differences along a few
+    seeded random directions (None: none could be compared).
+
+    >>> directional_check({"x": np.array([1.0, 2.0])}, ["x"],
+    ...                   lambda p: np.sum(p["x"] ** 2), {"x": np.array([2.0, 4.0])})
+    {'x': True}
+    """
+    inputs = _arrays(inputs)
+    notes: list[str] = []
+    tol = _tolerance({n: inputs[n] for n in wrt}, rtol, atol, notes)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    rng = np.random.default_rng(seed)
+
+    def F(inp):
+        return np.asarray(f_value(inp), dtype=np.float64).reshape(())
+
+    out = {}
+    for b in wrt:
+        fd = _differences(F, inputs, b, max_full=0, directions=directions, rng=rng,
+                          deadline=deadline)
+        block, _ = _check_block(b, np.asarray(engine[b], np.float64), fd, None, tol, notes)
+        out[b] = block.fd_passed
+    return out
+
+
+@dataclass
+class Disagreement:
+    """One component where the three answers do not all agree."""
+
+    block: str  # the input, or "a,b" for a Hessian block
+    index: tuple[int, ...]
+    where: str  # "W[1, 2]"
+    user: float
+    engine: float | None
+    fd: float | None
+    fd_error: float | None
+    odd: str  # one of ODD: whose answer is the odd one out
+    ratio: float  # the largest difference over its tolerance
+
+    def text(self) -> str:
+        parts = [f"yours {_v(self.user)}"]
+        parts.append("engine -" if self.engine is None else f"engine {_v(self.engine)}")
+        parts.append("finite differences -" if self.fd is None else
+                     f"finite differences {_v(self.fd)} ± {_g(self.fd_error)}")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict:
+        return {"block": self.block, "index": list(self.index), "where": self.where,
+                "user": _num(self.user), "engine": _num(self.engine), "fd": _num(self.fd),
+                "fd_error": _num(self.fd_error), "odd_one_out": self.odd,
+                "ratio": _num(self.ratio)}
+
+
+@dataclass
+class UserCheckReport:
+    """The user's derivative against the engine's and finite differences.
+
+    ``status``: ``"pass"``, ``"fail"`` (a disagreement or a shape that does not
+    match), ``"kink"`` (a disagreement at a kink the op table knows) or
+    ``"inconclusive"`` (a component compared with nothing).
+    """
+
+    quantity: str  # gradient, jacobian or hessian
+    function: str  # the user's function, e.g. "model.py:df"
+    passed: bool
+    status: str
+    components: int
+    counts: dict[str, int]  # agree, unchecked, and each odd one out
+    table: list[Disagreement]  # the worst USER_TABLE, worst first
+    disagreeing: int
+    shapes: list[tuple[str, tuple, tuple]]  # (block, yours, expected)
+    engine: str | None  # why the engine's answer is missing, or None
+    kinks: list[str]
+    notes: list[str]
+    rtol: float
+    atol: float
+
+    @property
+    def worst(self) -> Disagreement | None:
+        return self.table[0] if self.table else None
+
+    def to_json(self) -> dict:
+        return {
+            "reference": "user", "passed": self.passed, "status": self.status,
+            "quantity": self.quantity, "function": self.function,
+            "rtol": self.rtol, "atol": self.atol, "components": self.components,
+            "counts": dict(self.counts), "disagreeing": self.disagreeing,
+            "table": [d.to_json() for d in self.table],
+            "omitted": self.disagreeing - len(self.table),
+            "shapes": [{"block": b, "yours": list(y), "expected": list(e)}
+                       for b, y, e in self.shapes],
+            "engine": "available" if self.engine is None else f"unavailable: {self.engine}",
+            "kinks": list(self.kinks), "notes": list(self.notes),
+        }
+
+    def verdict(self) -> str:
+        name = f"`{self.function.rsplit(':', 1)[-1]}`"
+        if self.shapes:
+            b, yours, want = self.shapes[0]
+            return (f"FAIL: your {name} returns shape {yours} for {b}; the "
+                    f"{self.quantity} has shape {want}")
+        if self.status == "pass":
+            against = ("finite differences" if self.engine is not None
+                       else "the engine and finite differences")
+            return f"PASS: your {name} agrees with {against} ({self.components} components)"
+        if self.status == "inconclusive":
+            return (f"INCONCLUSIVE: {self.counts['unchecked']} of {self.components} "
+                    "components could not be compared")
+        w = self.worst
+        at = f"`{w.where}`"
+        story = {
+            "yours": f"your {name} is wrong at {at}",
+            "engine": f"the engine differs at {at} (yours agrees with finite differences)",
+            "finite differences": (f"finite differences differ at {at} (yours and the "
+                                   "engine agree: f may not be smooth there)"),
+            "none": f"no two answers agree at {at}",
+            "unknown": (f"yours and the engine differ at {at} (no finite difference "
+                        "there to tell which is right)"),
+        }[w.odd]
+        if self.status == "kink":
+            return (f"KINK (not a failure): the derivative was taken at a kink; at "
+                    f"{at}: {w.text()}")
+        return f"FAIL: {story}: {w.text()}"
+
+    def lines(self) -> list[str]:
+        out = [self.verdict()]
+        for b, yours, want in self.shapes[1:]:
+            out.append(f"shape: yours {yours} for {b}, expected {want}")
+        if self.disagreeing:
+            out.append(f"{self.disagreeing} of {self.components} components disagree"
+                       + (f"; the worst {len(self.table)}:"
+                          if self.disagreeing > len(self.table) else ":"))
+            out.extend(f"  {d.where}: {d.text()} (odd one out: {d.odd})"
+                       for d in self.table)
+        odd = ", ".join(f"{k} {self.counts[k]}" for k in ODD if self.counts.get(k))
+        if odd:
+            out.append(f"odd one out: {odd}")
+        if self.engine is not None:
+            out.append(f"note: the engine cannot differentiate this function ({self.engine});"
+                       " compared with finite differences only")
+        out.extend(f"kink: {k}" for k in self.kinks)
+        out.extend(f"note: {n}" for n in self.notes)
+        return out
+
+
+def _where(kind: str, block: str, index: tuple[int, ...], ndim_out: int) -> str:
+    def at(name, idx):
+        return f"{name}[{', '.join(map(str, idx))}]" if idx else name
+
+    if kind == "gradient":
+        return at(block, index)
+    if kind == "jacobian":
+        return f"d out{list(index[:ndim_out]) if ndim_out else ''}/d {at(block, index[ndim_out:])}"
+    a, b = block.split(",")
+    return f"d2f/d {at(a, index[:ndim_out])} d {at(b, index[ndim_out:])}"
+
+
+def compare_user(
+    kind: str, inputs: Inputs, user: Mapping[str, Any], engine: Mapping[str, Any] | None,
+    fd: Mapping[str, tuple[np.ndarray, np.ndarray]], *, function: str,
+    expected_shapes: Mapping[str, tuple], split: Mapping[str, int] | None = None,
+    engine_missing: str | None = None, rtol: float = 1e-8, atol: float | None = None,
+    kinks: Sequence[str] = (), notes: Sequence[str] = (), strict: bool = False,
+) -> UserCheckReport:
+    """Three answers per component: ``user[block]``, ``engine[block]`` (None: the
+    engine cannot differentiate; ``engine_missing`` says why) and ``fd[block]``
+    (``finite_differences``). Where they disagree, the odd one out is the answer
+    the other two outvote. ``split[block]`` is how many leading axes index the
+    output (Jacobian) or the first input (Hessian)."""
+    inputs = _arrays(inputs)
+    notes = list(notes)
+    tol = _tolerance(inputs, rtol, atol, notes)
+    counts = dict.fromkeys(("agree", "unchecked") + ODD, 0)
+    shapes, found = [], []
+    total = 0
+    for block, want in expected_shapes.items():
+        u = np.asarray(user[block], dtype=np.float64)
+        if u.shape != tuple(want):
+            shapes.append((block, u.shape, tuple(want)))
+            continue
+        total += u.size
+        e = None if engine is None else np.asarray(engine[block], dtype=np.float64)
+        d, err = fd.get(block, (np.full(u.shape, np.nan), np.full(u.shape, np.inf)))
+        d, err = np.asarray(d).reshape(u.shape), np.asarray(err).reshape(u.shape)
+        with np.errstate(all="ignore"):
+            have_fd = np.isfinite(d) & np.isfinite(err)
+            refs = [d[have_fd]] + ([] if e is None else [e])
+            scale = _finite_max(*refs)
+            round_off = _ROUNDOFF * tol.eps * scale
+
+            def ok(x, ref, error=0.0):
+                """Agreement (the same inf, or both nan, agree) and diff / limit."""
+                same = (x == ref) | (np.isnan(x) & np.isnan(ref))
+                diff = np.where(same, 0.0, np.abs(x - ref))
+                limit = tol.atol + tol.rtol * np.abs(ref) + round_off + 2 * error
+                return same | (diff <= limit), np.where(same, 0.0, diff / limit)
+
+            uf, r_uf = ok(u, d, err)
+            uf &= have_fd
+            if e is not None:
+                ue, r_ue = ok(u, e)
+                ef, _ = ok(e, d, err)
+                ef &= have_fd
+                agree = ue & (uf | ~have_fd)
+                odd = np.where(ef, 0, np.where(ue, 2, np.where(uf, 1, 3)))
+                odd = np.where(have_fd, odd, 4)
+                ratio = np.where(have_fd, np.fmax(r_ue, r_uf), r_ue)
+            else:
+                agree = uf
+                odd = np.zeros(u.shape, dtype=int)
+                ratio = np.where(have_fd, r_uf, 0.0)
+                unchecked = ~have_fd
+                counts["unchecked"] += int(unchecked.sum())
+                agree |= unchecked
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+        bad = ~agree
+        counts["agree"] += int(agree.sum()) - (0 if e is not None else int(unchecked.sum()))
+        for k, name in enumerate(ODD):
+            counts[name] += int(np.sum(bad & (odd == k)))
+        if bad.any():
+            idx = np.argwhere(bad)
+            r = ratio[bad]
+            top = np.argsort(-r, kind="stable")[:USER_TABLE]
+            n_out = split.get(block, 0) if split else 0
+            for j in top:
+                i = tuple(int(v) for v in idx[j])
+                found.append(Disagreement(
+                    block, i, _where(kind, block, i, n_out), float(u[i]),
+                    None if e is None else float(e[i]),
+                    float(d[i]) if have_fd[i] else None,
+                    float(err[i]) if have_fd[i] else None, ODD[int(odd[i])],
+                    float(r[j])))
+    disagreeing = sum(counts[k] for k in ODD)
+    found.sort(key=lambda c: -c.ratio)
+    table = found[:USER_TABLE]
+    if shapes:
+        status, passed = "fail", False
+    elif disagreeing:
+        status, passed = ("kink", True) if kinks else ("fail", False)
+        if kinks:
+            notes.append("the answers disagree, but the derivative was taken at a kink, "
+                         "where the one-sided derivatives differ")
+    elif counts["unchecked"]:
+        status, passed = "inconclusive", not strict
+    else:
+        status, passed = "pass", True
+    return UserCheckReport(kind, function, passed, status, total, counts, table,
+                           disagreeing, shapes, engine_missing, list(kinks), notes,
+                           tol.rtol, tol.atol)

@@ -255,3 +255,57 @@ def _csv(header, groups, rest, dtype, max_elements) -> Iterator[Row]:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+# -- random points -------------------------------------------------------------------
+RADIUS = 1.0  # default domain: uniform in centre +- RADIUS, per component
+REDRAWS = 20  # draws of one point that sit on a kink before giving up
+
+
+def read_domain(pair: str) -> tuple[str, float, float]:
+    """``NAME=LO:HI`` (``--domain``), read; LO < HI, both finite."""
+    name, eq, text = pair.partition("=")
+    lo, colon, hi = text.partition(":")
+    name = name.strip()
+    if not eq or not colon or not name.isidentifier():
+        raise UsageError(f"--domain {pair!r}: expected NAME=LO:HI, e.g. --domain x=-2:2")
+    try:
+        low, high = float(lo), float(hi)
+    except ValueError:
+        raise UsageError(f"--domain {pair!r}: LO and HI must be numbers") from None
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise UsageError(f"--domain {pair!r}: LO and HI must be finite")
+    if not low < high:
+        raise UsageError(f"--domain {pair!r}: LO must be less than HI")
+    return name, low, high
+
+
+def random_points(centres: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                  domains: dict[str, tuple[float, float]], drawn: list[str], n: int,
+                  seed: int, *, dtype="float64", start: int = 1,
+                  at_kink=None) -> Iterator[Row]:
+    """Points ``start .. start + n - 1``: each input in ``drawn`` uniform in its
+    ``domains`` entry or else in centre +- RADIUS (the centre its given value, or 0
+    for a shape alone); the other inputs keep their values. Point ``k`` depends
+    only on ``(seed, k)``, so ``--replay K`` redraws it alone. A point where
+    ``at_kink(inputs)`` is true is drawn again (up to REDRAWS times)."""
+    for k in range(start, start + n):
+        rng = np.random.default_rng([seed, k])
+        for _ in range(REDRAWS):
+            inputs = {}
+            for name, value in centres.items():
+                if name not in drawn:
+                    inputs[name] = value
+            for name in drawn:
+                centre = centres.get(name)
+                shape = shapes[name] if name in shapes else np.shape(centre)
+                if name in domains:
+                    lo, hi = domains[name]
+                    x = rng.uniform(lo, hi, size=shape)
+                else:
+                    c = np.zeros(shape) if centre is None else np.asarray(centre, np.float64)
+                    x = c + rng.uniform(-RADIUS, RADIUS, size=shape)
+                inputs[name] = np.asarray(x, dtype=dtype)
+            if at_kink is None or not at_kink(inputs):
+                break
+        yield Row(k, inputs)

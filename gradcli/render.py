@@ -142,6 +142,8 @@ def emit(answer, fmt: str, precision: int | None = None, *, check=None,
     """
     import click
 
+    if getattr(answer, "verdicts", None) is not None:
+        return _emit_checks(answer, fmt)
     if not isinstance(answer, View):
         return _emit_rows(answer, fmt, precision)
     lines = check.lines() if check else []
@@ -224,6 +226,68 @@ def _emit_rows(batch, fmt: str, precision: int | None) -> int:
         say("error", f"{failed} row(s) failed; their records say why")
         return EvaluationError.exit_code
     return 0
+
+
+def _emit_checks(many, fmt: str) -> int:
+    """Checks at many points (``usercheck.ManyChecks``): JSON as one NDJSON record
+    per point as it is checked, then a summary record; plain and table, the
+    summary, verdict first: how many passed, the failing points (the first
+    ``SHOW_FAILED`` unless ``show_all``), the worst component, the seed."""
+    from .usercheck import SHOW_FAILED
+
+    out = sys.stdout
+    counts = {"passed": 0, "failed": 0, "errors": 0}
+    shown: list = []
+    worst = None  # (ratio, point, text)
+    for v in many.verdicts:
+        key = "passed" if v.passed else "errors" if v.status == "error" else "failed"
+        counts[key] += 1
+        if v.worst is not None and (worst is None or v.worst[0] > worst[0]):
+            worst = (v.worst[0], v.number, v.worst[1])
+        if not v.passed and (many.show_all or len(shown) < SHOW_FAILED):
+            shown.append(v)
+        if fmt == "json":
+            out.write(dumps({"schema": SCHEMA, "point": v.number,
+                             "inputs": None if v.inputs is None else jsonable(v.inputs),
+                             "passed": v.passed, "status": v.status, "verdict": v.verdict,
+                             "check": v.check}) + "\n")
+            out.flush()
+    total = sum(counts.values())
+    bad = counts["failed"] + counts["errors"]
+    head = ("PASS" if not bad else "FAIL" if counts["failed"] else "ERROR") + (
+        f": {counts['passed']} of {total} points passed")
+    if counts["errors"]:
+        head += f"; {counts['errors']} could not be checked"
+    seed = f" (seed {many.seed})" if many.seed is not None else ""
+    lines = [f"{head}, {many.what}{seed}"]
+    for v in shown:
+        lines.append(f"point {v.number}: {v.verdict}")
+        if v.inputs is not None:
+            lines.append("  at " + " ".join(f"--{n} {format_value(np.asarray(a))}"
+                                            for n, a in v.inputs.items()))
+    if bad > len(shown):
+        lines.append(f"... and {bad - len(shown)} more failing point(s) (--all lists them)")
+    if worst is not None:
+        lines.append(f"worst: point {worst[1]}: {worst[2]}")
+    replay = None
+    if bad and many.replay:
+        first = next(v.number for v in shown)
+        replay = many.replay.format(k=first)
+        lines.append(f"replay point {first}: the same command with {replay}")
+    if fmt == "json":
+        summary = {"points": total, **counts, "seed": many.seed, "source": many.what,
+                   "worst": None if worst is None else
+                   {"point": worst[1], "ratio": _number(worst[0], False), "text": worst[2]},
+                   "failing": [v.number for v in shown], "replay": replay}
+        out.write(dumps({"schema": SCHEMA, "summary": summary}) + "\n")
+    else:
+        out.write("\n".join(lines) + "\n")
+    out.flush()
+    if bad:
+        say("error", lines[0])
+    if counts["failed"]:
+        return CheckFailed.exit_code
+    return EvaluationError.exit_code if counts["errors"] else 0
 
 
 def rounded(a: np.ndarray, precision: int | None) -> np.ndarray:

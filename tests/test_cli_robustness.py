@@ -275,7 +275,7 @@ def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(tmp_path, after)
      "hint: --expect-value is an option of gradcli eval"),
     (["jacobian", "x*x", "--x", "1", "--points", "f.csv"],
      "--points is not an option of 'gradcli jacobian'",
-     "hint: --points is an option of gradcli eval"),
+     "hint: --points is an option of gradcli check, gradcli eval"),
     (["graph", "x*x", "--x", "1", "--no-grad"],
      "--no-grad is not an option of 'gradcli graph'",
      "hint: --no-grad is an option of gradcli eval"),

@@ -71,7 +71,7 @@ def _takes_value(token: str) -> bool:
 
 
 _FLAGS = {"--json", "--strict", "--debug", "--no-grad", "--check", "--help", "--version",
-          "--echo-inputs"}
+          "--echo-inputs", "--all"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ import click
 
 from ..errors import UsageError
 from . import sigma
+from .checks import many, many_options, user_kind, user_options
 from .options import (EXTRA, check_options, const_options, cross_check, grad_output,
                       grad_output_option, out_format, setup, shown_inputs, sigma_options,
                       strict, target_options)
@@ -26,6 +27,7 @@ from .options import (EXTRA, check_options, const_options, cross_check, grad_out
 @check_options
 @const_options
 @sigma_options
+@many_options
 @click.pass_context
 def eval_command(ctx: click.Context, target: str, **opts) -> int:
     """Value and gradient of TARGET at the given inputs.
@@ -50,11 +52,19 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
     3 evaluation error, 70 internal error.
     """
+    expects = opts["expect_value"] is not None or opts["expect_grad"]
+    if many(opts) and (opts["sigma"] or opts["cov"]):
+        raise UsageError("--sigma and --cov are for one point, not --points or --random")
+    if many(opts) and (opts["check"] or expects):
+        from . import checks
+
+        return checks.run(ctx, target, opts, engine_check=opts["check"],
+                          expected=(lambda r: _expected(opts, r)) if expects else None)
+    if opts["random"] is not None:
+        raise UsageError("--random N goes with --check or --expect-*")
     if opts["points"] is not None:
         if opts["const"] or opts["sigma"] or opts["cov"]:
             raise UsageError("--const, --sigma and --cov are for one point, not --points")
-        if opts["check"]:
-            raise UsageError("--check checks one point, not --points")
         from .points import eval_points
 
         return eval_points(ctx, target, opts)
@@ -66,20 +76,32 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
 @grad_output_option
 @check_options
 @const_options
+@user_options
+@many_options
+@click.option("--points", metavar="FILE",
+              help="Check at every row of FILE: CSV rows or NDJSON lines ('-': stdin).")
 @click.pass_context
 def check_command(ctx: click.Context, target: str, **opts) -> int:
     """Cross-check the gradient of TARGET: sympy and finite differences.
 
     The same as 'gradcli eval TARGET ... --check', with the verdict first.
     Exit 1 when the engine disagrees with either method (a kink is reported,
-    not failed).
+    not failed). With --grad FILE.py:NAME (or --jacobian, --hessian): YOUR
+    derivative against the engine and finite differences. --random N or
+    --points FILE: at many points.
 
     \b
     Examples:
       gradcli check "sum(sin(x)*x)" --x 0.1,0.2
       gradcli check examples/model.py --a 0.4857
+      gradcli check examples/logistic.py:loss --grad examples/logistic.py:grad --w 0,0,0
+      gradcli check "sum(x*x)" --x 0,1 --random 3 --seed 1
     """
     opts.update(check=True, no_grad=False, expect_value=None, expect_grad=())
+    if user_kind(opts) or many(opts):
+        from . import checks
+
+        return checks.run(ctx, target, opts, engine_check=True)
     return _evaluate(ctx, target, opts, verdict_first=True)
 
 

@@ -51,7 +51,7 @@ def target_options(formats=FORMATS, default_help=None):
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
                      show_default=True, help="Float type of the inputs and the computation."),
         click.option("--seed", type=click.IntRange(0), default=None, metavar="N",
-                     help="Seed for randn(...) input values."),
+                     help="Seed for randn(...) input values and --random points."),
         click.option("--max-elements", type=click.IntRange(1), default=None, metavar="N",
                      help="Refuse any array larger than N elements (default 10,000,000)."),
         click.option("--strict", is_flag=True,

@@ -1,0 +1,431 @@
+"""Checking the user's own derivative code, at one point and at many (issue 13,
+sections 1 and 2).
+
+The functions and their derivatives are in tests/data/usercheck/, derived by
+hand; each wrong one carries one deliberate bug, so the component to blame is
+known in advance. Expected numbers are computed here with numpy from the
+hand-derived formulas, never read from gradcli's own output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradcli.check import compare_user, finite_differences
+from test_cli import run
+
+DATA = Path(__file__).resolve().parent / "data" / "usercheck"
+LOSS = str(DATA / "loss.py")
+SCALAR = str(DATA / "scalar.py")
+W = np.array([[1.0, 2, 3], [4, 5, 6]])
+V = np.array([0.5, -1, 2])
+AT = ("--W", "1,2,3;4,5,6", "--v", "0.5,-1,2")
+
+
+def truth_loss():
+    """grad_W = 2 (W v) v^T, grad_v = 2 W^T (W v), by hand."""
+    r = W @ V
+    return 2 * np.outer(r, V), 2 * W.T @ r
+
+
+def check_json(*argv):
+    r = run("check", *argv, "--json")
+    return r, json.loads(r.out) if r.out else None
+
+
+def ndjson(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def assert_clean_error(r, code, *words):
+    assert r.code == code, (r.code, r.out, r.err)
+    assert r.out == ""
+    assert r.err_lines[0].startswith("error: ")
+    assert "Traceback" not in r.err
+    for w in words:
+        assert w in r.err, r.err
+
+
+# -- one point: right answers pass ---------------------------------------------------
+@pytest.mark.parametrize("df", ["df", "df_dict"])
+def test_right_gradient_passes_as_tuple_or_dict(df):
+    r, obj = check_json(f"{LOSS}:f", "--grad", f"{LOSS}:{df}", *AT)
+    assert r.code == 0, r.err
+    c = obj["check"]
+    assert c["reference"] == "user" and c["status"] == "pass" and c["passed"]
+    assert c["components"] == 9 and c["counts"]["agree"] == 9 and c["table"] == []
+    gw, gv = truth_loss()
+    np.testing.assert_allclose(obj["grad"]["W"], gw)
+    np.testing.assert_allclose(obj["grad"]["v"], gv)
+
+
+def test_plain_output_gives_the_verdict_first():
+    r = run("check", f"{LOSS}:f", "--grad", f"{LOSS}:df", *AT, "--format", "plain")
+    assert r.code == 0
+    assert r.out.splitlines()[0].startswith("check PASS: your `df` agrees with the engine "
+                                            "and finite differences")
+
+
+@pytest.mark.parametrize("kind,target,fn,args,n", [
+    ("--hessian", "g", "hg", ("--x", "0.5,2,3"), 9),
+    ("--jacobian", "vec", "jvec", ("--x", "0.5,2"), 4),
+    ("--hessian", "q", "hq", ("--a", "0.7", "--b", "-1.5"), 4),
+])
+def test_right_jacobian_and_hessian_pass(kind, target, fn, args, n):
+    r, obj = check_json(f"{SCALAR}:{target}", kind, f"{SCALAR}:{fn}", *args)
+    assert r.code == 0, r.err
+    assert obj["check"]["status"] == "pass" and obj["check"]["components"] == n
+
+
+# -- one point: the wrong component is blamed ----------------------------------------
+def test_one_wrong_entry_is_blamed_with_three_answers():
+    r, obj = check_json(f"{LOSS}:f", "--grad", f"{LOSS}:df_bad_entry", *AT)
+    assert r.code == 1
+    c = obj["check"]
+    assert c["status"] == "fail" and not c["passed"]
+    assert c["disagreeing"] == 1 and c["counts"]["yours"] == 1
+    row = c["table"][0]
+    gw, _ = truth_loss()
+    assert row["where"] == "W[1, 2]" and row["odd_one_out"] == "yours"
+    assert row["user"] == pytest.approx(gw[1, 2] + 1)
+    assert row["engine"] == pytest.approx(gw[1, 2], rel=1e-12)
+    assert abs(row["fd"] - gw[1, 2]) <= 2 * row["fd_error"] + 1e-8
+    plain = run("check", f"{LOSS}:f", "--grad", f"{LOSS}:df_bad_entry", *AT)
+    first = plain.out.splitlines()[0]
+    assert "your `df_bad_entry` is wrong at `W[1, 2]`: yours 37, engine 36, " \
+           "finite differences 36 ± " in first
+    assert "error: the check failed" in plain.err
+
+
+def test_a_forgotten_factor_blames_every_component_of_that_input():
+    r, obj = check_json(f"{LOSS}:f", "--grad", f"{LOSS}:df_no_two", *AT)
+    assert r.code == 1
+    c = obj["check"]
+    assert {row["where"] for row in c["table"]} == {"v[0]", "v[1]", "v[2]"}
+    _, gv = truth_loss()
+    worst = c["table"][0]  # the largest error relative to its tolerance first
+    i = int(worst["where"][2])
+    assert worst["user"] == pytest.approx(gv[i] / 2)
+
+
+@pytest.mark.parametrize("kind,target,fn,args,where", [
+    ("--grad", "g", "dg_bad", ("--x", "0.5,2,3"), {"x[1]"}),
+    ("--hessian", "g", "hg_bad", ("--x", "0.5,2,3"),
+     {"d2f/d x[0] d x[1]", "d2f/d x[1] d x[0]"}),
+    ("--jacobian", "vec", "jvec_bad", ("--x", "0.5,2"), {"d out[1]/d x[0]"}),
+    ("--hessian", "q", "hq_bad", ("--a", "0.7", "--b", "-1.5"),
+     {"d2f/d a d b", "d2f/d b d a"}),
+])
+def test_wrong_gradient_jacobian_hessian_blame_the_bug(kind, target, fn, args, where):
+    r, obj = check_json(f"{SCALAR}:{target}", kind, f"{SCALAR}:{fn}", *args)
+    assert r.code == 1
+    c = obj["check"]
+    assert {row["where"] for row in c["table"]} == where
+    assert all(row["odd_one_out"] == "yours" for row in c["table"])
+
+
+def test_jacobian_value_against_hand_derivation():
+    # jvec_bad has sin(x0) where cos(x0) belongs: engine and FD must give cos.
+    r, obj = check_json(f"{SCALAR}:vec", "--jacobian", f"{SCALAR}:jvec_bad", "--x", "0.5,2")
+    row = obj["check"]["table"][0]
+    assert row["user"] == pytest.approx(np.sin(0.5))
+    assert row["engine"] == pytest.approx(np.cos(0.5), rel=1e-12)
+    assert row["fd"] == pytest.approx(np.cos(0.5), rel=1e-8)
+
+
+def test_shape_mismatch_reports_both_shapes():
+    r, obj = check_json(f"{LOSS}:f", "--grad", f"{LOSS}:df_flat", *AT)
+    assert r.code == 1
+    assert obj["check"]["shapes"] == [{"block": "W", "yours": [6], "expected": [2, 3]}]
+    plain = run("check", f"{LOSS}:f", "--grad", f"{LOSS}:df_flat", *AT)
+    assert "returns shape (6,) for W; the gradient has shape (2, 3)" in plain.out
+
+
+def test_table_is_bounded_to_the_worst_20_and_counts_the_rest():
+    x = ",".join(str(0.1 * k + 0.05) for k in range(30))
+    r, obj = check_json(f"{SCALAR}:square", "--grad", f"{SCALAR}:dsquare_half", "--x", x)
+    assert r.code == 1
+    c = obj["check"]
+    assert c["disagreeing"] == 30 and len(c["table"]) == 20 and c["omitted"] == 10
+    ratios = [row["ratio"] for row in c["table"]]
+    assert ratios == sorted(ratios, reverse=True)
+    # |yours - truth| = x_i grows with i: the worst 20 are the 20 largest x_i
+    assert {row["where"] for row in c["table"]} == {f"x[{i}]" for i in range(10, 30)}
+
+
+def test_function_the_engine_cannot_differentiate_is_checked_by_finite_differences():
+    x = ("--x", "0.5,2,3")
+    r, obj = check_json(f"{SCALAR}:cube_root", "--grad", f"{SCALAR}:dcube_root", *x)
+    assert r.code == 0, r.err
+    assert obj["check"]["engine"].startswith("unavailable: ")
+    assert "cbrt" in obj["check"]["engine"]
+    plain = run("check", f"{SCALAR}:cube_root", "--grad", f"{SCALAR}:dcube_root", *x)
+    assert "note: the engine cannot differentiate this function" in plain.out
+    r, obj = check_json(f"{SCALAR}:cube_root", "--grad", f"{SCALAR}:dcube_root_bad", *x)
+    assert r.code == 1
+    truth = np.array([0.5, 2, 3]) ** (-2 / 3) / 3
+    for row in obj["check"]["table"]:
+        i = int(row["where"][2])
+        assert row["engine"] is None and row["odd_one_out"] == "yours"
+        assert row["fd"] == pytest.approx(truth[i], rel=1e-8)
+        assert row["user"] == pytest.approx(truth[i] * 1.5)
+
+
+def test_a_cut_graph_is_not_taken_for_the_engine_answer():
+    # math.erf on a Tensor gives a plain number: the engine's gradient would be 0.
+    r, obj = check_json(f"{SCALAR}:erf_of", "--grad", f"{SCALAR}:derf_of", "--x", "0.3")
+    assert r.code == 0, r.err
+    assert obj["check"]["engine"].startswith("unavailable: grad.x is 0")
+    assert obj["grad"] == {}
+
+
+def test_at_a_kink_a_disagreement_is_reported_not_failed():
+    # max(x, 0) at x = 0: the engine splits a tie in halves (0.5), so do central
+    # differences; (x > 0) says 0. Neither is wrong at a kink.
+    r, obj = check_json(f"{SCALAR}:relu_sum", "--grad", f"{SCALAR}:drelu_sum",
+                        "--x", "0,1,-1")
+    assert r.code == 0, r.err
+    c = obj["check"]
+    assert c["status"] == "kink" and c["passed"] and c["kinks"]
+    assert c["table"][0]["where"] == "x[0]" and c["table"][0]["engine"] == 0.5
+
+
+def test_random_points_are_drawn_again_off_a_kink():
+    from gradcli.points import random_points
+
+    rows = list(random_points({}, {"x": (3,)}, {}, ["x"], 30, 4,
+                              at_kink=lambda p: p["x"][0] > 0))
+    assert all(r.inputs["x"][0] <= 0 for r in rows)
+    assert all(np.all(np.abs(r.inputs["x"]) <= 1) for r in rows)
+    again = list(random_points({}, {"x": (3,)}, {}, ["x"], 1, 4, start=17,
+                               at_kink=lambda p: p["x"][0] > 0))
+    np.testing.assert_array_equal(again[0].inputs["x"], rows[16].inputs["x"])
+
+
+def test_nan_in_every_answer_is_not_a_disagreement():
+    x = {"x": np.array([1.0, 2.0])}
+    nan = np.array([np.nan, 4.0])
+    rep = compare_user("gradient", x, {"x": nan}, {"x": nan},
+                       {"x": (nan, np.array([np.inf, 1e-9]))}, function="f.py:df",
+                       expected_shapes={"x": (2,)})
+    assert rep.passed and rep.disagreeing == 0
+
+
+def test_a_wrong_engine_rule_is_the_odd_one_out_at_many_points(monkeypatch):
+    # sin's rule broken for x > 0.25: at many points the engine is confirmed by
+    # finite differences along random directions, which now fail, so every
+    # component is differenced, and yours (cos x) is outvoted by none.
+    from gradcli.engine.ops import OPS
+
+    sin = OPS["sin"]
+    monkeypatch.setattr(sin, "vjps", (lambda g, out, x: g * np.cos(x) * (1 + (x > 0.25)),))
+    monkeypatch.setattr(sin, "local", None)
+    r = run("check", f"{SCALAR}:sines", "--grad", f"{SCALAR}:dsines", "--shape", "x=4",
+            "--domain", "x=0.5:1", "--random", "2", "--seed", "3", "--json")
+    assert r.code == 1
+    for rec in ndjson(r.out)[:-1]:
+        rows = rec["check"]["table"]
+        assert len(rows) == 4 and all(row["odd_one_out"] == "engine" for row in rows)
+        x = np.array(rec["inputs"]["x"])
+        for row in rows:
+            i = int(row["where"][2])
+            assert row["fd"] == pytest.approx(np.cos(x[i]), rel=1e-8)
+
+
+# -- the odd one out, from the comparison itself --------------------------------------
+def test_compare_user_names_whoever_the_other_two_outvote():
+    x = {"x": np.array([1.0, 2.0, 3.0, 4.0])}
+    truth = np.array([2.0, 4.0, 6.0, 8.0])
+    user, engine, fd = truth.copy(), truth.copy(), truth.copy()
+    user[0] += 1  # yours wrong
+    engine[1] += 1  # the engine wrong
+    fd[2] += 1  # finite differences wrong
+    user[3], engine[3] = 7.0, 9.0  # all three differ
+    err = np.full(4, 1e-9)
+    rep = compare_user("gradient", x, {"x": user}, {"x": engine}, {"x": (fd, err)},
+                       function="f.py:df", expected_shapes={"x": (4,)})
+    odd = {row.where: row.odd for row in rep.table}
+    assert odd == {"x[0]": "yours", "x[1]": "engine", "x[2]": "finite differences",
+                   "x[3]": "none"}
+    assert not rep.passed and rep.counts["agree"] == 0
+
+
+def test_compare_user_without_finite_differences_cannot_tell_who_is_right():
+    x = {"x": np.array([1.0])}
+    rep = compare_user("gradient", x, {"x": np.array([3.0])}, {"x": np.array([2.0])},
+                       {"x": (np.array([np.nan]), np.array([np.inf]))},
+                       function="f.py:df", expected_shapes={"x": (1,)})
+    assert rep.table[0].odd == "unknown" and not rep.passed
+
+
+def test_finite_differences_of_a_hand_derived_gradient():
+    x = np.array([0.3, -1.2, 2.0])
+    fd = finite_differences("gradient", {"x": x}, ["x"],
+                            f_value=lambda p: np.sum(np.sin(p["x"]) * p["x"]))
+    values, errors = fd["x"]
+    truth = np.cos(x) * x + np.sin(x)
+    assert np.all(np.abs(values - truth) <= 2 * errors + 1e-12)
+
+
+# -- bad input: clean errors ----------------------------------------------------------
+@pytest.mark.parametrize("argv,code,words", [
+    ((f"{LOSS}:f", "--grad", f"{LOSS}:df_missing", *AT), 2,
+     ("df_missing", "does not take input 'v'")),
+    ((f"{LOSS}:f", "--grad", f"{LOSS}:df_raises", *AT), 3,
+     ("line", "df_raises", "ValueError: not implemented yet")),
+    ((f"{LOSS}:f", "--grad", f"{LOSS}:df_one", *AT), 3, ("one array for 2 inputs",)),
+    ((f"{LOSS}:f", "--grad", f"{LOSS}:df_text", *AT), 3, ("return real numbers",)),
+    ((f"{LOSS}:f", "--grad", f"{LOSS}:nothing", *AT), 2, ("--grad", "nothing")),
+    ((f"{LOSS}:f", "--grad", str(DATA / "absent.py:df"), *AT), 2, ("no such file",)),
+    ((f"{LOSS}:f", "--grad", "2*W", *AT), 2, ("FILE.py:NAME",)),
+    ((f"{LOSS}:f", "--grad", f"{LOSS}:df", "--hessian", f"{LOSS}:df", *AT), 2,
+     ("one of --grad",)),
+    ((f"{SCALAR}:vec", "--grad", f"{SCALAR}:dg", "--x", "1,2"), 3, ("--jacobian",)),
+    (("sum(x**2)", "--x", "1,2", "--random", "3", "--domain", "x=1:1"), 2,
+     ("--domain", "LO must be less than HI")),
+    (("sum(x**2)", "--x", "1,2", "--random", "3", "--domain", "x=a:b"), 2, ("--domain",)),
+    (("sum(x**2)", "--x", "1,2", "--random", "0"), 2, ("--random",)),
+    (("sum(x**2)", "--x", "1,2", "--replay", "3"), 2, ("--replay goes with --random",)),
+    (("sum(x**2)", "--x", "1,2", "--all"), 2, ("--all goes with",)),
+    (("sum(x**2)", "--x", "1,2", "--random", "2", "--points", "p.csv"), 2, ("not both",)),
+    (("sum(x**2)", "--x", "1,2", "--random", "2", "--shape", "x=3"), 2, ("--shape",)),
+    ((f"{SCALAR}:g", "--grad", f"{SCALAR}:dg", "--x", "1,2", "--grad-output", "ones"), 2,
+     ("--grad-output",)),
+    (("sum(x**2)", "--x", "1,2", "--wrt", "x", "--random", "2", "--domain", "y=0:1"), 2,
+     ("--domain y",)),
+])
+def test_bad_input_gives_one_clean_error(argv, code, words):
+    assert_clean_error(run("check", *argv), code, *words)
+
+
+def test_eval_random_needs_something_to_check():
+    assert_clean_error(run("eval", "sum(x**2)", "--x", "1,2", "--random", "2"), 2,
+                       "--random")
+
+
+# -- many points -----------------------------------------------------------------------
+def test_random_points_are_reproducible_by_seed_and_inside_their_domain():
+    argv = ("check", f"{SCALAR}:g", "--grad", f"{SCALAR}:dg", "--x", "10,20,30",
+            "--random", "4", "--json")
+    a = run(*argv, "--seed", "5")
+    b = run(*argv, "--seed", "5")
+    c = run(*argv, "--seed", "6")
+    assert a.code == 0, a.err
+    assert a.out == b.out and a.out != c.out
+    records = ndjson(a.out)
+    assert [r.get("point") for r in records[:-1]] == [1, 2, 3, 4]
+    summary = records[-1]["summary"]
+    assert summary["seed"] == 5 and summary["points"] == 4 and summary["passed"] == 4
+    for r in records[:-1]:
+        x = np.array(r["inputs"]["x"])
+        assert np.all(np.abs(x - [10, 20, 30]) <= 1.0)  # default: centre +- 1
+        assert r["check"]["reference"] == "user" and r["passed"]
+    d = ndjson(run(*argv, "--seed", "5", "--domain", "x=-3:-2").out)
+    for r in d[:-1]:
+        assert np.all((np.array(r["inputs"]["x"]) >= -3) & (np.array(r["inputs"]["x"]) <= -2))
+
+
+def test_the_seed_is_printed_even_without_one_given():
+    r = run("check", f"{SCALAR}:g", "--grad", f"{SCALAR}:dg", "--shape", "x=2",
+            "--random", "2", "--format", "plain")
+    assert r.code == 0
+    assert "(seed " in r.out.splitlines()[0]
+
+
+def test_replay_reproduces_a_failing_point():
+    # dg_sometimes is wrong only where x[0] > 0.5: some points fail, some pass.
+    argv = ("check", f"{SCALAR}:g", "--grad", f"{SCALAR}:dg_sometimes", "--shape", "x=3",
+            "--seed", "11", "--json")
+    many = ndjson(run(*argv, "--random", "8").out)
+    points = {r["point"]: r for r in many[:-1]}
+    failing = [k for k, r in points.items() if not r["passed"]]
+    passing = [k for k, r in points.items() if r["passed"]]
+    assert failing and passing
+    for k, r in points.items():  # the bug's branch decides, by hand
+        assert r["passed"] == (r["inputs"]["x"][0] <= 0.5)
+    k = failing[-1]
+    assert many[-1]["summary"]["replay"] == f"--seed 11 --replay {failing[0]}"
+    one = run(*argv, "--random", "1", "--replay", str(k))
+    assert one.code == 1
+    again = ndjson(one.out)
+    assert again[0]["point"] == k and again[0]["inputs"] == points[k]["inputs"]
+    assert again[0]["check"]["table"][0]["where"] == "x[0]"
+    ok = run(*argv, "--random", "1", "--replay", str(passing[0]))
+    assert ok.code == 0
+
+
+def test_failing_points_first_10_or_all():
+    argv = ("check", f"{SCALAR}:g", "--grad", f"{SCALAR}:dg_bad", "--shape", "x=3",
+            "--seed", "2", "--random", "12", "--format", "plain")
+    r = run(*argv)
+    assert r.code == 1
+    lines = r.out.splitlines()
+    assert lines[0] == "FAIL: 0 of 12 points passed, 12 random points (seed 2)"
+    assert sum(ln.startswith("point ") for ln in lines) == 10
+    assert "... and 2 more failing point(s) (--all lists them)" in lines
+    assert any(ln.startswith("worst: point ") and "x[1]" in ln for ln in lines)
+    every = run(*argv, "--all").out.splitlines()
+    assert sum(ln.startswith("point ") for ln in every) == 12
+
+
+def test_points_file_checks_each_row(tmp_path):
+    f = tmp_path / "p.csv"
+    # x[0] > 0.5 takes dg_sometimes's wrong branch: rows 2 and 4 fail, row 3 is bad.
+    f.write_text('x\n"0.25,2,3"\n"1,1,1"\n"bad"\n"0.75,-1,2"\n')
+    r = run("check", f"{SCALAR}:g", "--grad", f"{SCALAR}:dg_sometimes",
+            "--points", str(f), "--json")
+    assert r.code == 1
+    records = ndjson(r.out)
+    status = {rec["point"]: rec["status"] for rec in records[:-1]}
+    assert status == {1: "pass", 2: "fail", 3: "error", 4: "fail"}
+    s = records[-1]["summary"]
+    assert (s["passed"], s["failed"], s["errors"], s["seed"]) == (1, 2, 1, None)
+    assert s["failing"] == [2, 3, 4]
+
+
+def test_eval_points_with_expect_and_check(tmp_path):
+    f = tmp_path / "p.csv"
+    f.write_text("x,y\n1,2\n3,4\n")
+    r = run("eval", "x*y", "--points", str(f), "--expect-value", "2", "--json")
+    assert r.code == 1
+    recs = ndjson(r.out)
+    assert [rec["passed"] for rec in recs[:-1]] == [True, False]  # 1*2 = 2, 3*4 = 12
+    r = run("eval", "x*y", "--points", str(f), "--expect-grad", "x=4", "--format", "plain")
+    assert r.code == 1 and "point 1: grad.x: expected 4, got 2" in r.out  # d/dx = y
+    r = run("eval", "x*y", "--points", str(f), "--check", "--json")
+    assert r.code == 0, r.err
+    recs = ndjson(r.out)
+    assert all(rec["check"]["passed"] for rec in recs[:-1])
+
+
+# -- the README's failing examples (exit 1, so tests/test_readme.py cannot run them) --
+def _text_blocks():
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    for block in re.findall(r"^```text[ \t]*\n(.*?)^```[ \t]*$", readme,
+                            re.MULTILINE | re.DOTALL):
+        lines = block.splitlines()
+        if lines and lines[0].startswith("$ gradcli check") and "--grad" in lines[0]:
+            yield shlex.split(lines[0][2:])[1:], lines[1:]
+
+
+def test_readme_failing_examples_are_true(monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    blocks = list(_text_blocks())
+    assert len(blocks) == 2
+    for argv, shown in blocks:
+        r = run(*argv)
+        assert r.code == 1, r.err
+        out = r.out.splitlines()
+        if "..." in shown:  # shortened: the lines shown before and after "..."
+            cut = shown.index("...")
+            assert out[:cut] == shown[:cut]
+            assert out[len(out) - (len(shown) - cut - 1):] == shown[cut + 1:]
+        else:
+            assert out == shown
