@@ -531,21 +531,37 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
             raise ValueError(f"jvp: tangent {k} has shape {data.shape} but primal {k} "
                              f"has shape {x.shape}: they must match")
         vs.append(data)
+    return out.detach(), Tensor._make(push_forward(out, leaves, vs))
+
+
+def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence) -> np.ndarray:
+    """``J v`` of a recorded ``out`` along ``tangents`` (arrays, one per leaf, of
+    its shape): ``jvp``'s work on a graph already recorded, which it keeps.
+
+    >>> import gradcli as gc
+    >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
+    >>> push_forward(x * x, [x], [np.array([1.0, 0.5])])
+    array([2., 2.])
+    """
+    dtype = _float(out.dtype)
     # u = ones: J^T u at a seed without zeros (none of the walk's zero masking).
-    u = Tensor._make(np.ones(out.shape, dtype=_float(out.dtype)))
+    u = Tensor._make(np.ones(out.shape, dtype=dtype))
     u.requires_grad = True
-    terms = [(g * Tensor._make(v)).sum() for g, v in zip(
-        _grads(out, u, leaves, create_graph=True), vs) if isinstance(g, Tensor)]
-    tangent = None
-    if terms:
-        total = terms[0]
-        for t in terms[1:]:
-            total = total + t
-        if isinstance(total, Tensor) and total.grad_fn is not None:
-            (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u])
+    with enable_grad():
+        terms = [(g * Tensor._make(np.asarray(v))).sum() for g, v in zip(
+            _grads(out, u, list(leaves), create_graph=True), tangents)
+            if isinstance(g, Tensor)]
+        tangent = None
+        if terms:
+            total = terms[0]
+            for t in terms[1:]:
+                total = total + t
+            if isinstance(total, Tensor) and total.grad_fn is not None:
+                (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u])
     if tangent is None:
-        return out.detach(), Tensor._make(np.zeros(out.shape, dtype=_float(out.dtype)))
-    return out.detach(), _block(tangent, out.shape, _float(out.dtype))
+        return np.zeros(out.shape, dtype=dtype)
+    data = tangent._data if isinstance(tangent, Tensor) else tangent
+    return np.array(np.reshape(data, out.shape), dtype=dtype)
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
