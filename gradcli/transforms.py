@@ -486,19 +486,57 @@ def _loop_rows(out: Tensor, leaves: list, *, create_graph: bool = False,
             for p, x in zip(per_leaf, leaves)]
 
 
-def _columns(out: Tensor, leaves: list) -> list:
-    """Jacobian rows from columns: J e_j is the derivative of ``u -> J^T u`` at e_j."""
-    u = Tensor._make(np.ones(out.shape, dtype=_float(out.dtype)))
+def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> list:
+    """Jacobian rows from columns: J e_j is the derivative of ``u -> J^T u`` at e_j.
+
+    Every input's columns go through the graph of ``J^T u`` in one batched
+    walk (in chunks, if ``max_elements`` asks), all of ``J^T u``'s blocks at
+    once: a walk per input would cover that graph, nearly all of it shared,
+    once per input.
+
+    >>> import gradcli as gc
+    >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
+    >>> y = gc.tensor(3.0, dtype=gc.float64, requires_grad=True)
+    >>> [r.tolist() for r in _columns(x * y, [x, y])]
+    [[[3.0, 0.0], [0.0, 3.0]], [1.0, 2.0]]
+    """
+    max_elements = MAX_ELEMENTS if max_elements is None else max_elements
+    dtype = _float(out.dtype)
+    u = Tensor._make(np.ones(out.shape, dtype=dtype))
     u.requires_grad = True
     m = out.size
-    rows = []
     prune = _outside(out, leaves)  # (the walk to J^T u: all of it, if nothing else)
-    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True, prune=prune)):
-        if not isinstance(jtu, Tensor):
-            rows.append(np.zeros((m,) + x.shape, dtype=x.dtype))
-            continue
-        cols = _rows(jtu, [u])[0]  # (x.size,) + out.shape
-        rows.append(cols.reshape(x.size, m).T.reshape((m,) + x.shape))
+    jtus = _grads(out, u, leaves, create_graph=True, prune=prune)
+    live = [(k, g) for k, g in enumerate(jtus) if isinstance(g, Tensor)]
+    rows = [np.zeros((m,) + x.shape, dtype=x.dtype) for x in leaves]
+    if not live:
+        return rows
+    offsets, n = [], 0
+    for k, _ in live:
+        offsets.append(n)
+        n += leaves[k].size
+    roots = [g.grad_fn for _, g in live if g.grad_fn is not None]
+    order = graph.topological_order(*roots) if roots else []
+    biggest = max((math.prod(s) for node in order for s in node.shapes), default=1)
+    chunk = max(1, min(n, max_elements // max(biggest, m, 1)))
+    cols = np.empty((n,) + out.shape, dtype=dtype)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        seeds = [np.eye(stop - start, leaves[k].size, start - o, dtype=g.dtype)
+                 .reshape((stop - start,) + g.shape) for (k, g), o in zip(live, offsets)]
+        for guard in (False, True):  # see run_backward's guard
+            (got,) = backward.gradients([g for _, g in live], seeds, [u],
+                                        retain_graph=True, create_graph=False, lead=1,
+                                        guard=guard)
+            if _finite(got):
+                break
+        cols[start:stop] = 0 if got is None else got
+        for report in _REPORTING:
+            report(stop, n)
+    flat = cols.reshape(n, m)
+    for (k, _), o in zip(live, offsets):
+        x = leaves[k]
+        rows[k] = np.ascontiguousarray(flat[o:o + x.size].T).reshape((m,) + x.shape)
     return rows
 
 
