@@ -547,7 +547,9 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     Forward mode by transposition: ``u -> J^T u`` (one reverse pass, recorded)
     is linear in ``u``, so ``J v`` is its derivative along ``v`` (a second
     reverse pass). Every op's tangent rule is thereby its VJP transposed: no
-    second rule table to keep in step with the first.
+    second rule table to keep in step with the first. Nests like the other
+    transforms: ``jvp`` of ``grad`` (forward over reverse), ``grad`` or ``jvp``
+    of a function calling ``jvp``, tangents that depend on outer variables.
 
     >>> import gradcli as gc
     >>> value, tangent = jvp(lambda x, y: x * y, (3.0, 4.0), (1.0, 0.0))
@@ -558,23 +560,32 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     out, leaves, outer = _call(f, primals, {}, tuple(range(len(primals))), "jvp")
-    if outer and _outside(out, leaves):
-        raise NotImplementedError(
-            "jvp: inside another transform, of a function of the outer variables, is "
-            "not supported yet (its result would miss their derivative); use vjp or grad")
+    attached_v = outer and any(isinstance(v, Tensor) and v.requires_grad for v in tangents)
+    nested = (outer and _outside(out, leaves)) or attached_v
     vs = []
     for k, (v, x) in enumerate(zip(tangents, leaves)):
         data = np.asarray(v._data if isinstance(v, Tensor) else v, dtype=x.dtype)
         if data.shape != x.shape:
             raise ValueError(f"jvp: tangent {k} has shape {data.shape} but primal {k} "
                              f"has shape {x.shape}: they must match")
-        vs.append(data)
-    return out.detach(), Tensor._make(push_forward(out, leaves, vs))
+        attached = nested and isinstance(v, Tensor) and v.requires_grad
+        vs.append(v if attached else data)
+    if not nested:
+        return out.detach(), Tensor._make(push_forward(out, leaves, vs))
+    # Inside another transform, of its variables: J v keeps its graph (both
+    # walks recorded), so that the enclosing differentiation sees J's and v's
+    # dependence on them.
+    tangent = push_forward(out, leaves, vs, create_graph=True)
+    _retire(leaves)
+    return out, tangent
 
 
-def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence) -> np.ndarray:
-    """``J v`` of a recorded ``out`` along ``tangents`` (arrays, one per leaf, of
-    its shape): ``jvp``'s work on a graph already recorded, which it keeps.
+def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
+                 create_graph: bool = False):
+    """``J v`` of a recorded ``out`` along ``tangents`` (one per leaf, of its
+    shape): ``jvp``'s work on a graph already recorded, which it keeps. An
+    array; with ``create_graph``, a Tensor whose graph leads to whatever ``out``
+    and the tangents depend on (differentiable again).
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
@@ -586,20 +597,27 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence) -> n
     u = Tensor._make(np.ones(out.shape, dtype=dtype))
     u.requires_grad = True
     with enable_grad():
-        terms = [(g * Tensor._make(np.asarray(v))).sum() for g, v in zip(
-            _grads(out, u, list(leaves), create_graph=True), tangents)
-            if isinstance(g, Tensor)]
+        terms = [(g * (v if isinstance(v, Tensor) else Tensor._make(np.asarray(v)))).sum()
+                 for g, v in zip(_grads(out, u, list(leaves), create_graph=True), tangents)
+                 if isinstance(g, Tensor)]
         tangent = None
         if terms:
             total = terms[0]
             for t in terms[1:]:
                 total = total + t
             if isinstance(total, Tensor) and total.grad_fn is not None:
-                (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u])
+                (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u],
+                                    create_graph=create_graph)
+    _retire([u])  # a constant to every walk from here on
+    if create_graph:
+        if isinstance(tangent, Tensor) and tangent.grad_fn is not None:
+            return tangent if tangent.shape == out.shape else np.reshape(tangent, out.shape)
     if tangent is None:
-        return np.zeros(out.shape, dtype=dtype)
+        zeros = np.zeros(out.shape, dtype=dtype)
+        return Tensor._make(zeros) if create_graph else zeros
     data = tangent._data if isinstance(tangent, Tensor) else tangent
-    return np.array(np.reshape(data, out.shape), dtype=dtype)
+    data = np.array(np.reshape(data, out.shape), dtype=dtype)
+    return Tensor._make(data) if create_graph else data
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:

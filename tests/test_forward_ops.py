@@ -8,8 +8,9 @@ difference ``(f(x + h v) - f(x - h v)) / 2h`` of the op's values. Second order:
 on a sample of ops, forward over reverse (``gc.jvp`` of ``gc.grad``) against
 central differences of the gradient and against ``gc.hvp`` (reverse over
 reverse; ``gc.hvp`` keeps it: forward mode here is itself two reverse walks, so
-forward over reverse would cost more, not less). ``jvp`` of a function that
-calls ``jvp`` is refused today (NotImplementedError), which is tested too.
+forward over reverse would cost more, not less); and ``jvp`` nested the other
+ways (reverse over forward, forward over forward) against central differences
+of a gradient.
 """
 
 from __future__ import annotations
@@ -142,8 +143,35 @@ def test_forward_over_reverse_hessian_vector_products(name, data):
                                err_msg=f"{name}: forward over reverse vs FD")
 
 
-def test_jvp_of_a_function_calling_jvp_is_refused():
-    v = np.array([1.0, 2.0])
-    inner = lambda x: gc.jvp(lambda y: gc.sum(y ** 3), (x,), (v,))[1]  # noqa: E731
-    with pytest.raises(NotImplementedError, match="jvp: inside another transform"):
-        gc.jvp(inner, ([0.5, -1.0],), (v,))
+def _fd_gradient(f, x, v, h=1e-5):
+    return (gc.grad(f)(x + h * v).numpy() - gc.grad(f)(x - h * v).numpy()) / (2 * h)
+
+
+def test_nested_jvp_reverse_over_forward_and_forward_over_forward():
+    # f = sum(sin(x) x^3): H v three ways against central differences of grad f
+    f = lambda x: gc.sum(gc.sin(x) * x ** 3)  # noqa: E731
+    x = np.array([0.3, 0.5, -0.7])
+    v, w = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 0.2])
+    hv = _fd_gradient(f, x, v)
+    directional = lambda x: gc.jvp(f, (x,), (v,))[1]  # noqa: E731
+    np.testing.assert_allclose(gc.grad(directional)(x).numpy(), hv, rtol=1e-7)
+    _, whv = gc.jvp(directional, (x,), (w,))
+    np.testing.assert_allclose(whv.numpy(), hv @ w, rtol=1e-7)
+    # a Jacobian of a vector function calling jvp: d(J v)/dx, J v = 3 x^2 v
+    jac = gc.jacobian(lambda x: gc.jvp(lambda y: y ** 3, (x,), (v,))[1])(x)
+    np.testing.assert_allclose(jac.numpy(), np.diag(6 * x * v), rtol=1e-14)
+
+
+def test_a_tangent_depending_on_an_outer_variable_is_differentiated():
+    # d/ds <grad f(x), s v> = <grad f(x), v>; grad f by hand: cos(x) x^3 + 3 sin(x) x^2
+    f = lambda x: gc.sum(gc.sin(x) * x ** 3)  # noqa: E731
+    x, v = np.array([0.3, 0.5, -0.7]), np.array([1.0, 2.0, 3.0])
+    want = (np.cos(x) * x ** 3 + 3 * np.sin(x) * x ** 2) @ v
+    got = gc.grad(lambda s: gc.jvp(f, (x,), (s * Tensor(v),))[1])(2.0)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-14)
+
+
+def test_top_level_jvp_results_are_detached():
+    value, tangent = gc.jvp(lambda x: x * x, ([1.0, 2.0],), (Tensor([1.0, 1.0]),))
+    assert value.grad_fn is None and tangent.grad_fn is None
+    assert not tangent.requires_grad
