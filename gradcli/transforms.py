@@ -508,7 +508,8 @@ def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> l
     prune = _outside(out, leaves)  # (the walk to J^T u: all of it, if nothing else)
     jtus = _grads(out, u, leaves, create_graph=True, prune=prune)
     live = [(k, g) for k, g in enumerate(jtus) if isinstance(g, Tensor)]
-    rows = [np.zeros((m,) + x.shape, dtype=x.dtype) for x in leaves]
+    rows = [None if isinstance(g, Tensor) else np.zeros((m,) + x.shape, dtype=x.dtype)
+            for g, x in zip(jtus, leaves)]
     if not live:
         return rows
     offsets, n = [], 0
