@@ -47,8 +47,9 @@ def model(tmp_path):
 def test_forward_and_reverse_agree_with_each_other_and_finite_differences(kind, model):
     target = "exp(t*k)*c + sin(t)*k*k" if kind == "expression" else model
     args = [target, "--k", "0.7", "--c", "1.5", "--t", T_TEXT, "--wrt", "k", "--wrt", "c"]
-    got = {mode: ok_json("jacobian", *args, "--mode", mode, *check)
-           for mode, check in (("forward", ["--check"]), ("reverse", []), ("auto", []))}
+    check = ["--check", "--check-timeout", "120"]  # a busy machine: no time-out
+    got = {mode: ok_json("jacobian", *args, "--mode", mode, *extra)
+           for mode, extra in (("forward", check), ("reverse", []), ("auto", []))}
     assert got["forward"]["mode"] == "forward"
     assert got["reverse"]["mode"] == "reverse"
     assert got["auto"]["mode"] == "forward"  # 2 input components, 8 outputs
@@ -138,7 +139,8 @@ def test_a_tangent_not_given_is_zero_and_a_scalar_output_keeps_its_gradient(mode
     assert obj["grad"] == {"x": [6.0, 12.0], "y": 5.0}
     # a function file, along c only: J v = exp(t k) * vc
     obj = ok_json("eval", model, "--k", "0.7", "--c", "1.5", "--t", T_TEXT,
-                  "--tangent", "c=2", "--check", "--grad-output", "ones")
+                  "--tangent", "c=2", "--check", "--check-timeout", "120",
+                  "--grad-output", "ones")
     np.testing.assert_allclose(obj["tangent"], np.exp(T * 0.7) * 2, rtol=1e-14)
     assert obj["check"]["passed"]
 
