@@ -59,6 +59,7 @@ class Result:
     seed: Any = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tangent: np.ndarray | None = None  # J v, for the tangents asked (forward mode)
 
 
 def prepare(text: str, names: list[str], limits: Limits | None = None) -> Target:
@@ -241,14 +242,23 @@ def evaluate(
     no_grad: bool = False,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
     record: bool | None = None,
+    tangents: dict[str, np.ndarray] | None = None,
 ) -> Result:
     """Value and gradients of ``target`` at ``inputs`` (float arrays).
 
     ``record`` keeps the graph (with every op's inputs) even with ``no_grad``,
     for tools that replay it; by default only when gradients are wanted, so that
     a value alone holds no intermediate arrays.
+
+    ``tangents`` (by input name; the inputs of ``wrt`` not named have a zero
+    tangent) asks for the directional derivative ``J v`` as well, in forward
+    mode (``Result.tangent``). The gradient then comes only where it needs no
+    vector: a single-number output, or a ``grad_output``.
     """
     wrt = list(inputs) if wrt is None else wrt
+    if tangents is not None:
+        check_tangents(tangents, inputs, wrt)
+        record = True
     record = not no_grad if record is None else record
     dtype = engine_dtype(inputs)
     leaves = {
@@ -274,6 +284,10 @@ def evaluate(
             where = _first_nonfinite_forward(target, leaves, out, max_elements)
             origin = f"; first {_first(value)} in {where} (forward pass)" if where else ""
             result.warnings.append(nonfinite("value", value) + origin)
+        if tangents is not None:
+            _directional(target, result, tangents, wrt)
+            if grad_output is None and value.size != 1:
+                no_grad = True
         if no_grad or not wrt:
             return result
         seed = result.seed = _seed(value, grad_output)
@@ -298,6 +312,45 @@ def evaluate(
             result.warnings.append(nonfinite(f"grad.{bad[0]}", g) + tail)
         result.notes = kinks(out)
     return result
+
+
+def check_tangents(tangents: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
+                   wrt: list[str]) -> None:
+    """Each tangent names an input differentiated, and has its shape."""
+    for n, v in tangents.items():
+        if n not in inputs:
+            raise UsageError(f"--tangent {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(inputs) or 'none'}")
+        if n not in wrt:
+            raise UsageError(f"--tangent {n}: input {n!r} is not differentiated "
+                             f"(--wrt names {', '.join(wrt) or 'none'})",
+                             hint=f"add --wrt {n}, or drop its tangent")
+        if np.shape(v) != np.shape(inputs[n]):
+            raise UsageError(f"--tangent {n}: the tangent has shape {np.shape(v)} but "
+                             f"input {n!r} has shape {np.shape(inputs[n])}: they must "
+                             "match")
+
+
+def _directional(target: Target, result: Result, tangents: dict[str, np.ndarray],
+                 wrt: list[str]) -> None:
+    """``result.tangent``: J v through the graph just recorded (forward mode)."""
+    from .transforms import push_forward
+
+    out = result.output
+    if out.grad_fn is None or not wrt:
+        result.tangent = np.zeros(result.value.shape, dtype=result.value.dtype)
+    else:
+        vs = [np.asarray(tangents[n], dtype=result.leaves[n].dtype) if n in tangents
+              else np.zeros(result.leaves[n].shape, dtype=result.leaves[n].dtype)
+              for n in wrt]
+        try:
+            with _graph_of(target):
+                result.tangent = push_forward(out, [result.leaves[n] for n in wrt], vs)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise EvaluationError(f"forward mode: {exc}") from exc
+    if not finite(result.tangent):
+        result.warnings.append(nonfinite("tangent", result.tangent))
+    result.notes = kinks(out)
 
 
 def _unreached(target: Target, name: str) -> str:
@@ -337,6 +390,7 @@ class Derivatives:
     blocks: dict[str, Any]  # jacobian: name -> array; hessian: name -> name -> array
     warnings: list[str] = field(default_factory=list)
     recorded: Result | None = None  # the forward pass, graph kept (for --check)
+    mode: str | None = None  # a Jacobian's: "forward" or "reverse", as computed
 
 
 def _as_function(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
@@ -389,30 +443,75 @@ def _walk_work(what: str, rows: int, out: Tensor, factor: int, max_elements: int
                  "fewer inputs (--wrt)")
 
 
+MODES = ("auto", "forward", "reverse")
+
+
+def jacobian_mode(mode: str, inputs: int, outputs: int) -> str:
+    """The mode a Jacobian is computed in: ``auto`` is forward when the inputs
+    differentiated have fewer components in all than the output, else reverse.
+
+    >>> jacobian_mode("auto", 3, 10_000), jacobian_mode("auto", 4, 4)
+    ('forward', 'reverse')
+    """
+    if mode not in MODES:
+        raise UsageError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if mode == "auto":
+        return "forward" if inputs < outputs else "reverse"
+    return mode
+
+
 def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
-             max_elements: int = DEFAULT_MAX_ELEMENTS, progress=None) -> Derivatives:
-    """The Jacobian of the output with respect to each input in ``wrt``."""
+             max_elements: int = DEFAULT_MAX_ELEMENTS, progress=None,
+             mode: str = "auto") -> Derivatives:
+    """The Jacobian of the output with respect to each input in ``wrt``.
+
+    ``mode``: ``reverse`` pushes a cotangent per output element through the
+    graph (one batched walk: the rows), ``forward`` a tangent per input element
+    (the columns, ``transforms.jacfwd``), ``auto`` whichever is fewer. Where
+    forward mode gives non-finite numbers (a rule not differentiable twice at
+    this point: forward mode differentiates the reverse rules once more) and
+    reverse mode does not, the answer is reverse mode's, and ``mode`` says so.
+    """
     from . import transforms
 
     _nothing_to_differentiate("Jacobian", wrt)
     value = evaluate(target, inputs, wrt=wrt, no_grad=True, record=True,
                      max_elements=max_elements)
+    n = sum(inputs[k].size for k in wrt)
+    how = jacobian_mode(mode, n, value.value.size)
     _derivative_size("Jacobian", value.value.size, inputs, wrt, max_elements)
-    _walk_work("Jacobian", min(value.value.size, sum(inputs[n].size for n in wrt)),
-               value.output, 1, max_elements)
-    if value.value.size == 0 or any(inputs[n].size == 0 for n in wrt):
+    # Forward mode walks the graph of J^T u (about 3 times f's), once per column.
+    rows, factor = (n, 3) if how == "forward" else (value.value.size, 1)
+    _walk_work("Jacobian", rows, value.output, factor, max_elements)
+    if value.value.size == 0 or any(inputs[k].size == 0 for k in wrt):
         # An empty output or input: every block is empty, nothing to walk.
-        blocks = {n: np.zeros(value.value.shape + inputs[n].shape) for n in wrt}
-        return Derivatives(value.value, blocks, list(value.warnings), value)
+        blocks = {k: np.zeros(value.value.shape + inputs[k].shape) for k in wrt}
+        return Derivatives(value.value, blocks, list(value.warnings), value, how)
     f, dtype = _as_function(target, inputs, wrt, max_elements)
-    with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
-            transforms.reporting(progress):
-        jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))))(
-            *(inputs[n] for n in wrt))
-    blocks = {n: np.asarray(j._data) for n, j in zip(wrt, jac)}
     warnings = list(value.warnings)
-    warnings += [nonfinite(f"jacobian.{n}", b) for n, b in blocks.items() if not finite(b)]
-    return Derivatives(value.value, blocks, warnings, value)
+
+    def run(method: str):
+        with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
+                transforms.reporting(progress):
+            jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))), method=method)(
+                *(inputs[k] for k in wrt))
+        return {k: np.asarray(j._data) for k, j in zip(wrt, jac)}
+
+    blocks = run("columns" if how == "forward" else "rows")
+    if how == "forward" and not all(finite(b) for b in blocks.values()):
+        again = run("rows")
+
+        def bad(bs):
+            return sum(int((~np.isfinite(b)).sum()) for b in bs.values())
+
+        if mode == "auto" or bad(again) < bad(blocks):
+            if mode == "forward":
+                warnings.append("forward mode gave non-finite numbers at this point "
+                                "(an op's rule is not differentiable twice here); the "
+                                "Jacobian is reverse mode's")
+            blocks, how = again, "reverse"
+    warnings += [nonfinite(f"jacobian.{k}", b) for k, b in blocks.items() if not finite(b)]
+    return Derivatives(value.value, blocks, warnings, value, how)
 
 
 def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],

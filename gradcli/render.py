@@ -87,13 +87,22 @@ class View:
 def result_view(target, inputs: dict[str, np.ndarray], result) -> View:
     """``gradcli eval``: the value and a gradient per input."""
     rows = [(f"grad.{n}", f"grad {n}", g) for n, g in result.grads.items()]
-    return _view(target, inputs, result, "grad", result.grads, rows)
+    view = _view(target, inputs, result, "grad", result.grads, rows)
+    tangent = getattr(result, "tangent", None)
+    if tangent is not None:  # --tangent: J v, in forward mode
+        view.rows.append(("tangent", "tangent (J v)", tangent))
+        view.obj.update(tangent=jsonable(tangent), mode="forward")
+    return view
 
 
 def jacobian_view(target, inputs: dict[str, np.ndarray], d) -> View:
     """``gradcli jacobian``: a block per input."""
     rows = [(f"jacobian.{n}", f"jacobian {n}", b) for n, b in d.blocks.items()]
-    return _view(target, inputs, d, "jacobian", d.blocks, rows)
+    view = _view(target, inputs, d, "jacobian", d.blocks, rows)
+    if d.mode is not None:
+        view.obj["mode"] = d.mode
+        view.footer.append(f"computed in {d.mode} mode")
+    return view
 
 
 def hessian_view(target, inputs: dict[str, np.ndarray], d, summary,

@@ -486,19 +486,58 @@ def _loop_rows(out: Tensor, leaves: list, *, create_graph: bool = False,
             for p, x in zip(per_leaf, leaves)]
 
 
-def _columns(out: Tensor, leaves: list) -> list:
-    """Jacobian rows from columns: J e_j is the derivative of ``u -> J^T u`` at e_j."""
-    u = Tensor._make(np.ones(out.shape, dtype=_float(out.dtype)))
+def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> list:
+    """Jacobian rows from columns: J e_j is the derivative of ``u -> J^T u`` at e_j.
+
+    Every input's columns go through the graph of ``J^T u`` in one batched
+    walk (in chunks, if ``max_elements`` asks), all of ``J^T u``'s blocks at
+    once: a walk per input would cover that graph, nearly all of it shared,
+    once per input.
+
+    >>> import gradcli as gc
+    >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
+    >>> y = gc.tensor(3.0, dtype=gc.float64, requires_grad=True)
+    >>> [r.tolist() for r in _columns(x * y, [x, y])]
+    [[[3.0, 0.0], [0.0, 3.0]], [1.0, 2.0]]
+    """
+    max_elements = MAX_ELEMENTS if max_elements is None else max_elements
+    dtype = _float(out.dtype)
+    u = Tensor._make(np.ones(out.shape, dtype=dtype))
     u.requires_grad = True
     m = out.size
-    rows = []
     prune = _outside(out, leaves)  # (the walk to J^T u: all of it, if nothing else)
-    for x, jtu in zip(leaves, _grads(out, u, leaves, create_graph=True, prune=prune)):
-        if not isinstance(jtu, Tensor):
-            rows.append(np.zeros((m,) + x.shape, dtype=x.dtype))
-            continue
-        cols = _rows(jtu, [u])[0]  # (x.size,) + out.shape
-        rows.append(cols.reshape(x.size, m).T.reshape((m,) + x.shape))
+    jtus = _grads(out, u, leaves, create_graph=True, prune=prune)
+    live = [(k, g) for k, g in enumerate(jtus) if isinstance(g, Tensor)]
+    rows = [None if isinstance(g, Tensor) else np.zeros((m,) + x.shape, dtype=x.dtype)
+            for g, x in zip(jtus, leaves)]
+    if not live:
+        return rows
+    offsets, n = [], 0
+    for k, _ in live:
+        offsets.append(n)
+        n += leaves[k].size
+    roots = [g.grad_fn for _, g in live if g.grad_fn is not None]
+    order = graph.topological_order(*roots) if roots else []
+    biggest = max((math.prod(s) for node in order for s in node.shapes), default=1)
+    chunk = max(1, min(n, max_elements // max(biggest, m, 1)))
+    cols = np.empty((n,) + out.shape, dtype=dtype)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        seeds = [np.eye(stop - start, leaves[k].size, start - o, dtype=g.dtype)
+                 .reshape((stop - start,) + g.shape) for (k, g), o in zip(live, offsets)]
+        for guard in (False, True):  # see run_backward's guard
+            (got,) = backward.gradients([g for _, g in live], seeds, [u],
+                                        retain_graph=True, create_graph=False, lead=1,
+                                        guard=guard)
+            if _finite(got):
+                break
+        cols[start:stop] = 0 if got is None else got
+        for report in _REPORTING:
+            report(stop, n)
+    flat = cols.reshape(n, m)
+    for (k, _), o in zip(live, offsets):
+        x = leaves[k]
+        rows[k] = np.ascontiguousarray(flat[o:o + x.size].T).reshape((m,) + x.shape)
     return rows
 
 
@@ -509,7 +548,9 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     Forward mode by transposition: ``u -> J^T u`` (one reverse pass, recorded)
     is linear in ``u``, so ``J v`` is its derivative along ``v`` (a second
     reverse pass). Every op's tangent rule is thereby its VJP transposed: no
-    second rule table to keep in step with the first.
+    second rule table to keep in step with the first. Nests like the other
+    transforms: ``jvp`` of ``grad`` (forward over reverse), ``grad`` or ``jvp``
+    of a function calling ``jvp``, tangents that depend on outer variables.
 
     >>> import gradcli as gc
     >>> value, tangent = jvp(lambda x, y: x * y, (3.0, 4.0), (1.0, 0.0))
@@ -520,32 +561,64 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     out, leaves, outer = _call(f, primals, {}, tuple(range(len(primals))), "jvp")
-    if outer and _outside(out, leaves):
-        raise NotImplementedError(
-            "jvp: inside another transform, of a function of the outer variables, is "
-            "not supported yet (its result would miss their derivative); use vjp or grad")
+    attached_v = outer and any(isinstance(v, Tensor) and v.requires_grad for v in tangents)
+    nested = (outer and _outside(out, leaves)) or attached_v
     vs = []
     for k, (v, x) in enumerate(zip(tangents, leaves)):
         data = np.asarray(v._data if isinstance(v, Tensor) else v, dtype=x.dtype)
         if data.shape != x.shape:
             raise ValueError(f"jvp: tangent {k} has shape {data.shape} but primal {k} "
                              f"has shape {x.shape}: they must match")
-        vs.append(data)
+        attached = nested and isinstance(v, Tensor) and v.requires_grad
+        vs.append(v if attached else data)
+    if not nested:
+        return out.detach(), Tensor._make(push_forward(out, leaves, vs))
+    # Inside another transform, of its variables: J v keeps its graph (both
+    # walks recorded), so that the enclosing differentiation sees J's and v's
+    # dependence on them.
+    tangent = push_forward(out, leaves, vs, create_graph=True)
+    _retire(leaves)
+    return out, tangent
+
+
+def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
+                 create_graph: bool = False):
+    """``J v`` of a recorded ``out`` along ``tangents`` (one per leaf, of its
+    shape): ``jvp``'s work on a graph already recorded, which it keeps. An
+    array; with ``create_graph``, a Tensor whose graph leads to whatever ``out``
+    and the tangents depend on (differentiable again).
+
+    >>> import gradcli as gc
+    >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
+    >>> push_forward(x * x, [x], [np.array([1.0, 0.5])])
+    array([2., 2.])
+    """
+    dtype = _float(out.dtype)
     # u = ones: J^T u at a seed without zeros (none of the walk's zero masking).
-    u = Tensor._make(np.ones(out.shape, dtype=_float(out.dtype)))
+    u = Tensor._make(np.ones(out.shape, dtype=dtype))
     u.requires_grad = True
-    terms = [(g * Tensor._make(v)).sum() for g, v in zip(
-        _grads(out, u, leaves, create_graph=True), vs) if isinstance(g, Tensor)]
-    tangent = None
-    if terms:
-        total = terms[0]
-        for t in terms[1:]:
-            total = total + t
-        if isinstance(total, Tensor) and total.grad_fn is not None:
-            (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u])
+    with enable_grad():
+        terms = [(g * (v if isinstance(v, Tensor) else Tensor._make(np.asarray(v)))).sum()
+                 for g, v in zip(_grads(out, u, list(leaves), create_graph=True), tangents)
+                 if isinstance(g, Tensor)]
+        tangent = None
+        if terms:
+            total = terms[0]
+            for t in terms[1:]:
+                total = total + t
+            if isinstance(total, Tensor) and total.grad_fn is not None:
+                (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u],
+                                    create_graph=create_graph)
+    _retire([u])  # a constant to every walk from here on
+    if create_graph:
+        if isinstance(tangent, Tensor) and tangent.grad_fn is not None:
+            return tangent if tangent.shape == out.shape else np.reshape(tangent, out.shape)
     if tangent is None:
-        return out.detach(), Tensor._make(np.zeros(out.shape, dtype=_float(out.dtype)))
-    return out.detach(), _block(tangent, out.shape, _float(out.dtype))
+        zeros = np.zeros(out.shape, dtype=dtype)
+        return Tensor._make(zeros) if create_graph else zeros
+    data = tangent._data if isinstance(tangent, Tensor) else tangent
+    data = np.array(np.reshape(data, out.shape), dtype=dtype)
+    return Tensor._make(data) if create_graph else data
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:

@@ -53,3 +53,27 @@ def test_a_tangent_of_the_wrong_shape_is_refused():
 def test_a_function_not_of_its_primals_has_a_zero_tangent():
     value, tangent = gc.jvp(lambda x: gc.tensor([1.0, 2.0], dtype=gc.float64), ([3.0],), ([1.0],))
     assert tangent.numpy().tolist() == [0.0, 0.0]
+
+
+def test_jacfwd_columns_in_chunks_and_inputs_of_any_shape():
+    # f(A, s, c) = s * (A @ w) + 0 * c: d/dA_jk = s * w_k [i == j], d/ds = A @ w,
+    # d/dc = 0 (c reaches the output through a product with zero only)
+    from gradcli.transforms import _columns
+
+    w = np.array([0.5, -1.0, 2.0])
+    A = np.arange(6.0).reshape(2, 3) / 7
+    s, c = 1.3, np.array([0.2, 0.4])
+    want_A = np.einsum("ij,k->ijk", np.eye(2), s * w)
+    leaves = [gc.tensor(a, dtype=gc.float64, requires_grad=True) for a in (A, s, c)]
+    out = leaves[1] * (leaves[0] @ gc.tensor(w, dtype=gc.float64)) + leaves[2] * 0.0
+    for max_elements in (1, 5, None):
+        jA, js, jc = _columns(out, leaves, max_elements=max_elements)
+        np.testing.assert_allclose(jA, want_A, rtol=1e-15)
+        np.testing.assert_allclose(js, A @ w, rtol=1e-15)
+        np.testing.assert_array_equal(jc, np.zeros((2, 2)))
+
+
+def test_jvp_under_no_grad_still_pushes_the_tangent():
+    with gc.no_grad():
+        _, tangent = gc.jvp(lambda x: x * x, ([1.0, 3.0],), ([1.0, 1.0],))
+    assert tangent.numpy().tolist() == [2.0, 6.0]

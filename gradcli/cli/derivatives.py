@@ -10,6 +10,11 @@ from .options import (EXTRA, check_options, const_options, cross_check, out_form
 
 @click.command("jacobian", context_settings=EXTRA)
 @target_options()
+@click.option("--mode", type=click.Choice(["auto", "forward", "reverse"]), default="auto",
+              show_default=True,
+              help="forward: one tangent per input component (columns); reverse: one "
+                   "cotangent per output component (rows); auto: forward when the "
+                   "inputs have fewer components than the output.")
 @check_options
 @const_options
 @click.pass_context
@@ -17,19 +22,21 @@ def jacobian_command(ctx: click.Context, target: str, **opts) -> int:
     """The full Jacobian of TARGET's output with respect to each input.
 
     Each block has shape output.shape + input.shape. Inputs, options, formats
-    and exit codes are those of 'gradcli eval'.
+    and exit codes are those of 'gradcli eval'. Forward and reverse mode give
+    the same numbers; the faster one depends on the shapes (--mode).
 
     \b
     Examples:
       gradcli jacobian "A @ x" --x 1,2 --A "1,2;3,4" --wrt x
       gradcli jacobian "sin(x)*x" --x 0.1,0.2,0.3 --json
+      gradcli jacobian "exp(t*k)*c" --k 0.5 --c 2 --t "linspace(0,1,100)" --wrt k --wrt c --mode forward
     """
     from .. import render
     from ..compute import jacobian
 
     tgt, inputs, wrt = setup(ctx, target, opts)
     d = jacobian(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"],
-                 progress=progress_line("jacobian"))
+                 progress=progress_line("jacobian"), mode=opts["mode"])
     report = cross_check("jacobian", tgt, inputs, wrt, d, opts) if opts["check"] else None
     strict(opts, d)
     return render.emit(render.jacobian_view(tgt, shown_inputs(inputs, opts), d), out_format(opts),

@@ -24,6 +24,9 @@ from .options import (EXTRA, check_options, const_options, cross_check, grad_out
               help="Evaluate at many points: CSV rows or NDJSON lines ('-': stdin).")
 @click.option("--max-line-bytes", type=click.IntRange(min=1), metavar="N",
               help="Longest line of a --points file, in bytes (default 16 MiB).")
+@click.option("--tangent", multiple=True, metavar="NAME=VALUE",
+              help="Also the directional derivative J v along this tangent of input "
+                   "NAME (repeatable; inputs not given: zero), in forward mode.")
 @check_options
 @const_options
 @sigma_options
@@ -48,6 +51,7 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli eval "x*x" --x 1,2,3 --grad-output ones
       gradcli eval examples/model.py:f --a 0.5
       gradcli eval "dot(x,x)" --x 1,2 --expect-value 5 --expect-grad x=2,4
+      gradcli eval "sin(x)*y" --x 1,2 --y 3 --tangent x=1,0
 
     Exit codes: 0 ok, 1 an --expect-* assertion failed, 2 usage or input error,
     3 evaluation error, 70 internal error.
@@ -55,6 +59,9 @@ def eval_command(ctx: click.Context, target: str, **opts) -> int:
     expects = opts["expect_value"] is not None or opts["expect_grad"]
     if many(opts) and (opts["sigma"] or opts["cov"]):
         raise UsageError("--sigma and --cov are for one point, not --points or --random")
+    if many(opts) and opts["tangent"]:
+        raise UsageError("--tangent gives one point's directional derivative; it "
+                         "does not go with --points or --random")
     if many(opts) and (opts["check"] or expects):
         from . import checks
 
@@ -115,9 +122,17 @@ def _evaluate(ctx: click.Context, target: str, opts: dict, *, verdict_first: boo
     if sigma.wanted(opts) and opts["no_grad"]:
         raise UsageError("--sigma/--cov propagate through the derivative: they cannot "
                          "go with --no-grad")
+    tangents = _tangents(opts)
+    if sigma.wanted(opts) and tangents is not None:
+        raise UsageError("--tangent and --sigma/--cov: give one of them at a time")
     result = evaluate(tgt, inputs, wrt=wrt, grad_output=grad_output(opts),
                       no_grad=opts["no_grad"] or sigma.vector_output(tgt, inputs, opts),
-                      max_elements=opts["max_elements"])
+                      max_elements=opts["max_elements"], tangents=tangents)
+    if opts["check"] and tangents is not None and not result.grads:
+        raise UsageError("--check checks the gradient, and this output (shape "
+                         f"{result.value.shape}) has none without --grad-output",
+                         hint="give --grad-output, or check every derivative with "
+                              "'gradcli jacobian --check'")
     strict(opts, result)
     failures = expect.compare(_expected(opts, result), result, rtol=opts["rtol"],
                               atol=opts["atol"])
@@ -132,6 +147,26 @@ def _evaluate(ctx: click.Context, target: str, opts: dict, *, verdict_first: boo
     for note in u.notes if u is not None else ():
         render.say("note", note)
     return code
+
+
+def _tangents(opts: dict) -> dict | None:
+    """--tangent NAME=VALUE, read: {name: array}, or None when not given."""
+    from ..values import parse_value
+    from .options import normalise
+
+    if not opts.get("tangent"):
+        return None
+    tangents = {}
+    for pair in opts["tangent"]:
+        name, eq, text = pair.partition("=")
+        name = normalise(name.strip())
+        if not eq or not name.isidentifier():
+            raise UsageError(f"--tangent {pair!r}: expected NAME=VALUE")
+        if name in tangents:
+            raise UsageError(f"--tangent {name}: given twice")
+        tangents[name] = parse_value(text, name=f"--tangent {name}", dtype=opts["dtype"],
+                                     max_elements=opts["max_elements"])
+    return tangents
 
 
 def _expected(opts: dict, result) -> list:
