@@ -1,0 +1,386 @@
+"""``gradcli plot``: f and its derivative sampled along a line, and drawn.
+
+A line through the inputs is ``name = base + t * direction`` with every other
+input held: a scalar input over a range (``--x -6:6``: base 0, direction 1), a
+vector input along a direction (``--along``), or one component of it
+(``--vary x[1]=-1:1``: the unit vector of that component). ``sample`` evaluates
+f and its derivative along the line, ``<grad f, direction>``, at evenly spaced
+t, through the batched evaluation of ``eval --points`` (``compute.evaluate_rows``,
+a chunk at a time: rows of an elementwise expression of scalars go through the
+engine as one array). ``terminal`` draws the samples as Unicode text with
+uniplot; ``figure`` writes a file with matplotlib (the ``plot`` extra). Both
+libraries are imported only here, when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import EvaluationError, UsageError
+
+MAX_SAMPLES = 10_000
+MIN_WIDTH, MIN_HEIGHT = 30, 10
+EXTRA_HINT = 'install the plot extra: pip install "gradcli[plot]"'
+FILE_TYPES = (".svg", ".png", ".pdf")
+MARKS = "•·"  # f and its derivative, without colour
+
+
+@dataclass
+class Line:
+    """``name = base + t * direction`` for t in [lo, hi]; ``axis`` names t."""
+
+    name: str
+    base: np.ndarray
+    direction: np.ndarray
+    lo: float
+    hi: float
+    axis: str
+
+
+@dataclass
+class Samples:
+    line: Line
+    t: np.ndarray
+    f: np.ndarray
+    derivative: np.ndarray
+    kinks: list[tuple[float, str]] = field(default_factory=list)  # (t, which op)
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- reading the line ---------------------------------------------------------------
+_RANGE_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def is_range(text: str) -> bool:
+    """VALUE text that is a range ``START:END`` (a file, ``@...``, is not)."""
+    return ":" in text and not text.lstrip().startswith("@")
+
+
+def parse_range(text: str, what: str) -> tuple[float, float]:
+    """``START:END``, two finite numbers with START < END.
+
+    >>> parse_range("-6:6", "--x")
+    (-6.0, 6.0)
+    """
+    parts = text.split(":")
+    if len(parts) != 2 or not all(_RANGE_NUMBER.fullmatch(p.strip()) for p in parts):
+        raise UsageError(f"{what} {text!r}: a range is START:END, two numbers (e.g. -6:6)")
+    lo, hi = (float(p) for p in parts)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise UsageError(f"{what} {text!r}: the ends of a range must be finite numbers")
+    if not lo < hi:
+        raise UsageError(f"{what} {text!r}: the range is empty; START must be below END",
+                         hint=f"did you mean {what} {parts[1].strip()}:{parts[0].strip()}?")
+    return lo, hi
+
+
+_VARY = re.compile(r"^\s*([^\W\d]\w*)\s*(?:\[([^\]]*)\])?\s*=(.*)$")
+
+
+def parse_vary(text: str) -> tuple[str, tuple[int, ...] | None, str]:
+    """``NAME[i,...]=START:END`` (or ``NAME=START:END``): the name, the index and
+    the range text.
+
+    >>> parse_vary("x[1]=-1:1")
+    ('x', (1,), '-1:1')
+    """
+    m = _VARY.match(text)
+    if m is None:
+        raise UsageError(f"--vary {text!r}: expected NAME[INDEX]=START:END, e.g. "
+                         "--vary x[1]=-1:1")
+    name, index, rng = m.group(1), m.group(2), m.group(3)
+    if index is None:
+        return name, None, rng
+    parts = [p.strip() for p in index.split(",")]
+    if not all(p.isdigit() and p.isascii() and len(p) <= 9 for p in parts):
+        raise UsageError(f"--vary {text!r}: the index must be whole numbers, e.g. x[1] "
+                         "or A[0,2]")
+    return name, tuple(int(p) for p in parts), rng
+
+
+def line_along(name: str, point: np.ndarray, direction: np.ndarray,
+               lo: float, hi: float) -> Line:
+    """The line through ``point`` along ``direction`` (same shape, not zero)."""
+    if direction.shape != point.shape:
+        raise UsageError(f"--along has shape {direction.shape} but {name} has shape "
+                         f"{point.shape}: give one number per element of {name}")
+    if not np.any(direction):
+        raise UsageError("--along is the zero vector: the line needs a direction")
+    return Line(name, point, direction.astype(point.dtype), lo, hi, "t")
+
+
+def line_of_component(name: str, point: np.ndarray, index: tuple[int, ...] | None,
+                      lo: float, hi: float) -> Line:
+    """One component of ``point`` (all of it, for a scalar) over [lo, hi]."""
+    if index is None:
+        if point.ndim:
+            raise UsageError(f"--vary {name}: {name} has shape {point.shape}; name one "
+                             f"component, e.g. --vary {name}[0]={lo:g}:{hi:g}")
+        index = ()
+    if len(index) != point.ndim or any(i >= n for i, n in zip(index, point.shape)):
+        raise UsageError(f"--vary {name}[{','.join(map(str, index))}]: {name} has shape "
+                         f"{point.shape}, which has no such component")
+    direction = np.zeros_like(point)
+    direction[index] = 1
+    base = point.copy()
+    base[index] = 0
+    axis = f"{name}[{','.join(map(str, index))}]" if index else name
+    return Line(name, base, direction, lo, hi, axis)
+
+
+def line_of_scalar(name: str, lo: float, hi: float, dtype) -> Line:
+    """A scalar input over [lo, hi]."""
+    return Line(name, np.zeros((), dtype=dtype), np.ones((), dtype=dtype), lo, hi, name)
+
+
+# -- sampling -----------------------------------------------------------------------
+def grid(lo: float, hi: float, n: int) -> np.ndarray:
+    """``n`` evenly spaced points from lo to hi, each a weighted mean of the ends
+    (not lo + i*step): a symmetric range has 0 exactly, and round ranges their
+    round numbers, where kinks usually sit.
+
+    >>> grid(-6, 6, 5).tolist()
+    [-6.0, -3.0, 0.0, 3.0, 6.0]
+    """
+    i = np.arange(n, dtype=np.float64)
+    return (lo * (n - 1 - i) + hi * i) / (n - 1)
+
+
+def sample(target, fixed: dict[str, np.ndarray], line: Line, n: int, *,
+           max_elements: int) -> Samples:
+    """f and its derivative along ``line`` at ``n`` points; ``fixed`` holds the
+    other inputs. A sample whose evaluation fails is a gap (nan), and its error
+    a warning; if every sample fails, the first error is raised."""
+    from .compute import evaluate, evaluate_rows
+    from .points import CHUNK
+
+    if not 2 <= n <= MAX_SAMPLES:
+        raise UsageError(f"--samples {n}: must be from 2 to {MAX_SAMPLES:,}")
+    names = list(fixed) + [line.name]
+    dtype = line.base.dtype
+    t = grid(line.lo, line.hi, n)
+    ts = t.astype(dtype)
+
+    def point(k: int) -> dict[str, np.ndarray]:
+        x = np.asarray(line.base + ts[k] * line.direction, dtype=dtype)
+        return {m: (x if m == line.name else fixed[m]) for m in names}
+
+    # One point first, value only: a wrong shape is the command's error, not a
+    # row's (and a function file's own error is as eval reports it).
+    try:
+        first = evaluate(target, point(0), no_grad=True, max_elements=max_elements)
+    except EvaluationError:
+        first = None  # (this sample's gap and warning come below)
+    if first is not None and first.value.size != 1:
+        raise UsageError(f"the output has shape {first.value.shape}; a plot needs a "
+                         "single-number output",
+                         hint="wrap the expression in sum(...), or plot one element")
+    f = np.full(n, np.nan)
+    d = np.full(n, np.nan)
+    out = Samples(line, t, f, d)
+    failed: list[tuple[int, Exception]] = []
+    noted: dict[int, list[str]] = {}  # samples whose gradient went through a kink
+    with np.errstate(all="ignore"):
+        for start in range(0, n, CHUNK):
+            stop = min(n, start + CHUNK)
+            rows = [point(k) for k in range(start, stop)]
+            results = evaluate_rows(target, rows, wrt=[line.name], no_grad=False,
+                                    max_elements=max_elements)
+            for k, res in zip(range(start, stop), results):
+                if isinstance(res, Exception):
+                    failed.append((k, res))
+                    continue
+                f[k] = float(np.asarray(res.value).reshape(()))
+                g = np.asarray(res.grads[line.name], dtype=np.float64)
+                d[k] = float(np.sum(g * line.direction)) if g.ndim else float(
+                    g * line.direction)
+                if res.notes:
+                    noted[k] = res.notes
+    if noted:
+        bent = _bent(target, line, point, t, f, sorted(noted), max_elements)
+        out.kinks = [(float(t[k]), note) for k in bent for note in noted[k]]
+    if len(failed) == n:
+        raise failed[0][1]
+    if failed:
+        k, exc = failed[0]
+        out.warnings.append(f"{len(failed)} of {n} samples could not be evaluated (gaps "
+                            f"in the plot); first at {line.axis} = {t[k]:g}: "
+                            + " ".join(str(exc).split()))
+    for what, a in (("f", f), ("the derivative", d)):
+        bad = int(np.count_nonzero(~np.isfinite(a))) - len(failed)
+        if bad:
+            out.warnings.append(f"{what} is not finite at {bad} of {n} samples "
+                                "(gaps in the plot)")
+    return out
+
+
+def _bent(target, line: Line, point, t: np.ndarray, f: np.ndarray, ks: list[int],
+          max_elements: int) -> list[int]:
+    """Of the samples ``ks`` whose gradient went through an op's kink, those
+    where f along the line bends or jumps: its one-sided slopes differ. A kink
+    the line only passes along (a held component of a vector at abs's 0, a tie
+    the line keeps) leaves f smooth along the line and is not one of the plot's."""
+    from .compute import evaluate_rows
+
+    dtype = line.base.dtype
+    eps = float(np.finfo(dtype).eps)
+    spacing = (line.hi - line.lo) / (len(t) - 1)
+    bent = []
+    for start in range(0, len(ks), 500):
+        part = ks[start:start + 500]
+        hs = [max(spacing * 1e-3, eps ** 0.5 * max(1.0, abs(t[k]))) for k in part]
+        rows = []
+        for k, h in zip(part, hs):
+            for side in (-h, h):
+                p = point(k)
+                p[line.name] = np.asarray(line.base + dtype.type(t[k] + side)
+                                          * line.direction, dtype=dtype)
+                rows.append(p)
+        got = evaluate_rows(target, rows, wrt=[], no_grad=True, max_elements=max_elements)
+        for i, (k, h) in enumerate(zip(part, hs)):
+            lo, hi = got[2 * i], got[2 * i + 1]
+            if isinstance(lo, Exception) or isinstance(hi, Exception):
+                bent.append(k)  # an edge of f's domain: keep the op's word for it
+                continue
+            left = (f[k] - float(np.asarray(lo.value).reshape(()))) / h
+            right = (float(np.asarray(hi.value).reshape(())) - f[k]) / h
+            if not (abs(right - left) <= 1e-2 * (1 + abs(left) + abs(right))):
+                bent.append(k)
+    return bent
+
+
+# -- output -------------------------------------------------------------------------
+def derivative_label(line: Line) -> str:
+    """``df/dx``, ``df/dx[1]``, ``df/dt`` (along the direction)."""
+    return f"df/d{line.axis}"
+
+
+def records(s: Samples) -> dict[str, Any]:
+    """The samples as JSON-able columns (non-finite numbers as strings)."""
+    from .render import jsonable
+
+    return {"t": jsonable(s.t), "f": jsonable(s.f), "derivative": jsonable(s.derivative)}
+
+
+def _finite_span(*arrays: np.ndarray) -> tuple[float, float]:
+    vals = np.concatenate([a[np.isfinite(a)] for a in arrays])
+    if vals.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    if lo == hi:
+        pad = max(1.0, abs(lo)) * 0.5
+        return lo - pad, hi + pad
+    pad = (hi - lo) * 0.05
+    return lo - pad, hi + pad
+
+
+def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) -> str:
+    """The plot as text of at most ``width`` columns and ``height`` lines: title,
+    the framed plot with its tick labels, legend, and a line naming the kinks
+    (also drawn as vertical lines). Numbers too large or small for short tick
+    labels are drawn in units of a power of ten, which the title names."""
+    from uniplot import plot_to_string
+
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        raise UsageError(f"the plot needs at least {MIN_WIDTH}x{MIN_HEIGHT} characters, "
+                         f"not {width}x{height}",
+                         hint="use --format csv or --output FILE on a small terminal")
+    kink_line = _kink_line(s, width)
+    y_lo, y_hi = _finite_span(s.f, s.derivative)
+    ey, ex = _exponent(y_lo, y_hi), _exponent(s.line.lo, s.line.hi)
+    units = [f"{a} ×1e{e}" for a, e in ((s.line.axis, ex), ("y", ey)) if e]
+    title = title + (f"   ({', '.join(units)})" if units else "")
+    title = title if len(title) <= width else title[: width - 1] + "…"
+    sx, sy = 10.0 ** -ex, 10.0 ** -ey
+    with np.errstate(all="ignore"):
+        ys = [np.where(np.isfinite(a), a * sy, np.nan) for a in (s.f, s.derivative)]
+    t = s.t * sx
+    gridlines = sorted({0.0, *(k * sx for k, _ in s.kinks)})
+    # In colour, Braille dots (2x4 per character); without, one mark per
+    # character, a different one per curve, so that f and f' stay apart.
+    style = (dict(character_set="braille") if color else
+             dict(character_set="ascii", force_ascii_characters=list(MARKS)))
+
+    def draw(cols: int, rows: int) -> list[str]:
+        with np.errstate(all="ignore"):
+            text = plot_to_string(
+                ys, [t, t], width=cols, height=rows, lines=True, color=color,
+                legend_labels=["f", derivative_label(s.line)], **style,
+                x_min=s.line.lo * sx, x_max=s.line.hi * sx, y_min=y_lo * sy,
+                y_max=y_hi * sy, title=title, x_gridlines=gridlines, y_gridlines=[0.0])
+        return text.rstrip("\n").split("\n") + ([kink_line] if kink_line else [])
+
+    # uniplot's frame: title, top, the canvas rows, bottom, x labels, legend;
+    # the tick labels' width is known once drawn: draw, measure, draw again.
+    cols, rows = width - 10, height - 5 - (1 if kink_line else 0)
+    for _ in range(4):
+        lines = draw(cols, rows)
+        wide = max(_visible_len(ln) for ln in lines) - width
+        tall = len(lines) - height
+        if -3 <= wide <= 0 and tall <= 0 or cols <= 4 and rows <= 3:
+            break
+        cols, rows = max(4, cols - wide), max(3, rows - max(tall, 0))
+    return "\n".join(ln.rstrip() for ln in lines) + "\n"
+
+
+def _exponent(lo: float, hi: float) -> int:
+    """A power of ten (a multiple of 3) that keeps tick labels short, or 0."""
+    big = max(abs(lo), abs(hi))
+    if big == 0 or 1e-2 <= big < 1e5:
+        return 0
+    return 3 * math.floor(math.log10(big) / 3)
+
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _visible_len(text: str) -> int:
+    return len(_ESCAPE.sub("", text))
+
+
+def _kink_line(s: Samples, width: int) -> str:
+    if not s.kinks:
+        return ""
+    at = list(dict.fromkeys(f"{t:g}" for t, _ in s.kinks))
+    text = f"kink at {s.line.axis} = {', '.join(at)} (vertical lines)"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def figure(s: Samples, title: str, path: str) -> None:
+    """Write the plot to ``path`` (.svg, .png or .pdf) with matplotlib."""
+    import os
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FILE_TYPES:
+        raise UsageError(f"--output {path}: the file type must be one of "
+                         f"{', '.join(FILE_TYPES)}")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise UsageError(f"--output {path} needs matplotlib, which is not installed",
+                         hint=EXTRA_HINT) from exc
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.subplots()
+    with np.errstate(all="ignore"):
+        f = np.where(np.isfinite(s.f), s.f, np.nan)
+        d = np.where(np.isfinite(s.derivative), s.derivative, np.nan)
+    ax.plot(s.t, f, label="f", linewidth=1.6)
+    ax.plot(s.t, d, label=derivative_label(s.line), linewidth=1.6, linestyle="--")
+    for k, (t, _) in enumerate(dict.fromkeys((t, "") for t, _ in s.kinks)):
+        ax.axvline(t, color="0.5", linewidth=0.8, linestyle=":",
+                   label="kink" if k == 0 else None)
+    ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
+    ax.set_xlim(s.line.lo, s.line.hi)
+    ax.set_xlabel(s.line.axis)
+    ax.set_title(title)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.legend()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot write: {exc.strerror or exc}") from exc
