@@ -351,8 +351,10 @@ def _kink_line(s: Samples, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def figure(s: Samples, title: str, path: str) -> None:
-    """Write the plot to ``path`` (.svg, .png or .pdf) with matplotlib."""
+def figure_class(path: str):
+    """matplotlib's Figure, for writing ``path``: its type checked, and a clear
+    error (exit 2) naming the extra that installs matplotlib when it is missing.
+    Called before sampling, so that neither costs a wasted run."""
     import os
 
     ext = os.path.splitext(path)[1].lower()
@@ -364,14 +366,21 @@ def figure(s: Samples, title: str, path: str) -> None:
     except ImportError as exc:
         raise UsageError(f"--output {path} needs matplotlib, which is not installed",
                          hint=EXTRA_HINT) from exc
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    return Figure
+
+
+def figure(s: Samples, title: str, path: str, figure_class) -> None:
+    """Write the plot to ``path`` (.svg, .png or .pdf) with matplotlib: f solid,
+    its derivative dashed, kinks as dotted vertical lines, gaps where a value
+    is not finite. No pyplot: no global state, no display backend."""
+    fig = figure_class(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.subplots()
     with np.errstate(all="ignore"):
         f = np.where(np.isfinite(s.f), s.f, np.nan)
         d = np.where(np.isfinite(s.derivative), s.derivative, np.nan)
     ax.plot(s.t, f, label="f", linewidth=1.6)
     ax.plot(s.t, d, label=derivative_label(s.line), linewidth=1.6, linestyle="--")
-    for k, (t, _) in enumerate(dict.fromkeys((t, "") for t, _ in s.kinks)):
+    for k, t in enumerate(dict.fromkeys(t for t, _ in s.kinks)):
         ax.axvline(t, color="0.5", linewidth=0.8, linestyle=":",
                    label="kink" if k == 0 else None)
     ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)

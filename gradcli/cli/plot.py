@@ -69,9 +69,10 @@ def plot_command(ctx: click.Context, target: str, **opts) -> int:
     fmt = "json" if opts["json"] else opts["format"] or "plot"
     width, height = _size(opts)
     n = opts["samples"] or 2 * width + 1
+    figure = plot.figure_class(opts["output"]) if opts["output"] else None
     samples = plot.sample(tgt, fixed, line, n, max_elements=opts["max_elements"])
-    if opts["output"]:
-        plot.figure(samples, tgt.label, opts["output"])
+    if figure is not None:
+        plot.figure(samples, tgt.label, opts["output"], figure)
     if fmt == "json":
         click.echo(render.dumps({
             "schema": render.SCHEMA, "target": tgt.label, "kind": tgt.kind,
