@@ -151,19 +151,42 @@ def grid(lo: float, hi: float, n: int) -> np.ndarray:
     return (lo * (n - 1 - i) + hi * i) / (n - 1)
 
 
-def sample(target, fixed: dict[str, np.ndarray], line: Line, n: int, *,
+def round_grid(lo: float, hi: float, columns: int) -> np.ndarray:
+    """The default samples: a round step (1, 2 or 5 times a power of ten) that
+    gives about one or two points per column (at most ``2 * columns`` + 1), each ``k * step``
+    computed exactly as the decimal it is (an integer over a power of ten), so
+    that a kink at a round number in the range is sampled exactly. Where the
+    ends are not multiples of such a step: ``grid(lo, hi, 2 * columns + 1)``.
+
+    >>> round_grid(-6, 6, 40)[:3].tolist()
+    [-6.0, -5.8, -5.6]
+    """
+    for e in range(math.floor(math.log10(hi - lo)) - 1 - len(str(columns)), 300):
+        for c in (1, 2, 5):
+            num, den = (c * 10**e, 1) if e >= 0 else (c, 10**-e)
+            count = (hi - lo) * den / num
+            if count > 2 * columns:
+                continue
+            m_lo, m_hi = round(lo * den / num), round(hi * den / num)
+            if count < 0.75 * columns or m_lo * num / den != lo or m_hi * num / den != hi:
+                return grid(lo, hi, 2 * columns + 1)
+            return np.arange(m_lo, m_hi + 1, dtype=np.float64) * num / den
+    return grid(lo, hi, 2 * columns + 1)
+
+
+def sample(target, fixed: dict[str, np.ndarray], line: Line, t: np.ndarray, *,
            max_elements: int) -> Samples:
-    """f and its derivative along ``line`` at ``n`` points; ``fixed`` holds the
-    other inputs. A sample whose evaluation fails is a gap (nan), and its error
+    """f and its derivative along ``line`` at the points ``t`` (increasing,
+    from line.lo to line.hi); ``fixed`` holds the other inputs. A sample whose evaluation fails is a gap (nan), and its error
     a warning; if every sample fails, the first error is raised."""
     from .compute import evaluate, evaluate_rows
     from .points import CHUNK
 
+    n = len(t)
     if not 2 <= n <= MAX_SAMPLES:
-        raise UsageError(f"--samples {n}: must be from 2 to {MAX_SAMPLES:,}")
+        raise UsageError(f"{n:,} samples: must be from 2 to {MAX_SAMPLES:,}")
     names = list(fixed) + [line.name]
     dtype = line.base.dtype
-    t = grid(line.lo, line.hi, n)
     ts = t.astype(dtype)
 
     def point(k: int) -> dict[str, np.ndarray]:

@@ -54,11 +54,28 @@ def test_sin_x_times_x_every_sample():
     assert d["vary"] == "x" and d["kinks"] == [] and d["warnings"] == []
 
 
-def test_default_samples_fit_the_width():
+def test_default_samples_fit_the_width_at_round_numbers():
+    # 50 columns over 6 units: the round step 0.1 (0.05 would be 120 points),
+    # each sample exactly the decimal k/10 (as Python reads "0.3"), so a kink
+    # at a round number is sampled exactly
     d = samples("tanh(x)", "--x", "-3:3", "--width", "50")
     t = num(d["t"])
-    assert len(t) == 2 * 50 + 1
+    assert t.tolist() == [float(f"{k / 10}") for k in range(-30, 31)]
     np.testing.assert_allclose(num(d["derivative"]), 1 - np.tanh(t) ** 2, rtol=1e-12)
+    d = samples("sin(x)*x + abs(x - 0.3)", "--x", "-6:6", "--width", "80")
+    assert d["kinks"] == [0.3]
+    t = num(d["t"])
+    assert 60 <= len(t) <= 161
+    np.testing.assert_allclose(num(d["derivative"]),
+                               np.sin(t) + t * np.cos(t) + np.sign(t - 0.3), rtol=1e-13)
+
+
+def test_round_grid_falls_back_to_even_spacing():
+    from gradcli.plot import round_grid
+
+    t = round_grid(-np.pi, np.pi, 40)
+    np.testing.assert_allclose(t, grid(-np.pi, np.pi, 81), rtol=0, atol=1e-15)
+    assert t[0] == -np.pi and t[-1] == np.pi
 
 
 def test_csv_other_inputs_held():

@@ -26,7 +26,8 @@ FORMATS = ("plot", "json", "csv")
 @click.option("--vary", metavar="NAME[INDEX]=START:END",
               help="Vary one component of an input, the others held: x[1]=-1:1.")
 @click.option("--samples", type=click.IntRange(2, 10_000), default=None, metavar="N",
-              help="Points sampled (2 to 10,000; default: two per column of the plot).")
+              help="Points sampled, evenly spaced (2 to 10,000; default: a round step, one "
+                   "or two per column of the plot).")
 @click.option("--width", type=click.IntRange(30, 1000), default=None, metavar="COLUMNS",
               help="Width of the terminal plot (default: the terminal's, else 80).")
 @click.option("--height", type=click.IntRange(10, 1000), default=None, metavar="LINES",
@@ -68,9 +69,10 @@ def plot_command(ctx: click.Context, target: str, **opts) -> int:
     fixed = {n: v for n, v in inputs.items() if n != line.name}
     fmt = "json" if opts["json"] else opts["format"] or "plot"
     width, height = _size(opts)
-    n = opts["samples"] or 2 * width + 1
+    t = (plot.grid(line.lo, line.hi, opts["samples"]) if opts["samples"]
+         else plot.round_grid(line.lo, line.hi, width))
     figure = plot.figure_class(opts["output"]) if opts["output"] else None
-    samples = plot.sample(tgt, fixed, line, n, max_elements=opts["max_elements"])
+    samples = plot.sample(tgt, fixed, line, t, max_elements=opts["max_elements"])
     if figure is not None:
         plot.figure(samples, tgt.label, opts["output"], figure)
     if fmt == "json":
@@ -90,7 +92,7 @@ def plot_command(ctx: click.Context, target: str, **opts) -> int:
         text = plot.terminal(samples, tgt.label, width, height, color=_color())
         click.echo(text, nl=False, color=True)
     if opts["output"]:
-        render.say("note", f"wrote {opts['output']} ({n} samples)")
+        render.say("note", f"wrote {opts['output']} ({len(t)} samples)")
     for w in samples.warnings:
         render.say("warning", w)
     for t, note in dict.fromkeys(samples.kinks):
