@@ -321,7 +321,7 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
     title = title if len(title) <= width else title[: width - 1] + "…"
     sx, sy = 10.0 ** -ex, 10.0 ** -ey
     with np.errstate(all="ignore"):
-        ys = [np.where(np.isfinite(a), a * sy, np.nan) for a in (s.f, s.derivative)]
+        ys = [np.where(np.isfinite(a), a * sy, np.nan) for a in (s.f, _broken(s))]
     t = s.t * sx
     gridlines = sorted({0.0, *(k * sx for k, _ in s.kinks)})
     # In colour, Braille dots (2x4 per character); without, one mark per
@@ -349,6 +349,13 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
             break
         cols, rows = max(4, cols - wide), max(3, rows - max(tall, 0))
     return "\n".join(ln.rstrip() for ln in lines) + "\n"
+
+
+def _broken(s: Samples) -> np.ndarray:
+    """The derivative to draw: nan (a gap) where it is not finite and at the
+    kinks, whose one-sided derivatives differ: no line joins the two sides."""
+    at = np.isin(s.t, [t for t, _ in s.kinks])
+    return np.where(np.isfinite(s.derivative) & ~at, s.derivative, np.nan)
 
 
 def _exponent(lo: float, hi: float) -> int:
@@ -394,15 +401,15 @@ def figure_class(path: str):
 
 def figure(s: Samples, title: str, path: str, figure_class) -> None:
     """Write the plot to ``path`` (.svg, .png or .pdf) with matplotlib: f solid,
-    its derivative dashed, kinks as dotted vertical lines, gaps where a value
-    is not finite. No pyplot: no global state, no display backend."""
+    its derivative dashed (broken at kinks), kinks as dotted vertical lines,
+    gaps where a value is not finite. No pyplot: no global state, no display backend."""
     fig = figure_class(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.subplots()
     with np.errstate(all="ignore"):
         f = np.where(np.isfinite(s.f), s.f, np.nan)
-        d = np.where(np.isfinite(s.derivative), s.derivative, np.nan)
     ax.plot(s.t, f, label="f", linewidth=1.6)
-    ax.plot(s.t, d, label=derivative_label(s.line), linewidth=1.6, linestyle="--")
+    ax.plot(s.t, _broken(s), label=derivative_label(s.line), linewidth=1.6,
+            linestyle="--")
     for k, t in enumerate(dict.fromkeys(t for t, _ in s.kinks)):
         ax.axvline(t, color="0.5", linewidth=0.8, linestyle=":",
                    label="kink" if k == 0 else None)
