@@ -146,6 +146,31 @@ def test_function_file(tmp_path):
     assert d["kind"] == "function"
 
 
+def test_samples_that_fail_are_gaps_and_all_failing_is_the_error(tmp_path):
+    f = tmp_path / "partial.py"
+    f.write_text("def f(x):\n    if x > 0.4:\n        raise ValueError('too big')\n"
+                 "    return x * x\n")
+    r = ok("plot", str(f), "--x", "-1:1", "--samples", "5", "--format", "json")
+    d = strict_loads(r.out)
+    assert d["f"][3:] == ["nan", "nan"] and d["derivative"][3:] == ["nan", "nan"]
+    np.testing.assert_allclose(num(d["f"][:3]), [1, 0.25, 0])
+    np.testing.assert_allclose(num(d["derivative"][:3]), [-2, -1, 0])
+    assert r.err.startswith("warning: 2 of 5 samples could not be evaluated (gaps in "
+                            "the plot); first at x = 0.5: ")
+    assert "ValueError: too big" in r.err
+    r = run("plot", str(f), "--x", "1:2")
+    assert r.code == 3 and r.out == "" and "ValueError: too big" in r.err_lines[0]
+
+
+def test_an_input_named_like_an_option_and_a_leading_minus():
+    d = samples("t*t", "--var", "t=-1:1", "--samples", "3")
+    assert d["f"] == [1, 0, 1] and d["derivative"] == [-2, 0, 2]
+    r = run("plot", "t*t", "--t", "-1:1")
+    assert r.code == 2 and "--var t=VALUE" in r.err
+    d = samples("-x*x", "--x", "-1:1", "--samples", "3")
+    assert d["f"] == [-1, 0, -1] and d["derivative"] == [2, 0, -2]
+
+
 def test_kinks_marked_where_a_sample_sits_on_one():
     r = ok("plot", "abs(x - 0.5) + relu(x)", "--x", "-1:1", "--samples", "9",
            "--format", "json")

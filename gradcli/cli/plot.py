@@ -32,7 +32,7 @@ FORMATS = ("plot", "json", "csv")
               help="Width of the terminal plot (default: the terminal's, else 80).")
 @click.option("--height", type=click.IntRange(10, 1000), default=None, metavar="LINES",
               help="Height of the terminal plot (default: the terminal's, else 24).")
-@click.option("--output", "-o", metavar="FILE",
+@click.option("--output", metavar="FILE",
               help='Write the figure to FILE (.svg .png .pdf); needs pip install '
                    '"gradcli[plot]".')
 @format_options(FORMATS, "Output: plot (default), json or csv (the sampled points).")
