@@ -153,10 +153,11 @@ def grid(lo: float, hi: float, n: int) -> np.ndarray:
 
 def round_grid(lo: float, hi: float, columns: int) -> np.ndarray:
     """The default samples: a round step (1, 2 or 5 times a power of ten) that
-    gives about one or two points per column (at most ``2 * columns`` + 1), each ``k * step``
-    computed exactly as the decimal it is (an integer over a power of ten), so
-    that a kink at a round number in the range is sampled exactly. Where the
-    ends are not multiples of such a step: ``grid(lo, hi, 2 * columns + 1)``.
+    gives about one or two points per column (at most ``2 * columns`` + 1),
+    each ``k * step`` computed exactly as the decimal it is (an integer over a
+    power of ten), so that a kink at a round number in the range is sampled
+    exactly. Where the ends are not multiples of such a step:
+    ``grid(lo, hi, 2 * columns + 1)``.
 
     >>> round_grid(-6, 6, 40)[:3].tolist()
     [-6.0, -5.8, -5.6]
@@ -177,8 +178,9 @@ def round_grid(lo: float, hi: float, columns: int) -> np.ndarray:
 def sample(target, fixed: dict[str, np.ndarray], line: Line, t: np.ndarray, *,
            max_elements: int) -> Samples:
     """f and its derivative along ``line`` at the points ``t`` (increasing,
-    from line.lo to line.hi); ``fixed`` holds the other inputs. A sample whose evaluation fails is a gap (nan), and its error
-    a warning; if every sample fails, the first error is raised."""
+    from line.lo to line.hi); ``fixed`` holds the other inputs. A sample whose
+    evaluation fails is a gap (nan), and its error a warning; if every sample
+    fails, the first error is raised."""
     from .compute import evaluate, evaluate_rows
     from .points import CHUNK
 
@@ -245,34 +247,45 @@ def sample(target, fixed: dict[str, np.ndarray], line: Line, t: np.ndarray, *,
 def _bent(target, line: Line, point, t: np.ndarray, f: np.ndarray, ks: list[int],
           max_elements: int) -> list[int]:
     """Of the samples ``ks`` whose gradient went through an op's kink, those
-    where f along the line bends or jumps: its one-sided slopes differ. A kink
-    the line only passes along (a held component of a vector at abs's 0, a tie
-    the line keeps) leaves f smooth along the line and is not one of the plot's."""
+    where f along the line bends or jumps. A kink the line only runs along (a
+    held component of a vector at abs's 0, a tie the line keeps) leaves f
+    smooth along the line, and is not one of the plot's.
+
+    The test: the one-sided slopes' difference at steps h and 2h. Smooth, it is
+    about h f'' (doubles with h); at a bend it is the change of slope (stays);
+    at a jump, jump / h (halves)."""
     from .compute import evaluate_rows
 
     dtype = line.base.dtype
     eps = float(np.finfo(dtype).eps)
     spacing = (line.hi - line.lo) / (len(t) - 1)
     bent = []
-    for start in range(0, len(ks), 500):
-        part = ks[start:start + 500]
-        hs = [max(spacing * 1e-3, eps ** 0.5 * max(1.0, abs(t[k]))) for k in part]
-        rows = []
-        for k, h in zip(part, hs):
-            for side in (-h, h):
+    for start in range(0, len(ks), 250):
+        part = ks[start:start + 250]
+        rows, steps = [], []
+        for k in part:
+            h = max(spacing * 1e-3, eps ** 0.5 * max(1.0, abs(t[k])))
+            at = dtype.type(t[k])
+            # the steps as taken in the input's precision
+            sides = [dtype.type(at + s * h) for s in (-2, -1, 1, 2)]
+            steps.append([float(v) - float(at) for v in sides])
+            for v in sides:
                 p = point(k)
-                p[line.name] = np.asarray(line.base + dtype.type(t[k] + side)
-                                          * line.direction, dtype=dtype)
+                p[line.name] = np.asarray(line.base + v * line.direction, dtype=dtype)
                 rows.append(p)
         got = evaluate_rows(target, rows, wrt=[], no_grad=True, max_elements=max_elements)
-        for i, (k, h) in enumerate(zip(part, hs)):
-            lo, hi = got[2 * i], got[2 * i + 1]
-            if isinstance(lo, Exception) or isinstance(hi, Exception):
+        for i, (k, hs) in enumerate(zip(part, steps)):
+            res = got[4 * i:4 * i + 4]
+            if any(isinstance(r, Exception) for r in res) or 0.0 in hs:
                 bent.append(k)  # an edge of f's domain: keep the op's word for it
                 continue
-            left = (f[k] - float(np.asarray(lo.value).reshape(()))) / h
-            right = (float(np.asarray(hi.value).reshape(())) - f[k]) / h
-            if not (abs(right - left) <= 1e-2 * (1 + abs(left) + abs(right))):
+            v = [float(np.asarray(r.value).reshape(())) for r in res]
+            gap = [(v[3] - f[k]) / hs[3] - (f[k] - v[0]) / -hs[0],   # at 2h
+                   (v[2] - f[k]) / hs[2] - (f[k] - v[1]) / -hs[1]]   # at h
+            noise = 8 * eps * (abs(f[k]) + max(map(abs, v))) / abs(hs[1])
+            if not all(map(math.isfinite, gap)):
+                bent.append(k)
+            elif abs(gap[1]) > noise and abs(gap[0]) < 1.5 * abs(gap[1]):
                 bent.append(k)
     return bent
 

@@ -186,6 +186,24 @@ def test_kinks_marked_where_a_sample_sits_on_one():
     assert text.splitlines()[-1] == "kink at x = 0, 0.5 (vertical lines)"
 
 
+@pytest.mark.parametrize("args, kinks", [
+    # f = t^2 along x[1]; x[0] sits on abs's kink at every sample: no kink
+    (["abs(x[0]) + x[1]**2", "--x", "0,0", "--vary", "x[1]=-1:1"], []),
+    # a tie that the line keeps: maximum(t, t) = t
+    (["maximum(x[0],x[1])", "--x", "0,0", "--along", "1,1"], []),
+    # a bend however small the function's scale
+    (["1e-6*abs(x)", "--x", "-1:1"], [0.0]),
+    # steps at the integers: jumps
+    (["floor(x)", "--x", "-2:2"], [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    # relu(x)^2 is continuously differentiable: no kink in f or f'
+    (["relu(x)**2", "--x", "-1:1"], []),
+    (["abs(x - 0.3)", "--x", "-1:1", "--dtype", "float32"], [0.3]),
+])
+def test_kinks_are_where_f_bends_along_the_line(args, kinks):
+    d = samples(*args, "--width", "40")
+    assert d["kinks"] == kinks
+
+
 def test_gaps_where_values_are_not_finite():
     r = ok("plot", "log(x)", "--x", "-1:1", "--samples", "5", "--format", "json")
     d = strict_loads(r.out)
