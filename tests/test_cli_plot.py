@@ -268,8 +268,8 @@ def test_bad_input_is_a_usage_error(args, says):
 
 # -- the terminal plot -------------------------------------------------------------------
 class Plot:
-    """A uniplot text plot read back: canvas cells, the axes' ranges from the
-    tick labels' rows and columns are NOT used to derive them (they are given)."""
+    """A text plot read back as character cells. The axes' ranges are given
+    (derived in the test), never read from the plot's own tick labels."""
 
     def __init__(self, lines: list[str], x: tuple[float, float], y: tuple[float, float]):
         top = next(i for i, ln in enumerate(lines) if ln.startswith("┌"))
