@@ -467,3 +467,37 @@ def test_output_draws_f_and_the_derivative_with_gaps_and_kinks(monkeypatch, tmp_
     assert [a[0] for name, a, _ in log if name == "axvline"] == [0.5]
     assert ("savefig", (str(out),), {}) in log
     assert [a for name, a, _ in log if name == "set_xlabel"] == [("x",)]
+
+
+# -- start-up -------------------------------------------------------------------------
+_IMPORTS = """
+import contextlib, io, json, sys
+from gradcli.cli import main
+
+def loaded():
+    return sorted(p for p in ("uniplot", "matplotlib", "sympy", "rich")
+                  if any(m == p or m.startswith(p + ".") for m in sys.modules))
+
+seen = []
+for argv in (["eval", "sin(x)", "--x", "1"],
+             ["plot", "sin(x)*x", "--x", "-6:6", "--format", "csv"],
+             ["plot", "sin(x)*x", "--x", "-6:6"]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+    seen.append(loaded())
+print(json.dumps(seen))
+"""
+
+
+def test_the_plotting_library_is_imported_only_to_draw():
+    import subprocess
+
+    p = subprocess.run([sys.executable, "-c", _IMPORTS], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    after_eval, after_csv, after_plot = strict_loads(p.stdout.splitlines()[-1])
+    assert after_eval == [] and after_csv == []
+    assert after_plot == ["uniplot"]
