@@ -57,7 +57,8 @@ def plot_command(ctx: click.Context, target: str, **opts) -> int:
       gradcli plot "dot(x,x)" --x 0,1,2 --along 1,0,0 --t -1:1
       gradcli plot "sum(abs(x))" --x 0,1,2 --vary x[1]=-1:1
       gradcli plot "tanh(x)" --x -3:3 --format csv
-      gradcli plot "sin(x)*x" --x -6:6 --output plot.svg
+
+    --output FILE writes a figure, with matplotlib: pip install "gradcli[plot]".
 
     Exit codes: 0 ok, 2 usage or input error, 3 evaluation error, 70 internal error.
     """
