@@ -335,6 +335,9 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
     sx, sy = 10.0 ** -ex, 10.0 ** -ey
     with np.errstate(all="ignore"):
         ys = [np.where(np.isfinite(a), a * sy, np.nan) for a in (s.f, _broken(s))]
+    for a in ys:
+        if not np.isfinite(a).any():  # uniplot needs a number: one out of sight
+            a[0] = (y_hi + 10 * (y_hi - y_lo)) * sy
     t = s.t * sx
     gridlines = sorted({0.0, *(k * sx for k, _ in s.kinks)})
     # In colour, Braille dots (2x4 per character); without, one mark per

@@ -221,6 +221,17 @@ def test_gaps_where_values_are_not_finite():
         assert p.x_range(c)[1] > -p.dx  # f only where x >= 0
 
 
+def test_nothing_finite_is_an_empty_plot():
+    r = ok("plot", "sqrt(x)", "--x", "-2:-1", "--width", "40", "--height", "12")
+    p = parse_plot(r.out, x=(-2.0, -1.0))
+    assert p.marks("•") == [] and p.marks("·") == []
+    assert re.search(r"^warning: f is not finite at (\d+) of \1 samples", r.err, re.M)
+    # log(x): f is nan there, its derivative 1/x is not (as in PyTorch)
+    r = ok("plot", "log(x)", "--x", "-2:-1", "--width", "40", "--height", "12")
+    p = parse_plot(r.out, x=(-2.0, -1.0))
+    assert p.marks("•") == [] and p.marks("·")
+
+
 def test_samples_are_evaluated_in_batches(monkeypatch):
     import gradcli.compute as compute
 
