@@ -76,6 +76,11 @@ def parse_range(text: str, what: str) -> tuple[float, float]:
     if not lo < hi:
         raise UsageError(f"{what} {text!r}: the range is empty; START must be below END",
                          hint=f"did you mean {what} {parts[1].strip()}:{parts[0].strip()}?")
+    if not math.isfinite(hi - lo):
+        raise UsageError(f"{what} {text!r}: the range is too wide (its width overflows)")
+    if hi - lo < max(1e-300, 1e-12 * max(abs(lo), abs(hi))):
+        raise UsageError(f"{what} {text!r}: the range is too narrow to sample (its "
+                         "width must be at least 1e-12 of its ends and 1e-300)")
     return lo, hi
 
 
@@ -162,7 +167,8 @@ def round_grid(lo: float, hi: float, columns: int) -> np.ndarray:
     >>> round_grid(-6, 6, 40)[:3].tolist()
     [-6.0, -5.8, -5.6]
     """
-    for e in range(math.floor(math.log10(hi - lo)) - 1 - len(str(columns)), 300):
+    low = math.floor(math.log10(hi - lo)) - 1 - len(str(columns))
+    for e in range(max(low, -300), 300):
         for c in (1, 2, 5):
             num, den = (c * 10**e, 1) if e >= 0 else (c, 10**-e)
             count = (hi - lo) * den / num
@@ -327,19 +333,23 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
                          f"not {width}x{height}",
                          hint="use --format csv or --output FILE on a small terminal")
     kink_line = _kink_line(s, width)
-    y_lo, y_hi = _finite_span(s.f, s.derivative)
-    ey, ex = _exponent(y_lo, y_hi), _exponent(s.line.lo, s.line.hi)
+    with np.errstate(all="ignore"):
+        ys = [np.where(np.isfinite(a), a, np.nan) for a in (s.f, _broken(s))]
+        finite = np.concatenate([a[np.isfinite(a)] for a in ys])
+        ey = _exponent(float(np.max(np.abs(finite))) if finite.size else 0.0)
+        ex = _exponent(max(abs(s.line.lo), abs(s.line.hi)))
+        ys = [_scaled(a, ey) for a in ys]
+    y_lo, y_hi = _finite_span(*ys)
     units = [f"{a} ×1e{e}" for a, e in ((s.line.axis, ex), ("y", ey)) if e]
     title = title + (f"   ({', '.join(units)})" if units else "")
     title = title if len(title) <= width else title[: width - 1] + "…"
-    sx, sy = 10.0 ** -ex, 10.0 ** -ey
-    with np.errstate(all="ignore"):
-        ys = [np.where(np.isfinite(a), a * sy, np.nan) for a in (s.f, _broken(s))]
     for a in ys:
         if not np.isfinite(a).any():  # uniplot needs a number: one out of sight
-            a[0] = (y_hi + 10 * (y_hi - y_lo)) * sy
-    t = s.t * sx
-    gridlines = sorted({0.0, *(k * sx for k, _ in s.kinks)})
+            a[0] = y_hi + 10 * (y_hi - y_lo)
+    t = _scaled(s.t, ex)
+    kinks = _scaled(np.array([k for k, _ in s.kinks]), ex)
+    lo, hi = _scaled(np.array([s.line.lo, s.line.hi]), ex)
+    gridlines = sorted({0.0, *kinks.tolist()})
     # In colour, Braille dots (2x4 per character); without, one mark per
     # character, a different one per curve, so that f and f' stay apart.
     style = (dict(character_set="braille") if color else
@@ -350,8 +360,7 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
             text = plot_to_string(
                 ys, [t, t], width=cols, height=rows, lines=True, color=color,
                 legend_labels=["f", derivative_label(s.line)], **style,
-                x_min=s.line.lo * sx, x_max=s.line.hi * sx, y_min=y_lo * sy,
-                y_max=y_hi * sy, title=title, x_gridlines=gridlines, y_gridlines=[0.0])
+                x_min=lo, x_max=hi, y_min=y_lo, y_max=y_hi, title=title, x_gridlines=gridlines, y_gridlines=[0.0])
         return text.rstrip("\n").split("\n") + ([kink_line] if kink_line else [])
 
     # uniplot's frame: title, top, the canvas rows, bottom, x labels, legend;
@@ -374,12 +383,22 @@ def _broken(s: Samples) -> np.ndarray:
     return np.where(np.isfinite(s.derivative) & ~at, s.derivative, np.nan)
 
 
-def _exponent(lo: float, hi: float) -> int:
-    """A power of ten (a multiple of 3) that keeps tick labels short, or 0."""
-    big = max(abs(lo), abs(hi))
+def _exponent(big: float) -> int:
+    """A power of ten (a multiple of 3) that keeps tick labels of numbers up to
+    ``big`` in size short, or 0.
+
+    >>> _exponent(3e21), _exponent(0.5), _exponent(2e-9)
+    (21, 0, -9)
+    """
     if big == 0 or 1e-2 <= big < 1e5:
         return 0
     return 3 * math.floor(math.log10(big) / 3)
+
+
+def _scaled(a: np.ndarray, e: int) -> np.ndarray:
+    """``a / 10**e`` in two steps, neither of which overflows (e reaches -324)."""
+    half = e // 2
+    return np.asarray(a, dtype=np.float64) * 10.0 ** -half * 10.0 ** -(e - half)
 
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
