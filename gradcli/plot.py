@@ -146,14 +146,14 @@ def line_of_scalar(name: str, lo: float, hi: float, dtype) -> Line:
 # -- sampling -----------------------------------------------------------------------
 def grid(lo: float, hi: float, n: int) -> np.ndarray:
     """``n`` evenly spaced points from lo to hi, each a weighted mean of the ends
-    (not lo + i*step): a symmetric range has 0 exactly, and round ranges their
-    round numbers, where kinks usually sit.
+    (not lo + i*step): a symmetric range has 0 exactly.
 
     >>> grid(-6, 6, 5).tolist()
     [-6.0, -3.0, 0.0, 3.0, 6.0]
     """
     i = np.arange(n, dtype=np.float64)
-    return (lo * (n - 1 - i) + hi * i) / (n - 1)
+    # weights in [0, 1]: no product overflows, whatever the ends
+    return lo * ((n - 1 - i) / (n - 1)) + hi * (i / (n - 1))
 
 
 def round_grid(lo: float, hi: float, columns: int) -> np.ndarray:
@@ -341,8 +341,10 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
         ys = [_scaled(a, ey) for a in ys]
     y_lo, y_hi = _finite_span(*ys)
     units = [f"{a} ×1e{e}" for a, e in ((s.line.axis, ex), ("y", ey)) if e]
-    title = title + (f"   ({', '.join(units)})" if units else "")
-    title = title if len(title) <= width else title[: width - 1] + "…"
+    suffix = f"   ({', '.join(units)})" if units else ""
+    if len(title) + len(suffix) > width:  # the units stay: they say what the numbers are
+        title = title[: max(1, width - len(suffix) - 1)] + "…"
+    title = (title + suffix)[:width]
     for a in ys:
         if not np.isfinite(a).any():  # uniplot needs a number: one out of sight
             a[0] = y_hi + 10 * (y_hi - y_lo)
@@ -355,12 +357,19 @@ def terminal(s: Samples, title: str, width: int, height: int, *, color: bool) ->
     style = (dict(character_set="braille") if color else
              dict(character_set="ascii", force_ascii_characters=list(MARKS)))
 
+    def inside(lines: list[float], a: float, b: float, cells: int) -> list[float]:
+        # uniplot draws a gridline within half a cell of the far edge outside
+        # its canvas (an IndexError): those are left out.
+        return [g for g in lines if a <= g and (g - a) / (b - a) * cells < cells - 0.5]
+
     def draw(cols: int, rows: int) -> list[str]:
         with np.errstate(all="ignore"):
             text = plot_to_string(
                 ys, [t, t], width=cols, height=rows, lines=True, color=color,
                 legend_labels=["f", derivative_label(s.line)], **style,
-                x_min=lo, x_max=hi, y_min=y_lo, y_max=y_hi, title=title, x_gridlines=gridlines, y_gridlines=[0.0])
+                x_min=lo, x_max=hi, y_min=y_lo, y_max=y_hi, title=title,
+                x_gridlines=inside(gridlines, lo, hi, cols),
+                y_gridlines=inside([0.0], y_lo, y_hi, rows))
         return text.rstrip("\n").split("\n") + ([kink_line] if kink_line else [])
 
     # uniplot's frame: title, top, the canvas rows, bottom, x labels, legend;

@@ -515,3 +515,24 @@ def test_the_plotting_library_is_imported_only_to_draw():
     after_eval, after_csv, after_plot = strict_loads(p.stdout.splitlines()[-1])
     assert after_eval == [] and after_csv == []
     assert after_plot == ["uniplot"]
+
+
+# -- any range, any size: a plot that fits, or a usage error ------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_ends = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=int(os.environ.get("PLOT_EXAMPLES", "25")))
+@given(lo=_ends, hi=_ends, scale=st.sampled_from(["1", "1e-300", "1e300", "0"]),
+       width=st.integers(30, 120), height=st.integers(10, 40))
+def test_any_range_and_size_fits_or_is_a_usage_error(lo, hi, scale, width, height):
+    r = run("plot", f"{scale}*sin(x)*x + abs(x)", "--x", f"{lo!r}:{hi!r}",
+            "--width", str(width), "--height", str(height))
+    assert r.code in (0, 2), r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err
+    if r.code == 2:
+        assert r.out == "" and r.err.startswith(f"error: --x '{lo!r}:{hi!r}': ")
+        return
+    lines = r.out.rstrip("\n").split("\n")
+    assert len(lines) <= height and max(map(len, lines)) <= width
