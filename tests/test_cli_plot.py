@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from test_cli import ok, run, strict_loads
 
@@ -518,8 +519,6 @@ def test_the_plotting_library_is_imported_only_to_draw():
 
 
 # -- any range, any size: a plot that fits, or a usage error ------------------------------
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
 _ends = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
