@@ -1,8 +1,10 @@
-"""Start-up: wall time of one `gradcli eval`, against `python -c "import numpy"`.
+"""Start-up: wall time of one `gradcli eval`, against `python -c "import numpy"`;
+and of `gradcli plot "sin(x)*x" --x -6:6` (cold, end to end, drawn at 80x24),
+against that `gradcli eval` (issue 14's target: at most 2x).
 
     python bench/cli.py [--runs N]
 
-Both are timed here, alternating, in the same run; the figure is the ratio of
+All are timed here, alternating, in the same run; the figures are the ratios of
 the medians. A CLI is started thousands of times by scripts: this is its cost.
 Both run as a user's Python does, with its bytecode cache: PYTHONDONTWRITEBYTECODE
 is dropped from their environment (with it, every start compiles gradcli anew).
@@ -33,15 +35,20 @@ def main() -> None:
     gradcli = ([exe] if exe else [sys.executable, "-m", "gradcli"]) + [
         "eval", "2*dot(x,x)", "--x", "0,1,2,3", "--format", "json"]
     numpy = [sys.executable, "-c", "import numpy"]
-    wall(gradcli), wall(numpy)  # warm the file cache
-    tg, tn = [], []
+    plot = gradcli[:gradcli.index("eval")] + [
+        "plot", "sin(x)*x", "--x", "-6:6", "--width", "80", "--height", "24"]
+    wall(gradcli), wall(numpy), wall(plot)  # warm the file cache
+    tg, tn, tp = [], [], []
     for _ in range(runs):
         tg.append(wall(gradcli))
         tn.append(wall(numpy))
-    mg, mn = statistics.median(tg), statistics.median(tn)
+        tp.append(wall(plot))
+    mg, mn, mp = statistics.median(tg), statistics.median(tn), statistics.median(tp)
     print(f"gradcli eval --format json: {mg * 1e3:.0f} ms (median of {runs})")
     print(f"python -c 'import numpy':   {mn * 1e3:.0f} ms")
     print(f"ratio {mg / mn:.2f}x (target <= 1.5)")
+    print(f"gradcli plot 'sin(x)*x' --x -6:6 (80x24): {mp * 1e3:.0f} ms")
+    print(f"ratio to eval {mp / mg:.2f}x (target <= 2)")
 
 
 if __name__ == "__main__":

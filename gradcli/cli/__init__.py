@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import GradcliError, OutputError, UsageError
 from ..render import say
 from . import derivatives, evaluate, misc
+from . import plot as plot_cli
 
 
 class _Unwritten(Exception):
@@ -63,6 +64,7 @@ def cli() -> None:
 for command in (evaluate.eval_command, evaluate.check_command, derivatives.jacobian_command,
                 derivatives.hessian_command, misc.graph_command, misc.ops_command):
     cli.add_command(command)
+cli.add_command(plot_cli.plot_command)
 
 
 def _takes_value(token: str) -> bool:

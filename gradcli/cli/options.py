@@ -276,8 +276,9 @@ def option_names(ctx: click.Context) -> list[str]:
     return [o for p in ctx.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
 
 
-def setup(ctx: click.Context, target: str, opts: dict):
-    """The target, its input values and the names to differentiate."""
+def setup(ctx: click.Context, target: str, opts: dict, keep_text=None):
+    """The target, its input values and the names to differentiate. An input
+    whose text ``keep_text(text)`` accepts (a plot's range) is left as text."""
     from ..compute import DEFAULT_MAX_ELEMENTS, prepare
 
     opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
@@ -297,7 +298,9 @@ def setup(ctx: click.Context, target: str, opts: dict):
         raise
     consts = _constants(tgt, texts, opts)
     explicit = frozenset(normalise(n.strip()) for n in opts.get("const", ()))
-    inputs = read_inputs(texts, opts, explicit)
+    kept = {n: t for n, t in texts.items() if keep_text is not None and keep_text(t)}
+    inputs = {**read_inputs({n: t for n, t in texts.items() if n not in kept}, opts,
+                            explicit), **kept}
     wrt = list(dict.fromkeys(opts["wrt"])) or [n for n in inputs if n not in consts]
     for n in wrt:
         if n not in inputs:
