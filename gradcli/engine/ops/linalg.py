@@ -7,11 +7,13 @@ two axes); a stack against one matrix is folded into one product (``_mm``).
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
-from ..op import MOVES, NO_BIGGER, REALS, SAME, op, required
-from .elementwise import scaled_form
+from ...errors import EvaluationError
+from ..op import MOVES, NO_BIGGER, NUMPY, REALS, SAME, op, required
+from .elementwise import scaled_form, where
 from ..tensor import Tensor
 
 
@@ -404,3 +406,203 @@ def einsum(xs, *, subscripts):
 
 einsum.extra["prepare"] = _einsum_arguments
 einsum.fast_call = False
+
+
+# -- matrix functions and decompositions ------------------------------------------
+# A decomposition has several results (numpy returns a named tuple), an op one
+# array: its op is internal (named with a leading underscore: no expression
+# name, no gc.* function) and returns its results packed along the last axis;
+# the numpy function (np.linalg.eigh(t), ...) runs it once and returns the named
+# tuple of slices (getitem views). Its one VJP gets the cotangents of all the
+# results at once, packed the same way: zeros for the results no one used.
+SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = namedtuple("QRResult", ["Q", "R"])
+
+
+def _raw(x):
+    """The values of a Tensor (rules run on Tensors under create_graph)."""
+    return getattr(x, "_data", x)
+
+
+def _whole_matrix(nz, out, a, **params):
+    """support: a nonzero cotangent anywhere in a matrix's results reaches all of
+    that matrix (the factorisations mix every entry)."""
+    return (np.any(nz, axis=(-2, -1), keepdims=True),)
+
+
+def _square(a, name: str) -> None:
+    shape = np.shape(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name} takes a square matrix or a stack of them, not shape "
+                         f"{shape}")
+
+
+def _fold(m, upper: bool = False):
+    """The gradient of a function of a symmetric matrix that reads one triangle
+    of it (numpy's cholesky and eigh do), from ``m`` with <m, dA> its derivative
+    along symmetric dA: each entry of the triangle stands for two entries of A."""
+    n = m.shape[-1]
+    strict = np.tri(n, k=-1, dtype=bool)
+    if upper:
+        strict = strict.T
+    return where(strict, m + _swap(m), 0.0) + m * np.eye(n)
+
+
+def _phi(x):
+    """The lower triangle with the diagonal halved."""
+    return np.tril(x) - 0.5 * x * np.eye(x.shape[-1])
+
+
+# slogdet: (sign, log|det|) packed on a last axis of 2
+def _slogdet_vjp(g, out, a):
+    gl = g[..., 1]  # the sign is piecewise constant: no gradient through it
+    singular = _raw(out)[..., 0] == 0
+    if np.any(singular & (_raw(gl) != 0)):
+        raise EvaluationError(
+            "slogdet: no gradient at a singular matrix (logabsdet is -inf there)")
+    if np.any(singular):  # no cotangent reaches those: any invertible stand-in
+        a = where(singular[..., None, None], np.eye(a.shape[-1]), a)
+    return gl[..., None, None] * _swap(np.linalg.inv(a))
+
+
+@op(_slogdet_vjp, grad_fn="LinalgSlogdetBackward0", saves="both", expr=False,
+    method=False, support=lambda nz, out, a: (np.any(nz, axis=-1)[..., None, None],),
+    shape=lambda shapes, params: tuple(shapes[0][:-2]) + (2,),
+    rule="d logabsdet = inv(A)^T; the sign has zero gradient",
+    kink="at a singular A (sign 0, logabsdet -inf) the gradient raises",
+    domain=("matrix",))
+def _slogdet(a):
+    _square(a, "slogdet")
+    sign, logabsdet = np.linalg.slogdet(a)
+    return np.stack([sign, logabsdet], axis=-1)
+
+
+def slogdet(a) -> SlogdetResult:
+    """numpy.linalg.slogdet: (sign, logabsdet), the gradient through logabsdet."""
+    p = _slogdet(a)
+    return SlogdetResult(p[..., 0], p[..., 1])
+
+
+def _cholesky_vjp(g, out, a, *, upper=False):
+    # Murray (2016): with A = L L^T, dL = L Phi(L^-1 dA L^-T), so
+    # <G, dL> = <L^-T Phi(L^T G) L^-1, dA> for symmetric dA.
+    ell = _swap(out) if upper else out
+    gl = np.tril(_swap(g) if upper else g)  # the zero triangle is a constant
+    inv_l = np.linalg.inv(ell)
+    m = _swap(inv_l) @ _phi(_swap(ell) @ gl) @ inv_l
+    return _fold(m, upper)
+
+
+def _cholesky_sym(sp, a, *, upper=False):
+    n = a.shape[0]
+    s = sp.Matrix(n, n, lambda i, j: a[i, j] if (j >= i) == upper or i == j
+                  else a[j, i])
+    low = s.T.cholesky(hermitian=False) if upper else s.cholesky(hermitian=False)
+    return np.array((low.T if upper else low).tolist(), dtype=object)
+
+
+@op(_cholesky_vjp, grad_fn="LinalgCholeskyExBackward0", saves="out",
+    support=_whole_matrix, shape=NO_BIGGER,
+    rule="Phi(L^-T Phi(L^T G) L^-1) (Murray 2016), on the triangle numpy reads",
+    kink="numpy reads one triangle (the lower; upper=True: the upper): the "
+         "gradient is on that triangle, 0 on the other",
+    sym=("array", _cholesky_sym), domain=("matrix",), numpy=(np.linalg.cholesky,))
+def cholesky(a, *, upper=False):
+    _square(a, "cholesky")
+    return np.linalg.cholesky(a, upper=upper)
+
+
+# matrix_power: numpy's own sequence of products (so the same bits), from matmul
+# and inv, whose rules give its gradients of every order.
+def _matrix_power(a, *, n):
+    import operator
+
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError("matrix_power: the exponent must be an integer") from None
+    _square(a, "matrix_power")
+    if n == 0:  # the identity, whatever a holds (numpy's result)
+        eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
+        return where(np.ones(a.shape, dtype=bool), eye, a)
+    if n < 0:
+        a, n = inv(a), -n
+        if n == 1:
+            return a
+    if n == 1:
+        from .shape import reshape
+
+        return reshape(a, shape=a.shape)  # numpy's copy: a new node
+    if n == 2:
+        return matmul(a, a)
+    if n == 3:
+        return matmul(matmul(a, a), a)
+    z = result = None
+    while n > 0:
+        z = a if z is None else matmul(z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else matmul(result, z)
+    return result
+
+
+def _matrix_power_sym(sp, a, *, n):
+    return np.array((sp.Matrix(a.tolist()) ** int(n)).tolist(), dtype=object)
+
+
+matrix_power = op(grad_fn="", rule="products of a (inv(a) for n < 0), by their rules",
+                  sym=("array", _matrix_power_sym), numpy=(np.linalg.matrix_power,),
+                  name="matrix_power", shape=NO_BIGGER, method=False,
+                  domain=("matrix",), fast=_matrix_power)(_matrix_power)
+matrix_power.extra["composite"] = _matrix_power
+matrix_power.composite = True
+matrix_power.fast_call = False
+matrix_power.differentiable = True
+
+
+def _pinv_vjp(g, out, a, *, rcond=None, hermitian=False):
+    # Golub and Pereyra (1973), for a matrix of full rank:
+    # dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X, X = pinv(A).
+    raw = _raw(a)
+    s = np.linalg.svd(raw, compute_uv=False, hermitian=hermitian)
+    cut = (1e-15 if rcond is None else np.asarray(rcond)[..., None]) * np.max(
+        s, axis=-1, keepdims=True)
+    if np.any(s <= cut):
+        raise EvaluationError(
+            "pinv: no gradient at a rank-deficient matrix (pinv jumps where the rank "
+            "changes)", hint="pinv's gradient needs full rank: min(m, n) singular "
+                             "values above rcond times the largest")
+    x = out
+    m, n = raw.shape[-2], raw.shape[-1]
+    gt = _swap(g)
+    left = np.eye(m) - a @ x
+    right = np.eye(n) - x @ a
+    grad = (-_swap(x) @ g @ _swap(x) + left @ gt @ (x @ _swap(x))
+            + (_swap(x) @ x) @ gt @ right)
+    if hermitian:  # numpy then reads the lower triangle only (through eigh)
+        return _fold(0.5 * (grad + _swap(grad)))
+    return grad
+
+
+def _pinv_sym(sp, a, *, rcond=None, hermitian=False):
+    return np.array(sp.Matrix(a.tolist()).pinv().tolist(), dtype=object)
+
+
+@op(_pinv_vjp, grad_fn="LinalgPinvBackward0", saves="both", support=_whole_matrix,
+    shape=lambda shapes, params: tuple(shapes[0][:-2]) + (shapes[0][-1], shapes[0][-2]),
+    rule="-X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A), X = pinv(A) "
+         "(Golub and Pereyra 1973)",
+    kink="full rank only: at a rank-deficient matrix the gradient raises",
+    sym=("array", _pinv_sym), domain=("matrix",), numpy=(np.linalg.pinv,))
+def pinv(a, *, rcond=None, hermitian=False):
+    if np.ndim(a) < 2:
+        raise ValueError(f"pinv takes a matrix or a stack of them, not shape "
+                         f"{np.shape(a)}")
+    return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
+
+
+# numpy's multi-result functions, called like ops on Tensors (np.linalg.eigh(t))
+DECOMPOSITIONS = {np.linalg.slogdet: slogdet}
+NUMPY.update(DECOMPOSITIONS)
