@@ -603,6 +603,227 @@ def pinv(a, *, rcond=None, hermitian=False):
     return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
 
 
+
+def _tie_tol(s):
+    """Values closer than this (of a stack's eigen- or singular values) count
+    as tied: n eps times the largest magnitude (numpy's matrix_rank tolerance)."""
+    big = np.max(np.abs(s), axis=-1, keepdims=True)
+    return big[..., None] * s.shape[-1] * np.finfo(np.float64).eps
+
+
+def _gaps(v, tol_from, name: str, what: str, g_hits):
+    """1 / (v_j - v_i) off the diagonal, 0 on it; raises when a cotangent that
+    needs it (``g_hits``) meets two values that tie."""
+    raw = _raw(v)
+    diff = raw[..., None, :] - raw[..., :, None]
+    n = raw.shape[-1]
+    off = ~np.eye(n, dtype=bool)
+    tied = np.any(off & (np.abs(diff) <= _tie_tol(_raw(tol_from))), axis=(-2, -1))
+    if np.any(tied & g_hits):
+        raise EvaluationError(
+            f"{name}: the gradient of the {what} is undefined at repeated "
+            f"{'eigenvalues' if name == 'eigh' else 'singular values'} (the "
+            f"{what} are not unique there)",
+            hint="differentiate only the eigenvalues / singular values there, or "
+                 "move off the tie")
+    d = v[..., None, :] - v[..., :, None]
+    return where(off & ~tied[..., None, None], 1.0 / where(off, d, 1.0), 0.0)
+
+
+def _hits(stack: int, *gs):
+    """Per matrix of a stack of ``stack`` axes: whether any of the cotangents
+    ``gs`` (matrices, batch axes of a Jacobian in front) is nonzero there."""
+    out = False
+    for g in gs:
+        raw = np.asarray(_raw(g)) != 0
+        out = out | np.any(raw, axis=tuple(range(raw.ndim - 2 - stack)) +
+                           (raw.ndim - 2, raw.ndim - 1))
+    return out
+
+
+# eigh: packed as (n + 1, n), the eigenvalues on top of the eigenvectors
+def _eigh_vjp(g, out, a, *, UPLO="L"):
+    # A = V diag(w) V^T: dw_i = v_i^T dA v_i, dV = V (F * (V^T dA V)) with
+    # F_ij = 1 / (w_j - w_i) (Magnus 1985; Giles 2008), for symmetric dA.
+    w, v = out[..., 0, :], out[..., 1:, :]
+    gw, gv = g[..., 0, :], g[..., 1:, :]
+    hits = _hits(np.ndim(_raw(out)) - 2, gv)
+    f = _gaps(w, w, "eigh", "eigenvectors", hits)
+    n = v.shape[-1]
+    inner = gw[..., :, None] * np.eye(n) + f * (_swap(v) @ gv)
+    return _fold(v @ inner @ _swap(v), upper=UPLO == "U")
+
+
+def _eigh_shape(shapes, params):
+    s = tuple(shapes[0])
+    return s[:-2] + (s[-1] + 1, s[-1])
+
+
+@op(_eigh_vjp, grad_fn="LinalgEighBackward0", saves="out", expr=False, method=False,
+    support=_whole_matrix, shape=_eigh_shape,
+    rule="V (diag(gw) + F * (V^T gV)) V^T, F_ij = 1/(w_j - w_i), on the triangle "
+         "numpy reads",
+    kink="the eigenvectors' gradient raises at repeated eigenvalues",
+    domain=("matrix",))
+def _eigh(a, *, UPLO="L"):
+    _square(a, "eigh")
+    w, v = np.linalg.eigh(a, UPLO=UPLO)
+    return np.concatenate([w[..., None, :], v], axis=-2)
+
+
+def eigh(a, UPLO="L") -> EighResult:
+    """numpy.linalg.eigh: (eigenvalues, eigenvectors) of a symmetric matrix (numpy
+    reads its lower triangle, UPLO="U" the upper: the gradient lands there)."""
+    p = _eigh(a, UPLO=UPLO)
+    return EighResult(p[..., 0, :], p[..., 1:, :])
+
+
+# svd: U, S and Vh flattened side by side on one last axis
+def _svd_sizes(m: int, n: int, full: bool) -> tuple[int, int, int]:
+    k = min(m, n)
+    return (m if full else k), k, (n if full else k)
+
+
+def _svd_unpack(p, m: int, n: int, full: bool):
+    mu, k, nv = _svd_sizes(m, n, full)
+    front = np.shape(p)[:-1]
+    u = np.reshape(p[..., : m * mu], front + (m, mu))
+    s = p[..., m * mu : m * mu + k]
+    vh = np.reshape(p[..., m * mu + k :], front + (nv, n))
+    return u, s, vh
+
+
+def _svd_vjp(g, out, a, *, full_matrices=True, compute_uv=True, hermitian=False):
+    m, n = np.shape(_raw(a))[-2:]
+    k = min(m, n)
+    if not compute_uv:  # S alone: U diag(gS) V^T (U and V of the point)
+        u, _, vh = svd(a, full_matrices=False)
+        return (u * g[..., None, :]) @ vh
+    u, s, vh = _svd_unpack(out, m, n, full_matrices)
+    gu, gs, gvh = _svd_unpack(g, m, n, full_matrices)
+    if full_matrices and m != n:
+        extra = gu[..., :, k:] if m > n else gvh[..., k:, :]
+        if np.any(_raw(extra) != 0):
+            raise EvaluationError(
+                "svd: no gradient through the columns full_matrices=True adds (any "
+                "orthonormal completion would do)",
+                hint="use full_matrices=False")
+        u, gu, vh, gvh = u[..., :, :k], gu[..., :, :k], vh[..., :k, :], gvh[..., :k, :]
+    hits = _hits(np.ndim(_raw(a)) - 2, gu, gvh)
+    # Townsend (2016): with F_ij = 1 / (s_j^2 - s_i^2),
+    # gA = U [(F * (U^T gU - gU^T U)) S + diag(gS) + S (F * (V^T gV - gV^T V))] V^T
+    #      + (I - U U^T) gU S^-1 V^T + U S^-1 gV^T (I - V V^T)
+    raw_s = _raw(s)
+    zero = np.any(raw_s <= _tie_tol(raw_s)[..., 0], axis=-1)
+    if np.any(zero & hits) and (m != n or np.any(np.sum(raw_s <= _tie_tol(raw_s)[..., 0],
+                                                        axis=-1) > 1)):
+        raise EvaluationError(
+            "svd: the gradient of U and Vh is undefined at zero singular values of "
+            "a non-square matrix (or two of them)",
+            hint="differentiate only S there, or move off the degenerate point")
+    f = _gaps(s * s, s * s, "svd", "singular vectors", hits)
+    v, gv = _swap(vh), _swap(gvh)
+    ut_gu = _swap(u) @ gu
+    vt_gv = _swap(v) @ gv
+    inner = ((f * (ut_gu - _swap(ut_gu))) * s[..., None, :]
+             + gs[..., :, None] * np.eye(k)
+             + s[..., :, None] * (f * (vt_gv - _swap(vt_gv))))
+    grad = u @ inner @ vh
+    if m > k:
+        safe = where(raw_s > 0, s, 1.0)
+        grad = grad + ((gu - u @ ut_gu) / safe[..., None, :]) @ vh
+    if n > k:
+        safe = where(raw_s > 0, s, 1.0)
+        grad = grad + u @ (_swap(gv - v @ vt_gv) / safe[..., :, None])
+    return grad
+
+
+def _svd_shape(shapes, params):
+    s = tuple(shapes[0])
+    m, n = s[-2:]
+    if not params.get("compute_uv", True):
+        return s[:-2] + (min(m, n),)
+    mu, k, nv = _svd_sizes(m, n, params.get("full_matrices", True))
+    return s[:-2] + (m * mu + k + nv * n,)
+
+
+@op(_svd_vjp, grad_fn="LinalgSvdBackward0", saves="both", expr=False, method=False,
+    support=lambda nz, out, a, **params: (np.any(nz, axis=-1)[..., None, None],),
+    shape=_svd_shape,
+    rule="U [(F*(U^T gU - gU^T U)) S + diag(gS) + S (F*(V^T gV - gV^T V))] V^T + "
+         "(I - UU^T) gU S^-1 V^T + U S^-1 gV^T (I - VV^T) (Townsend 2016)",
+    kink="U's and Vh's gradient raises at repeated singular values (and at zero "
+         "ones of a non-square matrix); S's is U diag(gS) Vh everywhere",
+    domain=("matrix",))
+def _svd(a, *, full_matrices=True, compute_uv=True, hermitian=False):
+    if np.ndim(a) < 2:
+        raise ValueError(f"svd takes a matrix or a stack of them, not shape "
+                         f"{np.shape(a)}")
+    if hermitian:
+        raise ValueError("svd: gradcli takes hermitian=False only")
+    if not compute_uv:
+        return np.linalg.svd(a, compute_uv=False)
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    front = s.shape[:-1]
+    return np.concatenate([u.reshape(front + (-1,)), s, vh.reshape(front + (-1,))],
+                          axis=-1)
+
+
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """numpy.linalg.svd: (U, S, Vh), or S alone for compute_uv=False."""
+    p = _svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
+    if not compute_uv:
+        return p
+    m, n = np.shape(a)[-2:]
+    return SVDResult(*_svd_unpack(p, m, n, full_matrices))
+
+
+# qr: Q (m, n) on top of R (n, n), for m >= n
+def _qr_vjp(g, out, a, *, mode="reduced"):
+    # m >= n (Walter and Lehmann 2018; Seeger et al. 2017): with
+    # M = R gR^T - gQ^T Q, gA = (gQ + Q copyltu(M)) R^-T, copyltu(M) the
+    # symmetric matrix with M's lower triangle.
+    m, n = np.shape(_raw(a))[-2:]
+    q, r = out[..., :m, :], out[..., m:, :]
+    gq, gr = g[..., :m, :], np.triu(g[..., m:, :])
+    if np.any(np.abs(np.diagonal(_raw(r), axis1=-2, axis2=-1)) == 0):
+        raise EvaluationError("qr: no gradient at a matrix of lower rank (R is singular)")
+    mm = r @ _swap(gr) - _swap(gq) @ q
+    sym = np.tril(mm) + _swap(np.tril(mm, -1))
+    return (gq + q @ sym) @ _swap(np.linalg.inv(r))
+
+
+def _qr_shape(shapes, params):
+    s = tuple(shapes[0])
+    return s[:-2] + (s[-2] + s[-1], s[-1])
+
+
+@op(_qr_vjp, grad_fn="LinalgQrBackward0", saves="both", expr=False, method=False,
+    support=_whole_matrix, shape=_qr_shape,
+    rule="(gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T (Walter and Lehmann 2018)",
+    kink="m >= n and full rank only: the gradient raises at a singular R",
+    domain=("matrix",))
+def _qr(a, *, mode="reduced"):
+    shape = np.shape(a)
+    if len(shape) < 2 or shape[-2] < shape[-1]:
+        raise ValueError(f"qr: gradcli takes a square or tall matrix (m >= n), not "
+                         f"shape {shape}")
+    if mode not in ("reduced", "complete") or (mode == "complete" and
+                                               shape[-2] != shape[-1]):
+        raise ValueError(f"qr: gradcli takes mode='reduced' (or 'complete' for a "
+                         f"square matrix), not {mode!r}")
+    q, r = np.linalg.qr(a, mode=mode)
+    return np.concatenate([q, r], axis=-2)
+
+
+def qr(a, mode="reduced") -> QRResult:
+    """numpy.linalg.qr, mode 'reduced', of a square or tall matrix: (Q, R)."""
+    p = _qr(a, mode=mode)
+    m = np.shape(a)[-2]
+    return QRResult(p[..., :m, :], p[..., m:, :])
+
+
 # numpy's multi-result functions, called like ops on Tensors (np.linalg.eigh(t))
-DECOMPOSITIONS = {np.linalg.slogdet: slogdet}
+DECOMPOSITIONS = {np.linalg.slogdet: slogdet, np.linalg.eigh: eigh, np.linalg.svd: svd,
+                  np.linalg.qr: qr}
 NUMPY.update(DECOMPOSITIONS)
