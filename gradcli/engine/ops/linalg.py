@@ -439,6 +439,26 @@ def _square(a, name: str) -> None:
                          f"{shape}")
 
 
+def _on_finite(fn, a, read=None):
+    """``fn(a)``, except that a matrix of the stack with inf or nan among the
+    entries it reads (``read``: a mask, default all) gets nan results (LAPACK
+    would raise or not converge): inf and nan are results, and a stack's other
+    matrices keep theirs."""
+    a = np.asarray(a)
+    bad = ~np.isfinite(a) if read is None else ~np.isfinite(a) & read
+    ok = ~np.any(bad, axis=(-2, -1))
+    if ok.all():
+        return fn(a)
+    eye = np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype)
+    res = fn(np.where(ok[..., None, None], a, eye))
+    return np.where(ok.reshape(ok.shape + (1,) * (res.ndim - ok.ndim)), res, np.nan)
+
+
+def _triangle(n: int, upper: bool):
+    low = np.tri(n, dtype=bool)
+    return low.T if upper else low
+
+
 def _fold(m, upper: bool = False):
     """The gradient of a function of a symmetric matrix that reads one triangle
     of it (numpy's cholesky and eigh do), from ``m`` with <m, dA> its derivative
@@ -511,7 +531,8 @@ def _cholesky_sym(sp, a, *, upper=False):
     sym=("array", _cholesky_sym), domain=("matrix",), numpy=(np.linalg.cholesky,))
 def cholesky(a, *, upper=False):
     _square(a, "cholesky")
-    return np.linalg.cholesky(a, upper=upper)
+    return _on_finite(lambda x: np.linalg.cholesky(x, upper=upper), a,
+                      _triangle(np.shape(a)[-1], upper))
 
 
 # matrix_power: numpy's own sequence of products (so the same bits), from matmul
@@ -600,7 +621,7 @@ def pinv(a, *, rcond=None, hermitian=False):
     if np.ndim(a) < 2:
         raise ValueError(f"pinv takes a matrix or a stack of them, not shape "
                          f"{np.shape(a)}")
-    return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
+    return _on_finite(lambda x: np.linalg.pinv(x, rcond=rcond, hermitian=hermitian), a)
 
 
 
@@ -626,8 +647,9 @@ def _gaps(v, tol_from, name: str, what: str, g_hits):
             f"{what} are not unique there)",
             hint="differentiate only the eigenvalues / singular values there, or "
                  "move off the tie")
+    use = off & ~tied[..., None, None]
     d = v[..., None, :] - v[..., :, None]
-    return where(off & ~tied[..., None, None], 1.0 / where(off, d, 1.0), 0.0)
+    return where(use, 1.0 / where(use, d, 1.0), 0.0)
 
 
 def _hits(stack: int, *gs):
@@ -667,8 +689,12 @@ def _eigh_shape(shapes, params):
     domain=("matrix",))
 def _eigh(a, *, UPLO="L"):
     _square(a, "eigh")
-    w, v = np.linalg.eigh(a, UPLO=UPLO)
-    return np.concatenate([w[..., None, :], v], axis=-2)
+
+    def packed(x):
+        w, v = np.linalg.eigh(x, UPLO=UPLO)
+        return np.concatenate([w[..., None, :], v], axis=-2)
+
+    return _on_finite(packed, a, _triangle(np.shape(a)[-1], UPLO == "U"))
 
 
 def eigh(a, UPLO="L") -> EighResult:
@@ -762,11 +788,15 @@ def _svd(a, *, full_matrices=True, compute_uv=True, hermitian=False):
     if hermitian:
         raise ValueError("svd: gradcli takes hermitian=False only")
     if not compute_uv:
-        return np.linalg.svd(a, compute_uv=False)
-    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
-    front = s.shape[:-1]
-    return np.concatenate([u.reshape(front + (-1,)), s, vh.reshape(front + (-1,))],
-                          axis=-1)
+        return _on_finite(lambda x: np.linalg.svd(x, compute_uv=False), a)
+
+    def packed(x):
+        u, s, vh = np.linalg.svd(x, full_matrices=full_matrices)
+        front = s.shape[:-1]
+        return np.concatenate([u.reshape(front + (-1,)), s, vh.reshape(front + (-1,))],
+                              axis=-1)
+
+    return _on_finite(packed, a)
 
 
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
@@ -812,8 +842,7 @@ def _qr(a, *, mode="reduced"):
                                                shape[-2] != shape[-1]):
         raise ValueError(f"qr: gradcli takes mode='reduced' (or 'complete' for a "
                          f"square matrix), not {mode!r}")
-    q, r = np.linalg.qr(a, mode=mode)
-    return np.concatenate([q, r], axis=-2)
+    return _on_finite(lambda x: np.concatenate(np.linalg.qr(x, mode=mode), axis=-2), a)
 
 
 def qr(a, mode="reduced") -> QRResult:
