@@ -488,7 +488,7 @@ def _slogdet_vjp(g, out, a):
 
 
 @op(_slogdet_vjp, grad_fn="LinalgSlogdetBackward0", saves="both", expr=False,
-    method=False, support=lambda nz, out, a: (np.any(nz, axis=-1)[..., None, None],),
+    method=False, support=lambda nz, out, a: (nz[..., 1][..., None, None],),
     shape=lambda shapes, params: tuple(shapes[0][:-2]) + (2,),
     rule="d logabsdet = inv(A)^T; the sign has zero gradient",
     kink="at a singular A (sign 0, logabsdet -inf) the gradient raises",
@@ -587,10 +587,11 @@ def _pinv_vjp(g, out, a, *, rcond=None, hermitian=False):
     # Golub and Pereyra (1973), for a matrix of full rank:
     # dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X, X = pinv(A).
     raw = _raw(a)
-    s = np.linalg.svd(raw, compute_uv=False, hermitian=hermitian)
+    s = _on_finite(lambda y: np.linalg.svd(y, compute_uv=False, hermitian=hermitian), raw)
     cut = (1e-15 if rcond is None else np.asarray(rcond)[..., None]) * np.max(
         s, axis=-1, keepdims=True)
-    if np.any(s <= cut):
+    deficient = np.any(s <= cut, axis=-1)
+    if np.any(deficient & _hits(np.ndim(raw) - 2, g)):
         raise EvaluationError(
             "pinv: no gradient at a rank-deficient matrix (pinv jumps where the rank "
             "changes)", hint="pinv's gradient needs full rank: min(m, n) singular "
@@ -816,8 +817,11 @@ def _qr_vjp(g, out, a, *, mode="reduced"):
     m, n = np.shape(_raw(a))[-2:]
     q, r = out[..., :m, :], out[..., m:, :]
     gq, gr = g[..., :m, :], np.triu(g[..., m:, :])
-    if np.any(np.abs(np.diagonal(_raw(r), axis1=-2, axis2=-1)) == 0):
+    singular = np.any(np.diagonal(_raw(r), axis1=-2, axis2=-1) == 0, axis=-1)
+    if np.any(singular & _hits(np.ndim(_raw(a)) - 2, gq, gr)):
         raise EvaluationError("qr: no gradient at a matrix of lower rank (R is singular)")
+    if np.any(singular):  # no cotangent reaches those: any invertible stand-in
+        r = where(singular[..., None, None], np.eye(n), r)
     mm = r @ _swap(gr) - _swap(gq) @ q
     sym = np.tril(mm) + _swap(np.tril(mm, -1))
     return (gq + q @ sym) @ _swap(np.linalg.inv(r))
