@@ -270,6 +270,12 @@ DOT = [
     (("m", "n"), ("n",)),
     (("n",), ("n", "k")),
     (("m", "n"), ("n", "k")),
+    # N-d: a's last axis against b's second to last
+    (("b", "m", "n"), ("n",)),
+    (("b", "m", "n"), ("n", "k")),
+    (("n",), ("b", "n", "k")),
+    (("m", "n"), ("b", "n", "k")),
+    (("b", "m", "n"), ("c", "n", "k")),
 ]
 MATMUL = [
     (("n",), ("n",)),
@@ -323,9 +329,12 @@ def matrix_cases(batch: bool):
 def solve_cases(op):
     @st.composite
     def cases(draw):
-        a = draw(well_conditioned())
-        n = a.shape[0]
-        bshape = draw(st.sampled_from([(n,), (n, draw(st.integers(1, 3)))]))
+        # numpy 2: b is a vector only when 1-d, else a stack broadcast against a's
+        a = draw(well_conditioned(batch=True))
+        n = a.shape[-1]
+        k = draw(st.integers(1, 3))
+        stacks = [(), (1,), (2,)] if a.ndim == 2 else [(), a.shape[:-2], (1,)]
+        bshape = draw(st.sampled_from([(n,)] + [s + (n, k) for s in stacks]))
         b = draw(arrays(bshape, floats(*op.domain[1])))
         return Case([a, b], (0, 1))
 

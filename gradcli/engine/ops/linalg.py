@@ -59,8 +59,21 @@ def _products(*vjps):
     return support
 
 
+def _dot_nd(na: int, nb: int) -> tuple[str, str, str]:
+    """Subscripts of numpy's N-d dot (a's last axis against b's second to last):
+    a's, b's and the output's letters, ``z`` the axis summed over."""
+    fa = "abcdefghijklm"[: na - 1]
+    fb = "nopqrstuvwxy"[: max(nb - 2, 0)]
+    if nb == 1:
+        return fa + "z", "z", fa
+    return fa + "z", fb + "zZ", fa + fb + "Z"
+
+
 def _dot_vjp_a(g, out, a, b):
     na, nb = np.ndim(a), np.ndim(b)  # np.ndim: a constant may be a Python number
+    if na > 2 or nb > 2:
+        sa, sb, so = _dot_nd(na, nb)
+        return np.einsum(f"...{so},{sb}->...{sa}", g, b)
     if na == 0:
         return np.sum(g * b, axis=_out_axes(nb)) if nb else g * b
     if nb == 0:
@@ -70,6 +83,9 @@ def _dot_vjp_a(g, out, a, b):
 
 def _dot_vjp_b(g, out, a, b):
     na, nb = np.ndim(a), np.ndim(b)
+    if na > 2 or nb > 2:
+        sa, sb, so = _dot_nd(na, nb)
+        return np.einsum(f"...{so},{sa}->...{sb}", g, a)
     if nb == 0:
         return np.sum(g * a, axis=_out_axes(na)) if na else g * a
     if na == 0:
@@ -112,8 +128,7 @@ def _product_form(sp, a, b):
     shape=_dot_shape,
     sym=SAME, numpy=(np.dot,))
 def dot(a, b):
-    if np.ndim(a) > 2 or np.ndim(b) > 2:
-        raise ValueError("dot takes vectors and matrices; use matmul for stacks")
+    # N-d: a's last axis against b's second to last (numpy's rule, not matmul's)
     return np.dot(a, b)
 
 
@@ -257,9 +272,16 @@ def inv(a):
 
 
 def _solve_t(a, g, b):
-    """``solve(A^T, g)`` for every cotangent in ``g`` (batch + ``b.shape``), all
-    with one factorisation: numpy 2 reads a bare batch of vectors as a matrix."""
+    """``solve(A^T, g)`` for every cotangent in ``g`` (batch + the output's
+    shape), with one factorisation when A is one matrix: numpy 2 reads a bare
+    batch of vectors as a matrix."""
+    if np.ndim(a) > 2:  # a stack: numpy's broadcasting solve, vectors as columns
+        if np.ndim(b) == 1:
+            return np.linalg.solve(_swap(a), g[..., None])[..., 0]
+        return np.linalg.solve(_swap(a), g)
     if isinstance(g, Tensor) or isinstance(a, Tensor):  # create_graph: no batch
+        if np.ndim(b) == 1 and np.ndim(g) > 1:
+            return _swap(np.linalg.solve(_swap(a), _swap(g)))
         return np.linalg.solve(_swap(a), g)
     col = -1 if np.ndim(b) == 1 else -2  # the axis that solve consumes
     rhs = np.moveaxis(g, col, 0)
@@ -268,21 +290,28 @@ def _solve_t(a, g, b):
 
 
 def _solve_support(nz, out, a, b):
-    # x = inv(A) b: every entry of A reaches every x; b's column c reaches x's column c.
+    # x = inv(A) b: every entry of A reaches every x of its matrix; b's column c
+    # reaches x's column c.
     col = -1 if np.ndim(b) == 1 else -2
     rb = np.any(nz, axis=col, keepdims=True)
-    batch = nz.shape[: nz.ndim - np.ndim(b)]
-    ra = np.reshape(np.any(rb, axis=tuple(range(len(batch), rb.ndim))), batch + (1, 1))
+    ra = np.any(rb, axis=-1 if np.ndim(b) == 1 else (-2, -1))[..., None, None]
     return ra, rb
 
 
 def _solve_vjp_a(g, out, a, b):
     gb = _solve_t(a, g, b)
-    return -gb[..., :, None] * out if np.ndim(b) == 1 else -_mm(gb, _swap(out))
+    return -gb[..., :, None] * out[..., None, :] if np.ndim(b) == 1 else -_mm(gb, _swap(out))
+
+
+def _solve_shape(shapes, params):
+    a, b = (tuple(s) for s in shapes)
+    if len(b) == 1:
+        return a[:-1]
+    return np.broadcast_shapes(a[:-2], b[:-2]) + b[-2:]
 
 
 @op(_solve_vjp_a, lambda g, out, a, b: _solve_t(a, g, b),
-    grad_fn="LinalgSolveExBackward0", shape=NO_BIGGER, saves="both",
+    grad_fn="LinalgSolveExBackward0", shape=_solve_shape, saves="both",
     support=_solve_support,
     rule="db = solve(A^T, g); dA = -db x^T",
     sym=("array", lambda sp, a, b: np.dot(np.array(
@@ -291,10 +320,12 @@ def _solve_vjp_a(g, out, a, b):
     domain=("matrix", REALS),
     numpy=(np.linalg.solve,))
 def solve(a, b):
-    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
+    # numpy 2's rule: b is a vector only when 1-d, else a stack of matrices
+    # broadcast against a's stack.
+    if np.ndim(a) < 2 or np.ndim(b) < 1:
         raise ValueError(
-            f"solve takes a square matrix and a vector or matrix, not shapes "
-            f"{np.shape(a)} and {np.shape(b)}"
+            f"solve takes a square matrix (or a stack) and a vector or matrix (or a "
+            f"stack), not shapes {np.shape(a)} and {np.shape(b)}"
         )
     return np.linalg.solve(a, b)
 
