@@ -106,6 +106,7 @@ CASES = {
     "kron": "kron(x, A)",
     "tensordot": "tensordot(A, M, 1)",
     "cross": "cross(x, y) + cross(M, y)",
+    "sort": "sort(A) + sort(A, 0) + sort(x, None)",
 }
 # Ops no expression can reach, with the reason; the first test below keeps the two
 # lists complete.

@@ -338,3 +338,22 @@ def test_the_command_line_reports_a_missing_gradient_as_exit_3():
     assert exc.value.code == 3 and out.getvalue() == ""
     assert err.getvalue().startswith("error: pinv: no gradient at a rank-deficient")
     assert "Traceback" not in err.getvalue()
+
+
+# -- np.sort: the gradient through the permutation ---------------------------------
+def test_sort_sends_each_gradient_back_to_where_the_value_came_from():
+    x = np.array([3.0, 1.0, 2.0, 1.0])
+    w = np.array([1.0, 10.0, 100.0, 1000.0])
+    # sorted: x1, x3 (a tie keeps its order), x2, x0
+    g = grad_of(lambda t: gc.sum(np.sort(t) * gc.tensor(w)), x)
+    np.testing.assert_array_equal(g, [1000.0, 1.0, 100.0, 10.0])
+    assert gc.OPS["sort"].kink_at([x], {}) == gc.OPS["sort"].kink
+    assert gc.OPS["sort"].kink_at([np.array([2.0, 1.0])], {}) is None
+    a = np.array([[3.0, -1.0], [0.0, 5.0]])
+    w2 = np.array([[1.0, 2.0], [3.0, 4.0]])
+    # axis=0: column 0 becomes (0, 3), column 1 stays (-1, 5)
+    g = grad_of(lambda t: gc.sum(np.sort(t, axis=0) * gc.tensor(w2)), a)
+    np.testing.assert_array_equal(g, [[3.0, 2.0], [1.0, 4.0]])
+    # axis=None: the flat order (-1, 0, 3, 5)
+    g = grad_of(lambda t: gc.sum(np.sort(t, axis=None) * gc.tensor(w)), a)
+    np.testing.assert_array_equal(g, [[100.0, 1.0], [10.0, 1000.0]])
