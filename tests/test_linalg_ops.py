@@ -16,7 +16,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -124,8 +124,6 @@ def spread(draw, square=True, values=None):
                         elements=st.floats(-2.0, 2.0, allow_nan=False,
                                            allow_subnormal=False)))
     a = a + _offset(a.shape)
-    from hypothesis import assume
-
     assume(_gapped(a, values))
     if not square:
         assume(bool(np.all(np.linalg.svd(a, compute_uv=False) > 0.1)))
@@ -231,7 +229,7 @@ def test_pinv_of_a_column_by_hand():
 
 def test_eigh_by_hand_at_a_diagonal_matrix():
     a = np.diag([1.0, 3.0, 6.0])
-    w, v = np.linalg.eigh(gc.tensor(a))
+    v = np.linalg.eigh(gc.tensor(a)).eigenvectors
     np.testing.assert_array_equal(v.numpy(), np.eye(3))  # the signs assumed below
     # dw_k = v_k^T dA v_k: the gradient of sum(c * w) is diag(c)
     c = np.array([1.0, -2.0, 0.5])
@@ -248,7 +246,7 @@ def test_eigh_by_hand_at_a_diagonal_matrix():
 def test_svd_sum_of_singular_values_has_gradient_u_vh():
     # d sum(s) = tr(U^T dA V): the gradient is U Vh (any signs: U Vh is invariant)
     a = np.array([[2.0, 1.0, 0.0], [0.5, -1.0, 3.0]])
-    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    u, _, vh = np.linalg.svd(a, full_matrices=False)
     for kw in ({"full_matrices": False}, {"compute_uv": False}, {}):
         def f(x, kw=kw):
             r = np.linalg.svd(x, **kw)
@@ -332,9 +330,9 @@ def test_a_stack_with_a_nan_matrix_keeps_the_others():
 
 def test_the_command_line_reports_a_missing_gradient_as_exit_3():
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        with pytest.raises(SystemExit) as exc:
-            main(["eval", "sum(pinv(A))", "--A", "1,1;1,1"])
+    with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+          pytest.raises(SystemExit) as exc):
+        main(["eval", "sum(pinv(A))", "--A", "1,1;1,1"])
     assert exc.value.code == 3 and out.getvalue() == ""
     assert err.getvalue().startswith("error: pinv: no gradient at a rank-deficient")
     assert "Traceback" not in err.getvalue()
