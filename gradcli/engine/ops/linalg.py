@@ -550,7 +550,7 @@ def _cholesky_sym(sp, a, *, upper=False):
     n = a.shape[0]
     s = sp.Matrix(n, n, lambda i, j: a[i, j] if (j >= i) == upper or i == j
                   else a[j, i])
-    low = s.T.cholesky(hermitian=False) if upper else s.cholesky(hermitian=False)
+    low = s.cholesky(hermitian=False)  # s is symmetric: U = L^T
     return np.array((low.T if upper else low).tolist(), dtype=object)
 
 
@@ -755,7 +755,10 @@ def _svd_vjp(g, out, a, *, full_matrices=True, compute_uv=True, hermitian=False)
     m, n = np.shape(_raw(a))[-2:]
     k = min(m, n)
     if not compute_uv:  # S alone: U diag(gS) V^T (U and V of the point)
-        u, _, vh = svd(a, full_matrices=False)
+        if isinstance(a, Tensor):  # create_graph: U and V recorded
+            u, _, vh = svd(a, full_matrices=False)
+        else:
+            u, _, vh = _svd_unpack(_svd.forward(a, full_matrices=False), m, n, False)
         return (u * g[..., None, :]) @ vh
     u, s, vh = _svd_unpack(out, m, n, full_matrices)
     gu, gs, gvh = _svd_unpack(g, m, n, full_matrices)
