@@ -463,10 +463,11 @@ def _whole_matrix(nz, out, a, **params):
     return (np.any(nz, axis=(-2, -1), keepdims=True),)
 
 
-def _square(a, name: str) -> None:
+def _square(a, prefix: str = "") -> None:
+    """(An op's errors get its name in front; a composite gives it as ``prefix``.)"""
     shape = np.shape(a)
     if len(shape) < 2 or shape[-1] != shape[-2]:
-        raise ValueError(f"{name} takes a square matrix or a stack of them, not shape "
+        raise ValueError(f"{prefix}takes a square matrix or a stack of them, not shape "
                          f"{shape}")
 
 
@@ -525,13 +526,14 @@ def _slogdet_vjp(g, out, a):
     kink="at a singular A (sign 0, logabsdet -inf) the gradient raises",
     domain=("matrix",))
 def _slogdet(a):
-    _square(a, "slogdet")
+    _square(a)
     sign, logabsdet = np.linalg.slogdet(a)
     return np.stack([sign, logabsdet], axis=-1)
 
 
 def slogdet(a) -> SlogdetResult:
     """numpy.linalg.slogdet: (sign, logabsdet), the gradient through logabsdet."""
+    _square(a, "slogdet: ")
     p = _slogdet(a)
     return SlogdetResult(p[..., 0], p[..., 1])
 
@@ -561,7 +563,7 @@ def _cholesky_sym(sp, a, *, upper=False):
          "gradient is on that triangle, 0 on the other",
     sym=("array", _cholesky_sym), domain=("matrix",), numpy=(np.linalg.cholesky,))
 def cholesky(a, *, upper=False):
-    _square(a, "cholesky")
+    _square(a)
     return _on_finite(lambda x: np.linalg.cholesky(x, upper=upper), a,
                       _triangle(np.shape(a)[-1], upper))
 
@@ -575,7 +577,7 @@ def _matrix_power(a, *, n):
         n = operator.index(n)
     except TypeError:
         raise TypeError("matrix_power: the exponent must be an integer") from None
-    _square(a, "matrix_power")
+    _square(a, "matrix_power: ")
     if n == 0:  # the identity, whatever a holds (numpy's result)
         eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
         return where(np.ones(a.shape, dtype=bool), eye, a)
@@ -651,7 +653,7 @@ def _pinv_sym(sp, a, *, rcond=None, hermitian=False):
     sym=("array", _pinv_sym), domain=("matrix",), numpy=(np.linalg.pinv,))
 def pinv(a, *, rcond=None, hermitian=False):
     if np.ndim(a) < 2:
-        raise ValueError(f"pinv takes a matrix or a stack of them, not shape "
+        raise ValueError(f"takes a matrix or a stack of them, not shape "
                          f"{np.shape(a)}")
     return _on_finite(lambda x: np.linalg.pinv(x, rcond=rcond, hermitian=hermitian), a)
 
@@ -720,7 +722,7 @@ def _eigh_shape(shapes, params):
     kink="the eigenvectors' gradient raises at repeated eigenvalues",
     domain=("matrix",))
 def _eigh(a, *, UPLO="L"):
-    _square(a, "eigh")
+    _square(a)
 
     def packed(x):
         w, v = np.linalg.eigh(x, UPLO=UPLO)
@@ -732,6 +734,7 @@ def _eigh(a, *, UPLO="L"):
 def eigh(a, UPLO="L") -> EighResult:
     """numpy.linalg.eigh: (eigenvalues, eigenvectors) of a symmetric matrix (numpy
     reads its lower triangle, UPLO="U" the upper: the gradient lands there)."""
+    _square(a, "eigh: ")
     p = _eigh(a, UPLO=UPLO)
     return EighResult(p[..., 0, :], p[..., 1:, :])
 
@@ -808,6 +811,14 @@ def _svd_shape(shapes, params):
     return s[:-2] + (m * mu + k + nv * n,)
 
 
+def _svd_check(a, hermitian, prefix: str = "") -> None:
+    if np.ndim(a) < 2:
+        raise ValueError(f"{prefix}takes a matrix or a stack of them, not shape "
+                         f"{np.shape(a)}")
+    if hermitian:
+        raise ValueError(f"{prefix}gradcli takes hermitian=False only")
+
+
 @op(_svd_vjp, grad_fn="LinalgSvdBackward0", saves="both", expr=False, method=False,
     support=lambda nz, out, a, **params: (np.any(nz, axis=-1)[..., None, None],),
     shape=_svd_shape,
@@ -817,11 +828,7 @@ def _svd_shape(shapes, params):
          "ones of a non-square matrix); S's is U diag(gS) Vh everywhere",
     domain=("matrix",))
 def _svd(a, *, full_matrices=True, compute_uv=True, hermitian=False):
-    if np.ndim(a) < 2:
-        raise ValueError(f"svd takes a matrix or a stack of them, not shape "
-                         f"{np.shape(a)}")
-    if hermitian:
-        raise ValueError("svd: gradcli takes hermitian=False only")
+    _svd_check(a, hermitian)
     if not compute_uv:
         return _on_finite(lambda x: np.linalg.svd(x, compute_uv=False), a)
 
@@ -836,6 +843,7 @@ def _svd(a, *, full_matrices=True, compute_uv=True, hermitian=False):
 
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     """numpy.linalg.svd: (U, S, Vh), or S alone for compute_uv=False."""
+    _svd_check(a, hermitian, "svd: ")
     p = _svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
     if not compute_uv:
         return p
@@ -866,25 +874,30 @@ def _qr_shape(shapes, params):
     return s[:-2] + (s[-2] + s[-1], s[-1])
 
 
+def _qr_check(a, mode, prefix: str = "") -> None:
+    shape = np.shape(a)
+    if len(shape) < 2 or shape[-2] < shape[-1]:
+        raise ValueError(f"{prefix}gradcli takes a square or tall matrix (m >= n), not "
+                         f"shape {shape}")
+    if mode not in ("reduced", "complete") or (mode == "complete" and
+                                               shape[-2] != shape[-1]):
+        raise ValueError(f"{prefix}gradcli takes mode='reduced' (or 'complete' for a "
+                         f"square matrix), not {mode!r}")
+
+
 @op(_qr_vjp, grad_fn="LinalgQrBackward0", saves="both", expr=False, method=False,
     support=_whole_matrix, shape=_qr_shape,
     rule="(gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T (Walter and Lehmann 2018)",
     kink="m >= n and full rank only: the gradient raises at a singular R",
     domain=("matrix",))
 def _qr(a, *, mode="reduced"):
-    shape = np.shape(a)
-    if len(shape) < 2 or shape[-2] < shape[-1]:
-        raise ValueError(f"qr: gradcli takes a square or tall matrix (m >= n), not "
-                         f"shape {shape}")
-    if mode not in ("reduced", "complete") or (mode == "complete" and
-                                               shape[-2] != shape[-1]):
-        raise ValueError(f"qr: gradcli takes mode='reduced' (or 'complete' for a "
-                         f"square matrix), not {mode!r}")
+    _qr_check(a, mode)
     return _on_finite(lambda x: np.concatenate(np.linalg.qr(x, mode=mode), axis=-2), a)
 
 
 def qr(a, mode="reduced") -> QRResult:
     """numpy.linalg.qr, mode 'reduced', of a square or tall matrix: (Q, R)."""
+    _qr_check(a, mode, "qr: ")
     p = _qr(a, mode=mode)
     m = np.shape(a)[-2]
     return QRResult(p[..., :m, :], p[..., m:, :])
