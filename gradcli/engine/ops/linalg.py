@@ -602,8 +602,22 @@ def _matrix_power(a, *, n):
     return result
 
 
+def _inv_sym(sp, a):
+    """inv(a) as an object array: the adjugate over the determinant, both by
+    Laplace expansion (no elimination, no simplification: fast)."""
+    m = sp.Matrix(a.tolist())
+    return np.array(m.adjugate(method="laplace").tolist(), dtype=object) / m.det(
+        method="laplace")
+
+
 def _matrix_power_sym(sp, a, *, n):
-    return np.array((sp.Matrix(a.tolist()) ** int(n)).tolist(), dtype=object)
+    n = int(n)
+    if n < 0:
+        a, n = _inv_sym(sp, a), -n
+    out = np.array(sp.eye(a.shape[-1]).tolist(), dtype=object)
+    for _ in range(n):
+        out = out @ a
+    return out
 
 
 matrix_power = op(grad_fn="", rule="products of a (inv(a) for n < 0), by their rules",
@@ -642,7 +656,11 @@ def _pinv_vjp(g, out, a, *, rcond=None, hermitian=False):
 
 
 def _pinv_sym(sp, a, *, rcond=None, hermitian=False):
-    return np.array(sp.Matrix(a.tolist()).pinv().tolist(), dtype=object)
+    # full rank: (A^T A)^-1 A^T (tall) or A^T (A A^T)^-1 (wide)
+    at = a.T
+    if a.shape[0] >= a.shape[1]:
+        return _inv_sym(sp, at @ a) @ at
+    return at @ _inv_sym(sp, a @ at)
 
 
 @op(_pinv_vjp, grad_fn="LinalgPinvBackward0", saves="both", support=_whole_matrix,
