@@ -53,6 +53,9 @@ CASES = {
     "det": "det(M)",
     "inv": "inv(M)",
     "solve": "solve(M, x)",
+    "cholesky": "cholesky(M) + cholesky(M, True)",
+    "pinv": "pinv(A)",
+    "matrix_power": "matrix_power(M, 3) + matrix_power(M, -2) + matrix_power(M, 0)",
     "reshape": "reshape(A, (3, 2))",
     "concatenate": "concatenate([x, y, x])",
     "stack": "stack([x, y], axis=1)",
@@ -103,6 +106,7 @@ CASES = {
     "kron": "kron(x, A)",
     "tensordot": "tensordot(A, M, 1)",
     "cross": "cross(x, y) + cross(M, y)",
+    "sort": "sort(A) + sort(A, 0) + sort(x, None)",
 }
 # Ops no expression can reach, with the reason; the first test below keeps the two
 # lists complete.
@@ -115,6 +119,10 @@ INTERNAL = {
     "isfinite": "numpy interop only, bool result",
     "isnan": "numpy interop only, bool result",
     "isinf": "numpy interop only, bool result",
+    "_slogdet": "np.linalg.slogdet's packed results (a tuple is no expression value)",
+    "_eigh": "np.linalg.eigh's packed results (a tuple is no expression value)",
+    "_svd": "np.linalg.svd's packed results (a tuple is no expression value)",
+    "_qr": "np.linalg.qr's packed results (a tuple is no expression value)",
 }
 
 

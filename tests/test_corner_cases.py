@@ -70,7 +70,8 @@ MIXING = {
     "std": [([(2, 3)], {"axis": 0})],
     "softmax": [([(2, 3)], {"axis": 1}), ([(2, 3)], {"axis": 0})],
     "log_softmax": [([(2, 3)], {"axis": 1})],
-    "dot": [([(2, 3), (3,)], {}), ([(3,), (3, 2)], {}), ([(2, 3), (3, 2)], {})],
+    "dot": [([(2, 3), (3,)], {}), ([(3,), (3, 2)], {}), ([(2, 3), (3, 2)], {}),
+            ([(2, 2, 3), (2, 3, 2)], {})],
     "matmul": [
         ([(2, 3), (3, 2)], {}),
         ([(2, 2, 3), (3, 2)], {}),
@@ -81,7 +82,14 @@ MIXING = {
     "trace": [([(3, 3)], {})],
     "det": [(["stack"], {})],
     "inv": [(["stack"], {})],
-    "solve": [(["matrix", (3, 2)], {}), (["matrix", (3,)], {})],
+    "solve": [(["matrix", (3, 2)], {}), (["matrix", (3,)], {}), (["stack", (3,)], {}),
+              (["stack", (2, 3, 2)], {}), (["matrix", (2, 3, 1)], {})],
+    "cholesky": [(["stack"], {}), (["stack"], {"upper": True})],
+    "pinv": [(["stack"], {})],
+    "_slogdet": [(["stack"], {})],
+    "_eigh": [(["stack"], {}), (["stack"], {"UPLO": "U"})],
+    "_svd": [(["stack"], {"full_matrices": False}), (["stack"], {"compute_uv": False})],
+    "_qr": [(["stack"], {})],
     "transpose": [([(2, 3, 2)], {"axes": (1, 0, 2)})],
     "reshape": [([(2, 3)], {"shape": (3, 2)})],
     "broadcast_to": [([(3,)], {"shape": (2, 3)})],
@@ -470,12 +478,19 @@ def test_norm_second_derivatives(capsys):
             gc.grad(lambda a: gc.norm(a, **params).sum())(z).data)[k]), x)
             for k in range(x.size)]).reshape(x.shape + x.shape)
         np.testing.assert_allclose(H.data, fd, rtol=1e-5, atol=1e-6)
-    from gradcli.errors import EvaluationError
+    # the singular-value orders: through the SVD's derivative, which exists
+    # while the singular values are distinct
     for ord in (2, -2, "nuc"):
-        with pytest.raises(EvaluationError, match="no second derivative"):
-            gc.hessian(lambda a: gc.norm(a, ord=ord))(x)
-    code, out, err = run_cli(capsys, "hessian", "norm(A, 2)", "--A", "1,2;3,4")
-    assert code == 3 and "no second derivative for ord=2" in err and not out
+        H = gc.hessian(lambda a, ord=ord: gc.norm(a, ord=ord))(x)
+        fd = np.stack([central(lambda z, k=k, ord=ord: float(np.ravel(
+            gc.grad(lambda a: gc.norm(a, ord=ord))(z).data)[k]), x)
+            for k in range(x.size)]).reshape(x.shape + x.shape)
+        np.testing.assert_allclose(H.data, fd, rtol=1e-5, atol=1e-6)
+    from gradcli.errors import EvaluationError
+    with pytest.raises(EvaluationError, match="repeated singular values"):
+        gc.hessian(lambda a: gc.norm(a, ord="nuc"))(np.eye(2))
+    code, out, err = run_cli(capsys, "hessian", "norm(A, 2)", "--A", "1,0;0,1")
+    assert code == 3 and "repeated singular values" in err and not out
 
 
 @pytest.mark.parametrize("expr, sym", [

@@ -270,6 +270,12 @@ DOT = [
     (("m", "n"), ("n",)),
     (("n",), ("n", "k")),
     (("m", "n"), ("n", "k")),
+    # N-d: a's last axis against b's second to last
+    (("b", "m", "n"), ("n",)),
+    (("b", "m", "n"), ("n", "k")),
+    (("n",), ("b", "n", "k")),
+    (("m", "n"), ("b", "n", "k")),
+    (("b", "m", "n"), ("c", "n", "k")),
 ]
 MATMUL = [
     (("n",), ("n",)),
@@ -323,13 +329,112 @@ def matrix_cases(batch: bool):
 def solve_cases(op):
     @st.composite
     def cases(draw):
-        a = draw(well_conditioned())
-        n = a.shape[0]
-        bshape = draw(st.sampled_from([(n,), (n, draw(st.integers(1, 3)))]))
+        # numpy 2: b is a vector only when 1-d, else a stack broadcast against a's
+        a = draw(well_conditioned(batch=True))
+        n = a.shape[-1]
+        k = draw(st.integers(1, 3))
+        stacks = [(), (1,), (2,)] if a.ndim == 2 else [(), a.shape[:-2], (1,)]
+        bshape = draw(st.sampled_from([(n,)] + [s + (n, k) for s in stacks]))
         b = draw(arrays(bshape, floats(*op.domain[1])))
         return Case([a, b], (0, 1))
 
     return cases()
+
+
+def _spd_gap(a, upper=False) -> bool:
+    """The symmetric matrix numpy reads from ``a`` has eigenvalues 0.1 apart."""
+    w = np.linalg.eigvalsh(a, UPLO="U" if upper else "L")
+    return bool(np.all(np.diff(w, axis=-1) > 0.1)) if w.shape[-1] > 1 else True
+
+
+def _sv_gap(a) -> bool:
+    """Singular values 0.1 apart and above 0.1 (U and Vh then have gradients)."""
+    s = np.linalg.svd(a, compute_uv=False)
+    return bool(np.all(s > 0.1) and np.all(-np.diff(s, axis=-1) > 0.1))
+
+
+def _generic(a):
+    """``a`` plus a fixed irrational-looking offset: LAPACK's choice of signs for
+    eigenvectors (singular vectors) jumps at structured points (exact zeros,
+    equal entries: [[1, 1], [1, 1]]), where no finite difference sees a
+    derivative; hypothesis likes such points."""
+    return a + 0.01 * np.sin(np.arange(1, a.size + 1) * 1.618).reshape(a.shape)
+
+
+@st.composite
+def cholesky_cases(draw, op):
+    return Case([draw(well_conditioned(batch=True))], (0,), {"upper": draw(st.booleans())})
+
+
+@st.composite
+def matrix_power_cases(draw, op):
+    a = draw(well_conditioned(batch=True))
+    return Case([a / a.shape[-1]], (0,), {"n": draw(st.integers(-3, 5))})
+
+
+@st.composite
+def full_rank(draw, batch: bool = True):
+    """m x n, 1 <= m, n <= 4, a dominant identity block: full rank either way."""
+    m, n = draw(SIDE), draw(SIDE)
+    lead = (draw(st.integers(1, 2)),) if batch and draw(st.booleans()) else ()
+    return draw(arrays(lead + (m, n), UNIT_FLOATS)) + (min(m, n) + 1) * np.eye(m, n)
+
+
+@st.composite
+def pinv_cases(draw, op):
+    return Case([draw(full_rank())], (0,))
+
+
+@st.composite
+def eigh_cases(draw, op):
+    # Any square matrix: numpy reads one triangle, the gradient lands there.
+    n = draw(SIDE)
+    lead = (draw(st.integers(1, 2)),) if draw(st.booleans()) else ()
+    upper = draw(st.booleans())
+    a = draw(arrays(lead + (n, n), floats(-2.0, 2.0)).map(_generic).filter(
+        functools.partial(_spd_gap, upper=upper)))
+    return Case([a], (0,), {"UPLO": "U" if upper else "L"})
+
+
+@st.composite
+def svd_cases(draw, op):
+    m, n = draw(SIDE), draw(SIDE)
+    lead = (draw(st.integers(1, 2)),) if draw(st.booleans()) else ()
+    a = draw(arrays(lead + (m, n), floats(-2.0, 2.0)).map(_generic).filter(_sv_gap))
+    uv = draw(st.booleans())
+    # full_matrices adds columns of no defined gradient unless m == n
+    full = m == n and draw(st.booleans())
+    return Case([a], (0,), {"full_matrices": full, "compute_uv": uv})
+
+
+@st.composite
+def qr_cases(draw, op):
+    n = draw(SIDE)
+    m = draw(st.integers(n, 4))
+    lead = (draw(st.integers(1, 2)),) if draw(st.booleans()) else ()
+    a = draw(arrays(lead + (m, n), UNIT_FLOATS)) + (n + 1) * np.eye(m, n)
+    return Case([_generic(a)], (0,))
+
+
+def _slogdet_ref(a):
+    return np.stack(np.linalg.slogdet(a), axis=-1)
+
+
+def _eigh_ref(a, *, UPLO):
+    w, v = np.linalg.eigh(a, UPLO=UPLO)
+    return np.concatenate([w[..., None, :], v], axis=-2)
+
+
+def _svd_ref(a, *, full_matrices, compute_uv):
+    if not compute_uv:
+        return np.linalg.svd(a, compute_uv=False)
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return np.concatenate([u.reshape(s.shape[:-1] + (-1,)), s,
+                           vh.reshape(s.shape[:-1] + (-1,))], axis=-1)
+
+
+def _qr_ref(a):
+    return np.concatenate(np.linalg.qr(a), axis=-2)
 
 
 def trace_cases(op):
@@ -515,6 +620,14 @@ def one_input(make_params, min_dims=0, max_dims=3, max_side=3):
 
 def no_params(draw, shape):
     return {}
+
+
+@st.composite
+def sort_cases(draw, op):
+    # distinct values (no ties: the kink), any axis or None
+    shape = draw(shapes(1, 3, 3))
+    x = draw(arrays(shape, unique_grid(*op.domain[0]), unique=True))
+    return Case([x], (0,), {"axis": draw(st.sampled_from([None, *range(-len(shape), len(shape))]))})
 
 
 def flip_params(draw, shape):
@@ -875,6 +988,14 @@ SPECS: dict[str, Spec] = {
     "det": Spec(matrix_cases(batch=True), np.linalg.det, atol=1e-6),
     "inv": Spec(matrix_cases(batch=True), np.linalg.inv),
     "solve": Spec(solve_cases, np.linalg.solve),
+    "cholesky": Spec(cholesky_cases, lambda a, *, upper: np.linalg.cholesky(a, upper=upper)),
+    "matrix_power": Spec(matrix_power_cases, np.linalg.matrix_power),
+    "pinv": Spec(pinv_cases, np.linalg.pinv),
+    # the decompositions: their internal ops, results packed as numpy's tuples
+    "_slogdet": Spec(matrix_cases(batch=True), _slogdet_ref),
+    "_eigh": Spec(eigh_cases, _eigh_ref),
+    "_svd": Spec(svd_cases, _svd_ref),
+    "_qr": Spec(qr_cases, _qr_ref),
     # shape
     "reshape": Spec(reshape_cases, np.reshape),
     "broadcast_to": Spec(broadcast_to_cases, np.broadcast_to),
@@ -934,12 +1055,14 @@ SPECS: dict[str, Spec] = {
     "tensordot": Spec(tensordot_cases, np.tensordot),
     "cross": Spec(cross_cases, np.cross),
     "einsum": Spec(einsum_cases, _einsum_ref),
+    "sort": Spec(sort_cases, np.sort),
 }
 
 # Ops whose second derivative is zero wherever it exists (piecewise linear or
 # piecewise constant): their Hessian-vector product must be exactly 0 away from
 # the kinks; at the kinks it is undefined, so no second-order convention exists.
 PIECEWISE_LINEAR = {
+    "sort",
     "remainder",
     "mod",
     "fmod",
@@ -1555,7 +1678,7 @@ def test_numpy_functions_on_tensors(label):
         (lambda t: np.fft.fft(t), "fft"),
         (lambda t: np.add.reduce(t), "add.reduce"),
         (lambda t: np.multiply.accumulate(t), "multiply.accumulate"),
-        (lambda t: np.sort(t), "sort"),
+        (lambda t: np.partition(t, 1), "partition"),
         (lambda t: np.ediff1d(t), "ediff1d"),
         (lambda t: np.copysign(t, t), "copysign"),
         (lambda t: np.sin(t, out=np.empty(3)), "sin"),
@@ -1565,7 +1688,7 @@ def test_numpy_functions_on_tensors(label):
         "fft",
         "add.reduce",
         "multiply.accumulate",
-        "sort",
+        "partition",
         "ediff1d",
         "copysign",
         "sin-out",

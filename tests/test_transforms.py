@@ -630,7 +630,10 @@ SPECIAL = {
         ((2, 3), (3, 2)),
         ((), (3,)),
         ((2, 3), ()),
+        ((2, 2, 3), (3,)),
+        ((2, 3), (2, 3, 2)),
     ],
+    "solve": [("matrix", (3,)), ("matrix", (3, 2)), ("matrix", (2, 3, 2))],
     "inner": [((3,), (3,)), ((2, 3), (4, 3))],
     "matmul": [
         ((3,), (3,)),
@@ -701,6 +704,10 @@ SPECIAL = {
         ([(2, 2, 3), (3,)], {"subscripts": "...ij,j"}),
     ],
     "cumsum": [((2, 3), {}), ((2, 3), {"axis": 0}), ((2, 3), {"axis": -1})],
+    "matrix_power": [("matrix", {"n": 3}), ("matrix", {"n": -2}), ("matrix", {"n": 6})],
+    "cholesky": [("matrix",), ("matrix", {"upper": True})],
+    "_eigh": [("matrix",), ("matrix", {"UPLO": "U"})],
+    "_svd": [("matrix",), ("matrix", {"compute_uv": False})],
     "cumprod": [((2, 3), {}), ((2, 3), {"axis": 1})],
     "diff": [((2, 3), {}), ((3, 2), {"n": 2, "axis": 0})],
 }

@@ -540,3 +540,54 @@ def dsplit(ary, indices_or_sections) -> list:
 SPLITS = {np.split: split, np.array_split: array_split, np.hsplit: hsplit,
           np.vsplit: vsplit, np.dsplit: dsplit}
 NUMPY.update(SPLITS)  # numpy interop calls them like ops
+
+
+# -- sort: numpy's np.sort, a gather by the stable order ------------------------------
+def _sort(a, *, axis=-1, kind=None):
+    if axis is None:
+        a, axis = reshape(a, shape=(-1,)), 0
+    nd = np.ndim(a)
+    if not nd:
+        raise ValueError("sort: a 0-d array has no axis to sort (numpy: axis=None)")
+    ax = _axes(axis, nd)[0]
+    raw = getattr(a, "_data", a)
+    order = np.argsort(raw, axis=ax, kind="stable")  # ties: first come, first out
+    index = list(np.indices(np.shape(a), sparse=True))
+    index[ax] = order
+    return getitem(a, index=tuple(index))
+
+
+def _sort_sym(sp, a, *, axis=-1, kind=None):
+    """A sorting network of Min and Max along the axis (odd-even transposition)."""
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    x = np.moveaxis(np.array(a, dtype=object), axis, -1).copy()
+    n = x.shape[-1]
+    for step in range(n):
+        for i in range(step % 2, n - 1, 2):
+            lo = sp.map(sp.Min, x[..., i], x[..., i + 1])
+            hi = sp.map(sp.Max, x[..., i], x[..., i + 1])
+            x[..., i], x[..., i + 1] = lo, hi
+    return np.moveaxis(x, -1, axis)
+
+
+def _sort_ties(a, *, axis=-1, kind=None):
+    if axis is None:
+        a, axis = np.reshape(a, -1), 0
+    s = np.sort(a, axis=axis)
+    return np.any(np.diff(s, axis=axis) == 0)
+
+
+def _sort_shape(shapes, params):
+    return (math.prod(shapes[0]),) if params.get("axis", -1) is None else tuple(shapes[0])
+
+
+sort = op(grad_fn="", name="sort", rule="the gradient sent back through the permutation",
+          kink="ties keep their order (stable): the gradient of the k-th sorted value "
+               "goes to the first of the tied inputs still unsorted",
+          at_kink=_sort_ties, sym=("array", _sort_sym), numpy=(np.sort,),
+          shape=_sort_shape, method=False, fast=_sort)(_sort)
+sort.extra["composite"] = _sort
+sort.composite = True
+sort.fast_call = False
+sort.differentiable = True

@@ -7,11 +7,13 @@ two axes); a stack against one matrix is folded into one product (``_mm``).
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
-from ..op import MOVES, NO_BIGGER, REALS, SAME, op, required
-from .elementwise import scaled_form
+from ...errors import EvaluationError
+from ..op import MOVES, NO_BIGGER, NUMPY, REALS, SAME, op, required
+from .elementwise import scaled_form, where
 from ..tensor import Tensor
 
 
@@ -57,8 +59,21 @@ def _products(*vjps):
     return support
 
 
+def _dot_nd(na: int, nb: int) -> tuple[str, str, str]:
+    """Subscripts of numpy's N-d dot (a's last axis against b's second to last):
+    a's, b's and the output's letters, ``z`` the axis summed over."""
+    fa = "abcdefghijklm"[: na - 1]
+    fb = "nopqrstuvwxy"[: max(nb - 2, 0)]
+    if nb == 1:
+        return fa + "z", "z", fa
+    return fa + "z", fb + "zZ", fa + fb + "Z"
+
+
 def _dot_vjp_a(g, out, a, b):
     na, nb = np.ndim(a), np.ndim(b)  # np.ndim: a constant may be a Python number
+    if na > 2 or nb > 2:
+        sa, sb, so = _dot_nd(na, nb)
+        return np.einsum(f"...{so},{sb}->...{sa}", g, b)
     if na == 0:
         return np.sum(g * b, axis=_out_axes(nb)) if nb else g * b
     if nb == 0:
@@ -68,6 +83,9 @@ def _dot_vjp_a(g, out, a, b):
 
 def _dot_vjp_b(g, out, a, b):
     na, nb = np.ndim(a), np.ndim(b)
+    if na > 2 or nb > 2:
+        sa, sb, so = _dot_nd(na, nb)
+        return np.einsum(f"...{so},{sa}->...{sb}", g, a)
     if nb == 0:
         return np.sum(g * a, axis=_out_axes(na)) if na else g * a
     if na == 0:
@@ -110,8 +128,7 @@ def _product_form(sp, a, b):
     shape=_dot_shape,
     sym=SAME, numpy=(np.dot,))
 def dot(a, b):
-    if np.ndim(a) > 2 or np.ndim(b) > 2:
-        raise ValueError("dot takes vectors and matrices; use matmul for stacks")
+    # N-d: a's last axis against b's second to last (numpy's rule, not matmul's)
     return np.dot(a, b)
 
 
@@ -255,9 +272,16 @@ def inv(a):
 
 
 def _solve_t(a, g, b):
-    """``solve(A^T, g)`` for every cotangent in ``g`` (batch + ``b.shape``), all
-    with one factorisation: numpy 2 reads a bare batch of vectors as a matrix."""
+    """``solve(A^T, g)`` for every cotangent in ``g`` (batch + the output's
+    shape), with one factorisation when A is one matrix: numpy 2 reads a bare
+    batch of vectors as a matrix."""
+    if np.ndim(a) > 2:  # a stack: numpy's broadcasting solve, vectors as columns
+        if np.ndim(b) == 1:
+            return np.linalg.solve(_swap(a), g[..., None])[..., 0]
+        return np.linalg.solve(_swap(a), g)
     if isinstance(g, Tensor) or isinstance(a, Tensor):  # create_graph: no batch
+        if np.ndim(b) == 1 and np.ndim(g) > 1:
+            return _swap(np.linalg.solve(_swap(a), _swap(g)))
         return np.linalg.solve(_swap(a), g)
     col = -1 if np.ndim(b) == 1 else -2  # the axis that solve consumes
     rhs = np.moveaxis(g, col, 0)
@@ -266,21 +290,28 @@ def _solve_t(a, g, b):
 
 
 def _solve_support(nz, out, a, b):
-    # x = inv(A) b: every entry of A reaches every x; b's column c reaches x's column c.
+    # x = inv(A) b: every entry of A reaches every x of its matrix; b's column c
+    # reaches x's column c.
     col = -1 if np.ndim(b) == 1 else -2
     rb = np.any(nz, axis=col, keepdims=True)
-    batch = nz.shape[: nz.ndim - np.ndim(b)]
-    ra = np.reshape(np.any(rb, axis=tuple(range(len(batch), rb.ndim))), batch + (1, 1))
+    ra = np.any(rb, axis=-1 if np.ndim(b) == 1 else (-2, -1))[..., None, None]
     return ra, rb
 
 
 def _solve_vjp_a(g, out, a, b):
     gb = _solve_t(a, g, b)
-    return -gb[..., :, None] * out if np.ndim(b) == 1 else -_mm(gb, _swap(out))
+    return -gb[..., :, None] * out[..., None, :] if np.ndim(b) == 1 else -_mm(gb, _swap(out))
+
+
+def _solve_shape(shapes, params):
+    a, b = (tuple(s) for s in shapes)
+    if len(b) == 1:
+        return a[:-1]
+    return np.broadcast_shapes(a[:-2], b[:-2]) + b[-2:]
 
 
 @op(_solve_vjp_a, lambda g, out, a, b: _solve_t(a, g, b),
-    grad_fn="LinalgSolveExBackward0", shape=NO_BIGGER, saves="both",
+    grad_fn="LinalgSolveExBackward0", shape=_solve_shape, saves="both",
     support=_solve_support,
     rule="db = solve(A^T, g); dA = -db x^T",
     sym=("array", lambda sp, a, b: np.dot(np.array(
@@ -289,10 +320,12 @@ def _solve_vjp_a(g, out, a, b):
     domain=("matrix", REALS),
     numpy=(np.linalg.solve,))
 def solve(a, b):
-    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
+    # numpy 2's rule: b is a vector only when 1-d, else a stack of matrices
+    # broadcast against a's stack.
+    if np.ndim(a) < 2 or np.ndim(b) < 1:
         raise ValueError(
-            f"solve takes a square matrix and a vector or matrix, not shapes "
-            f"{np.shape(a)} and {np.shape(b)}"
+            f"solve takes a square matrix (or a stack) and a vector or matrix (or a "
+            f"stack), not shapes {np.shape(a)} and {np.shape(b)}"
         )
     return np.linalg.solve(a, b)
 
@@ -404,3 +437,491 @@ def einsum(xs, *, subscripts):
 
 einsum.extra["prepare"] = _einsum_arguments
 einsum.fast_call = False
+
+
+# -- matrix functions and decompositions ------------------------------------------
+# A decomposition has several results (numpy returns a named tuple), an op one
+# array: its op is internal (named with a leading underscore: no expression
+# name, no gc.* function) and returns its results packed along the last axis;
+# the numpy function (np.linalg.eigh(t), ...) runs it once and returns the named
+# tuple of slices (getitem views). Its one VJP gets the cotangents of all the
+# results at once, packed the same way: zeros for the results no one used.
+SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = namedtuple("QRResult", ["Q", "R"])
+
+
+def _raw(x):
+    """The values of a Tensor (rules run on Tensors under create_graph)."""
+    return getattr(x, "_data", x)
+
+
+def _whole_matrix(nz, out, a, **params):
+    """support: a nonzero cotangent anywhere in a matrix's results reaches all of
+    that matrix (the factorisations mix every entry)."""
+    return (np.any(nz, axis=(-2, -1), keepdims=True),)
+
+
+def _square(a, prefix: str = "") -> None:
+    """(An op's errors get its name in front; a composite gives it as ``prefix``.)"""
+    shape = np.shape(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{prefix}takes a square matrix or a stack of them, not shape "
+                         f"{shape}")
+
+
+def _on_finite(fn, a, read=None):
+    """``fn(a)``, except that a matrix of the stack with inf or nan among the
+    entries it reads (``read``: a mask, default all) gets nan results (LAPACK
+    would raise or not converge): inf and nan are results, and a stack's other
+    matrices keep theirs."""
+    a = np.asarray(a)
+    bad = ~np.isfinite(a) if read is None else ~np.isfinite(a) & read
+    ok = ~np.any(bad, axis=(-2, -1))
+    if ok.all():
+        return fn(a)
+    eye = np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype)
+    res = fn(np.where(ok[..., None, None], a, eye))
+    return np.where(ok.reshape(ok.shape + (1,) * (res.ndim - ok.ndim)), res, np.nan)
+
+
+def _triangle(n: int, upper: bool):
+    low = np.tri(n, dtype=bool)
+    return low.T if upper else low
+
+
+def _fold(m, upper: bool = False):
+    """The gradient of a function of a symmetric matrix that reads one triangle
+    of it (numpy's cholesky and eigh do), from ``m`` with <m, dA> its derivative
+    along symmetric dA: each entry of the triangle stands for two entries of A."""
+    n = m.shape[-1]
+    strict = np.tri(n, k=-1, dtype=bool)
+    if upper:
+        strict = strict.T
+    return where(strict, m + _swap(m), 0.0) + m * np.eye(n)
+
+
+def _phi(x):
+    """The lower triangle with the diagonal halved."""
+    return np.tril(x) - 0.5 * x * np.eye(x.shape[-1])
+
+
+# slogdet: (sign, log|det|) packed on a last axis of 2
+def _slogdet_vjp(g, out, a):
+    gl = g[..., 1]  # the sign is piecewise constant: no gradient through it
+    singular = _raw(out)[..., 0] == 0
+    if np.any(singular & (_raw(gl) != 0)):
+        raise EvaluationError(
+            "slogdet: no gradient at a singular matrix (logabsdet is -inf there)")
+    if np.any(singular):  # no cotangent reaches those: any invertible stand-in
+        a = where(singular[..., None, None], np.eye(a.shape[-1]), a)
+    return gl[..., None, None] * _swap(np.linalg.inv(a))
+
+
+@op(_slogdet_vjp, grad_fn="LinalgSlogdetBackward0", saves="both", expr=False,
+    method=False, support=lambda nz, out, a: (nz[..., 1][..., None, None],),
+    shape=lambda shapes, params: tuple(shapes[0][:-2]) + (2,),
+    rule="d logabsdet = inv(A)^T; the sign has zero gradient",
+    kink="at a singular A (sign 0, logabsdet -inf) the gradient raises",
+    domain=("matrix",))
+def _slogdet(a):
+    _square(a)
+    sign, logabsdet = np.linalg.slogdet(a)
+    return np.stack([sign, logabsdet], axis=-1)
+
+
+def slogdet(a) -> SlogdetResult:
+    """numpy.linalg.slogdet: (sign, logabsdet), the gradient through logabsdet."""
+    _square(a, "slogdet: ")
+    p = _slogdet(a)
+    return SlogdetResult(p[..., 0], p[..., 1])
+
+
+def _cholesky_vjp(g, out, a, *, upper=False):
+    # Murray (2016): with A = L L^T, dL = L Phi(L^-1 dA L^-T), so
+    # <G, dL> = <L^-T Phi(L^T G) L^-1, dA> for symmetric dA.
+    ell = _swap(out) if upper else out
+    gl = np.tril(_swap(g) if upper else g)  # the zero triangle is a constant
+    inv_l = np.linalg.inv(ell)
+    m = _swap(inv_l) @ _phi(_swap(ell) @ gl) @ inv_l
+    return _fold(m, upper)
+
+
+def _cholesky_sym(sp, a, *, upper=False):
+    n = a.shape[0]
+    s = sp.Matrix(n, n, lambda i, j: a[i, j] if (j >= i) == upper or i == j
+                  else a[j, i])
+    low = s.cholesky(hermitian=False)  # s is symmetric: U = L^T
+    return np.array((low.T if upper else low).tolist(), dtype=object)
+
+
+@op(_cholesky_vjp, grad_fn="LinalgCholeskyExBackward0", saves="out",
+    support=_whole_matrix, shape=NO_BIGGER,
+    rule="Phi(L^-T Phi(L^T G) L^-1) (Murray 2016), on the triangle numpy reads",
+    kink="numpy reads one triangle (the lower; upper=True: the upper): the "
+         "gradient is on that triangle, 0 on the other",
+    sym=("array", _cholesky_sym), domain=("matrix",), numpy=(np.linalg.cholesky,))
+def cholesky(a, *, upper=False):
+    _square(a)
+    return _on_finite(lambda x: np.linalg.cholesky(x, upper=upper), a,
+                      _triangle(np.shape(a)[-1], upper))
+
+
+# matrix_power: numpy's own sequence of products (so the same bits), from matmul
+# and inv, whose rules give its gradients of every order.
+def _matrix_power(a, *, n):
+    import operator
+
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError("matrix_power: the exponent must be an integer") from None
+    _square(a, "matrix_power: ")
+    if n == 0:  # the identity, whatever a holds (numpy's result)
+        eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
+        return where(np.ones(a.shape, dtype=bool), eye, a)
+    if n < 0:
+        a, n = inv(a), -n
+        if n == 1:
+            return a
+    if n == 1:
+        from .shape import reshape
+
+        return reshape(a, shape=a.shape)  # numpy's copy: a new node
+    if n == 2:
+        return matmul(a, a)
+    if n == 3:
+        return matmul(matmul(a, a), a)
+    z = result = None
+    while n > 0:
+        z = a if z is None else matmul(z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else matmul(result, z)
+    return result
+
+
+def _inv_sym(sp, a):
+    """inv(a) as an object array: the adjugate over the determinant, both by
+    Laplace expansion (no elimination, no simplification: fast)."""
+    m = sp.Matrix(a.tolist())
+    return np.array(m.adjugate(method="laplace").tolist(), dtype=object) / m.det(
+        method="laplace")
+
+
+def _matrix_power_sym(sp, a, *, n):
+    n = int(n)
+    if n < 0:
+        a, n = _inv_sym(sp, a), -n
+    out = np.array(sp.eye(a.shape[-1]).tolist(), dtype=object)
+    for _ in range(n):
+        out = out @ a
+    return out
+
+
+matrix_power = op(grad_fn="", rule="products of a (inv(a) for n < 0), by their rules",
+                  sym=("array", _matrix_power_sym), numpy=(np.linalg.matrix_power,),
+                  name="matrix_power", shape=NO_BIGGER, method=False,
+                  domain=("matrix",), fast=_matrix_power)(_matrix_power)
+matrix_power.extra["composite"] = _matrix_power
+matrix_power.composite = True
+matrix_power.fast_call = False
+matrix_power.differentiable = True
+
+
+def _pinv_vjp(g, out, a, *, rcond=None, hermitian=False):
+    # Golub and Pereyra (1973), for a matrix of full rank:
+    # dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X, X = pinv(A).
+    raw = _raw(a)
+    s = _on_finite(lambda y: np.linalg.svd(y, compute_uv=False, hermitian=hermitian), raw)
+    cut = (1e-15 if rcond is None else np.asarray(rcond)[..., None]) * np.max(
+        s, axis=-1, keepdims=True)
+    deficient = np.any(s <= cut, axis=-1)
+    if np.any(deficient & _hits(np.ndim(raw) - 2, g)):
+        raise EvaluationError(
+            "pinv: no gradient at a rank-deficient matrix (pinv jumps where the rank "
+            "changes)", hint="pinv's gradient needs full rank: min(m, n) singular "
+                             "values above rcond times the largest")
+    x = out
+    m, n = raw.shape[-2], raw.shape[-1]
+    gt = _swap(g)
+    left = np.eye(m) - a @ x
+    right = np.eye(n) - x @ a
+    grad = (-_swap(x) @ g @ _swap(x) + left @ gt @ (x @ _swap(x))
+            + (_swap(x) @ x) @ gt @ right)
+    if hermitian:  # numpy then reads the lower triangle only (through eigh)
+        return _fold(0.5 * (grad + _swap(grad)))
+    return grad
+
+
+def _pinv_sym(sp, a, *, rcond=None, hermitian=False):
+    # full rank: (A^T A)^-1 A^T (tall) or A^T (A A^T)^-1 (wide)
+    at = a.T
+    if a.shape[0] >= a.shape[1]:
+        return _inv_sym(sp, at @ a) @ at
+    return at @ _inv_sym(sp, a @ at)
+
+
+@op(_pinv_vjp, grad_fn="LinalgPinvBackward0", saves="both", support=_whole_matrix,
+    shape=lambda shapes, params: tuple(shapes[0][:-2]) + (shapes[0][-1], shapes[0][-2]),
+    rule="-X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A), X = pinv(A) "
+         "(Golub and Pereyra 1973)",
+    kink="full rank only: at a rank-deficient matrix the gradient raises",
+    sym=("array", _pinv_sym), domain=("matrix",), numpy=(np.linalg.pinv,))
+def pinv(a, *, rcond=None, hermitian=False):
+    if np.ndim(a) < 2:
+        raise ValueError(f"takes a matrix or a stack of them, not shape "
+                         f"{np.shape(a)}")
+    return _on_finite(lambda x: np.linalg.pinv(x, rcond=rcond, hermitian=hermitian), a)
+
+
+
+def _tie_tol(s):
+    """Values closer than this (of a stack's eigen- or singular values) count
+    as tied: n eps times the largest magnitude (numpy's matrix_rank tolerance)."""
+    big = np.max(np.abs(s), axis=-1, keepdims=True)
+    return big[..., None] * s.shape[-1] * np.finfo(np.float64).eps
+
+
+def _gaps(v, tol_from, name: str, what: str, g_hits):
+    """1 / (v_j - v_i) off the diagonal, 0 on it; raises when a cotangent that
+    needs it (``g_hits``) meets two values that tie."""
+    raw = _raw(v)
+    diff = raw[..., None, :] - raw[..., :, None]
+    n = raw.shape[-1]
+    off = ~np.eye(n, dtype=bool)
+    tied = np.any(off & (np.abs(diff) <= _tie_tol(_raw(tol_from))), axis=(-2, -1))
+    if np.any(tied & g_hits):
+        raise EvaluationError(
+            f"{name}: the gradient of the {what} is undefined at repeated "
+            f"{'eigenvalues' if name == 'eigh' else 'singular values'} (the "
+            f"{what} are not unique there)",
+            hint="differentiate only the eigenvalues / singular values there, or "
+                 "move off the tie")
+    use = off & ~tied[..., None, None]
+    d = v[..., None, :] - v[..., :, None]
+    return where(use, 1.0 / where(use, d, 1.0), 0.0)
+
+
+def _hits(stack: int, *gs):
+    """Per matrix of a stack of ``stack`` axes: whether any of the cotangents
+    ``gs`` (matrices, batch axes of a Jacobian in front) is nonzero there."""
+    out = False
+    for g in gs:
+        raw = np.asarray(_raw(g)) != 0
+        out = out | np.any(raw, axis=tuple(range(raw.ndim - 2 - stack)) +
+                           (raw.ndim - 2, raw.ndim - 1))
+    return out
+
+
+# eigh: packed as (n + 1, n), the eigenvalues on top of the eigenvectors
+def _eigh_vjp(g, out, a, *, UPLO="L"):
+    # A = V diag(w) V^T: dw_i = v_i^T dA v_i, dV = V (F * (V^T dA V)) with
+    # F_ij = 1 / (w_j - w_i) (Magnus 1985; Giles 2008), for symmetric dA.
+    w, v = out[..., 0, :], out[..., 1:, :]
+    gw, gv = g[..., 0, :], g[..., 1:, :]
+    hits = _hits(np.ndim(_raw(out)) - 2, gv)
+    f = _gaps(w, w, "eigh", "eigenvectors", hits)
+    n = v.shape[-1]
+    inner = gw[..., :, None] * np.eye(n) + f * (_swap(v) @ gv)
+    return _fold(v @ inner @ _swap(v), upper=UPLO == "U")
+
+
+def _eigh_shape(shapes, params):
+    s = tuple(shapes[0])
+    return s[:-2] + (s[-1] + 1, s[-1])
+
+
+@op(_eigh_vjp, grad_fn="LinalgEighBackward0", saves="out", expr=False, method=False,
+    support=_whole_matrix, shape=_eigh_shape,
+    rule="V (diag(gw) + F * (V^T gV)) V^T, F_ij = 1/(w_j - w_i), on the triangle "
+         "numpy reads",
+    kink="the eigenvectors' gradient raises at repeated eigenvalues",
+    domain=("matrix",))
+def _eigh(a, *, UPLO="L"):
+    _square(a)
+
+    def packed(x):
+        w, v = np.linalg.eigh(x, UPLO=UPLO)
+        return np.concatenate([w[..., None, :], v], axis=-2)
+
+    return _on_finite(packed, a, _triangle(np.shape(a)[-1], UPLO == "U"))
+
+
+def eigh(a, UPLO="L") -> EighResult:
+    """numpy.linalg.eigh: (eigenvalues, eigenvectors) of a symmetric matrix (numpy
+    reads its lower triangle, UPLO="U" the upper: the gradient lands there)."""
+    _square(a, "eigh: ")
+    p = _eigh(a, UPLO=UPLO)
+    return EighResult(p[..., 0, :], p[..., 1:, :])
+
+
+# svd: U, S and Vh flattened side by side on one last axis
+def _svd_sizes(m: int, n: int, full: bool) -> tuple[int, int, int]:
+    k = min(m, n)
+    return (m if full else k), k, (n if full else k)
+
+
+def _svd_unpack(p, m: int, n: int, full: bool):
+    mu, k, nv = _svd_sizes(m, n, full)
+    front = np.shape(p)[:-1]
+    u = np.reshape(p[..., : m * mu], front + (m, mu))
+    s = p[..., m * mu : m * mu + k]
+    vh = np.reshape(p[..., m * mu + k :], front + (nv, n))
+    return u, s, vh
+
+
+def _svd_vjp(g, out, a, *, full_matrices=True, compute_uv=True, hermitian=False):
+    m, n = np.shape(_raw(a))[-2:]
+    k = min(m, n)
+    if not compute_uv:  # S alone: U diag(gS) V^T (U and V of the point)
+        if isinstance(a, Tensor):  # create_graph: U and V recorded
+            u, _, vh = svd(a, full_matrices=False)
+        else:
+            u, _, vh = _svd_unpack(_svd.forward(a, full_matrices=False), m, n, False)
+        return (u * g[..., None, :]) @ vh
+    u, s, vh = _svd_unpack(out, m, n, full_matrices)
+    gu, gs, gvh = _svd_unpack(g, m, n, full_matrices)
+    if full_matrices and m != n:
+        extra = gu[..., :, k:] if m > n else gvh[..., k:, :]
+        if np.any(_raw(extra) != 0):
+            raise EvaluationError(
+                "svd: no gradient through the columns full_matrices=True adds (any "
+                "orthonormal completion would do)",
+                hint="use full_matrices=False")
+        u, gu, vh, gvh = u[..., :, :k], gu[..., :, :k], vh[..., :k, :], gvh[..., :k, :]
+    hits = _hits(np.ndim(_raw(a)) - 2, gu, gvh)
+    # Townsend (2016): with F_ij = 1 / (s_j^2 - s_i^2),
+    # gA = U [(F * (U^T gU - gU^T U)) S + diag(gS) + S (F * (V^T gV - gV^T V))] V^T
+    #      + (I - U U^T) gU S^-1 V^T + U S^-1 gV^T (I - V V^T)
+    raw_s = _raw(s)
+    zero = np.any(raw_s <= _tie_tol(raw_s)[..., 0], axis=-1)
+    if np.any(zero & hits) and (m != n or np.any(np.sum(raw_s <= _tie_tol(raw_s)[..., 0],
+                                                        axis=-1) > 1)):
+        raise EvaluationError(
+            "svd: the gradient of U and Vh is undefined at zero singular values of "
+            "a non-square matrix (or two of them)",
+            hint="differentiate only S there, or move off the degenerate point")
+    f = _gaps(s * s, s * s, "svd", "singular vectors", hits)
+    v, gv = _swap(vh), _swap(gvh)
+    ut_gu = _swap(u) @ gu
+    vt_gv = _swap(v) @ gv
+    inner = ((f * (ut_gu - _swap(ut_gu))) * s[..., None, :]
+             + gs[..., :, None] * np.eye(k)
+             + s[..., :, None] * (f * (vt_gv - _swap(vt_gv))))
+    grad = u @ inner @ vh
+    if m > k:
+        safe = where(raw_s > 0, s, 1.0)
+        grad = grad + ((gu - u @ ut_gu) / safe[..., None, :]) @ vh
+    if n > k:
+        safe = where(raw_s > 0, s, 1.0)
+        grad = grad + u @ (_swap(gv - v @ vt_gv) / safe[..., :, None])
+    return grad
+
+
+def _svd_shape(shapes, params):
+    s = tuple(shapes[0])
+    m, n = s[-2:]
+    if not params.get("compute_uv", True):
+        return s[:-2] + (min(m, n),)
+    mu, k, nv = _svd_sizes(m, n, params.get("full_matrices", True))
+    return s[:-2] + (m * mu + k + nv * n,)
+
+
+def _svd_check(a, hermitian, prefix: str = "") -> None:
+    if np.ndim(a) < 2:
+        raise ValueError(f"{prefix}takes a matrix or a stack of them, not shape "
+                         f"{np.shape(a)}")
+    if hermitian:
+        raise ValueError(f"{prefix}gradcli takes hermitian=False only")
+
+
+@op(_svd_vjp, grad_fn="LinalgSvdBackward0", saves="both", expr=False, method=False,
+    support=lambda nz, out, a, **params: (np.any(nz, axis=-1)[..., None, None],),
+    shape=_svd_shape,
+    rule="U [(F*(U^T gU - gU^T U)) S + diag(gS) + S (F*(V^T gV - gV^T V))] V^T + "
+         "(I - UU^T) gU S^-1 V^T + U S^-1 gV^T (I - VV^T) (Townsend 2016)",
+    kink="U's and Vh's gradient raises at repeated singular values (and at zero "
+         "ones of a non-square matrix); S's is U diag(gS) Vh everywhere",
+    domain=("matrix",))
+def _svd(a, *, full_matrices=True, compute_uv=True, hermitian=False):
+    _svd_check(a, hermitian)
+    if not compute_uv:
+        return _on_finite(lambda x: np.linalg.svd(x, compute_uv=False), a)
+
+    def packed(x):
+        u, s, vh = np.linalg.svd(x, full_matrices=full_matrices)
+        front = s.shape[:-1]
+        return np.concatenate([u.reshape(front + (-1,)), s, vh.reshape(front + (-1,))],
+                              axis=-1)
+
+    return _on_finite(packed, a)
+
+
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """numpy.linalg.svd: (U, S, Vh), or S alone for compute_uv=False."""
+    _svd_check(a, hermitian, "svd: ")
+    p = _svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
+    if not compute_uv:
+        return p
+    m, n = np.shape(a)[-2:]
+    return SVDResult(*_svd_unpack(p, m, n, full_matrices))
+
+
+# qr: Q (m, n) on top of R (n, n), for m >= n
+def _qr_vjp(g, out, a, *, mode="reduced"):
+    # m >= n (Walter and Lehmann 2018; Seeger et al. 2017): with
+    # M = R gR^T - gQ^T Q, gA = (gQ + Q copyltu(M)) R^-T, copyltu(M) the
+    # symmetric matrix with M's lower triangle.
+    m, n = np.shape(_raw(a))[-2:]
+    q, r = out[..., :m, :], out[..., m:, :]
+    gq, gr = g[..., :m, :], np.triu(g[..., m:, :])
+    singular = np.any(np.diagonal(_raw(r), axis1=-2, axis2=-1) == 0, axis=-1)
+    if np.any(singular & _hits(np.ndim(_raw(a)) - 2, gq, gr)):
+        raise EvaluationError("qr: no gradient at a matrix of lower rank (R is singular)")
+    if np.any(singular):  # no cotangent reaches those: any invertible stand-in
+        r = where(singular[..., None, None], np.eye(n), r)
+    mm = r @ _swap(gr) - _swap(gq) @ q
+    sym = np.tril(mm) + _swap(np.tril(mm, -1))
+    return (gq + q @ sym) @ _swap(np.linalg.inv(r))
+
+
+def _qr_shape(shapes, params):
+    s = tuple(shapes[0])
+    return s[:-2] + (s[-2] + s[-1], s[-1])
+
+
+def _qr_check(a, mode, prefix: str = "") -> None:
+    shape = np.shape(a)
+    if len(shape) < 2 or shape[-2] < shape[-1]:
+        raise ValueError(f"{prefix}gradcli takes a square or tall matrix (m >= n), not "
+                         f"shape {shape}")
+    if mode not in ("reduced", "complete") or (mode == "complete" and
+                                               shape[-2] != shape[-1]):
+        raise ValueError(f"{prefix}gradcli takes mode='reduced' (or 'complete' for a "
+                         f"square matrix), not {mode!r}")
+
+
+@op(_qr_vjp, grad_fn="LinalgQrBackward0", saves="both", expr=False, method=False,
+    support=_whole_matrix, shape=_qr_shape,
+    rule="(gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T (Walter and Lehmann 2018)",
+    kink="m >= n and full rank only: the gradient raises at a singular R",
+    domain=("matrix",))
+def _qr(a, *, mode="reduced"):
+    _qr_check(a, mode)
+    return _on_finite(lambda x: np.concatenate(np.linalg.qr(x, mode=mode), axis=-2), a)
+
+
+def qr(a, mode="reduced") -> QRResult:
+    """numpy.linalg.qr, mode 'reduced', of a square or tall matrix: (Q, R)."""
+    _qr_check(a, mode, "qr: ")
+    p = _qr(a, mode=mode)
+    m = np.shape(a)[-2]
+    return QRResult(p[..., :m, :], p[..., m:, :])
+
+
+# numpy's multi-result functions, called like ops on Tensors (np.linalg.eigh(t))
+DECOMPOSITIONS = {np.linalg.slogdet: slogdet, np.linalg.eigh: eigh, np.linalg.svd: svd,
+                  np.linalg.qr: qr}
+NUMPY.update(DECOMPOSITIONS)

@@ -14,7 +14,6 @@ import numpy as np
 
 from ..op import MOVES, NO_BIGGER, SAME, _axes, _from_end
 from ..op import op as _op
-from ...errors import EvaluationError
 from ..tensor import Tensor
 
 op = functools.partial(_op, shape=NO_BIGGER)
@@ -232,11 +231,16 @@ def _matrix_abs_sums(ord, axes):
 
 def _norm_vjp(g, out, x, *, ord=None, axis=None, keepdims=False):
     kind, axes = _norm_plan(x.ndim, ord, axis)
-    if kind == "matrix" and _svd_form(ord) and isinstance(x, Tensor):
-        raise EvaluationError(
-            f"norm: no second derivative for ord={ord!r} over a matrix (it would "
-            "need the derivative of the SVD)")
     ge = _expand(g, x.shape, axes, keepdims)
+    if kind == "matrix" and _svd_form(ord) and isinstance(x, Tensor):
+        # create_graph: U diag(w) V^T through the differentiable svd (its rule
+        # raises where U and V have no derivative: tied singular values)
+        from .linalg import svd
+
+        y = np.moveaxis(x, axes, (-2, -1))
+        u, s, vt = svd(y, full_matrices=False)
+        w = _svd_weights(s._data, ord, *y.shape[-2:])
+        return ge * np.moveaxis((u * w[..., None, :]) @ vt, (-2, -1), axes)
     o = _expand(out, x.shape, axes, keepdims)
     raw = getattr(x, "_data", x)
     raw_o = getattr(o, "_data", o)
