@@ -1867,6 +1867,22 @@ def test_einsum_takes_numpy_call_forms_and_diagonals_by_hand():
         gc.einsum("ij,jk", a)
 
 
+@pytest.mark.parametrize("optimize", [False, True, "greedy"])
+@pytest.mark.parametrize("n", [2, 70])  # 70x70: past the size where the rule uses BLAS
+def test_einsum_takes_optimize_as_numpy(optimize, n):
+    # The value is numpy's own call, bit for bit; d sum(A @ B) / dA = 1 B^T and
+    # / dB = A^T 1, by hand.
+    rng = np.random.default_rng(n)
+    A, B = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    a, b = f64(A), f64(B)
+    y = np.einsum("ij,jk->ik", a, b, optimize=optimize)
+    np.testing.assert_array_equal(y.data, np.einsum("ij,jk->ik", A, B, optimize=optimize))
+    ga, gb = grad_of(y.sum(), a, b)
+    ones = np.ones((n, n))
+    np.testing.assert_allclose(ga, ones @ B.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, A.T @ ones, rtol=1e-12, atol=1e-12)
+
+
 # -- split: lists of Tensors through numpy ------------------------------------------------
 SPLIT_CALLS = {
     "split sections": (lambda a: np.split(a, 2, axis=1), (3, 4)),
