@@ -58,7 +58,7 @@ class Block:
     """The derivative with respect to one input (a pair, for a Hessian)."""
 
     name: str
-    form: str  # "matrix", "elementwise" or "components"
+    form: str  # "closed" (a scalar's), "matrix", "elementwise" or "components"
     shape: tuple
     pieces: list[Piece]
     total: int  # components of the block
@@ -471,7 +471,7 @@ class _Job:
         block's shape (indexed alike) and scalar inputs; or None."""
         shape = block.shape
         if not shape:
-            return block[()], {}
+            return None  # a scalar's formula is its closed form
         alike = [n for n, s in self.shapes.items() if s == shape and n in self.tr.syms]
         scalars = {self.tr.syms[n][()] for n, s in self.shapes.items()
                    if s == () and n in self.tr.syms}
@@ -505,7 +505,8 @@ class _Job:
         if closed is not None and not closed.has(sp.OneMatrix, sp.Identity):
             piece = self.piece(name, closed)
             if piece is not None:
-                return Block(name, "matrix", shape, [piece], total, self.args(closed))
+                return Block(name, "matrix" if shape else "closed", shape, [piece], total,
+                             self.args(closed))
         if comps is not None:
             u = self.uniform(comps)
             diag = False
@@ -525,6 +526,11 @@ class _Job:
             piece = self.piece(name, closed)
             if piece is not None:
                 return Block(name, "matrix", shape, [piece], total, self.args(closed))
+        if comps is not None and not shape:
+            piece = self.piece(name, _simplify(comps[()], self.s.simplify))
+            if piece is None:
+                raise SymbolicSkip(f"{name}: {self.unprintable}")
+            return Block(name, "closed", shape, [piece], total, self.args(comps[()]))
         if comps is None:
             raise SymbolicSkip(f"no closed matrix form for {name}, and too many "
                                "components to differentiate one by one")

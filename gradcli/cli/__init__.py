@@ -20,7 +20,7 @@ import click
 from .. import __version__
 from ..errors import GradcliError, OutputError, UsageError
 from ..render import say
-from . import derivatives, evaluate, misc
+from . import derivatives, evaluate, formula, misc
 
 
 class _Unwritten(Exception):
@@ -63,6 +63,7 @@ def cli() -> None:
 for command in (evaluate.eval_command, evaluate.check_command, derivatives.jacobian_command,
                 derivatives.hessian_command, misc.graph_command, misc.ops_command):
     cli.add_command(command)
+cli.add_command(formula.diff_command), cli.add_command(formula.taylor_command)
 
 
 def _takes_value(token: str) -> bool:
