@@ -705,14 +705,14 @@ def verify(derived: Derived, expected: Mapping[str, np.ndarray],
 def numpy_function(derived: Derived, shapes: Mapping[str, tuple]) -> str:
     """A small Python module computing the formulas with numpy (a function per
     block; a block shown component by component only when all are shown)."""
-    out = ["import numpy as np", ""]
+    out = ["import numpy as np"]
     for b in derived.blocks:
         fname = b.name.replace(".", "_")
         if b.form == "components" and len(b.pieces) < b.total:
-            out += ["", f"# {b.name}: only {len(b.pieces)} of {b.total} components "
-                    "shown (--max-terms); no function", ""]
+            out += ["", "", f"# {b.name}: only {len(b.pieces)} of {b.total} components "
+                    "shown (--max-terms); no function"]
             continue
-        out += ["", f"def {fname}({', '.join(b.args)}):"]
+        out += ["", "", f"def {fname}({', '.join(b.args)}):"]
         if b.form == "components":
             items = ", ".join(p.numpy for p in b.pieces)
             out.append(f"    return np.array([{items}], dtype=float)"

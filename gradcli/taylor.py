@@ -507,8 +507,9 @@ def polynomial_text(e: Expansion) -> str:
     else:
         var = "t"
     terms = []
-    for k, c in enumerate(e.coefficients):
-        if c == 0 and k:
+    coefficients = e.coefficients
+    for k, c in enumerate(coefficients):
+        if c == 0 and (k or np.any(coefficients[1:] != 0)):
             continue
         mag = _number(abs(c)) if k == 0 or abs(c) != 1 else ""
         power = "" if k == 0 else var if k == 1 else f"{var}**{k}"
@@ -539,8 +540,9 @@ def polynomial_latex(e: Expansion) -> str:
     else:
         var = "t"
     parts = []
-    for k, c in enumerate(e.coefficients):
-        if c == 0 and k:
+    coefficients = e.coefficients
+    for k, c in enumerate(coefficients):
+        if c == 0 and (k or np.any(coefficients[1:] != 0)):
             continue
         mag = _latex_number(abs(c)) if k == 0 or abs(c) != 1 else ""
         power = "" if k == 0 else var if k == 1 else f"{var}^{{{k}}}"

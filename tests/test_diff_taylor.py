@@ -222,6 +222,7 @@ def test_taylor_plain_output_and_polynomial_round_trip():
     r = ok("taylor", "sin(x)", "--x", "0", "--order", "5")
     lines = r.out.splitlines()
     assert lines[:6] == ["value 0", "d1 1", "d2 0", "d3 -1", "d4 0", "d5 1"]
+    assert lines[6] == f"polynomial x - {1 / 6!r}*x**3 + {1 / 120!r}*x**5"
     poly = lines[6].removeprefix("polynomial ")
     # the polynomial is an expression: at x = 0.1 it is sin(0.1) to O(x**7)
     assert eval_value(poly, {"x": np.array(0.1)}) == pytest.approx(math.sin(0.1),
