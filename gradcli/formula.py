@@ -314,13 +314,23 @@ class _Spec:
     simplify: bool
 
 
+SIMPLIFY_OPS = 15  # sympy's simplify() only below this size: slow, and rarely shorter
+
+
 def _simplify(e, on: bool):
+    """The shortest of ``e`` and its cheap rewritings (by sympy's count_ops),
+    ``e`` itself on a tie: sympy's full simplify() is often slower than all the
+    rest together, and longer than what it started from."""
     if not on:
         return e
     try:
         if isinstance(e, sp.MatrixExpr):
             return _factor_right(e.doit())
-        return sp.simplify(e)
+        size = sp.count_ops(e)
+        candidates = [e, sp.factor_terms(e)]
+        if size <= SIMPLIFY_OPS:
+            candidates.append(sp.simplify(e))
+        return min(candidates, key=sp.count_ops)
     except Exception:  # sympy's simplification is a nicety, never a failure
         return e
 
@@ -614,14 +624,14 @@ def derive(
     start = time.monotonic()
     first = None if timeout is None else 0.6 * timeout
     try:
-        derived = Pending(_Job(spec).run, first).result()
+        derived = Pending(_Job(spec).run, first, warm=False).result()
     except SymbolicSkip as exc:
         if timeout is None or not str(exc).startswith("sympy took longer"):
             raise EvaluationError(f"no formula: {exc}") from exc
         spec.simplify = False
         rest = max(timeout - (time.monotonic() - start), 0.05)
         try:
-            derived = Pending(_Job(spec).run, rest).result()
+            derived = Pending(_Job(spec).run, rest, warm=False).result()
         except SymbolicSkip as exc2:
             why = (f"sympy took longer than --check-timeout ({timeout:g} s)"
                    if str(exc2).startswith("sympy took longer") else str(exc2))

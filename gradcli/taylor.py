@@ -455,7 +455,7 @@ def sympy_derivatives(target, inputs: Mapping[str, np.ndarray], name: str, order
     def task():
         return _sympy_task(target.tree, graph, point, name, order, along)
 
-    return Pending(task, timeout).result()
+    return Pending(task, timeout, warm=False).result()
 
 
 def _sympy_task(tree, graph, point, name, order, along):

@@ -248,7 +248,6 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
     """
     from .. import taylor
     from ..render import dumps, jsonable, say, text_value
-    from ..symbolic import SymbolicSkip
 
     opts["shape"] = ()
     tgt, inputs, _ = _setup(ctx, target, opts, shapes_allowed=False)
@@ -275,6 +274,8 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
                       max_elements=opts["max_elements"])
     check = None
     if not opts["no_check"]:
+        from ..symbolic import SymbolicSkip  # sympy: only for the check
+
         try:
             ref = taylor.sympy_derivatives(tgt, inputs, name, opts["order"], along=along,
                                            timeout=opts["check_timeout"])
