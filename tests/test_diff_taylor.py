@@ -176,6 +176,8 @@ def test_every_op_formula_round_trips_through_eval(name):
 
     target = f"sum({CASES[name]})"
     values = point(name)
+    if name in ("det", "inv", "solve"):  # 2 x 2: a 3 x 3 inverse's formulas are slow
+        values["M"], values["x"] = values["M"][:2, :2], values["x"][:2]
     tree = parse(target, inputs=set(values), ops=OPS)
     values = {n: v for n, v in values.items() if n in free_names(tree)}
     if name in NO_FORM:
