@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import EvaluationError
 
-__all__ = ["Expansion", "expand", "polynomial_latex", "polynomial_text",
+__all__ = ["Expansion", "expand", "nested", "polynomial_latex", "polynomial_text",
            "sympy_derivatives"]
 
 MAX_ORDER = 20
@@ -165,7 +165,7 @@ class _NoRule(Exception):
 _BILINEAR = {"mul", "dot", "matmul", "outer", "inner", "kron", "tensordot", "cross"}
 _CONSTANT = {"sign", "floor", "ceil", "less", "less_equal", "greater", "greater_equal",
              "equal", "not_equal", "isfinite", "isnan", "isinf", "logical_and",
-             "logical_or", "logical_not", "remainder_int"}
+             "logical_or", "logical_not"}
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
@@ -410,6 +410,89 @@ class _JetBackend:
     def _clip(self, x, lo, hi):
         inside = (x[0] >= lo[0]) & (x[0] <= hi[0])
         return np.where(inside, x, np.where(x[0] < lo[0], lo, hi))
+
+    # reductions: composed of the rules above; the value itself is the op's own
+    def _exact(self, y, name, args, params):
+        from .engine.ops import OPS
+
+        y[0] = _run(OPS[name], [a[0] for a in args], params)
+        return y
+
+    def _shifted(self, x, axis):
+        """x less its maximum (a constant: only the value moves), for exp."""
+        out = x.copy()
+        out[0] = x[0] - np.max(x[0], axis=axis, keepdims=True)
+        return out
+
+    def _logsumexp(self, x, axis=None, keepdims=False):
+        e = self._exp(self._shifted(x, axis))
+        y = self._log(self.apply("sum", [e], {"axis": axis, "keepdims": keepdims}))
+        return self._exact(y, "logsumexp", [x], {"axis": axis, "keepdims": keepdims})
+
+    def _softmax(self, x, axis=-1):
+        e = self._exp(self._shifted(x, axis))
+        y = self._div(e, self.apply("sum", [e], {"axis": axis, "keepdims": True}))
+        return self._exact(y, "softmax", [x], {"axis": axis})
+
+    def _log_softmax(self, x, axis=-1):
+        y = x - self._logsumexp(x, axis=axis, keepdims=True)
+        return self._exact(y, "log_softmax", [x], {"axis": axis})
+
+    def _var(self, x, axis=None, ddof=0, keepdims=False):
+        mu = self.apply("mean", [x], {"axis": axis, "keepdims": True})
+        c = x - mu
+        total = self.apply("sum", [self.apply("mul", [c, c], {})],
+                           {"axis": axis, "keepdims": keepdims})
+        count = x[0].size // max(mu[0].size, 1)
+        y = total / (count - ddof)
+        return self._exact(y, "var", [x], {"axis": axis, "ddof": ddof, "keepdims": keepdims})
+
+    def _std(self, x, axis=None, ddof=0, keepdims=False):
+        y = self._sqrt(self._var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+        return self._exact(y, "std", [x], {"axis": axis, "ddof": ddof, "keepdims": keepdims})
+
+    def _norm(self, x, ord=None, axis=None, keepdims=False):
+        if ord is not None or isinstance(axis, (tuple, list)):
+            raise _NoRule("norm with ord or a pair of axes")
+        y = self._sqrt(self.apply("sum", [self.apply("mul", [x, x], {})],
+                                  {"axis": axis, "keepdims": keepdims}))
+        return self._exact(y, "norm", [x], {"ord": ord, "axis": axis, "keepdims": keepdims})
+
+    def _extreme_of(self, x, axis, keepdims, name):
+        m0 = (np.max if name == "max" else np.min)(x[0], axis=axis, keepdims=True)
+        mask = x[0] == m0
+        count = mask.sum(axis=axis, keepdims=True)
+        if np.any(count > 1):
+            self.note(f"a tie of {name} at the point: the expansion shares it evenly, "
+                      "as the engine's gradient does")
+        y = np.stack([np.sum(x[k] * mask / count, axis=axis, keepdims=keepdims)
+                      for k in range(self.n)])
+        return self._exact(y, name, [x], {"axis": axis, "keepdims": keepdims})
+
+    def _max(self, x, axis=None, keepdims=False):
+        return self._extreme_of(x, axis, keepdims, "max")
+
+    def _min(self, x, axis=None, keepdims=False):
+        return self._extreme_of(x, axis, keepdims, "min")
+
+    def _det(self, a):
+        """det(A0) exp(sum_m (-1)^(m+1) tr(E^m) / m), E = A0^-1 (A - A0): E has
+        no constant term, so the sum stops at the order."""
+        if a.ndim != 3:
+            raise _NoRule("det of a stack of matrices")
+        try:
+            a0_inv = np.linalg.inv(a[0])
+        except np.linalg.LinAlgError as exc:
+            raise _NoRule("det of a singular matrix") from exc
+        e = a.copy()
+        e[0] = 0.0
+        e = self.apply("matmul", [self.const(a0_inv), e], {})
+        power, log = e, np.zeros(self.n)
+        for m in range(1, self.n):
+            log += (-1) ** (m + 1) / m * np.trace(power, axis1=1, axis2=2)
+            power = self.apply("matmul", [power, e], {})
+        y = np.linalg.det(a[0]) * self._exp(log)
+        return self._exact(y, "det", [a], {})
 
     # matrices
     def _inv(self, a):

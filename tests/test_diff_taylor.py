@@ -236,7 +236,12 @@ def test_taylor_plain_output_and_polynomial_round_trip():
 EXPRESSIONS = ["tanh(x)*log(1+x**2)", "x**2.5 + sqrt(x)*arctan(x) + arcsin(x/2)",
                "sigmoid(x) + softplus(x) + cosh(x)/tan(x) + x**3",
                "sum(inv(stack([stack([x, 1]), stack([2, x**2])])))",
-               "maximum(x, 0.1) + relu(x) * abs(x) + arctanh(x/2) + log10(x) + exp2(x)"]
+               "maximum(x, 0.1) + relu(x) * abs(x) + arctanh(x/2) + log10(x) + exp2(x)",
+               "logsumexp(stack([x, 2*x, sin(x)])) + max(stack([x, x**2, 0.5]))",
+               "sum(softmax(stack([x, x**2, 1])) * stack([1, 2, 3]))"
+               " + var(stack([x, x**2, 1])) + std(stack([x, exp(x), 1]))",
+               "sum(log_softmax(stack([x, x**2, 1]))) + norm(stack([x, exp(x), 1]))",
+               "det(stack([stack([x, 1, x]), stack([2, x**2, 1]), stack([0, sin(x), 3])]))"]
 
 
 @pytest.mark.parametrize("target", EXPRESSIONS)
