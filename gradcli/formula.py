@@ -185,7 +185,7 @@ class _Printer:
         return _Out("".join(parts), _ADD, kinds.pop())
 
     def mul(self, e) -> _Out:
-        coeff, rest = e.as_coeff_Mul()
+        coeff, _ = e.as_coeff_Mul()
         if coeff.is_negative:
             o = self.p(-e)
             return _Out("-" + self.wrap(o, _MUL - 1), _NEG, o.kind)
@@ -719,8 +719,8 @@ def numpy_function(derived: Derived, shapes: Mapping[str, tuple]) -> str:
     for b in derived.blocks:
         fname = b.name.replace(".", "_")
         if b.form == "components" and len(b.pieces) < b.total:
-            out += ["", "", f"# {b.name}: only {len(b.pieces)} of {b.total} components "
-                    "shown (--max-terms); no function"]
+            out += ["", "", (f"# {b.name}: only {len(b.pieces)} of {b.total} "
+                             "components shown (--max-terms); no function")]
             continue
         out += ["", "", f"def {fname}({', '.join(b.args)}):"]
         if b.form == "components":

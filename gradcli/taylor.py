@@ -112,8 +112,8 @@ def nested(target, inputs: Mapping[str, np.ndarray], name: str, order: int, *,
     independent reference in the tests.
 
     >>> from gradcli.compute import prepare
-    >>> nested(prepare("sin(x)", ["x"]), {"x": np.array(0.0)}, "x", 3).derivatives.tolist()
-    [0.0, 1.0, 0.0, -1.0]
+    >>> nested(prepare("exp(2*x)", ["x"]), {"x": np.array(0.0)}, "x", 3).derivatives.tolist()
+    [1.0, 2.0, 4.0, 8.0]
     """
     from .autograd import grad
     from .compute import _default_dtype, _graph_of, call

@@ -238,8 +238,8 @@ EXPRESSIONS = ["tanh(x)*log(1+x**2)", "x**2.5 + sqrt(x)*arctan(x) + arcsin(x/2)"
                "sum(inv(stack([stack([x, 1]), stack([2, x**2])])))",
                "maximum(x, 0.1) + relu(x) * abs(x) + arctanh(x/2) + log10(x) + exp2(x)",
                "logsumexp(stack([x, 2*x, sin(x)])) + max(stack([x, x**2, 0.5]))",
-               "sum(softmax(stack([x, x**2, 1])) * stack([1, 2, 3]))"
-               " + var(stack([x, x**2, 1])) + std(stack([x, exp(x), 1]))",
+               ("sum(softmax(stack([x, x**2, 1])) * stack([1, 2, 3]))"
+                " + var(stack([x, x**2, 1])) + std(stack([x, exp(x), 1]))"),
                "sum(log_softmax(stack([x, x**2, 1]))) + norm(stack([x, exp(x), 1]))",
                "det(stack([stack([x, 1, x]), stack([2, x**2, 1]), stack([0, sin(x), 3])]))"]
 

@@ -9,9 +9,19 @@ import click
 import numpy as np
 
 from ..errors import EvaluationError, UsageError
-from .options import (EXTRA, Seconds, _raise_option_mistake, collect_inputs,
-                      format_options, normalise, out_format, read_inputs, read_shapes,
-                      shape_option, _NAMED)
+from .options import (
+    _NAMED,
+    EXTRA,
+    Seconds,
+    _raise_option_mistake,
+    collect_inputs,
+    format_options,
+    normalise,
+    out_format,
+    read_inputs,
+    read_shapes,
+    shape_option,
+)
 
 FORMATS = ("plain", "json", "table")
 
