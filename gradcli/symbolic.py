@@ -212,7 +212,7 @@ class Pending:
     (Linux), else a daemon thread; without a budget, run by ``result()`` itself."""
 
     def __init__(self, task: Callable[[], Symbolic], timeout: float | None,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, warm: bool = True) -> None:
         self.task = task
         self.timeout = timeout
         self.worker = self.receive = self.thread = None
@@ -224,7 +224,8 @@ class Pending:
             sys.platform.startswith("linux")
             and "fork" in multiprocessing.get_all_start_methods()
         ):
-            _warm()
+            if warm:  # a single worker gains nothing from it
+                _warm()
             self.worker, self.receive = _fork(task)
         else:
             self.thread = threading.Thread(

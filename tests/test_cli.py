@@ -1760,3 +1760,20 @@ def test_read_shapes_refuses(pair):
 
     with pytest.raises(UsageError, match="--shape"):
         read_shapes((pair,))
+
+
+@pytest.mark.parametrize("argv", [
+    ["diff", "x*x", "--shape", "x=", "--latex", "-h"],   # a flag of diff's
+    ["graph", "x*x", "--x", "1", "--full", "-h"],
+    ["check", "x*x", "--x", "1", "--all", "-h"],
+])
+def test_h_after_a_flag_is_help(argv):
+    # -h is help unless it is a value; whether the option before it takes one is
+    # the command's own declaration (diff's --hessian is a flag, check's a file).
+    r = ok(*argv)
+    assert r.out.startswith(f"Usage: gradcli {argv[0]} ")
+
+
+def test_h_after_an_option_that_takes_a_value_is_that_value():
+    r = run("check", "x*x", "--x", "1", "--hessian", "-h")
+    assert r.code == 2 and r.out == "" and "-h" in r.err

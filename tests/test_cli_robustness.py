@@ -361,7 +361,7 @@ def test_the_completion_script_generates(shell, marker):
     assert f"_GRADCLI_COMPLETE={shell}_complete" in p.stdout
 
 
-COMMANDS = ["check", "eval", "graph", "hessian", "jacobian", "ops", "plot"]
+COMMANDS = ["check", "diff", "eval", "graph", "hessian", "jacobian", "ops", "plot", "taylor"]
 
 
 def test_bash_completes_commands_and_options():

@@ -20,7 +20,7 @@ import click
 from .. import __version__
 from ..errors import GradcliError, OutputError, UsageError
 from ..render import say
-from . import derivatives, evaluate, misc
+from . import derivatives, evaluate, formula, misc
 from . import plot as plot_cli
 
 
@@ -64,16 +64,22 @@ def cli() -> None:
 for command in (evaluate.eval_command, evaluate.check_command, derivatives.jacobian_command,
                 derivatives.hessian_command, misc.graph_command, misc.ops_command):
     cli.add_command(command)
-cli.add_command(plot_cli.plot_command)
+for command in (plot_cli.plot_command, formula.diff_command, formula.taylor_command):
+    cli.add_command(command)
 
 
-def _takes_value(token: str) -> bool:
-    """``--NAME`` without ``=``: the next token is its value."""
-    return token.startswith("--") and "=" not in token and token not in _FLAGS
+def _takes_value(token: str, flags: set[str]) -> bool:
+    """``--NAME`` without ``=``: the next token is its value, unless NAME is a flag."""
+    return token.startswith("--") and "=" not in token and token not in flags
 
 
-_FLAGS = {"--json", "--strict", "--debug", "--no-grad", "--check", "--help", "--version",
-          "--echo-inputs", "--all"}
+def _flags(args: list[str]) -> set[str]:
+    """The options of the command ``args`` names that take no value (``--hessian``
+    is one of diff's, and takes a file in check)."""
+    command = cli.commands.get(args[0]) if args else None
+    params = [*cli.params, *(command.params if command is not None else ())]
+    return {"--help", *(o for p in params if getattr(p, "is_flag", False)
+                        for o in (*p.opts, *p.secondary_opts))}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     # -h is --help (subcommands declare only --help; see options.EXTRA), unless it
     # is the value of an input: --h-like names take the next token.
-    args = ["--help" if a == "-h" and not (i and _takes_value(args[i - 1])) else a
+    flags = _flags(args)
+    args = ["--help" if a == "-h" and not (i and _takes_value(args[i - 1], flags)) else a
             for i, a in enumerate(args)]
     debug = "--debug" in args
     _guard_stdout()

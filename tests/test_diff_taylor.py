@@ -1,0 +1,292 @@
+"""`gradcli diff` and `gradcli taylor`.
+
+diff: formulas against hand-derived derivatives; every printed formula pasted back
+into `gradcli eval` (the round trip) and compared with the engine's derivative, for
+every op of the op table that sympy has a form for; the --numpy function run and
+compared likewise. taylor: coefficients against hand-derived series (exp, sin,
+1/(1-x)), against sympy, and Taylor mode against nested reverse mode. Error cases
+exit cleanly with their documented codes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from test_backends import CASES, point
+from test_cli import run
+
+from gradcli.engine.ops import OPS
+
+
+def ok(*argv: str):
+    r = run(*argv)
+    assert r.code == 0, f"exit {r.code}\nstdout: {r.out[:300]}\nstderr: {r.err}"
+    return r
+
+
+def formulas(*argv: str) -> dict[str, str]:
+    """``name = text`` lines of plain output."""
+    out = {}
+    for line in ok(*argv).out.splitlines():
+        name, _, text = line.partition(" = ")
+        out[name] = text
+    return out
+
+
+def value_args(values: dict[str, np.ndarray]) -> list[str]:
+    out = []
+    for n, v in values.items():
+        v = np.asarray(v, dtype=np.float64)
+        text = (repr(float(v)) if v.ndim == 0 else ",".join(map(repr, v.tolist())) if
+                v.ndim == 1 else ";".join(",".join(map(repr, r)) for r in v.tolist()))
+        out += [f"--{n}", text]
+    return out
+
+
+def eval_value(text: str, values: dict[str, np.ndarray]) -> np.ndarray:
+    """A formula pasted into `gradcli eval` (only the inputs it uses)."""
+    from gradcli.parse import free_names, parse
+
+    used = free_names(parse(text, inputs=set(values), ops=OPS))
+    r = ok("eval", text, "--json", "--no-grad",
+           *value_args({n: v for n, v in values.items() if n in used}))
+    return np.asarray(json.loads(r.out)["value"], dtype=np.float64)
+
+
+def engine_gradient(target: str, values, wrt=None) -> dict[str, np.ndarray]:
+    args = ["eval", target, "--json", *value_args(values)]
+    for n in wrt or []:
+        args += ["--wrt", n]
+    return {k: np.asarray(v, dtype=np.float64)
+            for k, v in json.loads(ok(*args).out)["grad"].items()}
+
+
+# -- diff: hand-derived ---------------------------------------------------------------
+def test_the_issues_examples():
+    assert formulas("diff", "2*dot(x,x)", "--shape", "x=4") == {"grad.x": "4*x"}
+    assert formulas("diff", "x @ A @ x", "--shape", "x=3", "--shape", "A=3,3",
+                    "--wrt", "x") == {"grad.x": "(A + A.T) @ x"}
+
+
+def test_hand_derived_formulas_evaluate_to_the_hand_derived_values():
+    rng = np.random.default_rng(1)
+    x, A = rng.normal(size=3), rng.normal(size=(3, 3))
+    got = formulas("diff", "x @ A @ x", *value_args({"x": x, "A": A}))
+    np.testing.assert_allclose(eval_value(got["grad.x"], {"x": x, "A": A}),
+                               (A + A.T) @ x, rtol=1e-12)
+    np.testing.assert_allclose(eval_value(got["grad.A"], {"x": x, "A": A}),
+                               np.outer(x, x), rtol=1e-12)
+    hess = formulas("diff", "x @ A @ x", *value_args({"x": x, "A": A}), "--wrt", "x",
+                    "--hessian")
+    np.testing.assert_allclose(eval_value(hess["hessian.x.x"], {"x": x, "A": A}),
+                               A + A.T, rtol=1e-12)
+    jac = formulas("diff", "A @ x", *value_args({"x": x, "A": A}), "--jacobian",
+                   "--wrt", "x")
+    np.testing.assert_allclose(eval_value(jac["jacobian.x"], {"x": x, "A": A}), A)
+    # elementwise: d/dx sum(sin(x) x) = x cos(x) + sin(x), at any x
+    el = formulas("diff", "sum(sin(x)*x)", "--shape", "x=5")
+    np.testing.assert_allclose(eval_value(el["grad.x"], {"x": x}),
+                               x * np.cos(x) + np.sin(x), rtol=1e-12)
+    sc = formulas("diff", "s*dot(x,x) + log(s)", "--shape", "x=3", "--shape", "s=")
+    np.testing.assert_allclose(eval_value(sc["grad.s"], {"x": x, "s": np.array(2.0)}),
+                               x @ x + 0.5, rtol=1e-12)
+
+
+def test_no_closed_form_prints_components_bounded_by_max_terms():
+    r = ok("diff", "sum(x)**2", "--x", "0,1,2,3", "--max-terms", "2")
+    lines = r.out.splitlines()
+    assert [line.split(" = ")[0] for line in lines] == ["grad.x[0]", "grad.x[1]"]
+    x = np.array([0.5, 1.0, 2.0, 3.0])
+    for line in lines:  # each component is 2 sum(x)
+        assert eval_value(line.split(" = ")[1], {"x": x}) == pytest.approx(2 * x.sum())
+    assert "no closed matrix or elementwise form" in r.err and "2 of 4" in r.err
+
+
+def test_json_latex_numpy():
+    r = json.loads(ok("diff", "x @ A @ x", "--shape", "x=3", "--shape", "A=3,3",
+                      "--wrt", "x", "--json").out)
+    p = r["formulas"][0]["pieces"][0]
+    assert p["text"] == "(A + A.T) @ x" and "A^{T}" in p["latex"]
+    assert "MatrixSymbol" in p["srepr"] and r["point_kind"] == "random"
+    latex = ok("diff", "sum(sin(x)*x)", "--x", "0,1", "--latex").out
+    assert latex.startswith(r"\nabla_{x} f = ") and r"\cos" in latex
+    code = ok("diff", "x @ A @ x", "--shape", "x=3", "--shape", "A=3,3", "--numpy").out
+    ns: dict = {}
+    exec(compile(code, "<diff --numpy>", "exec"), ns)  # our own generated code, in a test
+    rng = np.random.default_rng(2)
+    x, A = rng.normal(size=3), rng.normal(size=(3, 3))
+    np.testing.assert_allclose(ns["grad_x"](x, A), (A + A.T) @ x)
+    np.testing.assert_allclose(ns["grad_A"](x), np.outer(x, x))
+
+
+def test_function_file_formula_is_along_the_path(tmp_path):
+    f = tmp_path / "f.py"
+    f.write_text("import gradcli as gc\n\ndef f(x):\n    y = x\n    for _ in range(3):\n"
+                 "        y = y * x if x.sum() > 0 else -y\n    return gc.sum(y)\n")
+    r = ok("diff", f"{f}:f", "--x", "0.5,1.5")
+    name, _, text = r.out.strip().partition(" = ")
+    assert name == "grad.x" and "path" in r.err
+    x = np.array([0.5, 1.5])
+    np.testing.assert_allclose(eval_value(text, {"x": x}), 4 * x**3)  # sum(x**4)
+
+
+def test_a_wrong_formula_is_never_printed(monkeypatch):
+    from gradcli import formula
+
+    real = formula.formula_value
+    monkeypatch.setattr(formula, "formula_value",
+                        lambda *a, **k: np.asarray(real(*a, **k)) + 1e-3)
+    r = run("diff", "2*dot(x,x)", "--shape", "x=4")
+    assert r.code == 70 and r.out == "" and "disagrees" in r.err
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["sin(x)*y", "--shape", "x="], 2, "--shape y=DIMS"),
+    (["sin(x)", "--shape", "x=3"], 3, "--jacobian"),
+    (["sin(x)", "--x", "1", "--shape", "x="], 2, "both a value and a --shape"),
+    (["sin(x)", "--shape", "x=a"], 2, "whole number"),
+    (["sin(x)", "--x", "1", "--hessian", "--jacobian"], 2, "choose one"),
+    (["log(x)", "--x", "0"], 3, "not finite"),
+])
+def test_diff_errors_are_clean(argv, code, message):
+    r = run("diff", *argv)
+    assert r.code == code and r.out == "" and message in r.err
+    assert "Traceback" not in r.err
+
+
+# -- diff: every op, round trip through `gradcli eval` ----------------------------------
+# sympy writes the derivative of its Mod (remainder, mod) unevaluated in y: no formula,
+# said as such (exit 3), nothing printed.
+NO_FORM = {"remainder", "mod"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if OPS[n].sym is not None
+                                        or n == "detach"))
+def test_every_op_formula_round_trips_through_eval(name):
+    """diff of sum(op(...)) at the op's test point: each printed formula, pasted
+    into `gradcli eval`, equals `gradcli eval`'s gradient (unsimplified, to keep
+    the 3x3 inverse's fast: simplification is covered above)."""
+    from gradcli.compute import Target
+    from gradcli.errors import EvaluationError
+    from gradcli.formula import derive, engine_blocks, verify
+    from gradcli.parse import free_names, parse
+
+    target = f"sum({CASES[name]})"
+    values = point(name)
+    if name in ("det", "inv", "solve"):  # 2 x 2: a 3 x 3 inverse's formulas are slow
+        values["M"], values["x"] = values["M"][:2, :2], values["x"][:2]
+    tree = parse(target, inputs=set(values), ops=OPS)
+    values = {n: v for n, v in values.items() if n in free_names(tree)}
+    if name in NO_FORM:
+        with pytest.raises(EvaluationError, match="no formula"):
+            derive("gradient", values, list(values), tree=tree, timeout=None,
+                   simplify=False)
+        return
+    d = derive("gradient", values, list(values), tree=tree, timeout=None, max_terms=4,
+               simplify=False)
+    want = engine_gradient(target, values)
+    verify(d, engine_blocks("gradient", Target(target, tree=tree), values, list(values),
+                            10**7), values, 10**7)
+    for b in d.blocks:
+        for p in b.pieces:
+            expected = want[b.name.removeprefix("grad.")]
+            if p.index is not None:
+                expected = expected[p.index]
+            got = np.broadcast_to(eval_value(p.text, values), np.shape(expected))
+            np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9, err_msg=p.text)
+
+
+# -- taylor -----------------------------------------------------------------------------
+def taylor_json(*argv: str) -> dict:
+    return json.loads(ok("taylor", *argv, "--json").out)
+
+
+@pytest.mark.parametrize("target, x0, derivatives", [
+    ("exp(x)", 0.0, [1.0] * 11),
+    ("sin(x)", 0.0, [0, 1, 0, -1, 0, 1, 0, -1, 0, 1, 0]),
+    ("1/(1-x)", 0.0, [math.factorial(k) for k in range(11)]),
+    ("1/(1-x)", 0.5, [math.factorial(k) * 2.0 ** (k + 1) for k in range(11)]),
+    ("exp(2*x)", 0.3, [2.0**k * math.exp(0.6) for k in range(11)]),
+])
+def test_taylor_against_hand_derived_series(target, x0, derivatives):
+    r = taylor_json(target, "--x", repr(x0), "--order", "10")
+    np.testing.assert_allclose(r["derivatives"], derivatives, rtol=1e-12, atol=1e-12)
+    assert r["check"]["passed"]
+    fact = [math.factorial(k) for k in range(11)]
+    np.testing.assert_allclose(r["coefficients"], np.array(derivatives) / fact,
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_taylor_plain_output_and_polynomial_round_trip():
+    r = ok("taylor", "sin(x)", "--x", "0", "--order", "5")
+    lines = r.out.splitlines()
+    assert lines[:6] == ["value 0", "d1 1", "d2 0", "d3 -1", "d4 0", "d5 1"]
+    assert lines[6] == f"polynomial x - {1 / 6!r}*x**3 + {1 / 120!r}*x**5"
+    poly = lines[6].removeprefix("polynomial ")
+    # the polynomial is an expression: at x = 0.1 it is sin(0.1) to O(x**7)
+    assert eval_value(poly, {"x": np.array(0.1)}) == pytest.approx(math.sin(0.1),
+                                                                   abs=1e-10)
+    latex = ok("taylor", "exp(x)", "--x", "0", "--order", "2", "--latex").out.strip()
+    assert latex == "1 + x + 0.5 x^{2}"
+
+
+EXPRESSIONS = ["tanh(x)*log(1+x**2)", "x**2.5 + sqrt(x)*arctan(x) + arcsin(x/2)",
+               "sigmoid(x) + softplus(x) + cosh(x)/tan(x) + x**3",
+               "sum(inv(stack([stack([x, 1]), stack([2, x**2])])))",
+               "maximum(x, 0.1) + relu(x) * abs(x) + arctanh(x/2) + log10(x) + exp2(x)",
+               "logsumexp(stack([x, 2*x, sin(x)])) + max(stack([x, x**2, 0.5]))",
+               ("sum(softmax(stack([x, x**2, 1])) * stack([1, 2, 3]))"
+                " + var(stack([x, x**2, 1])) + std(stack([x, exp(x), 1]))"),
+               "sum(log_softmax(stack([x, x**2, 1]))) + norm(stack([x, exp(x), 1]))",
+               "det(stack([stack([x, 1, x]), stack([2, x**2, 1]), stack([0, sin(x), 3])]))"]
+
+
+@pytest.mark.parametrize("target", EXPRESSIONS)
+def test_taylor_mode_agrees_with_nested_reverse_mode(target):
+    from gradcli.compute import prepare
+    from gradcli.taylor import expand, nested
+
+    tgt = prepare(target, ["x"])
+    a = expand(tgt, {"x": np.array(0.6)}, "x", 5).derivatives
+    b = nested(tgt, {"x": np.array(0.6)}, "x", 5).derivatives
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_taylor_against_sympy_and_along_a_direction():
+    r = taylor_json("sin(x)*exp(x)", "--x", "0.3", "--order", "6")
+    np.testing.assert_allclose(r["derivatives"], r["check"]["sympy"], rtol=1e-12)
+    # f(x + t d) = |x + t d|^2: d1 = 2 x.d, d2 = 2 d.d
+    r = taylor_json("dot(x,x)", "--x", "1,2", "--along", "3,-1", "--order", "3")
+    np.testing.assert_allclose(r["derivatives"], [5, 2 * (3 - 2), 2 * 10, 0])
+
+
+def test_a_disagreement_with_sympy_exits_1(monkeypatch):
+    from gradcli import taylor
+
+    real = taylor.expand
+
+    def off(*a, **k):
+        e = real(*a, **k)
+        e.derivatives = e.derivatives + np.arange(len(e.derivatives)) * 1e-3
+        return e
+
+    monkeypatch.setattr(taylor, "expand", off)
+    r = run("taylor", "exp(x)", "--x", "0", "--order", "3")
+    assert r.code == 1 and "sympy disagrees on d1, d2, d3" in r.err
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["dot(x,x)", "--x", "1,2"], 2, "--along"),
+    (["x", "--x", "1", "--order", "21"], 2, "--order"),
+    (["x", "--x", "1", "--order", "-1"], 2, "--order"),
+    (["x*y", "--x", "1", "--y", "2"], 2, "--wrt"),
+    (["x*y", "--x", "1", "--y", "1,2", "--wrt", "x"], 3, "not a single number"),
+    (["x", "--x", "1", "--along", "1,2"], 2, "--along has shape"),
+])
+def test_taylor_errors_are_clean(argv, code, message):
+    r = run("taylor", *argv)
+    assert r.code == code and r.out == "" and message in r.err
+    assert "Traceback" not in r.err
