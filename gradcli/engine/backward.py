@@ -374,12 +374,12 @@ def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
     lead to the inputs, for a caller that knows every leaf requiring grad below
     the outputs is an input (the walk then covers them all).
     """
-    targets = [x if x.grad_fn is None else x.grad_fn for x in inputs]
+    targets = [x if x._grad_fn is None else x._grad_fn for x in inputs]
     ids = {id(t) for t in targets}
     roots, root_seeds, direct = [], [], {}
     for out, seed in zip(outputs, seeds):
-        if out.grad_fn is not None:
-            roots.append(out.grad_fn)
+        if out._grad_fn is not None:
+            roots.append(out._grad_fn)
             root_seeds.append(seed)
         elif id(out) in ids:  # an input differentiated by itself
             k = id(out)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import graph
-from .graph import Meta
+from .graph import Meta, Node
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -47,15 +47,15 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     t._data = out
     t.grad = t._pending = None
     if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
-        t.grad_fn = None
+        t._grad_fn = None
         t.requires_grad = False
         return t
     saves = o.saves
     shapes = (() if type(d) in _SCALARS else d.shape,)
-    node = _new(o.node_class)  # Node(...), field by field: no __init__ frame here
+    node = _new(Node)  # Node(...), field by field: no __init__ frame here
     node.seq = _next_seq()
     node.op = o
-    node.p0 = x.grad_fn or x
+    node.p0 = x._grad_fn or x
     node.p1 = node.x1 = None
     if saves == "inputs" or saves == "both":
         node.x0 = d
@@ -68,7 +68,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     node._pending = None
     if graph.MODE.keep_args:
         node.args = (x,)
-    t.grad_fn = node
+    t._grad_fn = node
     t.requires_grad = True
     return t
 
@@ -88,7 +88,6 @@ def _binary(o: Op):
     save_inputs = o.saves in ("inputs", "both")
     save_out = o.saves == "both"
     new = object.__new__
-    node_class = o.node_class
     shared = graph._INTERNED
     interned = graph.interned
     next_seq = graph._SEQ.__next__
@@ -123,16 +122,16 @@ def _binary(o: Op):
             t._data = out
             t.grad = t._pending = None
             if not (rg and record and mode.enabled):
-                t.grad_fn = None
+                t._grad_fn = None
                 t.requires_grad = False
                 return t
             shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
                       () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
-            n = new(node_class)  # Node(...), field by field: no __init__ frame here
+            n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
-            n.p0 = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
-            n.p1 = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+            n.p0 = (a._grad_fn or a) if type(a) is Tensor and a.requires_grad else None
+            n.p1 = (b._grad_fn or b) if type(b) is Tensor and b.requires_grad else None
             if save_inputs:
                 n.x0 = ad
                 n.x1 = bd
@@ -145,7 +144,7 @@ def _binary(o: Op):
             n._pending = None
             if mode.keep_args:
                 n.args = (a, b)
-            t.grad_fn = n
+            t._grad_fn = n
             t.requires_grad = True
             return t
 

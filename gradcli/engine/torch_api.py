@@ -506,7 +506,7 @@ class _Handle:
 def _register_hook(self, hook):
     if not self.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if self.grad_fn is not None:
+    if self._grad_fn is not None:
         raise NotImplementedError(
             "register_hook on a non-leaf tensor is not supported in gradcli (hooks "
             "on leaves are); use retain_grad() to read a non-leaf's gradient"
@@ -540,8 +540,8 @@ _RETAINED: dict = {}  # id(node) -> weakref to the non-leaf tensor keeping its g
 def _retain_grad(self):
     if not self.requires_grad:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-    if self.grad_fn is not None:
-        node = self.grad_fn
+    if self._grad_fn is not None:
+        node = self._grad_fn
         key = id(node)
         _RETAINED[key] = (weakref.ref(node, lambda _: _RETAINED.pop(key, None)),
                           weakref.ref(self))
@@ -570,8 +570,8 @@ def retain_hook():
 
 
 def retains(t) -> bool:
-    entry = _RETAINED.get(id(t.grad_fn)) if t.grad_fn is not None else None
-    return entry is not None and entry[0]() is t.grad_fn and entry[1]() is t
+    entry = _RETAINED.get(id(t._grad_fn)) if t._grad_fn is not None else None
+    return entry is not None and entry[0]() is t._grad_fn and entry[1]() is t
 
 
 # -- the Tensor's methods -----------------------------------------------------------
