@@ -237,7 +237,7 @@ class GradFn:
     """A tensor's ``grad_fn`` as users see it: the op's PyTorch-named class
     (``MulBackward0``) over the engine's one ``Node`` class (module docstring)."""
 
-    __slots__ = ("_node", "__weakref__")
+    __slots__ = ("__weakref__", "_node")
 
     def name(self) -> str:
         return self._node.op.grad_fn
@@ -266,7 +266,7 @@ class AccumulateGrad:
     """What ``next_functions`` shows for a leaf: its gradient accumulates into
     ``variable.grad`` (PyTorch's name and attribute). One per leaf while held."""
 
-    __slots__ = ("variable", "__weakref__")
+    __slots__ = ("__weakref__", "variable")
 
     def __init__(self, variable) -> None:
         self.variable = variable
