@@ -8,7 +8,8 @@ A plain gradient, a vector-Jacobian product, a Jacobian's rows, a Hessian's and 
 chunk of ``--points`` rows are all this one walk over the same rules. It is
 iterative (no recursion limit on long chains) and releases each node's saved
 values as it passes, unless ``retain_graph``. The buffer reuse it does is in
-``fastpath`` (``scaled``, ``subtracted``) and in the ``owned`` set below.
+``fastpath`` (``scaled``, ``subtracted``, ``reusable``) and in the ``owned`` set
+below.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import fastpath
 from .broadcast import unbroadcast
-from .fastpath import scaled, subtracted
+from .fastpath import reusable, scaled, subtracted
 from .graph import (CONST, FRESH, INPUT, MODIFIED, MOVES, OUT, STALE, Node,
                     check_stale_root, check_versions, set_grad_enabled, topological_order)
 from .tensor import Tensor
@@ -136,7 +137,10 @@ def _mixed_guard(op, i: int, g, gx, out, inputs, params, reach: _Reach):
 
 def _has_zero(seed) -> bool:
     data = getattr(seed, "_data", seed)
-    return bool(np.any(data == 0))
+    zero = data == 0
+    # (the array's own method: np.any's Python wrapper costs more than the test
+    # itself for the one-element seed of every gradient and Hessian)
+    return bool(zero.any()) if type(zero) is np.ndarray else bool(zero)
 
 
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
@@ -286,10 +290,14 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                                 masked.add(p)
                             continue
                         else:
+                            if i == n - 1 and not g_free:  # the last rule to read g
+                                g_free = reusable(g, guarded, hook, g_shared)
                             gx = scaled(g, v, False, g_free)
                     else:
                         d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
                         if type(g) is np.ndarray or type(d) is np.ndarray:
+                            if i == n - 1 and not g_free:  # the last rule to read g
+                                g_free = reusable(g, guarded, hook, g_shared)
                             gx = scaled(g, d, kind == FRESH, g_free)
                         else:
                             gx = g * d

@@ -14,10 +14,16 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
   figure).
 - ``subtracted``: ``acc -= g`` for a negated cotangent (neg, sub) summed into a
   gradient the walk owns: a pass and an array fewer.
+- ``reusable``: the last rule of a node to read its incoming gradient may write
+  into it when its reference count says nobody else holds it (typically the
+  saved output of ``exp`` passed down by the rule above, once that node freed
+  it). Peak memory of the backward pass of sum(sin(x)*x + exp(-x*x)) at
+  n = 10^6: 5.0x the input (the copy included) instead of 6.0x.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -190,3 +196,41 @@ def subtracted(acc, g) -> bool:
         return False
     np.subtract(acc, g, out=acc)
     return True
+
+
+# -- reference counts ---------------------------------------------------------------
+# An array held by one local variable of its caller shows this count inside a
+# function it is passed to (``_count``, and ``reusable`` alike; calibrated here,
+# so that an interpreter counting otherwise only turns the reuse off): the
+# caller's variable, the parameter, getrefcount's own argument.
+_refcount = sys.getrefcount
+
+
+def _count(a) -> int:
+    return _refcount(a)
+
+
+def _calibrate() -> int:
+    a = np.empty(1)
+    alone = _count(a)
+    held = [a]
+    if _count(a) != alone + 1 or sys.implementation.name != "cpython":
+        return -1  # counts that do not see every holder: never reuse
+    del held
+    return alone
+
+
+_ALONE = _calibrate()
+
+
+def reusable(g, guarded: bool, hook, shared: bool) -> bool:
+    """Whether the walk's gradient ``g`` (held by one local variable of the
+    walk, nothing else) may be overwritten by the last rule that reads it.
+
+    Nothing else means no node's saved values, no output Tensor the user may
+    still read, no view, no hook: every such holder is a reference. Not for
+    a guarded rule (the guard reads ``g`` afterwards) or a captured ``g``.
+    """
+    return (type(g) is np.ndarray and g.size >= INPLACE_MIN and not guarded
+            and hook is None and not shared and g.flags.owndata and g.flags.writeable
+            and _refcount(g) == _ALONE)
