@@ -258,9 +258,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 multi = op.multi
                 if multi:
                     gxs = vjps[0](g, out, *inputs, **params)
-            reach = None
             if masked and node in masked:  # g may hold structural zeros
                 zeros_below = True
+                reach = None
                 # Every op whose rules read values: an inf/nan *input* (the branch
                 # a where did not take, e.g. sin(sqrt(-1))) makes any local
                 # derivative nan. Elementwise ones meet one cotangent per entry;

@@ -102,7 +102,10 @@ def _binary(o: Op):
         def method(self, other):
             if type(other) is Tensor:
                 od = other._data
-                if od.dtype is not self._data.dtype and _PROMOTE:
+                sd = self._data
+                # (two numpy scalars of one type have one dtype: no .dtype read)
+                if ((type(od) is not type(sd) or type(od) is np.ndarray)
+                        and od.dtype is not sd.dtype and _PROMOTE):
                     cast = _PROMOTE[0](self, other)
                     if cast is not None:  # (now of one dtype: no second pass here)
                         return method(*cast)
