@@ -188,10 +188,12 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # heap keyed on creation order replaces a separate topological sort.
     heap = []
     heappush, heappop = heapq.heappush, heapq.heappop
-    modified, stale = MODIFIED, STALE
-    if stale:
+    if STALE:
         for r in roots:
             check_stale_root(r)
+    # Some array was changed in place while recording (no code of the user's
+    # runs during a walk to change more): a bool, read per node.
+    versions = bool(MODIFIED) or bool(STALE)
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
@@ -222,8 +224,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 g_shared = False
             if node.freed:
                 raise GraphFreedError(_SECOND_TIME)
-            if modified or stale:  # some array was changed in place: not one this
-                check_versions(node)  # node saved or viewed?
+            if versions:  # some array was changed in place: not one this node
+                check_versions(node)  # saved or viewed?
             op = node.op
             local = op.local
             shapes = node.shapes
