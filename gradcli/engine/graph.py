@@ -11,20 +11,21 @@ on long chains) and releases each node's saved values as it passes, unless
 One internal class, a typed view for users. PyTorch names the class of a
 ``grad_fn`` after its op (``type(y.grad_fn).__name__ == "MulBackward0"``, which
 the reference notebook's users read). One ``Node`` subclass per op did that, but
-made every attribute read of the backward walk (and of the forward fast
-paths, one code object for every operator) polymorphic: a node of any of some
-seventy classes at one site, so CPython's specialised slot reads missed.
-bench/engine.py's chain measured backward 3.55 us/op against 2.52 before that
-design, +4% with a single class; the figures of this design are in the
-commit that made it. So the walk, the forward fast paths
-and every module of gradcli see one ``Node`` class, through the private field
-``Tensor._grad_fn``; ``Tensor.grad_fn`` (a property) hands out a ``GradFn``: a
-two-slot object of the op's PyTorch-named class (``grad_fn_class``), made on
-first access and found again through a weak reference on the node, so that
-``y.grad_fn is y.grad_fn`` and ``next_functions`` gives back the same objects,
-as in PyTorch, while the node keeps no strong reference to it (no cycle, no
-extra object per op unless someone looks). Internal code never reads
-``.grad_fn``: a ``GradFn`` in an edge would not be walked.
+made the attribute reads of the backward walk and of the forward fast paths
+(one code object for every operator) polymorphic, a node of any of some seventy
+classes at one site, so CPython's specialised slot reads missed: the chain of
+bench/engine.py took 15-26% longer per op than before (backward 40-50%). So the
+walk, the fast paths and every module of gradcli see one ``Node`` class,
+through the private field ``Tensor._grad_fn``, and the chain is back to its
+former speed (medians of alternating processes: 0.99x the per-op time of the
+commit before issue 9, 2% more instructions under callgrind).
+``Tensor.grad_fn`` (a property) hands out a ``GradFn``: a two-slot object of
+the op's PyTorch-named class (``grad_fn_class``), made on first access and
+found again through a weak reference on the node, so that ``y.grad_fn is
+y.grad_fn`` and ``next_functions`` gives back the same objects, as in PyTorch,
+while the node holds no strong reference to it (no cycle; no object more per
+op unless someone looks). Internal code never reads ``.grad_fn``: a
+``GradFn`` in an edge would not be walked (and ``grad_fn`` cannot be set).
 """
 
 from __future__ import annotations
