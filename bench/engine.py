@@ -111,6 +111,37 @@ print((peak - base) / x.nbytes)
 """
 
 
+_PHASES = """
+import sys, tracemalloc
+import numpy as np
+sys.path.insert(0, {root!r})
+import gradcli as gc
+x = np.random.default_rng(0).standard_normal({n})
+def forward(x):
+    t = gc.tensor(x, requires_grad=True)
+    return t, gc.sum(gc.sin(t) * t + gc.exp(-t * t))
+forward(x[:10])[1].backward()
+tracemalloc.start()
+base = tracemalloc.get_traced_memory()[0]
+t, y = forward(x)
+fwd = tracemalloc.get_traced_memory()[1]
+tracemalloc.reset_peak()
+y.backward()
+bwd = tracemalloc.get_traced_memory()[1]
+print((fwd - base) / x.nbytes, (bwd - base) / x.nbytes)
+"""
+
+
+def peak_memory_phases(n: int) -> tuple[float, float]:
+    """The copy-included peak of the forward pass and of the backward pass apart."""
+    here = Path(__file__).resolve().parent
+    code = _PHASES.format(root=str(here.parent), n=n)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    fwd, bwd = out.stdout.split()
+    return float(fwd), float(bwd)
+
+
 def peak_memory(fn_name: str, n: int) -> float:
     here = Path(__file__).resolve().parent
     code = _MEMORY.format(root=str(here.parent), bench=str(here), n=n, fn=fn_name)
@@ -150,6 +181,10 @@ def main() -> None:
           f"from x = gc.tensor(xn, requires_grad=True) on (the copy included) "
           f"{mc:.2f}x (target <= 5.0); wrapping xn without a copy {mg:.2f}x beyond "
           f"it; hand-written numpy {mn:.2f}x beyond it")
+    fwd, bwd = peak_memory_phases(n)
+    print(f"  of which: the forward pass peaks at {fwd:.2f}x, the backward pass at "
+          f"{bwd:.2f}x (copy included; what the forward saved for the rules counts "
+          f"in both)")
 
 
 if __name__ == "__main__":

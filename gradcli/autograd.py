@@ -176,8 +176,8 @@ def _leaves(tensors) -> list[Tensor]:
     """Every leaf requiring grad below ``tensors`` (the outputs themselves included)."""
     from .engine.graph import Node, topological_order
 
-    found = {id(t): t for t in tensors if t.grad_fn is None and t.requires_grad}
-    nodes = [t.grad_fn for t in tensors if t.grad_fn is not None]
+    found = {id(t): t for t in tensors if t._grad_fn is None and t.requires_grad}
+    nodes = [t._grad_fn for t in tensors if t._grad_fn is not None]
     if nodes:
         for node in topological_order(*nodes):
             for p in node.parents:

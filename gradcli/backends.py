@@ -97,8 +97,8 @@ class TensorBackend(_Arrays):
             while msg.startswith(f"{name}: "):  # numpy's own messages may name it too
                 msg = msg[len(name) + 2:]
             raise EvaluationError(f"{self.where(node)}: {name}: {msg}") from exc
-        if out.grad_fn is not None and node is not None:
-            out.grad_fn.label = source(self.text, node)
+        if out._grad_fn is not None and node is not None:
+            out._grad_fn.label = source(self.text, node)
         if self.trace and self.first_bad is None and not finite(out._data) and all(
             finite(getattr(v, "_data", v)) for v in flat
         ):

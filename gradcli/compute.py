@@ -202,8 +202,8 @@ def _first_nonfinite_forward(target: Target, leaves, out: Tensor,
         tracer = TensorBackend(target.text, max_elements, trace=True)
         interpret(target.tree, tracer, leaves)
         return tracer.first_bad
-    values = graph.recorded_values(out.grad_fn, out._data) if out.grad_fn else {}
-    bad = [n for n in _nodes(out.grad_fn) if id(n) in values and not finite(values[id(n)])]
+    values = graph.recorded_values(out._grad_fn, out._data) if out._grad_fn else {}
+    bad = [n for n in _nodes(out._grad_fn) if id(n) in values and not finite(values[id(n)])]
     if not bad:
         return None
     return _describe(min(bad, key=lambda n: n.seq))
@@ -216,7 +216,7 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
         if not found and finite(g) and not finite(gx):
             found.append(node)
 
-    backward.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+    backward.run_backward(out._grad_fn, seed, retain_graph=True, create_graph=False,
                        wrap=Tensor._make, hook=hook, accumulate=False)
     return _describe(found[0]) if found else None
 
@@ -224,7 +224,7 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
 def kinks(out: Tensor) -> list[str]:
     """The recorded ops whose gradient was taken exactly at a kink."""
     found = []
-    for n in _nodes(out.grad_fn):
+    for n in _nodes(out._grad_fn):
         if n.args is not None:
             arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in n.args]
             kink = n.op.kink_at(arrays, n.params)
@@ -305,7 +305,7 @@ def evaluate(
                 np.asarray(g._data) if g is not None else np.zeros_like(inputs[n])
             )
         bad = [n for n in wrt if not finite(result.grads[n])]
-        if bad and out.grad_fn is not None:
+        if bad and out._grad_fn is not None:
             origin = _first_nonfinite_backward(out, seed)
             g = result.grads[bad[0]]
             tail = f"; first {_first(g)} in {origin} (backward pass)" if origin else ""
@@ -337,7 +337,7 @@ def _directional(target: Target, result: Result, tangents: dict[str, np.ndarray]
     from .transforms import push_forward
 
     out = result.output
-    if out.grad_fn is None or not wrt:
+    if out._grad_fn is None or not wrt:
         result.tangent = np.zeros(result.value.shape, dtype=result.value.dtype)
     else:
         vs = [np.asarray(tangents[n], dtype=result.leaves[n].dtype) if n in tangents
@@ -430,9 +430,9 @@ def _walk_work(what: str, rows: int, out: Tensor, factor: int, max_elements: int
     ``WORK_FACTOR`` x --max-elements elements in all: ``rows`` walks (batched,
     but each row's arrays still pass) of a graph with the elements of ``out``'s,
     ``factor`` times (a Hessian walks the gradient's graph, about 3 times f's)."""
-    if out.grad_fn is None:
+    if out._grad_fn is None:
         return
-    per_row = factor * sum(math.prod(s) for n in graph.topological_order(out.grad_fn)
+    per_row = factor * sum(math.prod(s) for n in graph.topological_order(out._grad_fn)
                            for s in n.shapes)
     if rows * per_row > WORK_FACTOR * max_elements:
         raise EvaluationError(
@@ -598,7 +598,7 @@ def batchable(target: Target, rows: list[dict[str, np.ndarray]]) -> bool:
 
 def _kink_rows(out: Tensor, k: int) -> set[int]:
     rows: set[int] = set()
-    for node in _nodes(out.grad_fn):
+    for node in _nodes(out._grad_fn):
         test = node.op.extra.get("at_kink")
         if test is None or node.args is None:
             continue

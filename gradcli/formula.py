@@ -32,7 +32,7 @@ import sympy as sp
 from .engine.ops import OPS
 from .errors import EvaluationError, GradcliError
 from .interpret import interpret, replay
-from .parse import free_names, parse
+from .parse import Limits, free_names, parse
 from .symbolic import Pending, SymbolicSkip, SympyBackend, _clean, _obj
 
 __all__ = ["Block", "Derived", "Piece", "derive", "numpy_function", "verify"]
@@ -573,6 +573,9 @@ class _Job:
         numpy = _Printer({**self.names, **extra}, self.shapes, numpy=True)
         try:
             text, code = printer(e), numpy(e)
+            if len(text) > _LONGEST:  # it could not be pasted into gradcli eval
+                raise _Unprintable(f"a formula of {len(text):,} characters (an "
+                                   f"expression takes at most {_LONGEST:,})")
             if diag:
                 if not any(s in e.free_symbols for s in (stand or {}).values()):
                     # a constant diagonal: a vector of the block's length carries it
@@ -591,6 +594,9 @@ class _Job:
         if diag:
             latex = rf"\operatorname{{diag}}\left({latex}\right)"
         return Piece(name, text, latex, sp.srepr(shown), code, index)
+
+
+_LONGEST = Limits.max_length
 
 
 def derive(

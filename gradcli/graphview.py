@@ -42,26 +42,26 @@ def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex],
     """Vertices in creation order (inputs first) and the id of the output."""
     names = {id(t): n for n, t in leaves.items()}
     node_grads: dict[int, object] = {}
-    if out.grad_fn is not None:
+    if out._grad_fn is not None:
         def hook(node, g, gx):
             node_grads.setdefault(id(node), g)
 
-        backward.run_backward(out.grad_fn, seed, retain_graph=True, create_graph=False,
+        backward.run_backward(out._grad_fn, seed, retain_graph=True, create_graph=False,
                            wrap=Tensor._make, hook=hook, accumulate=False)
     vertices: dict[int, Vertex] = {}
     for n, t in leaves.items():
         g = t.grad
         vertices[id(t)] = Vertex(f"in_{n}", "input", n, n, np.asarray(t._data),
                                  None if g is None else np.asarray(g._data))
-    nodes = sorted(graph.topological_order(out.grad_fn) if out.grad_fn else [],
+    nodes = sorted(graph.topological_order(out._grad_fn) if out._grad_fn else [],
                    key=lambda n: n.seq)
-    values = graph.recorded_values(out.grad_fn, out._data) if out.grad_fn else {}
+    values = graph.recorded_values(out._grad_fn, out._data) if out._grad_fn else {}
     consts = ops = 0
     for node in nodes:
         ins = []
         for a in node.args or ():
-            if isinstance(a, Tensor) and a.grad_fn is not None:
-                ins.append(vertices[id(a.grad_fn)].id)
+            if isinstance(a, Tensor) and a._grad_fn is not None:
+                ins.append(vertices[id(a._grad_fn)].id)
             elif isinstance(a, Tensor) and id(a) in names:
                 ins.append(vertices[id(a)].id)
             else:
@@ -77,8 +77,8 @@ def collect(out: Tensor, leaves: dict[str, Tensor], seed) -> tuple[list[Vertex],
             node.op.grad_fn or node.op.name, node.label or "",
             np.asarray(values.get(id(node), np.nan)),
             None if g is None else np.asarray(g), ins)
-    if out.grad_fn is not None:
-        root = vertices[id(out.grad_fn)].id
+    if out._grad_fn is not None:
+        root = vertices[id(out._grad_fn)].id
     elif id(out) in names:
         root = vertices[id(out)].id
     else:

@@ -90,7 +90,7 @@ def replay(graph: tuple[Tensor, Mapping[str, Tensor]], backend: Backend,
     names = {id(t): n for n, t in leaves.items()}
     if id(output) in names:
         return env[names[id(output)]]
-    root = output.grad_fn
+    root = output._grad_fn
     if root is None:
         return backend.const(output._data)
     order = list(reversed(topological_order(root)))  # inputs before outputs
@@ -103,8 +103,8 @@ def replay(graph: tuple[Tensor, Mapping[str, Tensor]], backend: Backend,
         if isinstance(a, Tensor):
             if id(a) in names:
                 return env[names[id(a)]]
-            if a.grad_fn is not None:
-                return values[id(a.grad_fn)]
+            if a._grad_fn is not None:
+                return values[id(a._grad_fn)]
             a = a._data
         return backend.const(a)
 

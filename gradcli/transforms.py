@@ -139,11 +139,11 @@ def _alias(a: Tensor) -> Tensor:
 
 def _outside(out: Tensor, leaves) -> bool:
     """Whether ``out`` depends on a tensor requiring grad other than ``leaves``."""
-    if out.grad_fn is None:
+    if out._grad_fn is None:
         return out.requires_grad and all(out is not x for x in leaves)
-    ours = {id(x) for x in leaves if x.grad_fn is None}
-    seen = {id(out.grad_fn)}
-    stack = [out.grad_fn]
+    ours = {id(x) for x in leaves if x._grad_fn is None}
+    seen = {id(out._grad_fn)}
+    stack = [out._grad_fn]
     while stack:
         for p in stack.pop().parents:
             if p is None:
@@ -161,7 +161,7 @@ def _retire(leaves) -> None:
     """Done: the leaves, still in the graph of an attached result, are constants
     to every enclosing transform (no perturbation confusion, no false nesting)."""
     for x in leaves:
-        if x.grad_fn is None:
+        if x._grad_fn is None:
             x.requires_grad = False
 
 
@@ -184,14 +184,14 @@ def _result(g, leaf: Tensor, attached: bool = False) -> Tensor:
     """The gradient for ``leaf``, detached (or, ``attached``, with its graph)."""
     if g is None:
         return Tensor._make(np.zeros(leaf.shape, dtype=leaf.dtype))
-    if attached and isinstance(g, Tensor) and g.grad_fn is not None:
+    if attached and isinstance(g, Tensor) and g._grad_fn is not None:
         return g if g.shape == leaf.shape else np.broadcast_to(g, leaf.shape)
     data = g._data if isinstance(g, Tensor) else g
     return Tensor._make(np.array(np.broadcast_to(data, leaf.shape), dtype=leaf.dtype))
 
 
 def _block(data, shape: tuple[int, ...], dtype, attached: bool = False) -> Tensor:
-    if attached and isinstance(data, Tensor) and data.grad_fn is not None:
+    if attached and isinstance(data, Tensor) and data._grad_fn is not None:
         return np.reshape(data, shape)
     data = data._data if isinstance(data, Tensor) else data
     return Tensor._make(np.array(np.reshape(data, shape), dtype=dtype))
@@ -262,9 +262,9 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
         return [np.zeros((n,) + x.shape, dtype=x.dtype) if g is None else g
                 for g, x in zip(got, leaves)]
 
-    if out.grad_fn is None or B == 0:
+    if out._grad_fn is None or B == 0:
         return fill([batch(0, B) if B and x is out else None for x in leaves], B)
-    order = graph.topological_order(out.grad_fn)
+    order = graph.topological_order(out._grad_fn)
     if create_graph and any("lead" in n.op.params for n in order):
         # A recorded node whose forward took ``lead`` (indexing) has rules that
         # assume it was recorded unbatched: one recorded walk per row instead.
@@ -516,7 +516,7 @@ def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> l
     for k, _ in live:
         offsets.append(n)
         n += leaves[k].size
-    roots = [g.grad_fn for _, g in live if g.grad_fn is not None]
+    roots = [g._grad_fn for _, g in live if g._grad_fn is not None]
     order = graph.topological_order(*roots) if roots else []
     biggest = max((math.prod(s) for node in order for s in node.shapes), default=1)
     chunk = max(1, min(n, max_elements // max(biggest, m, 1)))
@@ -606,12 +606,12 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
             total = terms[0]
             for t in terms[1:]:
                 total = total + t
-            if isinstance(total, Tensor) and total.grad_fn is not None:
+            if isinstance(total, Tensor) and total._grad_fn is not None:
                 (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u],
                                     create_graph=create_graph)
     _retire([u])  # a constant to every walk from here on
     if create_graph:
-        if isinstance(tangent, Tensor) and tangent.grad_fn is not None:
+        if isinstance(tangent, Tensor) and tangent._grad_fn is not None:
             return tangent if tangent.shape == out.shape else np.reshape(tangent, out.shape)
     if tangent is None:
         zeros = np.zeros(out.shape, dtype=dtype)

@@ -384,38 +384,43 @@ def test_same_input_used_twice_sums_both_paths():
 
 # -- the recorded nodes --------------------------------------------------------------
 def _nodes_by_every_path():
-    """One node from each way a node is made, with its inputs as recorded."""
+    """One node from each way a node is made (the engine's Node, ``_grad_fn``),
+    with its inputs as recorded."""
     x = f64([1.0, 2.0])
     c = f64([3.0, 4.0], requires_grad=False)
     m = x * 2.0  # a non-leaf input
     return [
-        ((x * c).grad_fn, (x, c)),  # operator method
-        ((2.0 - x).grad_fn, (2.0, x)),  # reflected operator
-        (gc.sin(m).grad_fn, (m,)),  # one-input fast path
-        (gc.sum(x, axis=0).grad_fn, (x,)),  # apply, with an option
-        (gc.concatenate([x, c, m]).grad_fn, (x, c, m)),  # more than two inputs
-        (gc.where(x > 1.0, x, c).grad_fn, (x > 1.0, x, c)),
+        ((x * c)._grad_fn, (x, c)),  # operator method
+        ((2.0 - x)._grad_fn, (2.0, x)),  # reflected operator
+        (gc.sin(m)._grad_fn, (m,)),  # one-input fast path
+        (gc.sum(x, axis=0)._grad_fn, (x,)),  # apply, with an option
+        (gc.concatenate([x, c, m])._grad_fn, (x, c, m)),  # more than two inputs
+        (gc.where(x > 1.0, x, c)._grad_fn, (x > 1.0, x, c)),
     ]
 
 
 def test_every_node_field_is_set_and_edges_follow_the_inputs():
-    from gradcli.engine.graph import Node
+    from gradcli.engine.graph import AccumulateGrad, Node
 
     for node, inputs in _nodes_by_every_path():
+        assert type(node) is Node  # one class for the walk (graph.py's docstring)
         for slot in Node.__slots__:
             getattr(node, slot)  # AttributeError if a path forgot a field
         expected = tuple(
-            (t.grad_fn or t) if isinstance(t, Tensor) and t.requires_grad else None
+            (t._grad_fn or t) if isinstance(t, Tensor) and t.requires_grad else None
             for t in inputs
         )
         assert len(node.parents) == len(inputs) == len(node.shapes)
         assert all(p is q for p, q in zip(node.parents, expected)), node
         assert [np.shape(v) for v in inputs] == list(node.shapes)
-        # next_functions as PyTorch: a leaf's entry is its AccumulateGrad
-        got = [(getattr(fn, "variable", fn), k) for fn, k in node.next_functions]
+        # next_functions as PyTorch, on the grad_fn users see: a non-leaf's entry
+        # is its grad_fn, a leaf's its AccumulateGrad
+        shown = node.public().next_functions
+        got = [(fn.variable if isinstance(fn, AccumulateGrad)
+                else None if fn is None else fn._node, k) for fn, k in shown]
         assert all(a is p and k == 0 for (a, k), p in zip(got, expected))
         assert all(type(fn).__name__ == "AccumulateGrad"
-                   for (fn, _), p in zip(node.next_functions, expected)
+                   for (fn, _), p in zip(shown, expected)
                    if isinstance(p, Tensor))
 
 
@@ -424,13 +429,13 @@ def test_a_walk_frees_saved_values_but_keeps_the_edges():
     c = f64([5.0, 7.0], requires_grad=False)
     cat = gc.concatenate([x * 1.0, x, c])  # three inputs: kept apart from the slots
     y = gc.sum(gc.sin(cat) * 2.0)
-    nodes = [y.grad_fn, y.grad_fn.parents[0], cat.grad_fn]
+    nodes = [y._grad_fn, y._grad_fn.parents[0], cat._grad_fn]
     assert not any(n.freed for n in nodes)
     y.backward()
     for n in nodes:
         assert n.freed and n.saved is None
-    assert len(cat.grad_fn.parents) == 3 and cat.grad_fn.parents[1] is x
-    assert cat.grad_fn.parents[2] is None
+    assert len(cat._grad_fn.parents) == 3 and cat._grad_fn.parents[1] is x
+    assert cat._grad_fn.parents[2] is None
     np.testing.assert_array_equal(x.grad.data, 4.0 * np.cos([1.0, 2.0]))
 
 

@@ -8,7 +8,8 @@ A plain gradient, a vector-Jacobian product, a Jacobian's rows, a Hessian's and 
 chunk of ``--points`` rows are all this one walk over the same rules. It is
 iterative (no recursion limit on long chains) and releases each node's saved
 values as it passes, unless ``retain_graph``. The buffer reuse it does is in
-``fastpath`` (``scaled``, ``subtracted``) and in the ``owned`` set below.
+``fastpath`` (``scaled``, ``subtracted``, ``reusable``) and in the ``owned`` set
+below.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import fastpath
 from .broadcast import unbroadcast
-from .fastpath import scaled, subtracted
+from .fastpath import reusable, scaled, subtracted
 from .graph import (CONST, FRESH, INPUT, MODIFIED, MOVES, OUT, STALE, Node,
                     check_stale_root, check_versions, set_grad_enabled, topological_order)
 from .tensor import Tensor
@@ -136,7 +137,10 @@ def _mixed_guard(op, i: int, g, gx, out, inputs, params, reach: _Reach):
 
 def _has_zero(seed) -> bool:
     data = getattr(seed, "_data", seed)
-    return bool(np.any(data == 0))
+    zero = data == 0
+    # (the array's own method: np.any's Python wrapper costs more than the test
+    # itself for the one-element seed of every gradient and Hessian)
+    return bool(zero.any()) if type(zero) is np.ndarray else bool(zero)
 
 
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
@@ -184,10 +188,12 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # heap keyed on creation order replaces a separate topological sort.
     heap = []
     heappush, heappop = heapq.heappush, heapq.heappop
-    modified, stale = MODIFIED, STALE
-    if stale:
+    if STALE:
         for r in roots:
             check_stale_root(r)
+    # Some array was changed in place while recording (no code of the user's
+    # runs during a walk to change more): a bool, read per node.
+    versions = bool(MODIFIED) or bool(STALE)
     leaves: list[Tensor] = []
     # Gradients this walk made itself and stored in one place only: summing
     # into them in place saves an allocation per extra contribution.
@@ -218,8 +224,8 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 g_shared = False
             if node.freed:
                 raise GraphFreedError(_SECOND_TIME)
-            if modified or stale:  # some array was changed in place: not one this
-                check_versions(node)  # node saved or viewed?
+            if versions:  # some array was changed in place: not one this node
+                check_versions(node)  # saved or viewed?
             op = node.op
             local = op.local
             shapes = node.shapes
@@ -254,9 +260,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 multi = op.multi
                 if multi:
                     gxs = vjps[0](g, out, *inputs, **params)
-            reach = None
             if masked and node in masked:  # g may hold structural zeros
                 zeros_below = True
+                reach = None
                 # Every op whose rules read values: an inf/nan *input* (the branch
                 # a where did not take, e.g. sin(sqrt(-1))) makes any local
                 # derivative nan. Elementwise ones meet one cotangent per entry;
@@ -286,10 +292,14 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                                 masked.add(p)
                             continue
                         else:
+                            if i == n - 1 and not g_free:  # the last rule to read g
+                                g_free = reusable(g, guarded, hook, g_shared)
                             gx = scaled(g, v, False, g_free)
                     else:
                         d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
                         if type(g) is np.ndarray or type(d) is np.ndarray:
+                            if i == n - 1 and not g_free:  # the last rule to read g
+                                g_free = reusable(g, guarded, hook, g_shared)
                             gx = scaled(g, d, kind == FRESH, g_free)
                         else:
                             gx = g * d
@@ -374,12 +384,12 @@ def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
     lead to the inputs, for a caller that knows every leaf requiring grad below
     the outputs is an input (the walk then covers them all).
     """
-    targets = [x if x.grad_fn is None else x.grad_fn for x in inputs]
+    targets = [x if x._grad_fn is None else x._grad_fn for x in inputs]
     ids = {id(t) for t in targets}
     roots, root_seeds, direct = [], [], {}
     for out, seed in zip(outputs, seeds):
-        if out.grad_fn is not None:
-            roots.append(out.grad_fn)
+        if out._grad_fn is not None:
+            roots.append(out._grad_fn)
             root_seeds.append(seed)
         elif id(out) in ids:  # an input differentiated by itself
             k = id(out)

@@ -14,16 +14,22 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
   figure).
 - ``subtracted``: ``acc -= g`` for a negated cotangent (neg, sub) summed into a
   gradient the walk owns: a pass and an array fewer.
+- ``reusable``: the last rule of a node to read its incoming gradient may write
+  into it when its reference count says nobody else holds it (typically the
+  saved output of ``exp`` passed down by the rule above, once that node freed
+  it). Peak memory of the backward pass of sum(sin(x)*x + exp(-x*x)) at
+  n = 10^6: 5.0x the input (the copy included) instead of 6.0x.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import graph
-from .graph import Meta
+from .graph import Meta, Node
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -47,15 +53,15 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     t._data = out
     t.grad = t._pending = None
     if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
-        t.grad_fn = None
+        t._grad_fn = None
         t.requires_grad = False
         return t
     saves = o.saves
     shapes = (() if type(d) in _SCALARS else d.shape,)
-    node = _new(o.node_class)  # Node(...), field by field: no __init__ frame here
+    node = _new(Node)  # Node(...), field by field: no __init__ frame here
     node.seq = _next_seq()
     node.op = o
-    node.p0 = x.grad_fn or x
+    node.p0 = x._grad_fn or x
     node.p1 = node.x1 = None
     if saves == "inputs" or saves == "both":
         node.x0 = d
@@ -68,7 +74,7 @@ def _unary(o: Op, x: Tensor) -> Tensor:
     node._pending = None
     if graph.MODE.keep_args:
         node.args = (x,)
-    t.grad_fn = node
+    t._grad_fn = node
     t.requires_grad = True
     return t
 
@@ -88,7 +94,6 @@ def _binary(o: Op):
     save_inputs = o.saves in ("inputs", "both")
     save_out = o.saves == "both"
     new = object.__new__
-    node_class = o.node_class
     shared = graph._INTERNED
     interned = graph.interned
     next_seq = graph._SEQ.__next__
@@ -97,7 +102,10 @@ def _binary(o: Op):
         def method(self, other):
             if type(other) is Tensor:
                 od = other._data
-                if od.dtype is not self._data.dtype and _PROMOTE:
+                sd = self._data
+                # (two numpy scalars of one type have one dtype: no .dtype read)
+                if ((type(od) is not type(sd) or type(od) is np.ndarray)
+                        and od.dtype is not sd.dtype and _PROMOTE):
                     cast = _PROMOTE[0](self, other)
                     if cast is not None:  # (now of one dtype: no second pass here)
                         return method(*cast)
@@ -123,16 +131,16 @@ def _binary(o: Op):
             t._data = out
             t.grad = t._pending = None
             if not (rg and record and mode.enabled):
-                t.grad_fn = None
+                t._grad_fn = None
                 t.requires_grad = False
                 return t
             shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
                       () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
-            n = new(node_class)  # Node(...), field by field: no __init__ frame here
+            n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
-            n.p0 = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad else None
-            n.p1 = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+            n.p0 = (a._grad_fn or a) if type(a) is Tensor and a.requires_grad else None
+            n.p1 = (b._grad_fn or b) if type(b) is Tensor and b.requires_grad else None
             if save_inputs:
                 n.x0 = ad
                 n.x1 = bd
@@ -145,7 +153,7 @@ def _binary(o: Op):
             n._pending = None
             if mode.keep_args:
                 n.args = (a, b)
-            t.grad_fn = n
+            t._grad_fn = n
             t.requires_grad = True
             return t
 
@@ -191,3 +199,41 @@ def subtracted(acc, g) -> bool:
         return False
     np.subtract(acc, g, out=acc)
     return True
+
+
+# -- reference counts ---------------------------------------------------------------
+# An array held by one local variable of its caller shows this count inside a
+# function it is passed to (``_count``, and ``reusable`` alike; calibrated here,
+# so that an interpreter counting otherwise only turns the reuse off): the
+# caller's variable, the parameter, getrefcount's own argument.
+_refcount = sys.getrefcount
+
+
+def _count(a) -> int:
+    return _refcount(a)
+
+
+def _calibrate() -> int:
+    a = np.empty(1)
+    alone = _count(a)
+    held = [a]
+    if _count(a) != alone + 1 or sys.implementation.name != "cpython":
+        return -1  # counts that do not see every holder: never reuse
+    del held
+    return alone
+
+
+_ALONE = _calibrate()
+
+
+def reusable(g, guarded: bool, hook, shared: bool) -> bool:
+    """Whether the walk's gradient ``g`` (held by one local variable of the
+    walk, nothing else) may be overwritten by the last rule that reads it.
+
+    Nothing else means no node's saved values, no output Tensor the user may
+    still read, no view, no hook: every such holder is a reference. Not for
+    a guarded rule (the guard reads ``g`` afterwards) or a captured ``g``.
+    """
+    return (type(g) is np.ndarray and g.size >= INPLACE_MIN and not guarded
+            and hook is None and not shared and g.flags.owndata and g.flags.writeable
+            and _refcount(g) == _ALONE)

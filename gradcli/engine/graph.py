@@ -1,11 +1,31 @@
 """The recorded graph: Node, grad modes, topological order (the walk: backward.py).
 
-A ``Node`` is a tensor's ``grad_fn``: the op that made it, an edge per input
-(the input's own ``Node``, the leaf ``Tensor`` itself, or ``None`` when that input
-needs no gradient), and only the values the op's VJPs need (``Op.saves``), so
-intermediate arrays that no rule reads are freed as soon as the forward pass
-drops them. The backward walk is iterative (no recursion limit on long chains)
-and releases each node's saved values as it passes, unless ``retain_graph``.
+A ``Node`` is what a tensor's ``_grad_fn`` holds: the op that made it, an edge
+per input (the input's own ``Node``, the leaf ``Tensor`` itself, or ``None`` when
+that input needs no gradient), and only the values the op's VJPs need
+(``Op.saves``), so intermediate arrays that no rule reads are freed as soon as
+the forward pass drops them. The backward walk is iterative (no recursion limit
+on long chains) and releases each node's saved values as it passes, unless
+``retain_graph``.
+
+One internal class, a typed view for users. PyTorch names the class of a
+``grad_fn`` after its op (``type(y.grad_fn).__name__ == "MulBackward0"``, which
+the reference notebook's users read). One ``Node`` subclass per op did that, but
+made the attribute reads of the backward walk and of the forward fast paths
+(one code object for every operator) polymorphic, a node of any of some seventy
+classes at one site, so CPython's specialised slot reads missed: the chain of
+bench/engine.py took 15-26% longer per op than before (backward 40-50%). So the
+walk, the fast paths and every module of gradcli see one ``Node`` class,
+through the private field ``Tensor._grad_fn``, and the chain is back to its
+former speed (medians of alternating processes: 0.99x the per-op time of the
+commit before issue 9, 2% more instructions under callgrind).
+``Tensor.grad_fn`` (a property) hands out a ``GradFn``: a two-slot object of
+the op's PyTorch-named class (``grad_fn_class``), made on first access and
+found again through a weak reference on the node, so that ``y.grad_fn is
+y.grad_fn`` and ``next_functions`` gives back the same objects, as in PyTorch,
+while the node holds no strong reference to it (no cycle; no object more per
+op unless someone looks). Internal code never reads ``.grad_fn``: a
+``GradFn`` in an edge would not be walked (and ``grad_fn`` cannot be set).
 """
 
 from __future__ import annotations
@@ -117,9 +137,9 @@ _SEQ = itertools.count()
 
 
 class Node:
-    """One recorded op application: the ``grad_fn`` of the tensor it produced.
+    """One recorded op application: the ``_grad_fn`` of the tensor it produced.
 
-    Per input: where its gradient goes (``parents``: the input's own ``grad_fn``,
+    Per input: where its gradient goes (``parents``: the input's own ``Node``,
     the leaf Tensor itself, or None when it needs none) and the value the rules
     read (``saved``: the array for ``Op.saves`` "inputs" or "both", a ``Meta``
     for "shape", else None). Ops of one or two inputs, nearly all, keep these
@@ -136,6 +156,7 @@ class Node:
     more = None  # (parents, saved) of an op with more than two inputs
     label = None  # e.g. the expression text, for `gradcli graph`
     stale_at = None  # a view's: the seq of a recorded in-place change of its memory
+    _view = None  # weakref to the GradFn users hold (``public``)
 
     def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,
                  params: dict) -> None:
@@ -169,7 +190,7 @@ class Node:
 
     @property
     def parents(self) -> tuple:
-        """Per input: its ``grad_fn``, the leaf Tensor itself, or None (no gradient)."""
+        """Per input: its ``Node``, the leaf Tensor itself, or None (no gradient)."""
         n = len(self.shapes)
         if n == 1:
             return (self.p0,)
@@ -187,7 +208,7 @@ class Node:
 
     def inputs_as_tensors(self, wrap) -> tuple:
         """The saved inputs as Tensors joined to the graph (for create_graph):
-        a leaf is itself, another input requiring grad is rebuilt on its grad_fn."""
+        a leaf is itself, another input requiring grad is rebuilt on its Node."""
         out = []
         for p, x in zip(self.parents, self.saved):
             if p is None:
@@ -198,23 +219,57 @@ class Node:
                 out.append(p)
         return tuple(out)
 
-    def name(self) -> str:
-        return self.op.grad_fn
+    def public(self) -> GradFn:
+        """The ``GradFn`` users see for this node: one while anybody holds it."""
+        ref = self._view
+        view = ref() if ref is not None else None
+        if view is None:
+            view = _new(grad_fn_class(self.op.grad_fn))
+            view._node = self
+            self._view = weakref.ref(view)
+        return view
 
     def __repr__(self) -> str:
-        return f"<{self.op.grad_fn} object at {hex(id(self))}>"
+        return f"<Node {self.op.grad_fn} at {hex(id(self))}>"
+
+
+_new = object.__new__
+
+
+class GradFn:
+    """A tensor's ``grad_fn`` as users see it: the op's PyTorch-named class
+    (``MulBackward0``) over the engine's one ``Node`` class (module docstring)."""
+
+    __slots__ = ("__weakref__", "_node")
+
+    def name(self) -> str:
+        return self._node.op.grad_fn
+
+    def __repr__(self) -> str:
+        return f"<{self._node.op.grad_fn} object at {hex(id(self))}>"
 
     @property
     def next_functions(self) -> tuple:
-        """As PyTorch: per input, its ``grad_fn``, an ``AccumulateGrad`` for a
+        """As PyTorch: per input, its ``grad_fn``, the ``AccumulateGrad`` of a
         leaf that requires grad, or None."""
-        return tuple((p if p is None or isinstance(p, Node) else AccumulateGrad(p), 0)
-                     for p in self.parents)
+        return tuple((None if p is None else p.public() if type(p) is Node
+                      else accumulator(p), 0) for p in self._node.parents)
+
+    @property
+    def metadata(self) -> dict:
+        """A dict kept with the node (as PyTorch's), for the user's own notes."""
+        d = self._node.__dict__
+        got = d.get("_metadata")
+        if got is None:
+            got = d["_metadata"] = {}
+        return got
 
 
 class AccumulateGrad:
     """What ``next_functions`` shows for a leaf: its gradient accumulates into
-    ``variable.grad`` (PyTorch's name and attribute)."""
+    ``variable.grad`` (PyTorch's name and attribute). One per leaf while held."""
+
+    __slots__ = ("__weakref__", "variable")
 
     def __init__(self, variable) -> None:
         self.variable = variable
@@ -226,22 +281,33 @@ class AccumulateGrad:
         return f"<AccumulateGrad object at {hex(id(self))}>"
 
 
-def node_class(name: str) -> type:
-    """The class of an op's nodes, named as PyTorch names it (``MulBackward0``), so
-    that ``type(y.grad_fn).__name__`` reads as in PyTorch; one per name."""
-    cls = _NODE_CLASSES.get(name)
+_ACCUMULATORS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def accumulator(leaf) -> AccumulateGrad:
+    """The leaf's ``AccumulateGrad``: the same object while anybody holds it."""
+    got = _ACCUMULATORS.get(id(leaf))
+    if got is None or got.variable is not leaf:
+        got = _ACCUMULATORS[id(leaf)] = AccumulateGrad(leaf)
+    return got
+
+
+def grad_fn_class(name: str) -> type:
+    """The class users see for a node of op ``name``, named as PyTorch names it
+    (``MulBackward0``), so that ``type(y.grad_fn).__name__`` reads as in PyTorch."""
+    cls = _GRAD_FN_CLASSES.get(name)
     if cls is None:
-        cls = _NODE_CLASSES[name] = type(name, (Node,), {"__slots__": ()})
+        cls = _GRAD_FN_CLASSES[name] = type(name or "GradFn", (GradFn,), {"__slots__": ()})
     return cls
 
 
-_NODE_CLASSES: dict[str, type] = {}
+_GRAD_FN_CLASSES: dict[str, type] = {}
 
 
 def edge(x):
-    """Where the gradient of input ``x`` goes: its ``grad_fn``, the leaf itself, or None."""
+    """Where the gradient of input ``x`` goes: its ``Node``, the leaf itself, or None."""
     if getattr(x, "requires_grad", False):
-        return x.grad_fn or x
+        return x._grad_fn or x
     return None
 
 
@@ -285,7 +351,7 @@ def recorded_values(root: Node, value) -> dict[int, object]:
     order = topological_order(root)
     for node in order:
         for a in node.args or ():
-            fn = getattr(a, "grad_fn", None)
+            fn = getattr(a, "_grad_fn", None)
             if fn is not None:
                 values[id(fn)] = a._data
     if MODIFIED:
@@ -294,7 +360,7 @@ def recorded_values(root: Node, value) -> dict[int, object]:
         for node in reversed(order):
             if node.op.view and node.args:
                 src = node.args[0]
-                fn = getattr(src, "grad_fn", None)
+                fn = getattr(src, "_grad_fn", None)
                 data = (values.get(id(fn)) if fn is not None
                         else getattr(src, "_data", src))
                 if data is not None:

@@ -87,14 +87,14 @@ def _update(t: Tensor, name: str, fn, *others, plain=None,
     recording = graph.MODE.enabled and (
         t.requires_grad or any(_requires_grad(o) for o in others)
     )
-    if recording and t.requires_grad and t.grad_fn is None:
+    if recording and t.requires_grad and t._grad_fn is None:
         raise RuntimeError(
             f"{_LEAF} ({name}: update a parameter under gc.no_grad(), or through "
             "its .data)"
         )
     d = _target(t, name)
     if graph.MODE.keep_args:  # nodes holding t replay it as it is now
-        graph.note_rebase(t, Tensor._make(d.copy(), t.grad_fn))
+        graph.note_rebase(t, Tensor._make(d.copy(), t._grad_fn))
     if not recording:
         if plain is not None:
             plain(d, *[o._data if isinstance(o, Tensor) else o for o in others])
@@ -103,7 +103,7 @@ def _update(t: Tensor, name: str, fn, *others, plain=None,
         graph.mark_modified(d)
         return t
     _check_unshared(t, d, name)
-    old = Tensor._make(d.copy(), t.grad_fn)  # what the new node's rules may read
+    old = Tensor._make(d.copy(), t._grad_fn)  # what the new node's rules may read
     new = fn(old, *[old if o is t else o for o in others])  # x *= x: old times old
     if new.requires_grad and d.dtype.kind not in "fc":
         raise RuntimeError(
@@ -115,8 +115,8 @@ def _update(t: Tensor, name: str, fn, *others, plain=None,
     graph.mark_modified(d)
     # Other views of this memory recorded a history the new values do not have
     # (t's own takes the new node below).
-    graph.mark_views_stale(d, skip=t.grad_fn)
-    t.grad_fn = new.grad_fn
+    graph.mark_views_stale(d, skip=t._grad_fn)
+    t._grad_fn = new._grad_fn
     t.requires_grad = new.requires_grad
     return t
 
@@ -193,7 +193,7 @@ def zero_(self):
 
 def detach_(self):
     """Cut this tensor from the graph, in place: it becomes a leaf."""
-    self.grad_fn = None
+    self._grad_fn = None
     self.requires_grad = False
     return self
 

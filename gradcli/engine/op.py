@@ -83,7 +83,6 @@ class Op:
     # anything runs (for --max-elements): a function, or NO_BIGGER.
     out_shape: Any = None
     method: bool = True  # bound as a Tensor method of the same name
-    node_class: Any = None  # its nodes' class, named as PyTorch names it (MulBackward0)
     # Its matrix-calculus form, for closed formulas (``∇x = A*x + A.T*x``):
     # ``matrix(sp, *forms, **params)`` -> (kind, expr) or None, where each form
     # has ``kind`` ("s" scalar, "v" column vector, "m" matrix), ``e`` (the sympy
@@ -264,7 +263,6 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             view=view,
             fast_call=not view,
         )
-        o.node_class = graph.node_class(grad_fn) if grad_fn else Node
         if fast is not None:
             o.run = fast
         else:
@@ -326,7 +324,7 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
         n = len(args)
         saved = _NONES[n] if n < 8 else (None,) * n
     keep_out = out if saves == "out" or saves == "both" else None
-    node = o.node_class(o, graph.edges(args), saved, keep_out, shapes, params)
+    node = Node(o, graph.edges(args), saved, keep_out, shapes, params)
     if o.view and type(out) is np.ndarray and out.base is not None:
         graph.note_view(node, out)
     if graph.MODE.keep_args:

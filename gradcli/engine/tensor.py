@@ -32,14 +32,16 @@ def set_default_dtype(dtype) -> None:
 class Tensor:
     """An ndarray with ``requires_grad``, ``grad``, ``grad_fn`` and ``backward``."""
 
-    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_pending", "__weakref__")
+    # ``_grad_fn``: the Node that made it (None for a leaf), what the engine reads;
+    # ``grad_fn`` is its typed view for users (graph.py's docstring says why).
+    __slots__ = ("_data", "requires_grad", "grad", "_grad_fn", "_pending", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor
 
     def __init__(self, data, requires_grad: bool = False) -> None:
         data = data._data if isinstance(data, Tensor) else np.asarray(data)
         self._data = data
         self.grad = None
-        self.grad_fn = None
+        self._grad_fn = None
         self._pending = None  # a backward walk's gradient, on its way to .grad
         self.requires_grad = False
         if requires_grad:
@@ -50,9 +52,16 @@ class Tensor:
         t = object.__new__(cls)
         t._data = data
         t.grad = t._pending = None
-        t.grad_fn = grad_fn
+        t._grad_fn = grad_fn
         t.requires_grad = grad_fn is not None
         return t
+
+    @property
+    def grad_fn(self):
+        """The op that made this tensor, as PyTorch shows it (its class is named
+        ``MulBackward0`` etc.; ``name()``, ``next_functions``), or None for a leaf."""
+        node = self._grad_fn
+        return None if node is None else node.public()
 
     # -- data -----------------------------------------------------------
     def _buffer(self) -> np.ndarray:
@@ -91,7 +100,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self.grad_fn is None
+        return self._grad_fn is None
 
     def dim(self) -> int:
         return self._data.ndim
@@ -175,7 +184,7 @@ class Tensor:
                 f"(this one is {self._data.dtype.name}); make it with a float "
                 "value or dtype=gc.float64"
             )
-        if not requires_grad and self.grad_fn is not None:
+        if not requires_grad and self._grad_fn is not None:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables; "
                 "use .detach() to get a tensor outside the graph"
@@ -267,7 +276,7 @@ class Tensor:
             accumulate_into(self, seed, inputs, retain_graph=retain_graph,
                             create_graph=create_graph)
             return
-        if self.grad_fn is None:
+        if self._grad_fn is None:
             self._accumulate(seed, create_graph)
             return
         if create_graph and not isinstance(seed, Tensor):
@@ -276,7 +285,7 @@ class Tensor:
             from .torch_api import retain_hook
 
             run_backward(
-                self.grad_fn,
+                self._grad_fn,
                 seed,
                 retain_graph=retain_graph,
                 create_graph=create_graph,
@@ -403,8 +412,8 @@ def format_tensor(t: Tensor, prefix: str = "tensor(") -> str:
         )
     if show_dtype:
         suffixes.append(f"dtype=gradcli.{a.dtype.name}")
-    if t.grad_fn is not None:
-        suffixes.append(f"grad_fn=<{t.grad_fn.op.grad_fn}>")
+    if t._grad_fn is not None:
+        suffixes.append(f"grad_fn=<{t._grad_fn.op.grad_fn}>")
     elif t.requires_grad:
         suffixes.append("requires_grad=True")
     out = [prefix + body]

@@ -9,6 +9,7 @@ raises instead of returning a different number.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections import namedtuple
 
@@ -149,7 +150,7 @@ class _Size(int):
     _shape: tuple = ()
 
     def __new__(cls, shape):
-        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        n = math.prod(shape)  # (np.prod: microseconds per .size, in every transform)
         s = super().__new__(cls, n)
         s._shape = tuple(shape)
         return s
@@ -617,7 +618,7 @@ class _Handle:
 def _register_hook(self, hook):
     if not self.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if self.grad_fn is not None:
+    if self._grad_fn is not None:
         raise NotImplementedError(
             "register_hook on a non-leaf tensor is not supported in gradcli (hooks "
             "on leaves are); use retain_grad() to read a non-leaf's gradient"
@@ -651,8 +652,8 @@ _RETAINED: dict = {}  # id(node) -> weakref to the non-leaf tensor keeping its g
 def _retain_grad(self):
     if not self.requires_grad:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-    if self.grad_fn is not None:
-        node = self.grad_fn
+    if self._grad_fn is not None:
+        node = self._grad_fn
         key = id(node)
         _RETAINED[key] = (weakref.ref(node, lambda _: _RETAINED.pop(key, None)),
                           weakref.ref(self))
@@ -681,8 +682,8 @@ def retain_hook():
 
 
 def retains(t) -> bool:
-    entry = _RETAINED.get(id(t.grad_fn)) if t.grad_fn is not None else None
-    return entry is not None and entry[0]() is t.grad_fn and entry[1]() is t
+    entry = _RETAINED.get(id(t._grad_fn)) if t._grad_fn is not None else None
+    return entry is not None and entry[0]() is t._grad_fn and entry[1]() is t
 
 
 # -- the Tensor's methods -----------------------------------------------------------
