@@ -51,9 +51,37 @@ def describe(exc: BaseException) -> str:
 def user_code():
     """While a function file runs: what it prints goes to stderr, so that stdout
     carries only gradcli's result (JSON, plain lines) whatever the user's code
-    prints."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
+    prints: ``print`` and ``sys.stdout``, and below Python, file descriptor 1
+    (``os.system``, a subprocess, ``os.write(1, ...)``)."""
+    saved = _point_fd1_at_stderr()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            try:
+                os.dup2(saved, 1)
+            finally:
+                os.close(saved)
+
+
+def _point_fd1_at_stderr() -> int | None:
+    """Descriptor 1 made a copy of 2; the old 1, to restore (None: nothing to do,
+    as when there is no descriptor 1 or 2, or they are the same file)."""
+    try:
+        sys.stdout.flush()  # what gradcli wrote before goes where it was meant to
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        saved = os.dup(1)
+    except OSError:
+        return None
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(saved)
+        return None
+    return saved
 
 
 def load(target: str) -> Loaded:

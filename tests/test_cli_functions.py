@@ -77,3 +77,27 @@ def test_non_finite_warnings_say_which_how_many_and_where(args, warning):
     r = run("eval", *args, "--format", "plain")
     assert r.code == 0
     assert f"warning: {warning}" in r.err.splitlines()
+
+
+def test_output_below_python_goes_to_stderr_too(tmp_path):
+    # os.system, a subprocess and os.write(1, ...) write to descriptor 1, past
+    # sys.stdout: they must not land in front of the JSON either.
+    import subprocess
+    import sys
+
+    f = tmp_path / "noisy.py"
+    f.write_text(
+        "import os, subprocess, sys\n"
+        "def f(x):\n"
+        "    os.system('echo from-system')\n"
+        "    subprocess.run([sys.executable, '-c', 'print(\"from-child\")'])\n"
+        "    os.write(1, b'fd1\\n')\n"
+        "    return (x * x).sum()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, "-m", "gradcli", "eval", f"{f}:f", "--x", "3",
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)  # stdout is the JSON and nothing else
+    assert out["value"] == 9.0 and out["grad"] == {"x": 6.0}  # x^2 and 2x at 3
+    assert done.stderr.split() == ["from-system", "from-child", "fd1"]
