@@ -293,11 +293,13 @@ def _differences(
             failed += 1
             return None
 
+    x64 = x0.astype(np.float64)
+
     def central(v, t):
         """Along v over +-t: (D, the exact displacement / 2t, a bound on |f|)."""
-        xp = (x0.astype(np.float64) + t * v).astype(dtype)
-        xm = (x0.astype(np.float64) - t * v).astype(dtype)
-        half = (xp.astype(np.float64) - xm.astype(np.float64)) / 2
+        xp = (x64 + t * v).astype(dtype, copy=False)
+        xm = (x64 - t * v).astype(dtype, copy=False)
+        half = (xp.astype(np.float64, copy=False) - xm.astype(np.float64, copy=False)) / 2
         fp, fm = at(xp), at(xm)
         if fp is None or fm is None:
             return None, half, None
@@ -445,6 +447,11 @@ def _ratio(diff, limit):
 def _finite_max(*arrays) -> float:
     best = 0.0
     for a in arrays:
+        if type(a) is float or (isinstance(a, np.ndarray) and a.size == 1):
+            v = abs(float(a if type(a) is float else a.flat[0]))  # one number: no array work
+            if math.isfinite(v):
+                best = max(best, v)
+            continue
         a = np.abs(np.asarray(a, dtype=np.float64))
         a = a[np.isfinite(a)]
         if a.size:
