@@ -272,26 +272,20 @@ class _OutOfTime(Exception):
 
 def _differences(
     F, inputs: dict, name: str, *, max_full: int, directions: int, rng,
-    f_scale: float = 0.0, deadline: float | None = None, F_many=None,
+    f_scale: float = 0.0, deadline: float | None = None,
 ) -> _FD:
     """``F``'s derivatives with respect to input ``name``; ``f_scale`` is |f| when
-    ``F`` is the gradient of ``f`` (a Hessian), else 0. ``F_many(xs)``, when
-    given, is ``[F at input name = x for x in xs]`` in one go, or None when it
-    cannot tell (then ``F`` runs at each point): along random directions, every
-    point is computed first and evaluated through it."""
+    ``F`` is the gradient of ``f`` (a Hessian), else 0."""
     x0 = inputs[name]
     dtype = x0.dtype if x0.dtype.kind == "f" else np.dtype(np.float64)
     eps = float(np.finfo(dtype).eps)
     step = eps ** (1 / 3)
     failed = 0
-    ready: list = []  # F's values at the next points asked for, in order (F_many)
 
     def at(x):
         nonlocal failed
         if deadline is not None and time.monotonic() > deadline:
             raise _OutOfTime
-        if ready:
-            return np.asarray(ready.pop(0), dtype=np.float64)
         try:
             with np.errstate(all="ignore"):
                 return np.asarray(F({**inputs, name: x}), dtype=np.float64)
@@ -366,19 +360,8 @@ def _differences(
     cols, errs, dirs = [], [], []
     scale = np.maximum(1.0, np.abs(x0.astype(np.float64)))
     done = None
-    zs = [rng.standard_normal(x0.shape) for _ in range(directions)]
-    if F_many is not None and zs:
-        # the points central() visits, in its order, made as it makes them
-        xs = []
-        for z in zs:
-            v, t = z * scale, step / np.max(np.abs(z))
-            for tt in (t, t / 2):
-                xs.append((x64 + tt * v).astype(dtype, copy=False))
-                xs.append((x64 - tt * v).astype(dtype, copy=False))
-        got = F_many(xs)
-        if got is not None:
-            ready.extend(got)
-    for z in zs:
+    for _ in range(directions):
+        z = rng.standard_normal(x0.shape)
         if done is not None:
             break
         try:
@@ -1135,13 +1118,11 @@ def _some_components(F, inputs, name, mask, deadline):
 def directional_check(
     inputs: Inputs, wrt: Sequence[str], f_value: Callable, engine: Mapping[str, Any], *,
     rtol: float = 1e-8, atol: float | None = None, timeout: float | None = 10.0,
-    directions: int = DIRECTIONS, seed: int = 0, f_many: Callable | None = None,
+    directions: int = DIRECTIONS, seed: int = 0,
 ) -> dict[str, bool | None]:
     """Per input: whether the engine's gradient ``engine[name]`` of the
     single-number ``f_value`` agrees with central differences along a few
-    seeded random directions (None: none could be compared). ``f_many(points)``:
-    ``f_value`` at many points in one go (a list of single numbers), or None
-    when it cannot; then ``f_value`` runs at each point.
+    seeded random directions (None: none could be compared).
 
     >>> directional_check({"x": np.array([1.0, 2.0])}, ["x"],
     ...                   lambda p: np.sum(p["x"] ** 2), {"x": np.array([2.0, 4.0])})
@@ -1158,12 +1139,8 @@ def directional_check(
 
     out = {}
     for b in wrt:
-        many = None
-        if f_many is not None:
-            def many(xs, b=b):
-                return f_many([{**inputs, b: x} for x in xs])
         fd = _differences(F, inputs, b, max_full=0, directions=directions, rng=rng,
-                          deadline=deadline, F_many=many)
+                          deadline=deadline)
         block, _ = _check_block(b, np.asarray(engine[b], np.float64), fd, None, tol, notes)
         out[b] = block.fd_passed
     return out

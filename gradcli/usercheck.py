@@ -16,10 +16,8 @@ the function run on plain numpy arrays.
 
 from __future__ import annotations
 
-import itertools
 import os
 import warnings
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -271,15 +269,8 @@ def _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol, timeout
     differences along random directions do not confirm the engine."""
     from . import check
 
-    many = getattr(f_value, "many", None)
     confirmed = check.directional_check(inputs, wrt, f_value, engine, rtol=rtol,
-                                        atol=atol, timeout=timeout, f_many=many)
-    if many is not None and not all(c is True for c in confirmed.values()):
-        # not confirmed from points evaluated stacked: again one at a time, and
-        # one at a time from now on (a vectorised f is suspect: no wrong blame)
-        _BATCH_REFUSED[f_value.func] = True
-        confirmed = check.directional_check(inputs, wrt, f_value, engine, rtol=rtol,
-                                            atol=atol, timeout=timeout)
+                                        atol=atol, timeout=timeout)
     masks = {}
     for b in wrt:
         u, e = user[b], np.asarray(engine[b], dtype=np.float64)
@@ -354,51 +345,7 @@ def _plain_function(tgt):
             raise EvaluationError(f"{user_frame(exc, fn.path)}: {describe(exc)}") from exc
         return _real(out, where, "its value")
 
-    def many(points):
-        """``[f(p) for p in points]`` (single numbers) in one call on the points
-        stacked along a new leading axis, when ``func`` is vectorised; None
-        (call ``f`` at each point) when it is not, or in any doubt: a failure,
-        a result not of shape (k,), or a result that differs from ``f`` called
-        alone at the first point or at a point drawn from the others."""
-        if _BATCH_REFUSED.get(func) or len(points) < 3:
-            return None
-        k = len(points)
-        try:
-            stacked = {n: np.stack([p[n] for p in points]) for n in points[0]}
-            out = _real(func(**stacked), where, "its value")
-        except KeyboardInterrupt:
-            raise
-        except BaseException:  # user code written for one point: not vectorised
-            out = None
-        if out is not None and out.shape == (k,):
-            spot = (0, 1 + next(_SPOT) % (k - 1))
-            for i in spot:
-                try:
-                    alone = np.asarray(f(points[i]), dtype=np.float64)
-                except EvaluationError:
-                    out = None
-                    break
-                with np.errstate(all="ignore"):
-                    same = alone.shape == () and (
-                        out[i] == alone or (np.isnan(out[i]) and np.isnan(alone))
-                        or abs(out[i] - alone) <= 64 * _EPS * max(abs(out[i]), abs(alone)))
-                if not same:
-                    out = None
-                    break
-        if out is None or out.shape != (k,):
-            _BATCH_REFUSED[func] = True
-            return None
-        return list(out)
-
-    f.many, f.func = many, func
     return f
-
-
-_EPS = float(np.finfo(np.float64).eps)
-_SPOT = itertools.count()  # which stacked point is checked alone, in turn
-# User functions found not to be vectorised (a call on stacked points failed or
-# disagreed with calls on one point): called one point at a time from then on.
-_BATCH_REFUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # -- many points ----------------------------------------------------------------------
