@@ -196,8 +196,8 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
     engine, missing, result, value = None, None, None, None
     try:
         if kind == "gradient":
-            result = engine_result or evaluate(tgt, inputs, wrt=wrt,
-                                               max_elements=max_elements)
+            result = (engine_result if engine_result is not None else
+                      evaluate(tgt, inputs, wrt=wrt, max_elements=max_elements))
             engine, value = dict(result.grads), result.value
             cut = [w for w in result.warnings if "no recorded operation uses" in w]
             if cut:
