@@ -294,34 +294,34 @@ def _differences(
             return None
 
     x64 = x0.astype(np.float64)
-
-    def central(v, t):
-        """Along v over +-t: (D, the exact displacement / 2t, a bound on |f|)."""
-        xp = (x64 + t * v).astype(dtype, copy=False)
-        xm = (x64 - t * v).astype(dtype, copy=False)
-        half = (xp.astype(np.float64, copy=False) - xm.astype(np.float64, copy=False)) / 2
-        fp, fm = at(xp), at(xm)
-        if fp is None or fm is None:
-            return None, half, None
-        with np.errstate(all="ignore"):
-            # Rounding in one component is relative to the largest the computation
-            # handled, not to that component (inv of a large matrix, a Jacobian
-            # with large entries): the scale is the largest |f| at either point.
-            return (fp - fm) / (2 * t), half / t, _finite_max(fp, fm)
+    lead = (4,) + (1,) * x0.ndim
 
     def richardson(v, t):
-        d1, w1, s1 = central(v, t)
-        d2, w2, s2 = central(v, t / 2)
+        """Central differences along v over +-t and +-t/2, extrapolated:
+        (value, error estimate, the direction it truly differentiates along)."""
+        h = t / 2
+        # the four points at once (x - t v is x + (-t) v exactly)
+        xs = (x64 + np.array([t, -t, h, -h]).reshape(lead) * v).astype(dtype, copy=False)
+        x4 = xs.astype(np.float64, copy=False)
+        # the exact displacements / 2t of the rounded points
+        w1 = (x4[0] - x4[1]) / 2 / t
+        w2 = (x4[2] - x4[3]) / 2 / h
         direction = (4 * w2 - w1) / 3  # what the combination truly differentiates along
-        if d1 is None or d2 is None:
+        fp, fm, fp2, fm2 = at(xs[0]), at(xs[1]), at(xs[2]), at(xs[3])
+        if fp is None or fm is None or fp2 is None or fm2 is None:
             return None, None, direction
         with np.errstate(all="ignore"):
+            d1, d2 = (fp - fm) / (2 * t), (fp2 - fm2) / (2 * h)
+            # Rounding in one component is relative to the largest the computation
+            # handled, not to that component (inv of a large matrix, a Jacobian
+            # with large entries): the scale is the largest |f| at any point.
+            s = max(_finite_max(fp, fm), _finite_max(fp2, fm2))
             value = (4 * d2 - d1) / 3
             # |D(h/2) - D(h)| is about three times the error of D(h/2), and more
             # than that of the extrapolation; plus the rounding of F over the step
             # (eps |F| / h), and for F a gradient, whose own rounding is eps |f| / h
             # at worst, that over the step again (eps |f| / h^2).
-            error = (np.abs(d2 - d1) + 3 * eps * max(s1, s2) / t
+            error = (np.abs(d2 - d1) + 3 * eps * s / t
                      + 3 * eps * f_scale / (t / 2) / (t / 2))  # ** overflows a float
         return value, error, direction
 
