@@ -180,11 +180,15 @@ def _real(v, where: str, block: str) -> np.ndarray:
 # -- one point ----------------------------------------------------------------------
 def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list[str], *,
                 rtol: float = 1e-8, atol: float | None = None, timeout: float = 10.0,
-                max_elements: int, strict: bool = False, thorough: bool = True):
+                max_elements: int, strict: bool = False, thorough: bool = True,
+                engine_result=None):
     """``(check.UserCheckReport, the engine's Result or None, f's value)`` at one
     point. ``thorough``: finite differences in every component; else (many
     points, a gradient the engine computed) along a few random directions, to
-    confirm the engine, and per component only where yours differs from it."""
+    confirm the engine, and per component only where yours differs from it.
+    ``engine_result``: for a gradient, ``compute.evaluate(tgt, inputs, wrt=wrt,
+    max_elements=max_elements)`` already computed (by the kink test of random
+    points), not computed again."""
     from . import check
     from .compute import evaluate, hessian, jacobian, kinks
 
@@ -192,7 +196,8 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
     engine, missing, result, value = None, None, None, None
     try:
         if kind == "gradient":
-            result = evaluate(tgt, inputs, wrt=wrt, max_elements=max_elements)
+            result = (engine_result if engine_result is not None else
+                      evaluate(tgt, inputs, wrt=wrt, max_elements=max_elements))
             engine, value = dict(result.grads), result.value
             cut = [w for w in result.warnings if "no recorded operation uses" in w]
             if cut:
@@ -205,7 +210,8 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
             engine = (der.blocks if kind == "jacobian" else
                       {f"{a},{b}": blk for a, row in der.blocks.items()
                        for b, blk in row.items()})
-        found_kinks = kinks(out)
+        # evaluate() found the kinks of a gradient it computed
+        found_kinks = list(result.notes) if kind == "gradient" else kinks(out)
     except EvaluationError as exc:
         if tgt.loaded is None:
             raise
@@ -213,7 +219,8 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         value = None
     f_value = _forward(tgt, inputs, value, max_elements)
     if value is None:
-        value = np.asarray(f_value(inputs), dtype=np.float64)
+        with user_code(), np.errstate(all="ignore"):
+            value = np.asarray(f_value(inputs), dtype=np.float64)
     if kind in ("gradient", "hessian") and value.size != 1:
         raise EvaluationError(
             f"the function's value has shape {value.shape}, not a single number: it has "
@@ -230,7 +237,7 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         def grad_value(point):
             return evaluate(tgt, point, wrt=wrt, max_elements=max_elements).grads
 
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+    with np.errstate(all="ignore"), warnings.catch_warnings(), user_code():
         warnings.simplefilter("ignore", RuntimeWarning)
         some = None
         if not thorough and kind == "gradient" and engine is not None:
@@ -293,15 +300,18 @@ def _forward(tgt, inputs, value, max_elements: int):
     if tgt.tree is not None:
         return check.expression_function(tgt.tree, inputs)
     if value is None:
-        return lambda point: _plain(tgt, point)
+        return _plain_function(tgt)
     try:
         plain = _plain(tgt, inputs)
-        same = plain.shape == np.shape(value) and np.allclose(
-            plain, value, rtol=1e-12, atol=0, equal_nan=True)
+        value = np.asarray(value, dtype=np.float64)
+        with np.errstate(all="ignore"):  # np.allclose(rtol=1e-12, atol=0, equal_nan), faster
+            same = plain.shape == value.shape and bool(np.all(
+                (plain == value) | (np.abs(plain - value) <= 1e-12 * np.abs(value))
+                | (np.isnan(plain) & np.isnan(value))))
     except EvaluationError:  # written for Tensors: gradcli methods, gc.* functions
         same = False
     if same:
-        return lambda point: _plain(tgt, point)
+        return _plain_function(tgt)
     return lambda point: evaluate(tgt, point, no_grad=True,
                                   max_elements=max_elements).value
 
@@ -317,6 +327,25 @@ def _plain(tgt, point):
     except BaseException as exc:
         raise EvaluationError(f"{user_frame(exc, fn.path)}: {describe(exc)}") from exc
     return _real(out, f"{os.path.basename(fn.path)}: {fn.name}()", "its value")
+
+
+def _plain_function(tgt):
+    """``_plain(tgt, point)`` as a function of the point, for finite differences,
+    which call it many times: the caller holds ``user_code()`` and
+    ``np.errstate(all="ignore")`` around all the calls."""
+    fn = tgt.loaded
+    func, where = fn.func, f"{os.path.basename(fn.path)}: {fn.name}()"
+
+    def f(point):
+        try:
+            out = func(**{n: np.array(a, copy=True) for n, a in point.items()})
+        except (KeyboardInterrupt, EvaluationError):
+            raise
+        except BaseException as exc:
+            raise EvaluationError(f"{user_frame(exc, fn.path)}: {describe(exc)}") from exc
+        return _real(out, where, "its value")
+
+    return f
 
 
 # -- many points ----------------------------------------------------------------------

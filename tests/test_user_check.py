@@ -429,3 +429,96 @@ def test_readme_failing_examples_are_true(monkeypatch):
             assert out[len(out) - (len(shown) - cut - 1):] == shown[cut + 1:]
         else:
             assert out == shown
+
+
+# -- speed at many points (issue 13, "Speed"), without a wrong answer -----------------
+NOT_BATCH_SAFE = '''
+import numpy as np
+
+
+def f(w):
+    # w[0] is the first parameter, len(w) their number: wrong on a stack of points
+    return w[0] ** 2 * len(w) + np.sum(np.sin(w))
+
+
+def df(w):
+    g = np.cos(w)
+    g[0] += 2 * w[0] * len(w)
+    return g
+
+
+def df_wrong_first(w):
+    g = np.cos(w)
+    g[0] += 2 * w[0]  # forgot len(w)
+    return g
+
+
+def noisy(w):
+    print("f was called")  # on stdout: must not reach gradcli's output
+    return f(w)
+'''
+
+
+def test_many_points_with_a_function_that_is_not_batch_safe(tmp_path):
+    # df = cos(w) + (2 n w_0, 0, ...) by hand; the wrong one misses the factor n = 4
+    path = tmp_path / "nb.py"
+    path.write_text(NOT_BATCH_SAFE, encoding="utf-8")
+    argv = ("--shape", "w=4", "--random", "5", "--seed", "2", "--json")
+    good = run("check", f"{path}:f", "--grad", f"{path}:df", *argv)
+    assert good.code == 0, good.err
+    assert all(rec["check"]["passed"] for rec in ndjson(good.out)[:-1])
+    bad = run("check", f"{path}:f", "--grad", f"{path}:df_wrong_first", *argv)
+    assert bad.code == 1, bad.err
+    recs = ndjson(bad.out)[:-1]
+    assert len(recs) == 5
+    for rec in recs:
+        w = np.array(rec["inputs"]["w"])
+        rows = rec["check"]["table"]
+        assert [row["where"] for row in rows] == ["w[0]"] and rows[0]["odd_one_out"] == "yours"
+        truth = np.cos(w[0]) + 8 * w[0]
+        assert rows[0]["fd"] == pytest.approx(truth, rel=1e-7)
+        assert rows[0]["user"] == pytest.approx(np.cos(w[0]) + 2 * w[0], rel=1e-12)
+
+
+def test_what_a_function_prints_while_differenced_goes_to_stderr(tmp_path):
+    path = tmp_path / "nb.py"
+    path.write_text(NOT_BATCH_SAFE, encoding="utf-8")
+    r = run("check", f"{path}:noisy", "--grad", f"{path}:df", "--shape", "w=3",
+            "--random", "2", "--seed", "5", "--json")
+    assert r.code == 0, r.err
+    recs = ndjson(r.out)  # every line is JSON
+    assert len(recs) == 3 and all(rec["check"]["passed"] for rec in recs[:-1])
+    assert "f was called" in r.err
+
+
+def test_the_engine_evaluates_f_once_per_random_point(tmp_path, monkeypatch):
+    # The kink test of a random point and the gradient check share one engine
+    # evaluation (the gradient, with its kinks).
+    from gradcli import compute
+
+    calls = []
+    real = compute.evaluate
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("no_grad", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "evaluate", counted)
+    path = tmp_path / "nb.py"
+    path.write_text(NOT_BATCH_SAFE, encoding="utf-8")
+    r = run("check", f"{path}:f", "--grad", f"{path}:df", "--shape", "w=3",
+            "--random", "4", "--seed", "1")
+    assert r.code == 0, r.err
+    assert calls == [False] * 4
+
+
+def test_a_gradient_evaluation_finds_the_kinks_the_forward_pass_records():
+    # The kink test of random points reads them from the gradient's evaluation:
+    # max(x, 0) at x = 0 (a tie) is a kink, at x = 1 it is not.
+    from gradcli.compute import evaluate, kinks, prepare
+
+    tgt = prepare(f"{SCALAR}:relu_sum", ["x"])
+    for x, kink in ((np.array([0.0, 1.0]), True), (np.array([1.0, -2.0]), False)):
+        notes = evaluate(tgt, {"x": x}, wrt=["x"]).notes
+        recorded = kinks(evaluate(tgt, {"x": x}, no_grad=True, record=True).output)
+        assert bool(notes) is kink and notes == recorded
