@@ -613,7 +613,9 @@ class _Parser:
 
     # -- literals that stay Python values: indices and params --------------------
 
-    def integer(self, node: ast.expr, message: str) -> int:
+    def integer(self, node: ast.expr, message: str, clip: bool = False) -> int:
+        """An integer literal; ``clip``: a slice bound, which numpy (as Python)
+        clips to the axis, so that any size means "to the end"."""
         negative = False
         match node:
             case ast.UnaryOp(
@@ -627,7 +629,9 @@ class _Parser:
         if type(value) is not int:  # bool is an int, but not an integer here
             raise self.error(self.col(node), message)
         if abs(value) >= _INT64:
-            raise self.error(self.col(node), "integer is too large")
+            if not clip:
+                raise self.error(self.col(node), "integer is too large")
+            value = _INT64 - 1
         return -value if negative else value
 
     def index(self, node: ast.expr, top: bool = True) -> object:
@@ -648,7 +652,7 @@ class _Parser:
             case ast.Slice(lower=lower, upper=upper, step=step):
                 bound = "slice bounds must be integer literals (or None)"
                 parts = [
-                    None if _is_none(part) else self.integer(part, bound)
+                    None if _is_none(part) else self.integer(part, bound, clip=True)
                     for part in (lower, upper, step)
                 ]
                 if step is not None and parts[2] == 0:

@@ -355,3 +355,29 @@ def test_sort_sends_each_gradient_back_to_where_the_value_came_from():
     # axis=None: the flat order (-1, 0, 3, 5)
     g = grad_of(lambda t: gc.sum(np.sort(t, axis=None) * gc.tensor(w)), a)
     np.testing.assert_array_equal(g, [[100.0, 1.0], [10.0, 1000.0]])
+
+
+# -- numpy.linalg's array-API spellings: numpy.linalg's axes, the table's maths ------
+LINALG_SPELLINGS = {
+    "matmul": (lambda a: np.linalg.matmul(a, np.swapaxes(a, -1, -2)), (2, 3, 4)),
+    "trace": (lambda a: np.linalg.trace(a, offset=1), (2, 3, 4)),
+    "diagonal": (lambda a: np.linalg.diagonal(a, offset=-1), (2, 4, 3)),
+    "outer": (lambda a: np.linalg.outer(a[:3], a[3:] ** 2), (5,)),
+    "cross": (lambda a: np.linalg.cross(a[0], a[1] ** 2), (2, 4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(LINALG_SPELLINGS))
+def test_numpy_linalg_spellings_differentiate(name):
+    # Before: "numpy function 'matmul' has no gradient rule" for np.linalg.matmul.
+    f, shape = LINALG_SPELLINGS[name]
+    rng = np.random.default_rng(7)
+    check_function(f, rng.standard_normal(shape), rng)
+
+
+def test_numpy_linalg_outer_refuses_what_numpy_refuses():
+    a = gc.tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(ValueError, match="1-dimensional"):
+        np.linalg.outer(a, a)
+    with pytest.raises(ValueError):
+        np.linalg.outer(np.ones((2, 2)), np.ones((2, 2)))  # numpy's own rule

@@ -410,3 +410,25 @@ def test_repeat_is_pytorchs_tile_and_np_repeat_numpys():
     v.grad = None
     (np.repeat(v, 3) * f64(np.arange(1.0, 7.0))).sum().backward()
     np.testing.assert_array_equal(v.grad.numpy(), [6.0, 15.0])  # [1+2+3, 4+5+6]
+
+
+HUGE = 10**20  # past int64: numpy (as Python) clips a slice bound to the axis
+
+
+@pytest.mark.parametrize("text, index", [
+    (f"x[:{HUGE}]", np.s_[:HUGE]),
+    (f"x[-{HUGE}:]", np.s_[-HUGE:]),
+    (f"x[::{HUGE}]", np.s_[::HUGE]),
+    (f"x[::-{HUGE}]", np.s_[::-HUGE]),
+    (f"x[1:{HUGE}:2]", np.s_[1:HUGE:2]),
+])
+def test_a_huge_slice_bound_is_clipped_as_numpy_does(text, index):
+    x = np.array([1.5, -2.0, 3.25, 4.0])
+    tree = parse(text, inputs={"x"}, ops=OPS)
+    got = interpret(tree, NumpyBackend(), {"x": x})
+    np.testing.assert_array_equal(got, x[index])
+
+
+def test_a_huge_integer_index_is_still_refused():
+    with pytest.raises(UsageError, match="too large"):
+        parse(f"x[{HUGE}]", inputs={"x"}, ops=OPS)

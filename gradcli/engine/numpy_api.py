@@ -66,6 +66,36 @@ if hasattr(np, "astype"):  # numpy >= 2.1
     )
 
 
+def _linalg_spellings() -> None:
+    """numpy.linalg's array-API spellings of functions the table has: the same
+    maths on numpy.linalg's axes (the last two) and its input rules."""
+    from .ops.composite import cross, diagonal
+    from .ops.linalg import matmul, outer, trace
+
+    def la_outer(x1, x2, /):
+        if len(_shape_of(x1)) != 1 or len(_shape_of(x2)) != 1:
+            raise ValueError("linalg.outer: both inputs must be 1-dimensional, not "
+                             f"{tuple(_shape_of(x1))} and {tuple(_shape_of(x2))}")
+        return outer(x1, x2)
+
+    def la_trace(x, /, *, offset=0, dtype=None):
+        if dtype is not None:
+            raise NotImplementedError("np.linalg.trace(dtype=...) is not supported on "
+                                      "Tensors: convert the Tensor instead")
+        return trace(x, offset=offset, axis1=-2, axis2=-1)
+
+    la = np.linalg
+    HELPERS[la.matmul] = lambda x1, x2, /: matmul(x1, x2)
+    HELPERS[la.outer] = la_outer
+    HELPERS[la.trace] = la_trace
+    HELPERS[la.diagonal] = lambda x, /, *, offset=0: diagonal(x, offset=offset,
+                                                              axis1=-2, axis2=-1)
+    HELPERS[la.cross] = lambda x1, x2, /, *, axis=-1: cross(x1, x2, axis=axis)
+
+
+_linalg_spellings()
+
+
 def _values_only(func):
     """A numpy function whose result is booleans or indices: nothing to
     differentiate, so it runs on the values and returns numpy's own result."""

@@ -552,7 +552,7 @@ def _operands(a, b, integer_fn):
     ad, bd = a._data, b._data
     if ad.dtype.kind in "iub" and bd.dtype.kind in "iub":
         if np.any(bd == 0):
-            raise ZeroDivisionError("ZeroDivisionError: integer division by zero")
+            raise ZeroDivisionError("integer division by zero")
         return a, b, Tensor._make(integer_fn(ad, bd))
     return a, b, None
 
