@@ -259,7 +259,7 @@ def propagate(target, inputs: dict[str, np.ndarray], cov: Covariance, *,
                          f"{max_elements:,}",
                          hint="raise it with --max-elements N if you mean it")
     jac = np.concatenate([d.blocks[n].reshape(m, inputs[n].size).astype(np.float64)
-                          for n in cov.names], axis=1).reshape(m, -1)
+                          for n in cov.names], axis=1).reshape(m, cov.scaled.shape[0])
     with np.errstate(all="ignore"):
         # J Sigma J^T = 2^r (A R A^T) 2^r with A = 2^-r J D, row by row.
         a, r = _row_scaled(jac, cov.exponents[None, :])

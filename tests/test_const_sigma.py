@@ -339,3 +339,8 @@ def test_value_overflow_warned_once():
     assert sum("value is inf" in w for w in obj["warnings"]) == 1
     assert obj["uncertainty"]["std"] == pytest.approx(1e200, rel=1e-15)  # dy/dx = y
     assert any("variance overflows" in w for w in obj["warnings"])
+
+
+def test_empty_output_has_an_empty_error_bar():
+    u = ok_json("eval", "x[:0]", "--x", "1,2", "--sigma", "x=1")["uncertainty"]
+    assert u["std"] == [] and u["covariance"] == []
