@@ -48,6 +48,7 @@ class Covariance:
     sizes: list[int]
     scaled: np.ndarray
     exponents: np.ndarray  # int64, one per component
+    mantissas: np.ndarray | None = None  # sigma_i / 2^exponents[i], in [0.5, 1) or 0
 
     @property
     def matrix(self) -> np.ndarray:
@@ -106,7 +107,8 @@ def covariance(inputs: dict[str, np.ndarray], sigmas: dict[str, np.ndarray],
                          f"components would have {total * total:,} elements, over the "
                          f"limit of {max_elements:,}",
                          hint="raise it with --max-elements N if you mean it")
-    c = Covariance(names, sizes, np.zeros((total, total)), np.zeros(total, np.int64))
+    c = Covariance(names, sizes, np.zeros((total, total)), np.zeros(total, np.int64),
+                   np.zeros(total))
     seen: set[frozenset] = set()
     blocks = {}
     for (a, b), value in covs.items():
@@ -120,6 +122,7 @@ def covariance(inputs: dict[str, np.ndarray], sigmas: dict[str, np.ndarray],
         if n in sigmas:
             mant, exp = np.frexp(_sigma(n, sigmas[n], inputs[n]))
             c.exponents[c._span(n)] = exp
+            c.mantissas[c._span(n)] = mant
             c.block(n, n)[...] = np.diag(mant * mant)
         else:
             block = blocks[n, n]
@@ -127,7 +130,9 @@ def covariance(inputs: dict[str, np.ndarray], sigmas: dict[str, np.ndarray],
             if np.max(np.abs(block - block.T), initial=0.0) > 1e-12 * scale:
                 raise UsageError(f"--cov {n},{n}: the covariance matrix is not symmetric")
             with np.errstate(all="ignore"):
-                c.exponents[c._span(n)] = np.frexp(np.sqrt(np.abs(np.diagonal(block))))[1]
+                mant, exp = np.frexp(np.sqrt(np.abs(np.diagonal(block))))
+            c.exponents[c._span(n)] = exp
+            c.mantissas[c._span(n)] = mant
     e = c.exponents
     with np.errstate(all="ignore"):
         for (a, b), block in blocks.items():
@@ -261,30 +266,40 @@ def propagate(target, inputs: dict[str, np.ndarray], cov: Covariance, *,
     jac = np.concatenate([d.blocks[n].reshape(m, inputs[n].size).astype(np.float64)
                           for n in cov.names], axis=1).reshape(m, cov.scaled.shape[0])
     with np.errstate(all="ignore"):
-        # J Sigma J^T = 2^r (A R A^T) 2^r with A = 2^-r J D, row by row.
+        # J Sigma J^T = 2^r t (B C B^T) t 2^r, row by row: C the correlation matrix
+        # (1 on its diagonal), B = 2^-r J diag(sigma) / t with t the largest
+        # |entry| of each row, so that one term alone gives std = |J| sigma exactly.
+        g = cov.mantissas
         a, r = _row_scaled(jac, cov.exponents[None, :])
-        scaled = a @ cov.scaled @ a.T
+        corr = cov.scaled / np.where(g > 0, np.outer(g, g), 1.0)
+        np.fill_diagonal(corr, np.where(g > 0, 1.0, 0.0))
+        b = a * g[None, :]
+        t = np.max(np.abs(b), axis=1, initial=0.0)
+        t = np.where(np.isfinite(t) & (t > 0), t, 1.0)
+        b = b / t[:, None]
+        scaled = b @ corr @ b.T
         scaled = (scaled + scaled.T) / 2
-        var = np.maximum(np.diagonal(scaled), 0.0)
-        std = np.ldexp(np.sqrt(var), r).reshape(shape)
-        out_cov = np.ldexp(scaled, r[:, None] + r[None, :])
+        unit = np.maximum(np.diagonal(scaled), 0.0)
+        std = np.ldexp(t * np.sqrt(unit), r).reshape(shape)
+        out_cov = np.ldexp(t[:, None] * scaled * t[None, :], r[:, None] + r[None, :])
+        var = unit * t * t  # in units of 2^(2 r), for the second order
         # the summed variance of all components, in units of 2^(2 top)
         top = int(np.max(r, initial=0))
-        weight = np.ldexp(1.0, 2 * (r - top))
-        total = float(np.sum(var * weight))
+        weight = np.ldexp(t * t, 2 * (r - top))
+        total = float(np.sum(unit * weight))
         parts = {}
         for i, x in enumerate(cov.names):
             for y in cov.names[i:]:
-                sxy = cov.block(x, y)
-                if x != y and not sxy.any():
+                cxy = corr[cov._span(x), cov._span(y)]
+                if x != y and not cxy.any():
                     continue
-                part = np.sum((a[:, cov._span(x)] @ sxy) * a[:, cov._span(y)], axis=1)
+                part = np.sum((b[:, cov._span(x)] @ cxy) * b[:, cov._span(y)], axis=1)
                 parts[x if x == y else f"{x},{y}"] = (1 if x == y else 2) * part
         order = sorted(parts, key=lambda k: -float(np.sum(np.abs(parts[k]) * weight)))
         u = Uncertainty(
             shape, std, out_cov.reshape(shape + shape),
-            {k: np.ldexp(parts[k], 2 * r).reshape(shape) for k in order},
-            share={k: _fraction(parts[k], var).reshape(shape) for k in order},
+            {k: np.ldexp(parts[k] * t * t, 2 * r).reshape(shape) for k in order},
+            share={k: _fraction(parts[k], unit).reshape(shape) for k in order},
             total_share={k: float(np.sum(parts[k] * weight)) / total if total > 0
                          else 0.0 for k in order},
             warnings=list(d.warnings))
