@@ -388,7 +388,12 @@ def add_uncertainty(view: View, u, precision: int | None) -> View:
         "std": jsonable(u.second_order_std), "mean_shift": jsonable(u.mean_shift)}
     obj["notes"] = list(u.notes)
     view.obj["uncertainty"] = obj
-    view.warnings = [*view.warnings, *u.warnings]
+    # The Jacobian's own warnings repeat the value's ("value is inf"): once each,
+    # and in the JSON's "warnings" too.
+    new = [w for w in dict.fromkeys(u.warnings) if w not in view.warnings]
+    view.warnings = [*view.warnings, *new]
+    if isinstance(view.obj.get("warnings"), list):
+        view.obj["warnings"] = [*view.obj["warnings"], *new]
     view.rows.append(("uncertainty.std", "std. uncertainty", u.std))
     if u.shape:
         view.rows.append(("uncertainty.covariance", "covariance", u.covariance))

@@ -14,6 +14,14 @@ normally distributed inputs, ``f0 + g.d + d.H.d/2`` has variance
 ``g Sigma g + tr(H Sigma H Sigma) / 2`` and mean ``f0 + tr(H Sigma) / 2``; a
 second-order standard uncertainty more than 10% above the first-order one gets
 a note.
+
+All of it is computed in scaled form so that nothing over- or underflows on the
+way: each input component's uncertainty is written as a power of two times a
+number near 1 (``Sigma = D R D`` with ``D = diag(2^e)``), each output row of
+``J D`` is scaled by a power of two to a largest entry near 1, and the powers
+of two go back on at the end (``std = 2^r sqrt(var_scaled)``). Powers of two
+are exact, so ordinary cases lose nothing, and only a true result beyond
+float64's range comes out as inf (or 0).
 """
 
 from __future__ import annotations
@@ -32,16 +40,31 @@ MAX_HESSIAN_WORK = 2_000_000  # output components x inputs^2 for the second-orde
 @dataclass
 class Covariance:
     """The covariance of the inputs that have an uncertainty, flattened in
-    ``names`` order (each input's components in C order)."""
+    ``names`` order (each input's components in C order), in scaled form: the
+    covariance of components i and j is ``scaled[i, j] * 2^(exponents[i] +
+    exponents[j])`` (see the module docstring)."""
 
     names: list[str]
     sizes: list[int]
-    matrix: np.ndarray
+    scaled: np.ndarray
+    exponents: np.ndarray  # int64, one per component
+    mantissas: np.ndarray | None = None  # sigma_i / 2^exponents[i], in [0.5, 1) or 0
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The covariance matrix itself (inf or 0 where it leaves float64)."""
+        e = self.exponents
+        with np.errstate(all="ignore"):
+            return np.ldexp(self.scaled, e[:, None] + e[None, :])
+
+    def _span(self, a: str) -> slice:
+        i = self.names.index(a)
+        o = sum(self.sizes[:i])
+        return slice(o, o + self.sizes[i])
 
     def block(self, a: str, b: str) -> np.ndarray:
-        i, j = self.names.index(a), self.names.index(b)
-        oi, oj = sum(self.sizes[:i]), sum(self.sizes[:j])
-        return self.matrix[oi:oi + self.sizes[i], oj:oj + self.sizes[j]]
+        """The scaled block of ``a`` and ``b`` (a view)."""
+        return self.scaled[self._span(a), self._span(b)]
 
 
 def covariance(inputs: dict[str, np.ndarray], sigmas: dict[str, np.ndarray],
@@ -84,24 +107,42 @@ def covariance(inputs: dict[str, np.ndarray], sigmas: dict[str, np.ndarray],
                          f"components would have {total * total:,} elements, over the "
                          f"limit of {max_elements:,}",
                          hint="raise it with --max-elements N if you mean it")
-    c = Covariance(names, sizes, np.zeros((total, total)))
-    for n in names:
-        if n in sigmas:
-            c.block(n, n)[...] = np.diag(_sigma(n, sigmas[n], inputs[n]) ** 2)
+    c = Covariance(names, sizes, np.zeros((total, total)), np.zeros(total, np.int64),
+                   np.zeros(total))
     seen: set[frozenset] = set()
+    blocks = {}
     for (a, b), value in covs.items():
         if frozenset((a, b)) in seen:
             raise UsageError(f"--cov {a},{b}: the covariance of {a} and {b} is given twice")
         seen.add(frozenset((a, b)))
-        block = _cov_block(a, b, value, inputs)
-        if a == b:
+        blocks[a, b] = _cov_block(a, b, value, inputs)
+    # Each component's power of two first (from its standard uncertainty), then
+    # every block divided by them: exact, and nothing squares a sigma.
+    for n in names:
+        if n in sigmas:
+            mant, exp = np.frexp(_sigma(n, sigmas[n], inputs[n]))
+            c.exponents[c._span(n)] = exp
+            c.mantissas[c._span(n)] = mant
+            c.block(n, n)[...] = np.diag(mant * mant)
+        else:
+            block = blocks[n, n]
             scale = float(np.max(np.abs(block), initial=0.0))
             if np.max(np.abs(block - block.T), initial=0.0) > 1e-12 * scale:
-                raise UsageError(f"--cov {a},{a}: the covariance matrix is not symmetric")
-            c.block(a, a)[...] = (block + block.T) / 2
-        else:
-            c.block(a, b)[...] = block
-            c.block(b, a)[...] = block.T
+                raise UsageError(f"--cov {n},{n}: the covariance matrix is not symmetric")
+            with np.errstate(all="ignore"):
+                mant, exp = np.frexp(np.sqrt(np.abs(np.diagonal(block))))
+            c.exponents[c._span(n)] = exp
+            c.mantissas[c._span(n)] = mant
+    e = c.exponents
+    with np.errstate(all="ignore"):
+        for (a, b), block in blocks.items():
+            sa, sb = c._span(a), c._span(b)
+            scaled = np.ldexp(block, -(e[sa][:, None] + e[sb][None, :]))
+            if a == b:
+                c.block(a, a)[...] = (scaled + scaled.T) / 2
+            else:
+                c.block(a, b)[...] = scaled
+                c.block(b, a)[...] = scaled.T
     _positive_semidefinite(c)
     return c
 
@@ -142,27 +183,49 @@ def _cov_block(a: str, b: str, value: np.ndarray, inputs) -> np.ndarray:
 
 
 def _positive_semidefinite(c: Covariance) -> None:
-    if not c.matrix.size:
+    # D R D is positive semi-definite exactly when R is (D is positive diagonal).
+    if not c.scaled.size:
         return
-    eig = np.linalg.eigvalsh(c.matrix)
+    eig = np.linalg.eigvalsh(c.scaled)
     tol = 1e-12 * max(float(np.max(np.abs(eig))), np.finfo(float).tiny) * len(eig)
     if eig[0] < -tol:
         pairs = len(c.names) > 1 or c.sizes[0] > 1
+        true = c.matrix
+        smallest = (f" (smallest eigenvalue {np.linalg.eigvalsh(true)[0]:.3g})"
+                    if np.isfinite(true).all() else "")
         raise UsageError(
             f"--sigma/--cov: the covariance matrix of {', '.join(c.names)} is not "
-            f"positive semi-definite (smallest eigenvalue {eig[0]:.3g})",
+            f"positive semi-definite{smallest}",
             hint="a covariance of A and B is at most sigma_A * sigma_B in size"
             if pairs else None)
 
 
+def _row_scaled(x: np.ndarray, exp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x * 2^exp`` (exp broadcast against x, a 2-d array) as ``scaled * 2^r``
+    with one power of two per row, the largest |entry| of each scaled row in
+    [0.5, 1) (r = 0 for a row of zeros). inf and nan stay inf and nan."""
+    mant, ex = np.frexp(x)
+    tot = ex.astype(np.int64) + exp
+    floor = np.iinfo(np.int64).min // 4
+    tot = np.where(mant != 0, tot, floor)
+    r = np.max(tot, axis=1, initial=floor) if x.shape[1] else np.full(x.shape[0], floor)
+    r = np.where(r == floor, 0, r)
+    shift = np.clip(tot - r[:, None], -4000, 0)
+    return np.ldexp(mant, shift), r
+
+
 @dataclass
 class Uncertainty:
-    """The propagated uncertainty of a value of shape ``shape``."""
+    """The propagated uncertainty of a value of shape ``shape``. ``share`` and
+    ``total_share`` are worked out from the scaled quantities, so they are right
+    even where a variance itself over- or underflows."""
 
     shape: tuple[int, ...]
     std: np.ndarray  # the output's shape
     covariance: np.ndarray  # shape + shape
     contributions: dict[str, np.ndarray]  # name (or "a,b") -> variance, output's shape
+    share: dict[str, np.ndarray] = field(default_factory=dict)  # output's shape
+    total_share: dict[str, float] = field(default_factory=dict)
     second_order_std: np.ndarray | None = None
     mean_shift: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
@@ -170,21 +233,20 @@ class Uncertainty:
 
     @property
     def variance(self) -> np.ndarray:
-        return self.std ** 2
+        var = np.diagonal(self.covariance.reshape(self.std.size, self.std.size))
+        return var.reshape(self.shape)
 
     def shares(self) -> dict[str, np.ndarray]:
         """Each contribution as a fraction of the variance (0 where it is 0)."""
-        var = np.diagonal(self.covariance.reshape(self.std.size, self.std.size))
-        var = var.reshape(self.shape)
-        with np.errstate(all="ignore"):
-            return {k: np.where(var > 0, v / np.where(var > 0, var, 1.0), 0.0)
-                    for k, v in self.contributions.items()}
+        return dict(self.share)
 
     def total_shares(self) -> dict[str, float]:
         """Each contribution's share of the summed variance of all components."""
-        total = float(np.sum(self.variance))
-        return {k: float(np.sum(v)) / total if total > 0 else 0.0
-                for k, v in self.contributions.items()}
+        return dict(self.total_share)
+
+
+def _fraction(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    return np.where(whole > 0, part / np.where(whole > 0, whole, 1.0), 0.0)
 
 
 def propagate(target, inputs: dict[str, np.ndarray], cov: Covariance, *,
@@ -201,37 +263,71 @@ def propagate(target, inputs: dict[str, np.ndarray], cov: Covariance, *,
                          f"would have {m * m:,} elements, over the limit of "
                          f"{max_elements:,}",
                          hint="raise it with --max-elements N if you mean it")
-    blocks = {n: d.blocks[n].reshape(m, inputs[n].size).astype(np.float64)
-              for n in cov.names}
+    jac = np.concatenate([d.blocks[n].reshape(m, inputs[n].size).astype(np.float64)
+                          for n in cov.names], axis=1).reshape(m, cov.scaled.shape[0])
     with np.errstate(all="ignore"):
-        jac = np.concatenate([blocks[n] for n in cov.names], axis=1)
-        out_cov = jac @ cov.matrix @ jac.T
-        out_cov = (out_cov + out_cov.T) / 2
-        std = np.sqrt(np.maximum(np.diagonal(out_cov), 0.0)).reshape(shape)
-        contributions = {}
-        for i, a in enumerate(cov.names):
-            for b in cov.names[i:]:
-                sab = cov.block(a, b)
-                if a != b and not sab.any():
+        # J Sigma J^T = 2^r t (B C B^T) t 2^r, row by row: C the correlation matrix
+        # (1 on its diagonal), B = 2^-r J diag(sigma) / t with t the largest
+        # |entry| of each row, so that one term alone gives std = |J| sigma exactly.
+        g = cov.mantissas
+        a, r = _row_scaled(jac, cov.exponents[None, :])
+        corr = cov.scaled / np.where(g > 0, np.outer(g, g), 1.0)
+        np.fill_diagonal(corr, np.where(g > 0, 1.0, 0.0))
+        b = a * g[None, :]
+        t = np.max(np.abs(b), axis=1, initial=0.0)
+        t = np.where(np.isfinite(t) & (t > 0), t, 1.0)
+        b = b / t[:, None]
+        scaled = b @ corr @ b.T
+        scaled = (scaled + scaled.T) / 2
+        unit = np.maximum(np.diagonal(scaled), 0.0)
+        std = np.ldexp(t * np.sqrt(unit), r).reshape(shape)
+        out_cov = np.ldexp(t[:, None] * scaled * t[None, :], r[:, None] + r[None, :])
+        var = unit * t * t  # in units of 2^(2 r), for the second order
+        # the summed variance of all components, in units of 2^(2 top)
+        top = int(np.max(r, initial=0))
+        weight = np.ldexp(t * t, 2 * (r - top))
+        total = float(np.sum(unit * weight))
+        parts = {}
+        for i, x in enumerate(cov.names):
+            for y in cov.names[i:]:
+                cxy = corr[cov._span(x), cov._span(y)]
+                if x != y and not cxy.any():
                     continue
-                part = np.sum((blocks[a] @ sab) * blocks[b], axis=1)
-                contributions[a if a == b else f"{a},{b}"] = (
-                    (1 if a == b else 2) * part).reshape(shape)
-    order = sorted(contributions, key=lambda k: -float(np.sum(np.abs(contributions[k]))))
-    u = Uncertainty(shape, std, out_cov.reshape(shape + shape),
-                    {k: contributions[k] for k in order}, warnings=list(d.warnings))
-    if not np.isfinite(out_cov).all():
+                part = np.sum((b[:, cov._span(x)] @ cxy) * b[:, cov._span(y)], axis=1)
+                parts[x if x == y else f"{x},{y}"] = (1 if x == y else 2) * part
+        order = sorted(parts, key=lambda k: -float(np.sum(np.abs(parts[k]) * weight)))
+        u = Uncertainty(
+            shape, std, out_cov.reshape(shape + shape),
+            {k: np.ldexp(parts[k] * t * t, 2 * r).reshape(shape) for k in order},
+            share={k: _fraction(parts[k], unit).reshape(shape) for k in order},
+            total_share={k: float(np.sum(parts[k] * weight)) / total if total > 0
+                         else 0.0 for k in order},
+            warnings=list(d.warnings))
+    if not np.isfinite(jac).all():
         u.warnings.append("the propagated covariance is not finite: the Jacobian has "
                           "inf or nan")
         return u
-    _second_order(u, target, inputs, cov, max_elements)
+    if not np.isfinite(scaled).all():
+        u.warnings.append("the propagated covariance is not finite: an input's "
+                          "covariance has inf or nan")
+        return u
+    if not np.isfinite(std).all():
+        u.warnings.append("the standard uncertainty overflows float64 (inf); its "
+                          "shares are still right")
+    elif not np.isfinite(out_cov).all():
+        what = "covariance" if shape else "variance"
+        u.warnings.append(f"the propagated {what} overflows float64 (shown as inf); "
+                          "the standard uncertainty and the shares are right")
+    _second_order(u, target, inputs, cov, max_elements, var, r)
     return u
 
 
 def _second_order(u: Uncertainty, target, inputs, cov: Covariance,
-                  max_elements: int) -> None:
-    """The second-order std and mean shift; a note when the first order is off."""
-    m, n = u.std.size, cov.matrix.shape[0]
+                  max_elements: int, var: np.ndarray, r: np.ndarray) -> None:
+    """The second-order std and mean shift; a note when the first order is off.
+    ``var`` is the first-order variance of each output component in units of
+    ``2^(2 r)``; each Hessian is scaled the same way (``D H D / 2^r``)."""
+    m, n = u.std.size, cov.scaled.shape[0]
     if m == 0 or n == 0:
         return  # nothing to propagate
     if m * n * n > MAX_HESSIAN_WORK:
@@ -243,26 +339,42 @@ def _second_order(u: Uncertainty, target, inputs, cov: Covariance,
     except GradcliError as exc:
         u.notes.append(f"non-linearity not checked: the Hessian failed: {exc}")
         return
+    e = cov.exponents
+    first_s, second_s, shift_s, at = [], [], [], []
     with np.errstate(all="ignore"):
-        hs = [h @ cov.matrix for h in hessians]
-        extra = np.array([0.5 * np.sum(a * a.T) for a in hs])
-        shift = np.array([0.5 * np.trace(a) for a in hs])
-        first = u.std.reshape(-1)
-        second = np.sqrt(first ** 2 + np.maximum(extra, 0.0))
+        for k, h in enumerate(hessians):
+            hs, hr = _row_scaled(np.asarray(h, np.float64).reshape(1, -1),
+                                 (e[:, None] + e[None, :]).reshape(1, -1))
+            # one power of two for this component: the larger of J's and H's
+            rk = int(max(r[k], hr[0])) if np.any(hs) else int(r[k])
+            hs = np.ldexp(hs.reshape(n, n), int(max(hr[0] - rk, -4000)))
+            v = var[k] * np.ldexp(1.0, int(max(2 * (r[k] - rk), -8000)))
+            a = hs @ cov.scaled
+            extra = 0.5 * np.sum(a * a.T)
+            first_s.append(np.sqrt(v))
+            second_s.append(np.sqrt(v + max(extra, 0.0)))
+            shift_s.append(0.5 * np.trace(a))
+            at.append(rk)
+        first_s, second_s = np.array(first_s), np.array(second_s)
+        at = np.array(at, dtype=np.int64)
+        second = np.ldexp(second_s, at)
+        shift = np.ldexp(np.array(shift_s), at)
     u.second_order_std = second.reshape(u.shape)
     u.mean_shift = shift.reshape(u.shape)
-    if not np.isfinite(second).all():
+    if not (np.isfinite(second_s).all() and np.isfinite(shift_s).all()):
         u.notes.append("non-linearity not checked: the Hessian has inf or nan")
         return
-    excess = np.where(first > 0, second / np.where(first > 0, first, 1.0) - 1,
-                      np.where(second > 0, np.inf, 0.0))
+    with np.errstate(all="ignore"):
+        excess = np.where(first_s > 0, second_s / np.where(first_s > 0, first_s, 1.0) - 1,
+                          np.where(second_s > 0, np.inf, 0.0))
     k = int(np.argmax(excess))
     if excess[k] > NONLINEAR:
-        at = "" if not u.shape else f" at {list(np.unravel_index(k, u.shape))}"
+        first = u.std.reshape(-1)
+        where = "" if not u.shape else f" at {list(np.unravel_index(k, u.shape))}"
         how = (f"{excess[k]:.0%} more than" if math.isfinite(excess[k])
                else "above")
         u.notes.append(
-            f"the function is strongly non-linear over +-1 sigma{at}: the second-order "
+            f"the function is strongly non-linear over +-1 sigma{where}: the second-order "
             f"standard uncertainty {second[k]:.3g} is {how} the first-order "
             f"{first[k]:.3g} (and the mean shifts by {shift[k]:.3g}); the first-order "
             "error bar is not reliable here")

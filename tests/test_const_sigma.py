@@ -5,6 +5,7 @@ hand-derived formula, central finite differences or a seeded Monte Carlo."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -241,3 +242,105 @@ def test_non_linear_note():
 def test_sigma_usage_errors(args, says):
     r = run("eval", "a*b + sum(x)", "--a", "1", "--b", "2", "--x", "1,2", *args)
     assert_error(r, 2, says)
+
+
+# -- extreme scales: nothing squared before the square root (under/overflow) --------
+def test_sigma_tiny_is_not_lost_to_underflow():
+    # f = x: u_f = 1 * sigma exactly (one term: |df/dx| sigma, rounded once);
+    # sigma^2 is subnormal (or 0) in float64
+    s = 1.2345678901234567e-160
+    u = ok_json("eval", "x", "--x", "1", "--sigma", f"x={s}")["uncertainty"]
+    assert u["std"] == s
+    assert u["contributions"]["x"]["share"] == 1.0
+    r = ok("eval", "x", "--x", "1", "--sigma", "x=1e-170", "--format", "plain")
+    lines = dict(line.split(maxsplit=1) for line in r.out.splitlines())
+    assert float(lines["uncertainty.std"]) == 1e-170
+    assert float(lines["uncertainty.share.x"]) == 1.0  # the shares add to 1
+    # f = 1e-200 x: u_f = 1e-200 * 1e-100
+    u = ok_json("eval", "x*1e-200", "--x", "1", "--sigma", "x=1e-100")["uncertainty"]
+    assert u["std"] == 1e-200 * 1e-100
+    assert u["contributions"]["x"]["share"] == 1.0
+    # an ordinary single term is exact too: |3| * 0.1, rounded once
+    assert ok_json("eval", "3*x", "--x", "1", "--sigma", "x=0.1")[
+        "uncertainty"]["std"] == 3 * 0.1
+
+
+def test_correlated_tiny_sigmas():
+    # f = 1e-200 (a + b), sigma_a = sigma_b = 1e-100, cov(a, b) = -5e-201:
+    # u^2 = 1e-400 (1e-200 + 1e-200 - 1e-200) = 1e-600, u = 1e-300;
+    # shares a 1, b 1, a,b -1 (they add to 1)
+    u = ok_json("eval", "(a+b)*1e-200", "--a", "1", "--b", "2", "--sigma", "a=1e-100",
+                "--sigma", "b=1e-100", "--cov", "a,b=-5e-201")["uncertainty"]
+    assert u["std"] == pytest.approx(1e-300, rel=1e-14)
+    shares = {k: v["share"] for k, v in u["contributions"].items()}
+    assert shares == pytest.approx({"a": 1.0, "b": 1.0, "a,b": -1.0}, rel=1e-14)
+
+
+def test_large_std_with_an_overflowing_variance():
+    # f = exp(x) at 700, sigma 1: u = e^700 (finite) though u^2 = e^1400 is not;
+    # second order: f'' = e^700, u2^2 = u^2 + (f'' s^2)^2 / 2, mean shift f'' s^2 / 2
+    e = math.exp(700)
+    obj = ok_json("eval", "exp(x)", "--x", "700", "--sigma", "x=1")
+    u = obj["uncertainty"]
+    assert u["std"] == e  # e^700 * 1
+    assert u["contributions"]["x"]["share"] == 1.0
+    assert u["variance"] == "inf"  # the true variance is beyond float64
+    assert u["second_order"]["std"] == pytest.approx(e * math.sqrt(1.5), rel=1e-12)
+    assert u["second_order"]["mean_shift"] == pytest.approx(e / 2, rel=1e-12)
+    # the warning names the real cause (the Jacobian is finite), in the JSON too
+    assert not any("Jacobian" in w for w in obj["warnings"])
+    assert any("variance overflows" in w for w in obj["warnings"])
+    r = ok("eval", "exp(x)", "--x", "700", "--sigma", "x=1", "--format", "plain")
+    lines = dict(line.split(maxsplit=1) for line in r.out.splitlines())
+    assert float(lines["uncertainty.std"]) == pytest.approx(e, rel=1e-15)
+    assert float(lines["uncertainty.share.x"]) == 1.0
+    assert "variance overflows" in r.err and "Jacobian" not in r.err
+
+
+def test_vector_output_at_extreme_scales():
+    # f = exp(x), sigma = (1, 2), uncorrelated: covariance diag(e^1400, 4 e^2);
+    # the first entry overflows (inf), the rest are ordinary numbers
+    u = ok_json("eval", "exp(x)", "--x", "700,1", "--sigma", "x=1,2")["uncertainty"]
+    np.testing.assert_allclose(arr(u["std"]), [math.exp(700), 2 * math.e], rtol=1e-15)
+    cov = arr(u["covariance"])
+    assert cov[0, 0] == math.inf and cov[0, 1] == 0 and cov[1, 0] == 0
+    assert cov[1, 1] == pytest.approx(4 * math.e ** 2, rel=1e-15)
+    # f = 1e-150 x with cov(x) = [[4, 1], [1, 9]] 1e-300: u = (2, 3) 1e-300, while
+    # the covariance (1e-600 [[4, 1], [1, 9]]) underflows to 0
+    u = ok_json("eval", "x*1e-150", "--x", "1,2",
+                "--cov", "x,x=4e-300,1e-300;1e-300,9e-300")["uncertainty"]
+    np.testing.assert_allclose(arr(u["std"]), [2e-300, 3e-300], rtol=1e-14)
+    assert arr(u["contributions"]["x"]["share"]).tolist() == [1.0, 1.0]
+
+
+def test_jacobian_warning_only_when_true_and_in_json():
+    # a Jacobian that really is inf: d sqrt(x)/dx at 0
+    obj = ok_json("eval", "sqrt(x)", "--x", "0", "--sigma", "x=1")
+    assert any("the Jacobian has inf or nan" in w for w in obj["warnings"])
+
+
+def test_huge_sigma_no_raw_numpy_warning():
+    # a huge sigma: the variance overflows, no raw numpy warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = ok("eval", "x", "--x", "1", "--sigma", "x=1e200", "--format", "plain")
+    assert [str(w.message) for w in caught] == []
+    assert "RuntimeWarning" not in r.err and "Jacobian" not in r.err
+    lines = dict(line.split(maxsplit=1) for line in r.out.splitlines())
+    assert float(lines["uncertainty.std"]) == 1e200
+
+
+def test_value_overflow_warned_once():
+    # the value overflows (1e400), its gradient does not: each warning once
+    args = ("eval", "x*y", "--x", "1e200", "--y", "1e200", "--sigma", "x=1")
+    r = ok(*args)
+    assert r.err.count("value is inf") == 1
+    obj = ok_json(*args)
+    assert sum("value is inf" in w for w in obj["warnings"]) == 1
+    assert obj["uncertainty"]["std"] == pytest.approx(1e200, rel=1e-15)  # dy/dx = y
+    assert any("variance overflows" in w for w in obj["warnings"])
+
+
+def test_empty_output_has_an_empty_error_bar():
+    u = ok_json("eval", "x[:0]", "--x", "1,2", "--sigma", "x=1")["uncertainty"]
+    assert u["std"] == [] and u["covariance"] == []

@@ -4,7 +4,7 @@ is ``gradcli.uncertainty``'s; this reads the options and adds the answer)."""
 from __future__ import annotations
 
 from ..errors import UsageError
-from .options import normalise
+from .options import normalise, quiet
 
 
 def wanted(opts: dict) -> bool:
@@ -57,5 +57,7 @@ def propagate(tgt, inputs: dict, wrt: list[str], opts: dict):
                              hint=f"an input with an uncertainty must be differentiated: "
                                   f"--wrt {n}" + (f" (and drop --const {n})"
                                                   if n in opts.get("const", ()) else ""))
-    cov = uncertainty.covariance(inputs, sigmas, covs, max_elements=opts["max_elements"])
-    return uncertainty.propagate(tgt, inputs, cov, max_elements=opts["max_elements"])
+    with quiet():  # overflow is reported as a warning, not numpy's
+        cov = uncertainty.covariance(inputs, sigmas, covs,
+                                     max_elements=opts["max_elements"])
+        return uncertainty.propagate(tgt, inputs, cov, max_elements=opts["max_elements"])
