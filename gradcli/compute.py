@@ -483,19 +483,22 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     # Forward mode walks the graph of J^T u (about 3 times f's), once per column.
     rows, factor = (n, 3) if how == "forward" else (value.value.size, 1)
     _walk_work("Jacobian", rows, value.output, factor, max_elements)
-    if value.value.size == 0 or any(inputs[k].size == 0 for k in wrt):
-        # An empty output or input: every block is empty, nothing to walk.
-        blocks = {k: np.zeros(value.value.shape + inputs[k].shape) for k in wrt}
-        return Derivatives(value.value, blocks, list(value.warnings), value, how)
-    f, dtype = _as_function(target, inputs, wrt, max_elements)
+    # An empty input's block is empty (and every block of an empty output): only
+    # the other inputs are walked.
+    live = [k for k in wrt if inputs[k].size] if value.value.size else []
+    empty = {k: np.zeros(value.value.shape + inputs[k].shape) for k in wrt if k not in live}
+    if not live:
+        return Derivatives(value.value, empty, list(value.warnings), value, how)
+    f, dtype = _as_function(target, inputs, live, max_elements)
     warnings = list(value.warnings)
 
     def run(method: str):
         with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
                 transforms.reporting(progress):
-            jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))), method=method)(
-                *(inputs[k] for k in wrt))
-        return {k: np.asarray(j._data) for k, j in zip(wrt, jac)}
+            jac = transforms.jacobian(f, argnums=tuple(range(len(live))), method=method)(
+                *(inputs[k] for k in live))
+        got = {k: np.asarray(j._data) for k, j in zip(live, jac)}
+        return {k: got[k] if k in got else empty[k] for k in wrt}
 
     blocks = run("columns" if how == "forward" else "rows")
     if how == "forward" and not all(finite(b) for b in blocks.values()):
@@ -530,17 +533,20 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     total = sum(inputs[n].size for n in wrt)
     _derivative_size("Hessian", total, inputs, wrt, max_elements)
     _walk_work("Hessian", total, value.output, 3, max_elements)
-    if any(inputs[n].size == 0 for n in wrt):
-        blocks = {a: {b: np.zeros(inputs[a].shape + inputs[b].shape) for b in wrt}
-                  for a in wrt}
+    # A block with an empty input is empty; only the other inputs are walked.
+    live = [n for n in wrt if inputs[n].size]
+    blocks = {a: {b: np.zeros(inputs[a].shape + inputs[b].shape) for b in wrt}
+              for a in wrt}
+    if not live:
         return Derivatives(value.value, blocks, list(value.warnings), value)
-    f, dtype = _as_function(target, inputs, wrt, max_elements)
+    f, dtype = _as_function(target, inputs, live, max_elements)
     with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
             transforms.reporting(progress):
-        hess = transforms.hessian(f, argnums=tuple(range(len(wrt))))(
-            *(inputs[n] for n in wrt))
-    blocks = {a: {b: np.asarray(hess[i][j]._data) for j, b in enumerate(wrt)}
-              for i, a in enumerate(wrt)}
+        hess = transforms.hessian(f, argnums=tuple(range(len(live))))(
+            *(inputs[n] for n in live))
+    for i, a in enumerate(live):
+        for j, b in enumerate(live):
+            blocks[a][b] = np.asarray(hess[i][j]._data)
     warnings = list(value.warnings)
     warnings += [nonfinite(f"hessian.{a}.{b}", blocks[a][b]) for a in wrt for b in wrt
                  if not finite(blocks[a][b])]

@@ -1777,3 +1777,20 @@ def test_h_after_a_flag_is_help(argv):
 def test_h_after_an_option_that_takes_a_value_is_that_value():
     r = run("check", "x*x", "--x", "1", "--hessian", "-h")
     assert r.code == 2 and r.out == "" and "-h" in r.err
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_an_empty_input_leaves_the_other_jacobian_blocks_alone(mode):
+    # Before: one empty input made every block zeros (jacobian.y was 0).
+    # d(sum(x) + y z) / dy = z = 3, / dz = y = 2, by hand; x's block is empty.
+    r = ok("jacobian", "sum(x)+y*z", "--x", "[]", "--y", "2", "--z", "3", "--mode", mode,
+           "--format", "plain")
+    assert r.out.splitlines() == ["value 6", "jacobian.x []", "jacobian.y 3", "jacobian.z 2"]
+
+
+def test_an_empty_input_leaves_the_other_hessian_blocks_alone():
+    # d2(y^2 z)/dy2 = 2z = 6, d2/dydz = 2y = 4, d2/dz2 = 0, by hand.
+    j = ok_json("hessian", "sum(x)+y*y*z", "--x", "[]", "--y", "2", "--z", "3")
+    h = j["hessian"]
+    assert (h["y"]["y"], h["y"]["z"], h["z"]["y"], h["z"]["z"]) == (6, 4, 4, 0)
+    assert h["x"]["y"] == [] and h["y"]["x"] == []
