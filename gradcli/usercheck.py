@@ -228,6 +228,7 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
     user = call_derivative(d, inputs, wrt)
     notes: list[str] = []
     grad_value = None
+    f_value = _holding(f_value, inputs, wrt)
     if kind == "hessian":
         if engine is None:
             raise EvaluationError(
@@ -237,12 +238,14 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         def grad_value(point):
             return evaluate(tgt, point, wrt=wrt, max_elements=max_elements).grads
 
+        grad_value = _holding(grad_value, inputs, wrt)
+
     with np.errstate(all="ignore"), warnings.catch_warnings(), user_code():
         warnings.simplefilter("ignore", RuntimeWarning)
-        some = None
+        some, confirmed = None, False
         if not thorough and kind == "gradient" and engine is not None:
-            some = _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol,
-                                        timeout, notes)
+            some, confirmed = _where_to_difference(inputs, wrt, user, engine, f_value,
+                                                   rtol, atol, timeout, notes)
         fd = check.finite_differences(kind, inputs, wrt, f_value=f_value,
                                       grad_value=grad_value, timeout=timeout, notes=notes,
                                       components=some)
@@ -258,15 +261,26 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
     report = check.compare_user(
         kind, inputs, user, engine, fd, function=d.label, expected_shapes=shapes,
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
-        kinks=found_kinks, notes=notes, strict=strict)
+        kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed)
     return report, result, value
 
 
+def _holding(fn, inputs, wrt):
+    """``fn`` with every input but ``wrt`` as given: finite differences read
+    their inputs as floats, and integer --const data (indices) must stay the
+    data the engine and the user's derivative saw."""
+    held = {n: a for n, a in inputs.items() if n not in wrt}
+    if not held:
+        return fn
+    return lambda point: fn({**point, **held})
+
+
 def _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol, timeout,
-                         notes) -> dict[str, np.ndarray]:
+                         notes) -> tuple[dict[str, np.ndarray], bool]:
     """Per input, the components finite differences must arbitrate: where yours
     is not clearly the engine's (half the tolerance), or every one when central
-    differences along random directions do not confirm the engine."""
+    differences along random directions do not confirm the engine; and whether
+    they confirmed it for every input."""
     from . import check
 
     confirmed = check.directional_check(inputs, wrt, f_value, engine, rtol=rtol,
@@ -285,7 +299,7 @@ def _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol, timeout
             limit = ((1e-12 if atol is None else atol) + rtol * np.abs(e)
                      + 64 * eps * check._finite_max(e))
             masks[b] = ~(np.abs(u - e) <= limit / 2)
-    return masks
+    return masks, all(confirmed[b] is True for b in wrt)
 
 
 def _forward(tgt, inputs, value, max_elements: int):

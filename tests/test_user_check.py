@@ -522,3 +522,84 @@ def test_a_gradient_evaluation_finds_the_kinks_the_forward_pass_records():
         notes = evaluate(tgt, {"x": x}, wrt=["x"]).notes
         recorded = kinks(evaluate(tgt, {"x": x}, no_grad=True, record=True).output)
         assert bool(notes) is kink and notes == recorded
+
+
+# -- --const data: held fixed, integers kept, at one point and many ----------------
+CONSTS = str(DATA / "consts.py")
+XM = np.array([[1.0, 2], [3, 4], [5, 6]])
+
+
+def test_const_matrix_is_held_at_random_points():
+    r = run("check", f"{CONSTS}:fc", "--x", "1,2", "--X", "1,2;3,4;5,6", "--const", "X",
+            "--grad", f"{CONSTS}:dfc", "--random", "3", "--seed", "2", "--json")
+    assert r.code == 0, r.err
+    rows = ndjson(r.out)
+    for row in rows[:-1]:
+        assert np.array_equal(row["inputs"]["X"], XM)  # not drawn
+        assert row["status"] == "pass"
+    assert rows[-1]["summary"]["passed"] == 3
+
+
+def test_const_matrix_is_held_with_points_file(tmp_path):
+    pts = tmp_path / "p.csv"
+    pts.write_text('x\n"1,2"\n"0.5,-1"\n')
+    r = run("check", f"{CONSTS}:fc", "--X", "1,2;3,4;5,6", "--const", "X",
+            "--grad", f"{CONSTS}:dfc", "--points", str(pts))
+    assert r.code == 0, r.err
+    assert "2 of 2 points passed" in r.out
+
+
+def test_const_in_expression_at_random_points():
+    r = run("check", "0.5*sum((X@x)**2)", "--x", "1,2", "--X", "1,2;3,4;5,6",
+            "--const", "X", "--random", "2", "--seed", "1", "--json")
+    assert r.code == 0, r.err
+    rows = ndjson(r.out)
+    for row in rows[:-1]:
+        assert list(row["check"]["inputs"]) == ["x"]
+        x = np.array(row["inputs"]["x"])
+        # the engine's gradient X^T X x, by hand, via the worst component
+        w = row["check"]["worst"]
+        assert w["engine"] == pytest.approx((XM.T @ XM @ x)[w["index"][0]], rel=1e-12)
+
+
+def test_integer_index_const_stays_integer_at_random_points():
+    r = run("check", f"{CONSTS}:fi", "--x", "1,2,3", "--idx", "0,2,2", "--const", "idx",
+            "--grad", f"{CONSTS}:dfi", "--random", "3", "--seed", "3", "--json")
+    assert r.code == 0, r.err
+    rows = ndjson(r.out)
+    assert all(row["inputs"]["idx"] == [0, 2, 2] for row in rows[:-1])
+
+
+def test_integer_index_const_finite_differences_compare():
+    # every finite difference ran (idx stayed integer): none unchecked
+    r, obj = check_json(f"{CONSTS}:fi", "--x", "1,2,3", "--idx", "0,2,2", "--const",
+                        "idx", "--grad", f"{CONSTS}:dfi")
+    assert r.code == 0, r.err
+    c = obj["check"]
+    assert c["counts"]["agree"] == 3 and c["counts"]["engine_only"] == 0
+    assert not any("raised" in n for n in c["notes"])
+    assert obj["grad"]["x"] == [2.0, 0.0, 12.0]  # 2 x * count(0, 1, 2) = (1, 0, 2)
+
+
+def test_wrong_derivative_with_integer_index_const_fails():
+    r, obj = check_json(f"{CONSTS}:fi_wrong", "--x", "1,2,3", "--idx", "0,2,2",
+                        "--const", "idx", "--grad", f"{CONSTS}:dfi_wrong")
+    assert r.code == 1
+    worst = obj["check"]["table"][0]
+    assert worst["where"] == "x[2]" and worst["user"] == 6.0
+    assert worst["fd"] == pytest.approx(12.0, rel=1e-6)
+
+
+def test_verdict_does_not_claim_finite_differences_that_compared_nothing():
+    r, obj = check_json(f"{CONSTS}:f_whole", "--x", "1,2,3", "--grad",
+                        f"{CONSTS}:df_whole")
+    c = obj["check"]
+    assert c["counts"]["engine_only"] == 3
+    r = run("check", f"{CONSTS}:f_whole", "--x", "1,2,3", "--grad", f"{CONSTS}:df_whole")
+    assert "finite differences compared none" in r.out
+
+
+def test_nothing_compared_is_not_exit_0():
+    r = run("check", f"{CONSTS}:f_cut", "--x", "1,2,3", "--grad", f"{CONSTS}:df_cut_wrong")
+    assert r.code == 1, (r.out, r.err)
+    assert "INCONCLUSIVE" in r.out

@@ -104,10 +104,11 @@ def _many(ctx, target, opts, spec, engine_check, expected):
 
     from .. import expect, points, usercheck
     from ..compute import DEFAULT_MAX_ELEMENTS, evaluate, evaluate_rows, kinks, prepare
-    from .options import collect_inputs, cross_check, read_inputs, read_shapes
+    from .options import collect_inputs, cross_check, normalise, read_inputs, read_shapes
 
     opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
-    fixed = read_inputs(collect_inputs(ctx, opts["var"]), opts)
+    explicit = list(dict.fromkeys(normalise(n.strip()) for n in opts.get("const", ())))
+    fixed = read_inputs(collect_inputs(ctx, opts["var"]), opts, frozenset(explicit))
     derivative = None
     common = dict(rtol=opts["rtol"], atol=opts["atol"], timeout=opts["check_timeout"],
                   max_elements=opts["max_elements"], strict=opts["strict"])
@@ -135,7 +136,9 @@ def _many(ctx, target, opts, spec, engine_check, expected):
                                  hint=f"inputs: {', '.join(names) or 'none'}")
         source = None
     tgt = prepare(target, names)
-    wrt = list(dict.fromkeys(opts["wrt"])) or names
+    consts = _many_constants(tgt, names, fixed, explicit, opts)
+    opts["constants"] = consts
+    wrt = list(dict.fromkeys(opts["wrt"])) or [n for n in names if n not in consts]
     for n in wrt:
         if n not in names:
             raise UsageError(f"--wrt {n}: no input named {n!r}",
@@ -198,7 +201,7 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         n, start = opts["random"], 1
         if opts["replay"] is not None:
             n, start = 1, opts["replay"]
-        drawn = wrt + [n for n in shapes if n not in wrt]
+        drawn = wrt + [n for n in shapes if n not in wrt and n not in consts]
         for name in domains:
             if name not in drawn:
                 raise UsageError(f"--domain {name}: {name} is not drawn (only the "
@@ -227,6 +230,26 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         verdicts = usercheck.check_rows(rows, check_one)
     checks.verdicts = _progress(verdicts, opts.get("random"))
     return checks
+
+
+def _many_constants(tgt, names, fixed, explicit, opts) -> list[str]:
+    """The inputs held fixed at every point and not differentiated: --const
+    NAME (with a value given, which every point keeps, its dtype too), and a
+    function file's parameters with a default value (unless named in --wrt)."""
+    wrt = set(opts["wrt"])
+    for n in explicit:
+        if n not in names:
+            raise UsageError(f"--const {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(names) or 'none'}")
+        if n in wrt:
+            raise UsageError(f"--const {n} and --wrt {n}: an input is either data or "
+                             "differentiated, not both")
+        if n not in fixed and opts.get("points") is None:
+            raise UsageError(f"--const {n}: give its value (--{n} VALUE); constants "
+                             "are not drawn")
+    optional = tgt.loaded.optional if tgt.loaded is not None else ()
+    return explicit + [n for n in names if n in optional and n in fixed
+                       and n not in wrt and n not in explicit]
 
 
 def _file_rows(opts, fixed):
