@@ -603,3 +603,34 @@ def test_nothing_compared_is_not_exit_0():
     r = run("check", f"{CONSTS}:f_cut", "--x", "1,2,3", "--grad", f"{CONSTS}:df_cut_wrong")
     assert r.code == 1, (r.out, r.err)
     assert "INCONCLUSIVE" in r.out
+
+
+# -- --random options: clean usage errors, never exit 70 ---------------------------
+def test_domain_whose_width_overflows_is_a_usage_error():
+    r = run("check", "sum(sqrt(x))", "--x", "1,1", "--domain", "x=-1e308:1e308",
+            "--random", "5", "--seed", "3")
+    assert_clean_error(r, 2, "--domain", "overflows")
+
+
+def test_wide_domain_within_float64_draws_inside_it():
+    r = run("check", "sum(x)", "--x", "1,1", "--domain", "x=-1e307:1e307",
+            "--random", "3", "--seed", "3", "--json")
+    assert r.code == 0, r.err
+    for row in ndjson(r.out)[:-1]:
+        x = np.array(row["inputs"]["x"])
+        assert np.all(np.isfinite(x)) and np.all(np.abs(x) <= 1e307)
+        assert row["check"]["worst"]["engine"] == 1.0  # d sum(x) / dx_i = 1
+
+
+@pytest.mark.parametrize("shape,limit", [("100000,100000", ()),
+                                         ("10,10", ("--max-elements", "50"))])
+def test_shape_respects_max_elements(shape, limit):
+    r = run("check", "sum(x)", "--shape", f"x={shape}", "--random", "2", *limit)
+    assert_clean_error(r, 2, "--shape x", "too many elements")
+
+
+def test_shape_at_max_elements_is_drawn():
+    r = run("check", "sum(x)", "--shape", "x=5,10", "--random", "1", "--seed", "1",
+            "--max-elements", "50", "--json")
+    assert r.code == 0, r.err
+    assert np.shape(ndjson(r.out)[0]["inputs"]["x"]) == (5, 10)

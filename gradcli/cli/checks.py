@@ -100,6 +100,8 @@ def _one(ctx, target, opts, spec) -> int:
 
 
 def _many(ctx, target, opts, spec, engine_check, expected):
+    import math
+
     import numpy as np
 
     from .. import expect, points, usercheck
@@ -120,6 +122,12 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         rows, names, source = _file_rows(opts, fixed)
     else:
         shapes = read_shapes(opts["shape"])
+        for name, shape in shapes.items():
+            size = math.prod(shape)
+            if size > opts["max_elements"]:
+                raise UsageError(f"--shape {name}: too many elements ({size}; the limit "
+                                 f"is {opts['max_elements']})",
+                                 hint="a smaller shape (or raise --max-elements)")
         domains = {}
         for pair in opts["domain"]:
             name, lo, hi = points.read_domain(pair)
