@@ -16,6 +16,7 @@ the function run on plain numpy arrays.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -64,16 +65,57 @@ def load_derivative(spec: str, kind: str, names: list[str]) -> UserDerivative:
     return UserDerivative(kind, loaded)
 
 
+class _OutOfTime(BaseException):
+    """Raised in user code by ``_bounded``'s timer (a BaseException, so that an
+    ``except Exception`` in the user's code does not swallow it)."""
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float | None, what: str):
+    """Run the body for at most ``seconds``: past them, an EvaluationError
+    "WHAT did not return within the --check-timeout". A SIGALRM timer
+    (``signal.setitimer``), so POSIX and the main thread only; elsewhere (Windows,
+    a worker thread) the body is not bounded. The timer fires again every half
+    second until the body gives up (user code that catches the first), and is
+    always cancelled, the previous handler restored, however the body ends
+    (Ctrl-C's KeyboardInterrupt passes through untouched)."""
+    import signal
+    import threading
+
+    if (seconds is None or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3), 0.5)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _OutOfTime:
+        raise EvaluationError(f"{what} did not return within the --check-timeout of "
+                              f"{seconds:g} s") from None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
 def call_derivative(d: UserDerivative, point: Mapping[str, np.ndarray], wrt: list[str],
-                    out_shape: tuple | None = None) -> dict[str, np.ndarray]:
+                    out_shape: tuple | None = None,
+                    timeout: float | None = None) -> dict[str, np.ndarray]:
     """The user's derivative at ``point``, as blocks by input (``"a,b"`` for a
     Hessian). Its failures, and answers that are not arrays of real numbers, are
-    EvaluationErrors naming the function."""
+    EvaluationErrors naming the function; so is not returning within
+    ``timeout`` seconds."""
     fn = d.loaded
     where = f"{os.path.basename(fn.path)}: {fn.name}()"
     args = {n: np.array(a, copy=True) for n, a in point.items()}
     try:
-        with user_code(), np.errstate(all="ignore"):
+        with _bounded(timeout, where), user_code(), np.errstate(all="ignore"):
             out = fn.func(**args)
     except (KeyboardInterrupt, EvaluationError):
         raise
@@ -225,7 +267,7 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         raise EvaluationError(
             f"the function's value has shape {value.shape}, not a single number: it has "
             f"no {kind}", hint="check a vector function's derivative with --jacobian")
-    user = call_derivative(d, inputs, wrt)
+    user = call_derivative(d, inputs, wrt, timeout=timeout)
     notes: list[str] = []
     grad_value = None
     f_value = _holding(f_value, inputs, wrt)

@@ -634,3 +634,52 @@ def test_shape_at_max_elements_is_drawn():
             "--max-elements", "50", "--json")
     assert r.code == 0, r.err
     assert np.shape(ndjson(r.out)[0]["inputs"]["x"]) == (5, 10)
+
+
+# -- --check-timeout bounds the user's derivative ------------------------------------
+def test_derivative_that_never_returns_is_stopped():
+    import signal
+    import time
+
+    before = signal.getsignal(signal.SIGALRM)
+    t0 = time.monotonic()
+    r = run("check", f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:df_loop", "--x", "1,2",
+            "--y", "0.5", "--check-timeout", "0.5")
+    assert time.monotonic() - t0 < 5
+    assert_clean_error(r, 3, "df_loop()", "did not return within the --check-timeout "
+                       "of 0.5 s")
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # cancelled
+    assert signal.getsignal(signal.SIGALRM) is before  # restored
+
+
+def test_derivative_swallowing_the_first_timeout_is_stopped_too():
+    r = run("check", f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:df_stubborn", "--x", "1,2",
+            "--y", "0.5", "--check-timeout", "0.3")
+    assert_clean_error(r, 3, "df_stubborn()", "did not return")
+
+
+def test_timer_cancelled_after_a_derivative_that_returns():
+    import signal
+
+    r, obj = check_json(f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:df_xy", "--x", "1,2",
+                        "--y", "0.5", "--check-timeout", "0.5")
+    assert r.code == 0, r.err
+    assert obj["grad"]["x"] == [0.5, 0.5] and obj["grad"]["y"] == 3.0  # y; sum(x)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_ctrl_c_in_a_derivative_exits_130():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "gradcli", "check", f"{CONSTS}:f_xy",
+                          "--grad", f"{CONSTS}:df_loop", "--x", "1,2", "--y", "0.5",
+                          "--check-timeout", "60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 130, err
+    assert out == b""

@@ -51,3 +51,41 @@ def f_cut(x):
 
 def df_cut_wrong(x):
     return 100 * x
+
+
+def f_xy(x, y):
+    return np.sum(x * y)
+
+
+def df_loop(x, y):
+    """Never returns."""
+    while True:
+        pass
+
+
+def df_stubborn(x, y):
+    """Swallows the first timeout, then never returns."""
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+    while True:
+        pass
+
+
+def df_xy(x, y):
+    """d/dx sum(x y) = y, d/dy = x."""
+    return y * np.ones_like(x), np.sum(x) * np.ones_like(y)
+
+
+def df_none(x, y):
+    return None
+
+
+def df_text(x, y):
+    return "abc"
+
+
+def df_gen(x, y):
+    return (a for a in (x, y))
