@@ -683,3 +683,12 @@ def test_ctrl_c_in_a_derivative_exits_130():
     out, err = p.communicate(timeout=20)
     assert p.returncode == 130, err
     assert out == b""
+
+
+def test_const_not_echoed_in_check_grad_json_unless_asked():
+    at = ("--x", "1,2,3", "--idx", "0,2,2", "--const", "idx", "--grad", f"{CONSTS}:dfi")
+    r, obj = check_json(f"{CONSTS}:fi", *at)
+    assert r.code == 0, r.err
+    assert list(obj["inputs"]) == ["x"]
+    r, obj = check_json(f"{CONSTS}:fi", *at, "--echo-inputs")
+    assert obj["inputs"]["idx"] == [0, 2, 2]

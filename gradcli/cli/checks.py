@@ -84,7 +84,7 @@ def _one(ctx, target, opts, spec) -> int:
     from .. import render
     from ..compute import Result
     from ..usercheck import check_point, load_derivative
-    from .options import out_format, setup
+    from .options import out_format, setup, shown_inputs
 
     tgt, inputs, wrt = setup(ctx, target, opts)
     kind, path = spec
@@ -95,7 +95,8 @@ def _one(ctx, target, opts, spec) -> int:
         strict=opts["strict"])
     if result is None or report.engine is not None:
         result = Result(value, {}, None)  # no engine gradient to show
-    return render.emit(render.result_view(tgt, inputs, result), out_format(opts),
+    return render.emit(render.result_view(tgt, shown_inputs(inputs, opts), result),
+                       out_format(opts),
                        opts["precision"], check=report, verdict_first=True)
 
 
