@@ -139,9 +139,19 @@ def _blocks(out, wrt: list[str], where: str) -> dict[str, Any]:
                 f"{where} returned {len(out)} arrays; expected {len(wrt)}, one per "
                 f"input in --wrt order ({', '.join(wrt)})")
         return dict(zip(wrt, out))
+    what = ("one array" if isinstance(out, np.ndarray) or np.isscalar(out)
+            and not isinstance(out, (str, bytes)) else _type_of(out))
     raise EvaluationError(
-        f"{where} returned one array for {len(wrt)} inputs; return a tuple in --wrt "
+        f"{where} returned {what} for {len(wrt)} inputs; return a tuple in --wrt "
         f"order ({', '.join(wrt)}) or a dict by name")
+
+
+def _type_of(v) -> str:
+    """What the user's function returned, for a message: ``None``, ``a str``,
+    ``a generator`` (a generator is not read: it may be endless)."""
+    if v is None:
+        return "None"
+    return f"a {type(v).__name__}"
 
 
 def _by_name(out: Mapping, wrt: list[str], where: str) -> dict[str, Any]:
@@ -256,6 +266,12 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         found_kinks = list(result.notes) if kind == "gradient" else kinks(out)
     except EvaluationError as exc:
         if tgt.loaded is None:
+            if kind == "gradient" and "not a single number" in str(exc):
+                # evaluate()'s hint (--grad-output) does not go with --grad
+                raise EvaluationError(
+                    f"{str(exc).split(':')[0]}: it has no gradient",
+                    hint="check a vector function's derivative with --jacobian "
+                    "FILE.py:NAME") from exc
             raise
         missing, found_kinks = str(exc), []
         value = None

@@ -692,3 +692,20 @@ def test_const_not_echoed_in_check_grad_json_unless_asked():
     assert list(obj["inputs"]) == ["x"]
     r, obj = check_json(f"{CONSTS}:fi", *at, "--echo-inputs")
     assert obj["inputs"]["idx"] == [0, 2, 2]
+
+
+# -- messages name what was returned, and hints say what works ---------------------
+@pytest.mark.parametrize("df,what", [("df_none", "returned None for 2 inputs"),
+                                     ("df_text", "returned a str for 2 inputs"),
+                                     ("df_gen", "returned a generator for 2 inputs")])
+def test_derivative_returning_a_non_array_is_named(df, what):
+    r = run("check", f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:{df}", "--x", "1,2",
+            "--y", "0.5")
+    assert_clean_error(r, 3, what)
+    assert "one array" not in r.err
+
+
+def test_non_scalar_expression_with_grad_hints_jacobian():
+    r = run("check", "x * A", "--x", "1,2", "--A", "3", "--grad", f"{CONSTS}:df_xa")
+    assert_clean_error(r, 3, "shape (2,)", "--jacobian")
+    assert "--grad-output" not in r.err
