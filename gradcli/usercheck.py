@@ -476,6 +476,18 @@ def verdict_of(number: int, inputs, report=None, failures=()) -> PointVerdict:
     return PointVerdict(number, inputs, passed, status, "; ".join(texts), obj, worst)
 
 
+def not_finite(number: int, inputs, value) -> PointVerdict | None:
+    """A point where f's value is not finite (nan, inf: outside its domain)
+    could not be checked: finite differences compare nothing there. Its
+    ``"error"`` verdict, or None for a finite value."""
+    v = np.asarray(value, dtype=np.float64)
+    if np.all(np.isfinite(v)):
+        return None
+    return PointVerdict(number, inputs, False, "error",
+                        f"could not be checked: the value is {_short(v)} (not finite; "
+                        "the point may be outside f's domain: see --domain)")
+
+
 def _short(a) -> str:
     from .values import format_value
 

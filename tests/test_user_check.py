@@ -709,3 +709,25 @@ def test_non_scalar_expression_with_grad_hints_jacobian():
     r = run("check", "x * A", "--x", "1,2", "--A", "3", "--grad", f"{CONSTS}:df_xa")
     assert_clean_error(r, 3, "shape (2,)", "--jacobian")
     assert "--grad-output" not in r.err
+
+
+# -- a point where the value is not finite is not passed -----------------------------
+@pytest.mark.parametrize("target,extra", [("sum(log(x))", ()),
+                                          (f"{CONSTS}:f_log", ("--grad", f"{CONSTS}:df_log"))])
+def test_point_with_non_finite_value_could_not_be_checked(target, extra):
+    r = run("check", target, "--shape", "x=3", "--random", "8", "--seed", "3", *extra,
+            "--json")
+    rows = ndjson(r.out)
+    outside = 0
+    for row in rows[:-1]:
+        x = np.array(row["inputs"]["x"])
+        if np.any(x < 0):  # log of a negative number: nan, by hand
+            outside += 1
+            assert row["status"] == "error" and not row["passed"]
+            assert "not finite" in row["verdict"]
+        else:
+            assert row["passed"], row["verdict"]
+    assert 0 < outside < 8  # the seed draws both kinds
+    s = rows[-1]["summary"]
+    assert s["errors"] == outside and s["failed"] == 0
+    assert r.code == 3

@@ -169,11 +169,14 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         if derivative is not None:
             last, shared[0] = shared[0], None
             done = last[1] if last is not None and last[0] is inputs else None
-            report, _, _ = usercheck.check_point(tgt, derivative, inputs, wrt,
-                                                 thorough=False, engine_result=done,
-                                                 **common)
-            return usercheck.verdict_of(number, inputs, report)
+            report, _, value = usercheck.check_point(tgt, derivative, inputs, wrt,
+                                                     thorough=False, engine_result=done,
+                                                     **common)
+            return (usercheck.not_finite(number, inputs, value)
+                    or usercheck.verdict_of(number, inputs, report))
         result = evaluate(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
+        if engine_check and (bad := usercheck.not_finite(number, inputs, result.value)):
+            return bad
         report = (cross_check("gradient", tgt, inputs, wrt, result, opts)
                   if engine_check else None)
         failures = (expect.compare(expected(result), result, rtol=opts["rtol"],

@@ -93,3 +93,12 @@ def df_gen(x, y):
 
 def df_xa(x, A):
     return A * np.ones_like(x), np.sum(x)
+
+
+def f_log(x):
+    return np.sum(np.log(x))
+
+
+def df_log(x):
+    """d/dx sum(log x) = 1/x."""
+    return 1 / x
