@@ -731,3 +731,11 @@ def test_point_with_non_finite_value_could_not_be_checked(target, extra):
     s = rows[-1]["summary"]
     assert s["errors"] == outside and s["failed"] == 0
     assert r.code == 3
+
+
+@pytest.mark.parametrize("cmd", [("check",), ("eval", "--check")])
+def test_check_of_a_non_scalar_without_inputs_is_inconclusive_not_internal(cmd):
+    # no input: nothing to differentiate, as for a single number
+    r = run(cmd[0], "vstack([0, 0])", *cmd[1:], "--check-timeout", "2")
+    assert r.code == 0, r.err
+    assert "INCONCLUSIVE: no derivative could be compared" in r.out
