@@ -739,3 +739,11 @@ def test_check_of_a_non_scalar_without_inputs_is_inconclusive_not_internal(cmd):
     r = run(cmd[0], "vstack([0, 0])", *cmd[1:], "--check-timeout", "2")
     assert r.code == 0, r.err
     assert "INCONCLUSIVE: no derivative could be compared" in r.out
+
+
+def test_default_valued_parameter_is_held_at_random_points():
+    r = run("check", f"{CONSTS}:f_scaled", "--x", "1,2", "--s", "3", "--grad",
+            f"{CONSTS}:df_scaled", "--random", "3", "--seed", "4", "--json")
+    assert r.code == 0, r.err
+    for row in ndjson(r.out)[:-1]:
+        assert row["inputs"]["s"] == 3.0 and row["passed"]

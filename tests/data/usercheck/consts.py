@@ -102,3 +102,12 @@ def f_log(x):
 def df_log(x):
     """d/dx sum(log x) = 1/x."""
     return 1 / x
+
+
+def f_scaled(x, s=2.0):
+    return s * np.sum(x ** 2)
+
+
+def df_scaled(x, s=2.0):
+    """d/dx s |x|^2 = 2 s x (s a parameter with a default: data)."""
+    return 2 * s * x
