@@ -277,6 +277,9 @@ def read_domain(pair: str) -> tuple[str, float, float]:
         raise UsageError(f"--domain {pair!r}: LO and HI must be finite")
     if not low < high:
         raise UsageError(f"--domain {pair!r}: LO must be less than HI")
+    if not np.isfinite(high - low):
+        raise UsageError(f"--domain {pair!r}: HI - LO overflows a float64",
+                         hint="give a narrower domain")
     return name, low, high
 
 

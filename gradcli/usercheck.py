@@ -16,6 +16,7 @@ the function run on plain numpy arrays.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -64,16 +65,57 @@ def load_derivative(spec: str, kind: str, names: list[str]) -> UserDerivative:
     return UserDerivative(kind, loaded)
 
 
+class _OutOfTime(BaseException):
+    """Raised in user code by ``_bounded``'s timer (a BaseException, so that an
+    ``except Exception`` in the user's code does not swallow it)."""
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float | None, what: str):
+    """Run the body for at most ``seconds``: past them, an EvaluationError
+    "WHAT did not return within the --check-timeout". A SIGALRM timer
+    (``signal.setitimer``), so POSIX and the main thread only; elsewhere (Windows,
+    a worker thread) the body is not bounded. The timer fires again every half
+    second until the body gives up (user code that catches the first), and is
+    always cancelled, the previous handler restored, however the body ends
+    (Ctrl-C's KeyboardInterrupt passes through untouched)."""
+    import signal
+    import threading
+
+    if (seconds is None or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3), 0.5)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _OutOfTime:
+        raise EvaluationError(f"{what} did not return within the --check-timeout of "
+                              f"{seconds:g} s") from None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
 def call_derivative(d: UserDerivative, point: Mapping[str, np.ndarray], wrt: list[str],
-                    out_shape: tuple | None = None) -> dict[str, np.ndarray]:
+                    out_shape: tuple | None = None,
+                    timeout: float | None = None) -> dict[str, np.ndarray]:
     """The user's derivative at ``point``, as blocks by input (``"a,b"`` for a
     Hessian). Its failures, and answers that are not arrays of real numbers, are
-    EvaluationErrors naming the function."""
+    EvaluationErrors naming the function; so is not returning within
+    ``timeout`` seconds."""
     fn = d.loaded
     where = f"{os.path.basename(fn.path)}: {fn.name}()"
     args = {n: np.array(a, copy=True) for n, a in point.items()}
     try:
-        with user_code(), np.errstate(all="ignore"):
+        with _bounded(timeout, where), user_code(), np.errstate(all="ignore"):
             out = fn.func(**args)
     except (KeyboardInterrupt, EvaluationError):
         raise
@@ -97,9 +139,19 @@ def _blocks(out, wrt: list[str], where: str) -> dict[str, Any]:
                 f"{where} returned {len(out)} arrays; expected {len(wrt)}, one per "
                 f"input in --wrt order ({', '.join(wrt)})")
         return dict(zip(wrt, out))
+    what = ("one array" if isinstance(out, np.ndarray) or np.isscalar(out)
+            and not isinstance(out, (str, bytes)) else _type_of(out))
     raise EvaluationError(
-        f"{where} returned one array for {len(wrt)} inputs; return a tuple in --wrt "
+        f"{where} returned {what} for {len(wrt)} inputs; return a tuple in --wrt "
         f"order ({', '.join(wrt)}) or a dict by name")
+
+
+def _type_of(v) -> str:
+    """What the user's function returned, for a message: ``None``, ``a str``,
+    ``a generator`` (a generator is not read: it may be endless)."""
+    if v is None:
+        return "None"
+    return f"a {type(v).__name__}"
 
 
 def _by_name(out: Mapping, wrt: list[str], where: str) -> dict[str, Any]:
@@ -214,6 +266,12 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         found_kinks = list(result.notes) if kind == "gradient" else kinks(out)
     except EvaluationError as exc:
         if tgt.loaded is None:
+            if kind == "gradient" and "not a single number" in str(exc):
+                # evaluate()'s hint (--grad-output) does not go with --grad
+                raise EvaluationError(
+                    f"{str(exc).split(':')[0]}: it has no gradient",
+                    hint="check a vector function's derivative with --jacobian "
+                    "FILE.py:NAME") from exc
             raise
         missing, found_kinks = str(exc), []
         value = None
@@ -225,9 +283,10 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         raise EvaluationError(
             f"the function's value has shape {value.shape}, not a single number: it has "
             f"no {kind}", hint="check a vector function's derivative with --jacobian")
-    user = call_derivative(d, inputs, wrt)
+    user = call_derivative(d, inputs, wrt, timeout=timeout)
     notes: list[str] = []
     grad_value = None
+    f_value = _holding(f_value, inputs, wrt)
     if kind == "hessian":
         if engine is None:
             raise EvaluationError(
@@ -237,12 +296,14 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         def grad_value(point):
             return evaluate(tgt, point, wrt=wrt, max_elements=max_elements).grads
 
+        grad_value = _holding(grad_value, inputs, wrt)
+
     with np.errstate(all="ignore"), warnings.catch_warnings(), user_code():
         warnings.simplefilter("ignore", RuntimeWarning)
-        some = None
+        some, confirmed = None, False
         if not thorough and kind == "gradient" and engine is not None:
-            some = _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol,
-                                        timeout, notes)
+            some, confirmed = _where_to_difference(inputs, wrt, user, engine, f_value,
+                                                   rtol, atol, timeout, notes)
         fd = check.finite_differences(kind, inputs, wrt, f_value=f_value,
                                       grad_value=grad_value, timeout=timeout, notes=notes,
                                       components=some)
@@ -258,15 +319,26 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
     report = check.compare_user(
         kind, inputs, user, engine, fd, function=d.label, expected_shapes=shapes,
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
-        kinks=found_kinks, notes=notes, strict=strict)
+        kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed)
     return report, result, value
 
 
+def _holding(fn, inputs, wrt):
+    """``fn`` with every input but ``wrt`` as given: finite differences read
+    their inputs as floats, and integer --const data (indices) must stay the
+    data the engine and the user's derivative saw."""
+    held = {n: a for n, a in inputs.items() if n not in wrt}
+    if not held:
+        return fn
+    return lambda point: fn({**point, **held})
+
+
 def _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol, timeout,
-                         notes) -> dict[str, np.ndarray]:
+                         notes) -> tuple[dict[str, np.ndarray], bool]:
     """Per input, the components finite differences must arbitrate: where yours
     is not clearly the engine's (half the tolerance), or every one when central
-    differences along random directions do not confirm the engine."""
+    differences along random directions do not confirm the engine; and whether
+    they confirmed it for every input."""
     from . import check
 
     confirmed = check.directional_check(inputs, wrt, f_value, engine, rtol=rtol,
@@ -285,7 +357,7 @@ def _where_to_difference(inputs, wrt, user, engine, f_value, rtol, atol, timeout
             limit = ((1e-12 if atol is None else atol) + rtol * np.abs(e)
                      + 64 * eps * check._finite_max(e))
             masks[b] = ~(np.abs(u - e) <= limit / 2)
-    return masks
+    return masks, all(confirmed[b] is True for b in wrt)
 
 
 def _forward(tgt, inputs, value, max_elements: int):
@@ -402,6 +474,18 @@ def verdict_of(number: int, inputs, report=None, failures=()) -> PointVerdict:
     if not texts:
         texts.append("PASS")
     return PointVerdict(number, inputs, passed, status, "; ".join(texts), obj, worst)
+
+
+def not_finite(number: int, inputs, value) -> PointVerdict | None:
+    """A point where f's value is not finite (nan, inf: outside its domain)
+    could not be checked: finite differences compare nothing there. Its
+    ``"error"`` verdict, or None for a finite value."""
+    v = np.asarray(value, dtype=np.float64)
+    if np.all(np.isfinite(v)):
+        return None
+    return PointVerdict(number, inputs, False, "error",
+                        f"could not be checked: the value is {_short(v)} (not finite; "
+                        "the point may be outside f's domain: see --domain)")
 
 
 def _short(a) -> str:

@@ -522,3 +522,228 @@ def test_a_gradient_evaluation_finds_the_kinks_the_forward_pass_records():
         notes = evaluate(tgt, {"x": x}, wrt=["x"]).notes
         recorded = kinks(evaluate(tgt, {"x": x}, no_grad=True, record=True).output)
         assert bool(notes) is kink and notes == recorded
+
+
+# -- --const data: held fixed, integers kept, at one point and many ----------------
+CONSTS = str(DATA / "consts.py")
+XM = np.array([[1.0, 2], [3, 4], [5, 6]])
+
+
+def test_const_matrix_is_held_at_random_points():
+    r = run("check", f"{CONSTS}:fc", "--x", "1,2", "--X", "1,2;3,4;5,6", "--const", "X",
+            "--grad", f"{CONSTS}:dfc", "--random", "3", "--seed", "2", "--json")
+    assert r.code == 0, r.err
+    rows = ndjson(r.out)
+    for row in rows[:-1]:
+        assert np.array_equal(row["inputs"]["X"], XM)  # not drawn
+        assert row["status"] == "pass"
+    assert rows[-1]["summary"]["passed"] == 3
+
+
+def test_const_matrix_is_held_with_points_file(tmp_path):
+    pts = tmp_path / "p.csv"
+    pts.write_text('x\n"1,2"\n"0.5,-1"\n')
+    r = run("check", f"{CONSTS}:fc", "--X", "1,2;3,4;5,6", "--const", "X",
+            "--grad", f"{CONSTS}:dfc", "--points", str(pts))
+    assert r.code == 0, r.err
+    assert "2 of 2 points passed" in r.out
+
+
+def test_const_in_expression_at_random_points():
+    r = run("check", "0.5*sum((X@x)**2)", "--x", "1,2", "--X", "1,2;3,4;5,6",
+            "--const", "X", "--random", "2", "--seed", "1", "--json")
+    assert r.code == 0, r.err
+    rows = ndjson(r.out)
+    for row in rows[:-1]:
+        assert list(row["check"]["inputs"]) == ["x"]
+        x = np.array(row["inputs"]["x"])
+        # the engine's gradient X^T X x, by hand, via the worst component
+        w = row["check"]["worst"]
+        assert w["engine"] == pytest.approx((XM.T @ XM @ x)[w["index"][0]], rel=1e-12)
+
+
+def test_integer_index_const_stays_integer_at_random_points():
+    r = run("check", f"{CONSTS}:fi", "--x", "1,2,3", "--idx", "0,2,2", "--const", "idx",
+            "--grad", f"{CONSTS}:dfi", "--random", "3", "--seed", "3", "--json")
+    assert r.code == 0, r.err
+    rows = ndjson(r.out)
+    assert all(row["inputs"]["idx"] == [0, 2, 2] for row in rows[:-1])
+
+
+def test_integer_index_const_finite_differences_compare():
+    # every finite difference ran (idx stayed integer): none unchecked
+    r, obj = check_json(f"{CONSTS}:fi", "--x", "1,2,3", "--idx", "0,2,2", "--const",
+                        "idx", "--grad", f"{CONSTS}:dfi")
+    assert r.code == 0, r.err
+    c = obj["check"]
+    assert c["counts"]["agree"] == 3 and c["counts"]["engine_only"] == 0
+    assert not any("raised" in n for n in c["notes"])
+    assert obj["grad"]["x"] == [2.0, 0.0, 12.0]  # 2 x * count(0, 1, 2) = (1, 0, 2)
+
+
+def test_wrong_derivative_with_integer_index_const_fails():
+    r, obj = check_json(f"{CONSTS}:fi_wrong", "--x", "1,2,3", "--idx", "0,2,2",
+                        "--const", "idx", "--grad", f"{CONSTS}:dfi_wrong")
+    assert r.code == 1
+    worst = obj["check"]["table"][0]
+    assert worst["where"] == "x[2]" and worst["user"] == 6.0
+    assert worst["fd"] == pytest.approx(12.0, rel=1e-6)
+
+
+def test_verdict_does_not_claim_finite_differences_that_compared_nothing():
+    r, obj = check_json(f"{CONSTS}:f_whole", "--x", "1,2,3", "--grad",
+                        f"{CONSTS}:df_whole")
+    c = obj["check"]
+    assert c["counts"]["engine_only"] == 3
+    r = run("check", f"{CONSTS}:f_whole", "--x", "1,2,3", "--grad", f"{CONSTS}:df_whole")
+    assert "finite differences compared none" in r.out
+
+
+def test_nothing_compared_is_not_exit_0():
+    r = run("check", f"{CONSTS}:f_cut", "--x", "1,2,3", "--grad", f"{CONSTS}:df_cut_wrong")
+    assert r.code == 1, (r.out, r.err)
+    assert "INCONCLUSIVE" in r.out
+
+
+# -- --random options: clean usage errors, never exit 70 ---------------------------
+def test_domain_whose_width_overflows_is_a_usage_error():
+    r = run("check", "sum(sqrt(x))", "--x", "1,1", "--domain", "x=-1e308:1e308",
+            "--random", "5", "--seed", "3")
+    assert_clean_error(r, 2, "--domain", "overflows")
+
+
+def test_wide_domain_within_float64_draws_inside_it():
+    r = run("check", "sum(x)", "--x", "1,1", "--domain", "x=-1e307:1e307",
+            "--random", "3", "--seed", "3", "--json")
+    assert r.code == 0, r.err
+    for row in ndjson(r.out)[:-1]:
+        x = np.array(row["inputs"]["x"])
+        assert np.all(np.isfinite(x)) and np.all(np.abs(x) <= 1e307)
+        assert row["check"]["worst"]["engine"] == 1.0  # d sum(x) / dx_i = 1
+
+
+@pytest.mark.parametrize("shape,limit", [("100000,100000", ()),
+                                         ("10,10", ("--max-elements", "50"))])
+def test_shape_respects_max_elements(shape, limit):
+    r = run("check", "sum(x)", "--shape", f"x={shape}", "--random", "2", *limit)
+    assert_clean_error(r, 2, "--shape x", "too many elements")
+
+
+def test_shape_at_max_elements_is_drawn():
+    r = run("check", "sum(x)", "--shape", "x=5,10", "--random", "1", "--seed", "1",
+            "--max-elements", "50", "--json")
+    assert r.code == 0, r.err
+    assert np.shape(ndjson(r.out)[0]["inputs"]["x"]) == (5, 10)
+
+
+# -- --check-timeout bounds the user's derivative ------------------------------------
+def test_derivative_that_never_returns_is_stopped():
+    import signal
+    import time
+
+    before = signal.getsignal(signal.SIGALRM)
+    t0 = time.monotonic()
+    r = run("check", f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:df_loop", "--x", "1,2",
+            "--y", "0.5", "--check-timeout", "0.5")
+    assert time.monotonic() - t0 < 5
+    assert_clean_error(r, 3, "df_loop()", "did not return within the --check-timeout "
+                       "of 0.5 s")
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # cancelled
+    assert signal.getsignal(signal.SIGALRM) is before  # restored
+
+
+def test_derivative_swallowing_the_first_timeout_is_stopped_too():
+    r = run("check", f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:df_stubborn", "--x", "1,2",
+            "--y", "0.5", "--check-timeout", "0.3")
+    assert_clean_error(r, 3, "df_stubborn()", "did not return")
+
+
+def test_timer_cancelled_after_a_derivative_that_returns():
+    import signal
+
+    r, obj = check_json(f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:df_xy", "--x", "1,2",
+                        "--y", "0.5", "--check-timeout", "0.5")
+    assert r.code == 0, r.err
+    assert obj["grad"]["x"] == [0.5, 0.5] and obj["grad"]["y"] == 3.0  # y; sum(x)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_ctrl_c_in_a_derivative_exits_130():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "gradcli", "check", f"{CONSTS}:f_xy",
+                          "--grad", f"{CONSTS}:df_loop", "--x", "1,2", "--y", "0.5",
+                          "--check-timeout", "60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 130, err
+    assert out == b""
+
+
+def test_const_not_echoed_in_check_grad_json_unless_asked():
+    at = ("--x", "1,2,3", "--idx", "0,2,2", "--const", "idx", "--grad", f"{CONSTS}:dfi")
+    r, obj = check_json(f"{CONSTS}:fi", *at)
+    assert r.code == 0, r.err
+    assert list(obj["inputs"]) == ["x"]
+    r, obj = check_json(f"{CONSTS}:fi", *at, "--echo-inputs")
+    assert obj["inputs"]["idx"] == [0, 2, 2]
+
+
+# -- messages name what was returned, and hints say what works ---------------------
+@pytest.mark.parametrize("df,what", [("df_none", "returned None for 2 inputs"),
+                                     ("df_text", "returned a str for 2 inputs"),
+                                     ("df_gen", "returned a generator for 2 inputs")])
+def test_derivative_returning_a_non_array_is_named(df, what):
+    r = run("check", f"{CONSTS}:f_xy", "--grad", f"{CONSTS}:{df}", "--x", "1,2",
+            "--y", "0.5")
+    assert_clean_error(r, 3, what)
+    assert "one array" not in r.err
+
+
+def test_non_scalar_expression_with_grad_hints_jacobian():
+    r = run("check", "x * A", "--x", "1,2", "--A", "3", "--grad", f"{CONSTS}:df_xa")
+    assert_clean_error(r, 3, "shape (2,)", "--jacobian")
+    assert "--grad-output" not in r.err
+
+
+# -- a point where the value is not finite is not passed -----------------------------
+@pytest.mark.parametrize("target,extra", [("sum(log(x))", ()),
+                                          (f"{CONSTS}:f_log", ("--grad", f"{CONSTS}:df_log"))])
+def test_point_with_non_finite_value_could_not_be_checked(target, extra):
+    r = run("check", target, "--shape", "x=3", "--random", "8", "--seed", "3", *extra,
+            "--json")
+    rows = ndjson(r.out)
+    outside = 0
+    for row in rows[:-1]:
+        x = np.array(row["inputs"]["x"])
+        if np.any(x < 0):  # log of a negative number: nan, by hand
+            outside += 1
+            assert row["status"] == "error" and not row["passed"]
+            assert "not finite" in row["verdict"]
+        else:
+            assert row["passed"], row["verdict"]
+    assert 0 < outside < 8  # the seed draws both kinds
+    s = rows[-1]["summary"]
+    assert s["errors"] == outside and s["failed"] == 0
+    assert r.code == 3
+
+
+@pytest.mark.parametrize("cmd", [("check",), ("eval", "--check")])
+def test_check_of_a_non_scalar_without_inputs_is_inconclusive_not_internal(cmd):
+    # no input: nothing to differentiate, as for a single number
+    r = run(cmd[0], "vstack([0, 0])", *cmd[1:], "--check-timeout", "2")
+    assert r.code == 0, r.err
+    assert "INCONCLUSIVE: no derivative could be compared" in r.out
+
+
+def test_default_valued_parameter_is_held_at_random_points():
+    r = run("check", f"{CONSTS}:f_scaled", "--x", "1,2", "--s", "3", "--grad",
+            f"{CONSTS}:df_scaled", "--random", "3", "--seed", "4", "--json")
+    assert r.code == 0, r.err
+    for row in ndjson(r.out)[:-1]:
+        assert row["inputs"]["s"] == 3.0 and row["passed"]

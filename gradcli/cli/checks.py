@@ -84,7 +84,7 @@ def _one(ctx, target, opts, spec) -> int:
     from .. import render
     from ..compute import Result
     from ..usercheck import check_point, load_derivative
-    from .options import out_format, setup
+    from .options import out_format, setup, shown_inputs
 
     tgt, inputs, wrt = setup(ctx, target, opts)
     kind, path = spec
@@ -95,19 +95,23 @@ def _one(ctx, target, opts, spec) -> int:
         strict=opts["strict"])
     if result is None or report.engine is not None:
         result = Result(value, {}, None)  # no engine gradient to show
-    return render.emit(render.result_view(tgt, inputs, result), out_format(opts),
+    return render.emit(render.result_view(tgt, shown_inputs(inputs, opts), result),
+                       out_format(opts),
                        opts["precision"], check=report, verdict_first=True)
 
 
 def _many(ctx, target, opts, spec, engine_check, expected):
+    import math
+
     import numpy as np
 
     from .. import expect, points, usercheck
     from ..compute import DEFAULT_MAX_ELEMENTS, evaluate, evaluate_rows, kinks, prepare
-    from .options import collect_inputs, cross_check, read_inputs, read_shapes
+    from .options import collect_inputs, cross_check, normalise, read_inputs, read_shapes
 
     opts["max_elements"] = opts["max_elements"] or DEFAULT_MAX_ELEMENTS
-    fixed = read_inputs(collect_inputs(ctx, opts["var"]), opts)
+    explicit = list(dict.fromkeys(normalise(n.strip()) for n in opts.get("const", ())))
+    fixed = read_inputs(collect_inputs(ctx, opts["var"]), opts, frozenset(explicit))
     derivative = None
     common = dict(rtol=opts["rtol"], atol=opts["atol"], timeout=opts["check_timeout"],
                   max_elements=opts["max_elements"], strict=opts["strict"])
@@ -119,6 +123,12 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         rows, names, source = _file_rows(opts, fixed)
     else:
         shapes = read_shapes(opts["shape"])
+        for name, shape in shapes.items():
+            size = math.prod(shape)
+            if size > opts["max_elements"]:
+                raise UsageError(f"--shape {name}: too many elements ({size}; the limit "
+                                 f"is {opts['max_elements']})",
+                                 hint="a smaller shape (or raise --max-elements)")
         domains = {}
         for pair in opts["domain"]:
             name, lo, hi = points.read_domain(pair)
@@ -135,7 +145,9 @@ def _many(ctx, target, opts, spec, engine_check, expected):
                                  hint=f"inputs: {', '.join(names) or 'none'}")
         source = None
     tgt = prepare(target, names)
-    wrt = list(dict.fromkeys(opts["wrt"])) or names
+    consts = _many_constants(tgt, names, fixed, explicit, opts)
+    opts["constants"] = consts
+    wrt = list(dict.fromkeys(opts["wrt"])) or [n for n in names if n not in consts]
     for n in wrt:
         if n not in names:
             raise UsageError(f"--wrt {n}: no input named {n!r}",
@@ -157,11 +169,14 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         if derivative is not None:
             last, shared[0] = shared[0], None
             done = last[1] if last is not None and last[0] is inputs else None
-            report, _, _ = usercheck.check_point(tgt, derivative, inputs, wrt,
-                                                 thorough=False, engine_result=done,
-                                                 **common)
-            return usercheck.verdict_of(number, inputs, report)
+            report, _, value = usercheck.check_point(tgt, derivative, inputs, wrt,
+                                                     thorough=False, engine_result=done,
+                                                     **common)
+            return (usercheck.not_finite(number, inputs, value)
+                    or usercheck.verdict_of(number, inputs, report))
         result = evaluate(tgt, inputs, wrt=wrt, max_elements=opts["max_elements"])
+        if engine_check and (bad := usercheck.not_finite(number, inputs, result.value)):
+            return bad
         report = (cross_check("gradient", tgt, inputs, wrt, result, opts)
                   if engine_check else None)
         failures = (expect.compare(expected(result), result, rtol=opts["rtol"],
@@ -198,7 +213,7 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         n, start = opts["random"], 1
         if opts["replay"] is not None:
             n, start = 1, opts["replay"]
-        drawn = wrt + [n for n in shapes if n not in wrt]
+        drawn = wrt + [n for n in shapes if n not in wrt and n not in consts]
         for name in domains:
             if name not in drawn:
                 raise UsageError(f"--domain {name}: {name} is not drawn (only the "
@@ -227,6 +242,26 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         verdicts = usercheck.check_rows(rows, check_one)
     checks.verdicts = _progress(verdicts, opts.get("random"))
     return checks
+
+
+def _many_constants(tgt, names, fixed, explicit, opts) -> list[str]:
+    """The inputs held fixed at every point and not differentiated: --const
+    NAME (with a value given, which every point keeps, its dtype too), and a
+    function file's parameters with a default value (unless named in --wrt)."""
+    wrt = set(opts["wrt"])
+    for n in explicit:
+        if n not in names:
+            raise UsageError(f"--const {n}: no input named {n!r}",
+                             hint=f"inputs: {', '.join(names) or 'none'}")
+        if n in wrt:
+            raise UsageError(f"--const {n} and --wrt {n}: an input is either data or "
+                             "differentiated, not both")
+        if n not in fixed and opts.get("points") is None:
+            raise UsageError(f"--const {n}: give its value (--{n} VALUE); constants "
+                             "are not drawn")
+    optional = tgt.loaded.optional if tgt.loaded is not None else ()
+    return explicit + [n for n in names if n in optional and n in fixed
+                       and n not in wrt and n not in explicit]
 
 
 def _file_rows(opts, fixed):
