@@ -308,7 +308,13 @@ params = {
     "n": st.sampled_from(["0", "1", "2", "-1", "9"]),
     "offset": st.sampled_from(["0", "1", "-1", "5"]),
     "k": st.sampled_from(["0", "1", "-2", "9"]),
+    "kind": st.sampled_from(["None", "1"]),
+    "hermitian": st.sampled_from(["True", "False"]),
+    "upper": st.sampled_from(["True", "False"]),
+    "rcond": st.sampled_from(["None", "0", "1"]),
 }
+# A parameter of an op added later, not listed above: the usual suspects.
+ANY_PARAM = st.sampled_from(["0", "1", "-1", "None", "True", "(0, 1)"])
 
 
 def _op_call(draw_children):
@@ -326,7 +332,7 @@ def _op_call(draw_children):
             st.lists(draw_children, min_size=max(o.nin, 1), max_size=max(o.nin, 3)),
             st.lists(
                 st.sampled_from(o.params).flatmap(
-                    lambda p: params[p].map(lambda v, p=p: f", {p}={v}")
+                    lambda p: params.get(p, ANY_PARAM).map(lambda v, p=p: f", {p}={v}")
                 )
                 if o.params
                 else st.nothing(),
