@@ -490,14 +490,17 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     f, dtype = _as_function(target, inputs, wrt, max_elements)
     warnings = list(value.warnings)
 
-    def run(method: str):
+    def run(method: str, used: list | None = None):
         with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
                 transforms.reporting(progress):
-            jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))), method=method)(
-                *(inputs[k] for k in wrt))
+            jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))), method=method,
+                                      _used=used)(*(inputs[k] for k in wrt))
         return {k: np.asarray(j._data) for k, j in zip(wrt, jac)}
 
-    blocks = run("columns" if how == "forward" else "rows")
+    if how == "reverse":
+        blocks = run("rows")
+    else:
+        blocks, how = _forward_jacobian(run, mode, warnings)
     if how == "forward" and not all(finite(b) for b in blocks.values()):
         again = run("rows")
 
@@ -512,6 +515,36 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
             blocks, how = again, "reverse"
     warnings += [nonfinite(f"jacobian.{k}", b) for k, b in blocks.items() if not finite(b)]
     return Derivatives(value.value, blocks, warnings, value, how)
+
+
+def _forward_jacobian(run, mode: str, warnings: list[str]) -> tuple[dict, str]:
+    """The Jacobian in forward mode, or reverse mode's where forward mode
+    cannot answer: the blocks and the mode they were computed in.
+
+    Forward mode (by transposition) runs every op's gradient rule on Tensors
+    and differentiates it once more; a rule that cannot be (it raises) costs
+    ``auto`` nothing: it takes the rows, which need first derivatives only; an
+    explicit ``--mode forward`` says so and names reverse mode. Where a nan or
+    inf met a zero tangent, forward mode cannot tell 0 from nan; the Jacobian
+    is then reverse mode's, in either case.
+    """
+    used: list = []
+    try:
+        blocks = run("columns", used)
+    except (EvaluationError, ValueError, ArithmeticError) as exc:
+        if mode == "forward":
+            raise EvaluationError(
+                f"forward mode: {exc}",
+                hint="forward mode differentiates each op's gradient rule once more, "
+                     "which gradcli cannot do here; --mode reverse needs first "
+                     "derivatives only") from exc
+        return run("rows"), "reverse"
+    if used != ["rows"]:
+        return blocks, "forward"
+    if mode == "forward":
+        warnings.append("forward mode cannot tell 0 from nan at this point (a nan or "
+                        "inf met a zero tangent); the Jacobian is reverse mode's")
+    return blocks, "reverse"
 
 
 def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],

@@ -401,7 +401,8 @@ _METHODS = ("auto", "rows", "columns", "loop")
 
 
 def jacobian(
-    f: Callable, argnums: int | Sequence[int] = 0, *, method: str = "auto"
+    f: Callable, argnums: int | Sequence[int] = 0, *, method: str = "auto",
+    _used: list | None = None,
 ) -> Callable:
     """The Jacobian of ``f``: shape ``out.shape + arg.shape`` for each of ``argnums``.
 
@@ -411,7 +412,10 @@ def jacobian(
     which wins when inputs are much fewer than outputs; ``"auto"`` picks one;
     ``"loop"`` runs one ordinary backward pass per output element (the reference).
     Inside another transform (attached to the caller's graph) ``"columns"`` is
-    computed as ``"rows"``.
+    computed as ``"rows"``; so are columns where a nan or inf meets a zero
+    tangent (forward mode cannot tell there whether the product is 0 or nan:
+    see ``_columns``). ``_used`` (a list), if given, gets the method each call
+    actually took ("rows", "columns" or "loop").
 
     >>> import gradcli as gc
     >>> jacobian(lambda x: x ** 2)([1.0, 3.0])
@@ -443,11 +447,15 @@ def jacobian(
         elif how == "loop":
             rows = _loop_rows(out, leaves, prune=dep)
         else:
-            rows = _columns(out, leaves)
-            if method == "auto" and not all(np.isfinite(r).all() for r in rows):
-                # Reverse over reverse needs every rule to be differentiable
+            rows = _columns(out, leaves, exact=True)
+            if rows is None or (method == "auto"
+                                and not all(np.isfinite(r).all() for r in rows)):
+                # None: a nan or inf met a zero tangent (see _columns); or
+                # reverse over reverse needs every rule to be differentiable
                 # again, at this very point; the rows need first derivatives only.
-                rows = _rows(out, leaves, prune=dep)
+                rows, how = _rows(out, leaves, prune=dep), "rows"
+        if _used is not None:
+            _used.append("rows" if nested and how == "columns" else how)
         blocks = [_block(r, out.shape + x.shape, x.dtype, nested)
                   for r, x in zip(rows, leaves)]
         if nested:
@@ -486,13 +494,22 @@ def _loop_rows(out: Tensor, leaves: list, *, create_graph: bool = False,
             for p, x in zip(per_leaf, leaves)]
 
 
-def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> list:
+def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None,
+             exact: bool = False) -> list | None:
     """Jacobian rows from columns: J e_j is the derivative of ``u -> J^T u`` at e_j.
 
     Every input's columns go through the graph of ``J^T u`` in one batched
     walk (in chunks, if ``max_elements`` asks), all of ``J^T u``'s blocks at
     once: a walk per input would cover that graph, nearly all of it shared,
     once per input.
+
+    ``exact``: None when a nan or inf met a zero tangent in that walk. The
+    walk runs in the original graph's forward order, so a zero it meets may be
+    a tangent's structural zero (another input's column: the product is 0) or
+    a computed one (``d(x*x) = 2x dx`` at x = 0, then sqrt's infinite
+    derivative: the product is nan, as reverse mode finds); the guard cannot
+    tell them apart, and would answer 0 for both. The caller then takes the
+    rows (reverse mode) instead. Without ``exact``, the guarded columns.
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
@@ -531,6 +548,8 @@ def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> l
                                         guard=guard)
             if _finite(got):
                 break
+            if exact:
+                return None
         cols[start:stop] = 0 if got is None else got
         for report in _REPORTING:
             report(stop, n)

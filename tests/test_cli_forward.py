@@ -97,7 +97,7 @@ def test_an_unknown_mode_is_a_usage_error():
 def test_forward_mode_that_goes_non_finite_falls_back_to_reverse_and_says_so(monkeypatch):
     from gradcli import transforms
 
-    def broken(out, leaves):
+    def broken(out, leaves, **_):
         return [np.full((out.size,) + x.shape, np.nan) for x in leaves]
 
     monkeypatch.setattr(transforms, "_columns", broken)
