@@ -207,7 +207,7 @@ def _finite(g) -> bool:
 
 # -- the two pullbacks: one cotangent, or a batch of them -------------------------
 def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
-           prune: bool = True) -> list:
+           prune: bool = True, guard: bool = True) -> list:
     """d<seed, out>/d(leaf) for each of ``leaves`` (None where out ignores the leaf).
 
     ``seed`` has ``out``'s shape. With ``create_graph`` the rules run on Tensors
@@ -227,7 +227,7 @@ def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
     if create_graph and not isinstance(seed, Tensor):
         seed = Tensor._make(np.asarray(seed))
     return backward.gradients([out], [seed], leaves, retain_graph=True,
-                              create_graph=create_graph, prune=prune)
+                              create_graph=create_graph, prune=prune, guard=guard)
 
 
 def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
@@ -626,8 +626,13 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
             for t in terms[1:]:
                 total = total + t
             if isinstance(total, Tensor) and total._grad_fn is not None:
+                # Unguarded: this walk runs in f's forward order, where a zero
+                # is a tangent's (given or computed: d(x*x) = 2x dx at x = 0),
+                # and its product with an infinite derivative is nan, as in
+                # J v from reverse mode's J; a selection (where, indexing)
+                # still drops the nan of a branch not taken.
                 (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u],
-                                    create_graph=create_graph)
+                                    create_graph=create_graph, guard=False)
     _retire([u])  # a constant to every walk from here on
     if create_graph:
         if isinstance(tangent, Tensor) and tangent._grad_fn is not None:
