@@ -50,6 +50,7 @@ import numpy as np
 from .engine import backward, graph
 from .engine.graph import Node, enable_grad
 from .engine.tensor import Tensor
+from .errors import EvaluationError
 
 # Cap on the elements of one batched gradient: bigger batches go in chunks.
 MAX_ELEMENTS = 1 << 22
@@ -447,7 +448,14 @@ def jacobian(
         elif how == "loop":
             rows = _loop_rows(out, leaves, prune=dep)
         else:
-            rows = _columns(out, leaves, exact=True)
+            try:
+                rows = _columns(out, leaves, exact=True)
+            except (ValueError, ArithmeticError, EvaluationError):
+                # A rule that cannot run on Tensors to be differentiated again
+                # (the columns do); the rows need first derivatives only.
+                if method != "auto":
+                    raise
+                rows = None
             if rows is None or (method == "auto"
                                 and not all(np.isfinite(r).all() for r in rows)):
                 # None: a nan or inf met a zero tangent (see _columns); or
@@ -626,13 +634,11 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
             for t in terms[1:]:
                 total = total + t
             if isinstance(total, Tensor) and total._grad_fn is not None:
-                # Unguarded: this walk runs in f's forward order, where a zero
-                # is a tangent's (given or computed: d(x*x) = 2x dx at x = 0),
-                # and its product with an infinite derivative is nan, as in
-                # J v from reverse mode's J; a selection (where, indexing)
-                # still drops the nan of a branch not taken.
-                (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u],
-                                    create_graph=create_graph, guard=False)
+                one = np.ones((), dtype=total.dtype)
+                if create_graph:
+                    (tangent,) = _grads(total, one, [u], create_graph=True)
+                else:
+                    tangent = _unambiguous(total, one, u, out, leaves, tangents)
     _retire([u])  # a constant to every walk from here on
     if create_graph:
         if isinstance(tangent, Tensor) and tangent._grad_fn is not None:
@@ -643,6 +649,32 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
     data = tangent._data if isinstance(tangent, Tensor) else tangent
     data = np.array(np.reshape(data, out.shape), dtype=dtype)
     return Tensor._make(data) if create_graph else data
+
+
+def _unambiguous(total: Tensor, one, u: Tensor, out: Tensor, leaves, tangents):
+    """J v: the derivative of ``total`` = <J^T u, v> in ``u``; where that comes
+    out inf or nan, reverse mode's row of that output element times v.
+
+    This walk runs in f's forward order, where forward mode cannot tell 0 from
+    nan: a zero it meets times an infinite derivative is nan for a computed
+    zero (d(x*x) = 2x dx at x = 0, then sqrt's derivative), 0 for a
+    selection's (a where's branch not taken, then an op at its kink), and
+    the engine's guard against the latter would mask the former too (a silent
+    0). The rows of the non-finite elements (one reverse walk for them all)
+    give reverse mode's numbers there.
+    """
+    (got,) = _grads(total, one, [u], guard=False)
+    if got is None or _finite(got):
+        return got
+    got = np.array(np.broadcast_to(getattr(got, "_data", got), out.shape))
+    at = np.flatnonzero(~np.isfinite(got))
+    seeds = np.zeros((at.size, out.size), dtype=got.dtype)
+    seeds[np.arange(at.size), at] = 1
+    rows = _rows(out, list(leaves), seeds.reshape((at.size,) + out.shape))
+    with np.errstate(all="ignore"):
+        got.reshape(-1)[at] = sum(np.tensordot(r, np.asarray(v), axes=np.ndim(v))
+                                  for r, v in zip(rows, tangents))
+    return got
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
