@@ -518,18 +518,28 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     f, dtype = _as_function(target, inputs, wrt, max_elements)
     warnings = list(value.warnings)
 
+    def rows_fit(out: Tensor | None = None) -> None:  # forward mode turning reverse
+        out = value.output if out is None else out
+        try:
+            _walk_work("Jacobian in reverse mode (where forward mode cannot answer)",
+                       out.size, out, 1, max_elements)
+        except EvaluationError as exc:
+            raise _RowsRefused(str(exc), hint=exc.hint) from None
+
     def run(method: str, used: list | None = None):
         with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
                 transforms.reporting(progress):
             jac = transforms.jacobian(f, argnums=tuple(range(len(wrt))), method=method,
-                                      _used=used)(*(inputs[k] for k in wrt))
+                                      _used=used, _before_rows=rows_fit)(
+                *(inputs[k] for k in wrt))
         return {k: np.asarray(j._data) for k, j in zip(wrt, jac)}
 
     if how == "reverse":
         blocks = run("rows")
     else:
-        blocks, how = _forward_jacobian(run, mode, warnings)
+        blocks, how = _forward_jacobian(run, mode, warnings, rows_fit)
     if how == "forward" and not all(finite(b) for b in blocks.values()):
+        rows_fit()
         again = run("rows")
 
         def bad(bs):
@@ -545,7 +555,12 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     return Derivatives(value.value, blocks, warnings, value, how)
 
 
-def _forward_jacobian(run, mode: str, warnings: list[str]) -> tuple[dict, str]:
+class _RowsRefused(EvaluationError):
+    """Reverse mode's rows, in place of forward mode's columns, over the limit."""
+
+
+def _forward_jacobian(run, mode: str, warnings: list[str],
+                      rows_fit) -> tuple[dict, str]:
     """The Jacobian in forward mode, or reverse mode's where forward mode
     cannot answer: the blocks and the mode they were computed in.
 
@@ -559,6 +574,8 @@ def _forward_jacobian(run, mode: str, warnings: list[str]) -> tuple[dict, str]:
     used: list = []
     try:
         blocks = run("columns", used)
+    except _RowsRefused:
+        raise
     except (EvaluationError, ValueError, ArithmeticError) as exc:
         if mode == "forward":
             raise EvaluationError(
@@ -566,6 +583,7 @@ def _forward_jacobian(run, mode: str, warnings: list[str]) -> tuple[dict, str]:
                 hint="forward mode differentiates each op's gradient rule once more, "
                      "which gradcli cannot do here; --mode reverse needs first "
                      "derivatives only") from exc
+        rows_fit()
         return run("rows"), "reverse"
     if used != ["rows"]:
         return blocks, "forward"

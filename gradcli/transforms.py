@@ -54,6 +54,8 @@ from .errors import EvaluationError
 
 # Cap on the elements of one batched gradient: bigger batches go in chunks.
 MAX_ELEMENTS = 1 << 22
+# Cap on the elements the rows a jvp takes from reverse mode may touch in all.
+ROWS_BUDGET = 1 << 26
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad", "vjp"]
 
@@ -403,7 +405,7 @@ _METHODS = ("auto", "rows", "columns", "loop")
 
 def jacobian(
     f: Callable, argnums: int | Sequence[int] = 0, *, method: str = "auto",
-    _used: list | None = None,
+    _used: list | None = None, _before_rows: Callable | None = None,
 ) -> Callable:
     """The Jacobian of ``f``: shape ``out.shape + arg.shape`` for each of ``argnums``.
 
@@ -416,7 +418,8 @@ def jacobian(
     computed as ``"rows"``; so are columns where a nan or inf meets a zero
     tangent (forward mode cannot tell there whether the product is 0 or nan:
     see ``_columns``). ``_used`` (a list), if given, gets the method each call
-    actually took ("rows", "columns" or "loop").
+    actually took ("rows", "columns" or "loop"); ``_before_rows(out)``, if
+    given, runs before columns turn into rows (and may refuse, raising).
 
     >>> import gradcli as gc
     >>> jacobian(lambda x: x ** 2)([1.0, 3.0])
@@ -461,6 +464,8 @@ def jacobian(
                 # None: a nan or inf met a zero tangent (see _columns); or
                 # reverse over reverse needs every rule to be differentiable
                 # again, at this very point; the rows need first derivatives only.
+                if _before_rows is not None:
+                    _before_rows(out)
                 rows, how = _rows(out, leaves, prune=dep), "rows"
         if _used is not None:
             _used.append("rows" if nested and how == "columns" else how)
@@ -661,13 +666,18 @@ def _unambiguous(total: Tensor, one, u: Tensor, out: Tensor, leaves, tangents):
     selection's (a where's branch not taken, then an op at its kink), and
     the engine's guard against the latter would mask the former too (a silent
     0). The rows of the non-finite elements (one reverse walk for them all)
-    give reverse mode's numbers there.
+    give reverse mode's numbers there, if they touch at most ``ROWS_BUDGET``
+    elements in all (else forward mode's inf and nan stand).
     """
     (got,) = _grads(total, one, [u], guard=False)
-    if got is None or _finite(got):
+    if got is None or _finite(got) or out._grad_fn is None:
         return got
     got = np.array(np.broadcast_to(getattr(got, "_data", got), out.shape))
     at = np.flatnonzero(~np.isfinite(got))
+    per_row = sum(math.prod(s) for n in graph.topological_order(out._grad_fn)
+                  for s in n.shapes)
+    if at.size * per_row > ROWS_BUDGET:
+        return got  # (too many rows to walk: forward mode's inf and nan stand)
     seeds = np.zeros((at.size, out.size), dtype=got.dtype)
     seeds[np.arange(at.size), at] = 1
     rows = _rows(out, list(leaves), seeds.reshape((at.size,) + out.shape))

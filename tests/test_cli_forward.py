@@ -274,3 +274,15 @@ def test_a_rule_without_second_derivative_sends_forward_mode_to_reverse(
     assert obj["mode"] == "reverse"
     np.testing.assert_allclose(obj["tangent"], np.cos(0.3) * t * 2, rtol=1e-15)
     assert any("reverse mode's Jacobian" in w for w in obj["warnings"])
+
+
+def test_reverse_mode_in_place_of_forward_keeps_the_work_limit():
+    # 1 input, 900 outputs: forward mode's 1 column is cheap, reverse mode's 900
+    # rows through a graph of ~900 elements are over 100 x --max-elements
+    t = ",".join(["1"] * 900)
+    for mode in ("auto", "forward"):
+        r = run("jacobian", "sqrt(k*k)*t", "--k", "0", "--t", t, "--wrt", "k",
+                "--max-elements", "1000", "--mode", mode)
+        assert r.code == 3 and r.out == "" and "Traceback" not in r.err
+        assert r.err_lines[0].startswith("error: the Jacobian in reverse mode")
+        assert "over the limit" in r.err_lines[0]

@@ -152,3 +152,18 @@ def test_auto_jacobian_takes_the_rows_where_a_rule_has_no_second_derivative(monk
         gc.jacfwd(f)(0.3)
     with pytest.raises(EvaluationError, match="no second derivative"):
         gc.jvp(f, (0.3,), (1.0,))
+
+
+def test_jvp_takes_reverse_rows_only_within_its_budget(monkeypatch):
+    # f = sqrt(where(x > -1, x, 0)^2) at -3: 0 near -3, so J v = 0 (reverse mode's
+    # row); forward mode's own walk meets 0 * inf there (nan), which stands when
+    # the rows are over the budget
+    from gradcli import transforms
+
+    f = AT_KINKS["sqrt(where(x>-1,x,0)**2)"][0]
+    x, v = np.array([-3.0, 2.0]), np.array([1.0, 1.0])
+    with np.errstate(all="ignore"):
+        assert gc.jvp(f, (x,), (v,))[1].numpy().tolist() == [0.0, 1.0]
+        monkeypatch.setattr(transforms, "ROWS_BUDGET", 0)
+        got = gc.jvp(f, (x,), (v,))[1].numpy()
+    assert np.isnan(got[0]) and got[1] == 1.0
