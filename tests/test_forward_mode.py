@@ -146,7 +146,7 @@ def test_auto_jacobian_takes_the_rows_where_a_rule_has_no_second_derivative(monk
     from gradcli.errors import EvaluationError
 
     t = np.linspace(0.0, 2.0, 70)
-    f = lambda k: gc.sin(k) * t  # noqa: E731
+    f = lambda k: gc.sin(k) * t
     np.testing.assert_allclose(gc.jacobian(f)(0.3).numpy(), np.cos(0.3) * t, rtol=1e-15)
     with pytest.raises(EvaluationError, match="no second derivative"):
         gc.jacfwd(f)(0.3)
