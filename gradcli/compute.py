@@ -60,6 +60,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tangent: np.ndarray | None = None  # J v, for the tangents asked (forward mode)
+    tangent_mode: str = "forward"  # or "reverse": J v from the Jacobian's rows
 
 
 def prepare(text: str, names: list[str], limits: Limits | None = None) -> Target:
@@ -285,7 +286,7 @@ def evaluate(
             origin = f"; first {_first(value)} in {where} (forward pass)" if where else ""
             result.warnings.append(nonfinite("value", value) + origin)
         if tangents is not None:
-            _directional(target, result, tangents, wrt)
+            _directional(target, result, tangents, wrt, max_elements)
             if grad_output is None and value.size != 1:
                 no_grad = True
         if no_grad or not wrt:
@@ -332,9 +333,15 @@ def check_tangents(tangents: dict[str, np.ndarray], inputs: dict[str, np.ndarray
 
 
 def _directional(target: Target, result: Result, tangents: dict[str, np.ndarray],
-                 wrt: list[str]) -> None:
-    """``result.tangent``: J v through the graph just recorded (forward mode)."""
-    from .transforms import push_forward
+                 wrt: list[str], max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+    """``result.tangent``: J v through the graph just recorded (forward mode).
+
+    Forward mode (by transposition) runs every op's gradient rule on Tensors
+    and differentiates it once more. Where a rule cannot be, J v comes from
+    reverse mode's Jacobian instead (a row per output element: refused, with
+    forward mode's error, when the walks would be too big), and says so.
+    """
+    from .transforms import _rows, push_forward
 
     out = result.output
     if out._grad_fn is None or not wrt:
@@ -343,11 +350,32 @@ def _directional(target: Target, result: Result, tangents: dict[str, np.ndarray]
         vs = [np.asarray(tangents[n], dtype=result.leaves[n].dtype) if n in tangents
               else np.zeros(result.leaves[n].shape, dtype=result.leaves[n].dtype)
               for n in wrt]
+        leaves = [result.leaves[n] for n in wrt]
         try:
             with _graph_of(target):
-                result.tangent = push_forward(out, [result.leaves[n] for n in wrt], vs)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            raise EvaluationError(f"forward mode: {exc}") from exc
+                result.tangent = push_forward(out, leaves, vs)
+        except (EvaluationError, ValueError, ArithmeticError) as exc:
+            problem = EvaluationError(
+                f"forward mode: {exc}",
+                hint="forward mode differentiates each op's gradient rule once more, "
+                     "which gradcli cannot do here; 'gradcli jacobian --mode reverse' "
+                     "gives J, whose product with the tangent is J v")
+            try:
+                _walk_work("tangent", out.size, out, 1, max_elements)
+            except EvaluationError:
+                raise problem from exc
+            try:
+                with _graph_of(target):
+                    rows = _rows(out, leaves)
+            except (EvaluationError, ValueError, ArithmeticError):
+                raise problem from exc
+            total = sum(np.tensordot(r.reshape((out.size,) + v.shape), v, axes=v.ndim)
+                        for r, v in zip(rows, vs))
+            result.tangent = np.asarray(total, dtype=result.value.dtype).reshape(out.shape)
+            result.tangent_mode = "reverse"
+            result.warnings.append(f"forward mode failed ({exc}); the tangent J v is "
+                                   "from reverse mode's Jacobian, a row per output "
+                                   "element")
     if not finite(result.tangent):
         result.warnings.append(nonfinite("tangent", result.tangent))
     result.notes = kinks(out)
@@ -492,16 +520,29 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
     f, dtype = _as_function(target, inputs, live, max_elements)
     warnings = list(value.warnings)
 
-    def run(method: str):
+    def rows_fit(out: Tensor | None = None) -> None:  # forward mode turning reverse
+        out = value.output if out is None else out
+        try:
+            _walk_work("Jacobian in reverse mode (where forward mode cannot answer)",
+                       out.size, out, 1, max_elements)
+        except EvaluationError as exc:
+            raise _RowsRefused(str(exc), hint=exc.hint) from None
+
+    def run(method: str, used: list | None = None):
         with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
                 transforms.reporting(progress):
-            jac = transforms.jacobian(f, argnums=tuple(range(len(live))), method=method)(
+            jac = transforms.jacobian(f, argnums=tuple(range(len(live))), method=method,
+                                      _used=used, _before_rows=rows_fit)(
                 *(inputs[k] for k in live))
         got = {k: np.asarray(j._data) for k, j in zip(live, jac)}
         return {k: got[k] if k in got else empty[k] for k in wrt}
 
-    blocks = run("columns" if how == "forward" else "rows")
+    if how == "reverse":
+        blocks = run("rows")
+    else:
+        blocks, how = _forward_jacobian(run, mode, warnings, rows_fit)
     if how == "forward" and not all(finite(b) for b in blocks.values()):
+        rows_fit()
         again = run("rows")
 
         def bad(bs):
@@ -515,6 +556,44 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
             blocks, how = again, "reverse"
     warnings += [nonfinite(f"jacobian.{k}", b) for k, b in blocks.items() if not finite(b)]
     return Derivatives(value.value, blocks, warnings, value, how)
+
+
+class _RowsRefused(EvaluationError):
+    """Reverse mode's rows, in place of forward mode's columns, over the limit."""
+
+
+def _forward_jacobian(run, mode: str, warnings: list[str],
+                      rows_fit) -> tuple[dict, str]:
+    """The Jacobian in forward mode, or reverse mode's where forward mode
+    cannot answer: the blocks and the mode they were computed in.
+
+    Forward mode (by transposition) runs every op's gradient rule on Tensors
+    and differentiates it once more; a rule that cannot be (it raises) costs
+    ``auto`` nothing: it takes the rows, which need first derivatives only; an
+    explicit ``--mode forward`` says so and names reverse mode. Where a nan or
+    inf met a zero tangent, forward mode cannot tell 0 from nan; the Jacobian
+    is then reverse mode's, in either case.
+    """
+    used: list = []
+    try:
+        blocks = run("columns", used)
+    except _RowsRefused:
+        raise
+    except (EvaluationError, ValueError, ArithmeticError) as exc:
+        if mode == "forward":
+            raise EvaluationError(
+                f"forward mode: {exc}",
+                hint="forward mode differentiates each op's gradient rule once more, "
+                     "which gradcli cannot do here; --mode reverse needs first "
+                     "derivatives only") from exc
+        rows_fit()
+        return run("rows"), "reverse"
+    if used != ["rows"]:
+        return blocks, "forward"
+    if mode == "forward":
+        warnings.append("forward mode cannot tell 0 from nan at this point (a nan or "
+                        "inf met a zero tangent); the Jacobian is reverse mode's")
+    return blocks, "reverse"
 
 
 def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],

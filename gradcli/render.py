@@ -91,7 +91,8 @@ def result_view(target, inputs: dict[str, np.ndarray], result) -> View:
     tangent = getattr(result, "tangent", None)
     if tangent is not None:  # --tangent: J v, in forward mode
         view.rows.append(("tangent", "tangent (J v)", tangent))
-        view.obj.update(tangent=jsonable(tangent), mode="forward")
+        view.obj.update(tangent=jsonable(tangent),
+                        mode=getattr(result, "tangent_mode", "forward"))
     return view
 
 

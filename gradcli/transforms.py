@@ -50,9 +50,12 @@ import numpy as np
 from .engine import backward, graph
 from .engine.graph import Node, enable_grad
 from .engine.tensor import Tensor
+from .errors import EvaluationError
 
 # Cap on the elements of one batched gradient: bigger batches go in chunks.
 MAX_ELEMENTS = 1 << 22
+# Cap on the elements the rows a jvp takes from reverse mode may touch in all.
+ROWS_BUDGET = 1 << 26
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad", "vjp"]
 
@@ -207,7 +210,7 @@ def _finite(g) -> bool:
 
 # -- the two pullbacks: one cotangent, or a batch of them -------------------------
 def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
-           prune: bool = True) -> list:
+           prune: bool = True, guard: bool = True) -> list:
     """d<seed, out>/d(leaf) for each of ``leaves`` (None where out ignores the leaf).
 
     ``seed`` has ``out``'s shape. With ``create_graph`` the rules run on Tensors
@@ -227,7 +230,7 @@ def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
     if create_graph and not isinstance(seed, Tensor):
         seed = Tensor._make(np.asarray(seed))
     return backward.gradients([out], [seed], leaves, retain_graph=True,
-                              create_graph=create_graph, prune=prune)
+                              create_graph=create_graph, prune=prune, guard=guard)
 
 
 def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
@@ -401,7 +404,8 @@ _METHODS = ("auto", "rows", "columns", "loop")
 
 
 def jacobian(
-    f: Callable, argnums: int | Sequence[int] = 0, *, method: str = "auto"
+    f: Callable, argnums: int | Sequence[int] = 0, *, method: str = "auto",
+    _used: list | None = None, _before_rows: Callable | None = None,
 ) -> Callable:
     """The Jacobian of ``f``: shape ``out.shape + arg.shape`` for each of ``argnums``.
 
@@ -411,7 +415,11 @@ def jacobian(
     which wins when inputs are much fewer than outputs; ``"auto"`` picks one;
     ``"loop"`` runs one ordinary backward pass per output element (the reference).
     Inside another transform (attached to the caller's graph) ``"columns"`` is
-    computed as ``"rows"``.
+    computed as ``"rows"``; so are columns where a nan or inf meets a zero
+    tangent (forward mode cannot tell there whether the product is 0 or nan:
+    see ``_columns``). ``_used`` (a list), if given, gets the method each call
+    actually took ("rows", "columns" or "loop"); ``_before_rows(out)``, if
+    given, runs before columns turn into rows (and may refuse, raising).
 
     >>> import gradcli as gc
     >>> jacobian(lambda x: x ** 2)([1.0, 3.0])
@@ -443,11 +451,24 @@ def jacobian(
         elif how == "loop":
             rows = _loop_rows(out, leaves, prune=dep)
         else:
-            rows = _columns(out, leaves)
-            if method == "auto" and not all(np.isfinite(r).all() for r in rows):
-                # Reverse over reverse needs every rule to be differentiable
+            try:
+                rows = _columns(out, leaves, exact=True)
+            except (ValueError, ArithmeticError, EvaluationError):
+                # A rule that cannot run on Tensors to be differentiated again
+                # (the columns do); the rows need first derivatives only.
+                if method != "auto":
+                    raise
+                rows = None
+            if rows is None or (method == "auto"
+                                and not all(np.isfinite(r).all() for r in rows)):
+                # None: a nan or inf met a zero tangent (see _columns); or
+                # reverse over reverse needs every rule to be differentiable
                 # again, at this very point; the rows need first derivatives only.
-                rows = _rows(out, leaves, prune=dep)
+                if _before_rows is not None:
+                    _before_rows(out)
+                rows, how = _rows(out, leaves, prune=dep), "rows"
+        if _used is not None:
+            _used.append("rows" if nested and how == "columns" else how)
         blocks = [_block(r, out.shape + x.shape, x.dtype, nested)
                   for r, x in zip(rows, leaves)]
         if nested:
@@ -486,13 +507,22 @@ def _loop_rows(out: Tensor, leaves: list, *, create_graph: bool = False,
             for p, x in zip(per_leaf, leaves)]
 
 
-def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> list:
+def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None,
+             exact: bool = False) -> list | None:
     """Jacobian rows from columns: J e_j is the derivative of ``u -> J^T u`` at e_j.
 
     Every input's columns go through the graph of ``J^T u`` in one batched
     walk (in chunks, if ``max_elements`` asks), all of ``J^T u``'s blocks at
     once: a walk per input would cover that graph, nearly all of it shared,
     once per input.
+
+    ``exact``: None when a nan or inf met a zero tangent in that walk. The
+    walk runs in the original graph's forward order, so a zero it meets may be
+    a tangent's structural zero (another input's column: the product is 0) or
+    a computed one (``d(x*x) = 2x dx`` at x = 0, then sqrt's infinite
+    derivative: the product is nan, as reverse mode finds); the guard cannot
+    tell them apart, and would answer 0 for both. The caller then takes the
+    rows (reverse mode) instead. Without ``exact``, the guarded columns.
 
     >>> import gradcli as gc
     >>> x = gc.tensor([1.0, 2.0], dtype=gc.float64, requires_grad=True)
@@ -531,6 +561,8 @@ def _columns(out: Tensor, leaves: list, *, max_elements: int | None = None) -> l
                                         guard=guard)
             if _finite(got):
                 break
+            if exact:
+                return None
         cols[start:stop] = 0 if got is None else got
         for report in _REPORTING:
             report(stop, n)
@@ -607,8 +639,11 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
             for t in terms[1:]:
                 total = total + t
             if isinstance(total, Tensor) and total._grad_fn is not None:
-                (tangent,) = _grads(total, np.ones((), dtype=total.dtype), [u],
-                                    create_graph=create_graph)
+                one = np.ones((), dtype=total.dtype)
+                if create_graph:
+                    (tangent,) = _grads(total, one, [u], create_graph=True)
+                else:
+                    tangent = _unambiguous(total, one, u, out, leaves, tangents)
     _retire([u])  # a constant to every walk from here on
     if create_graph:
         if isinstance(tangent, Tensor) and tangent._grad_fn is not None:
@@ -619,6 +654,37 @@ def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,
     data = tangent._data if isinstance(tangent, Tensor) else tangent
     data = np.array(np.reshape(data, out.shape), dtype=dtype)
     return Tensor._make(data) if create_graph else data
+
+
+def _unambiguous(total: Tensor, one, u: Tensor, out: Tensor, leaves, tangents):
+    """J v: the derivative of ``total`` = <J^T u, v> in ``u``; where that comes
+    out inf or nan, reverse mode's row of that output element times v.
+
+    This walk runs in f's forward order, where forward mode cannot tell 0 from
+    nan: a zero it meets times an infinite derivative is nan for a computed
+    zero (d(x*x) = 2x dx at x = 0, then sqrt's derivative), 0 for a
+    selection's (a where's branch not taken, then an op at its kink), and
+    the engine's guard against the latter would mask the former too (a silent
+    0). The rows of the non-finite elements (one reverse walk for them all)
+    give reverse mode's numbers there, if they touch at most ``ROWS_BUDGET``
+    elements in all (else forward mode's inf and nan stand).
+    """
+    (got,) = _grads(total, one, [u], guard=False)
+    if got is None or _finite(got) or out._grad_fn is None:
+        return got
+    got = np.array(np.broadcast_to(getattr(got, "_data", got), out.shape))
+    at = np.flatnonzero(~np.isfinite(got))
+    per_row = sum(math.prod(s) for n in graph.topological_order(out._grad_fn)
+                  for s in n.shapes)
+    if at.size * per_row > ROWS_BUDGET:
+        return got  # (too many rows to walk: forward mode's inf and nan stand)
+    seeds = np.zeros((at.size, out.size), dtype=got.dtype)
+    seeds[np.arange(at.size), at] = 1
+    rows = _rows(out, list(leaves), seeds.reshape((at.size,) + out.shape))
+    with np.errstate(all="ignore"):
+        got.reshape(-1)[at] = sum(np.tensordot(r, np.asarray(v), axes=np.ndim(v))
+                                  for r, v in zip(rows, tangents))
+    return got
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:

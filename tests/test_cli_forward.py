@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from test_cli import ok, ok_json, run
 
+from gradcli import Tensor
+
 T = np.linspace(0.0, 1.0, 8)
 T_TEXT = ",".join(repr(float(v)) for v in T)
 
@@ -97,7 +99,7 @@ def test_an_unknown_mode_is_a_usage_error():
 def test_forward_mode_that_goes_non_finite_falls_back_to_reverse_and_says_so(monkeypatch):
     from gradcli import transforms
 
-    def broken(out, leaves):
+    def broken(out, leaves, **_):
         return [np.full((out.size,) + x.shape, np.nan) for x in leaves]
 
     monkeypatch.setattr(transforms, "_columns", broken)
@@ -186,3 +188,101 @@ def test_tangent_does_not_go_with_sigma_or_random():
     assert r.code == 2 and r.out == "" and "--tangent" in r.err and "--sigma" in r.err
     r = run("eval", "x*x", "--x", "1", "--tangent", "x=1", "--random", "3", "--check")
     assert r.code == 2 and r.out == "" and "--tangent" in r.err and "--random" in r.err
+
+
+# -- kinks and undefined points: forward mode gives reverse mode's numbers ------------
+def _floats(obj):
+    return np.array(obj, dtype=float)  # (JSON's "nan", "inf" strings too)
+
+
+# The Jacobian of each at x = 0, 2, -3, by hand: elementwise, so diagonal; the
+# chain rule in IEEE arithmetic (inf * 0 = nan), PyTorch's abs'(0) = 0.
+KINKS = {
+    "sqrt(x*x)": [np.nan, 1.0, -1.0],  # 1/(2 sqrt(x^2)) * 2x
+    "abs(x)": [0.0, 1.0, -1.0],
+    "log(x*x)": [np.nan, 1.0, -2 / 3],  # 1/x^2 * 2x
+    "sqrt(where(x > -1, x, 0)**2)": [np.nan, 1.0, 0.0],  # constant 0 below -1
+}
+
+
+@pytest.mark.parametrize("expr", sorted(KINKS))
+def test_forward_and_reverse_agree_element_for_element_at_kinks(expr):
+    want = np.diag(KINKS[expr])
+    got = {m: ok_json("jacobian", expr, "--x", "0,2,-3", "--mode", m)
+           for m in ("forward", "reverse")}
+    for m, obj in got.items():
+        np.testing.assert_array_equal(_floats(obj["jacobian"]["x"]), want, err_msg=m)
+    nan_warnings = [[w for w in obj["warnings"] if w.startswith("jacobian.x")]
+                    for obj in got.values()]
+    assert nan_warnings[0] == nan_warnings[1]
+    if np.isnan(want).any():  # forward mode cannot tell 0 from nan here: it says so
+        assert nan_warnings[0] == ["jacobian.x is nan: 1 of 9 elements"]
+        assert got["forward"]["mode"] == "reverse"
+        assert any("cannot tell 0 from nan" in w for w in got["forward"]["warnings"])
+    else:
+        assert got["forward"]["mode"] == "forward" and got["forward"]["warnings"] == []
+
+
+def test_the_issue_example_and_its_tangent():
+    r = ok("jacobian", "sqrt(x*x)", "--x", "0,1", "--mode", "forward")
+    assert r.out.splitlines()[-1] == "jacobian.x nan,0;0,1"
+    assert "warning: jacobian.x is nan: 1 of 4 elements" in r.err
+    # auto picks forward (1 input component, 3 outputs): d(sqrt(k^2) t)/dk = t * nan
+    obj = ok_json("jacobian", "sqrt(k*k)*t", "--k", "0", "--t", "1,2,3", "--wrt", "k")
+    assert obj["mode"] == "reverse" and np.isnan(_floats(obj["jacobian"]["k"])).all()
+    # J v along v = 1 at x = 0 and -3: nan (see KINKS), and 0 (f is 0 below -1)
+    obj = ok_json("eval", "sqrt(where(x > -1, x, 0)**2)", "--x", "0,-3",
+                  "--tangent", "x=1,1")
+    np.testing.assert_array_equal(_floats(obj["tangent"]), [np.nan, 0.0])
+    assert "tangent is nan: 1 of 2 elements" in obj["warnings"]
+
+
+@pytest.fixture
+def sin_without_second_derivative(monkeypatch):
+    """sin's rule raising when run on Tensors (to be differentiated again, as
+    forward mode does), as a rule with no second derivative would."""
+    from gradcli import OPS
+    from gradcli.errors import EvaluationError
+
+    op = OPS["sin"]
+
+    def refusing(rule):
+        def vjp(g, *rest, **params):
+            if isinstance(g, Tensor):
+                raise EvaluationError("sin: no second derivative (a test's rule)")
+            return rule(g, *rest, **params)
+        return vjp
+
+    monkeypatch.setattr(op, "vjps", tuple(refusing(r) for r in op.vjps))
+
+
+def test_a_rule_without_second_derivative_sends_forward_mode_to_reverse(
+        sin_without_second_derivative):
+    # f = sin(k) t: df/dk = cos(k) t; 1 input, 4 outputs: auto picks forward
+    t = np.array([1.0, 2.0, -1.0, 0.5])
+    args = ["sin(k)*t", "--k", "0.3", "--t", "1,2,-1,0.5", "--wrt", "k"]
+    obj = ok_json("jacobian", *args)
+    assert obj["mode"] == "reverse" and obj["warnings"] == []
+    np.testing.assert_allclose(obj["jacobian"]["k"], np.cos(0.3) * t, rtol=1e-15)
+    r = run("jacobian", *args, "--mode", "forward")
+    assert r.code == 3 and r.out == "" and "Traceback" not in r.err
+    assert r.err_lines[0] == ("error: forward mode: sin: no second derivative "
+                              "(a test's rule)")
+    assert "--mode reverse" in r.err
+    # --tangent: J v from reverse mode's rows, and it says so
+    obj = ok_json("eval", *args, "--tangent", "k=2")
+    assert obj["mode"] == "reverse"
+    np.testing.assert_allclose(obj["tangent"], np.cos(0.3) * t * 2, rtol=1e-15)
+    assert any("reverse mode's Jacobian" in w for w in obj["warnings"])
+
+
+def test_reverse_mode_in_place_of_forward_keeps_the_work_limit():
+    # 1 input, 900 outputs: forward mode's 1 column is cheap, reverse mode's 900
+    # rows through a graph of ~900 elements are over 100 x --max-elements
+    t = ",".join(["1"] * 900)
+    for mode in ("auto", "forward"):
+        r = run("jacobian", "sqrt(k*k)*t", "--k", "0", "--t", t, "--wrt", "k",
+                "--max-elements", "1000", "--mode", mode)
+        assert r.code == 3 and r.out == "" and "Traceback" not in r.err
+        assert r.err_lines[0].startswith("error: the Jacobian in reverse mode")
+        assert "over the limit" in r.err_lines[0]

@@ -77,3 +77,93 @@ def test_jvp_under_no_grad_still_pushes_the_tangent():
     with gc.no_grad():
         _, tangent = gc.jvp(lambda x: x * x, ([1.0, 3.0],), ([1.0, 1.0],))
     assert tangent.numpy().tolist() == [2.0, 6.0]
+
+
+# -- kinks and undefined points: forward mode must give reverse mode's numbers ----------
+# Each Jacobian by hand, the chain rule evaluated in IEEE arithmetic at the
+# point (PyTorch's conventions: abs'(0) = 0; inf * 0 = nan).
+INF, NAN = np.inf, np.nan
+AT_KINKS = {
+    # d sqrt(x^2) = 1/(2 sqrt(x^2)) * 2x: inf * 0 = nan at 0
+    "sqrt(x*x)": (lambda x: gc.sqrt(x * x), [0.0, 2.0, -3.0], [NAN, 1.0, -1.0]),
+    "abs(x)": (lambda x: gc.abs(x), [0.0, 2.0, -3.0], [0.0, 1.0, -1.0]),
+    "x**0.5": (lambda x: x ** 0.5, [0.0, 4.0, 1.0], [INF, 0.25, 0.5]),
+    "log(x)": (lambda x: gc.log(x), [0.0, 2.0, 0.5], [INF, 0.5, 2.0]),
+    # d log(x^2) = 1/x^2 * 2x: inf * 0 = nan at 0
+    "log(x*x)": (lambda x: gc.log(x * x), [0.0, 2.0, -0.5], [NAN, 1.0, -4.0]),
+    # d (x sqrt(x)) = sqrt(x) + x/(2 sqrt(x)): reverse mode's 0 at 0 (the guard:
+    # the cotangent x = 0 meets sqrt's infinite derivative), also the true 1.5 sqrt(0)
+    "x*sqrt(x)": (lambda x: x * gc.sqrt(x), [0.0, 4.0, 1.0], [0.0, 3.0, 1.5]),
+    # the zero tangent below a where (the guard would mask it: a silent 0)
+    "sqrt(where(x>-1,x,0)**2)": (lambda x: gc.sqrt(gc.where(x > -1, x, 0.0) ** 2),
+                                 [0.0, 2.0, -3.0], [NAN, 1.0, 0.0]),
+    "sqrt(relu(x)**2)": (lambda x: gc.sqrt(gc.relu(x) ** 2), [0.0, 2.0], [NAN, 1.0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AT_KINKS))
+def test_forward_mode_gives_reverse_modes_numbers_at_kinks(name):
+    f, x, diagonal = AT_KINKS[name]
+    x = np.array(x)
+    want = np.diag(diagonal)  # elementwise: nothing off the diagonal
+    with np.errstate(all="ignore"):
+        forward = gc.jacfwd(f)(x).numpy()
+        reverse = gc.jacobian(f, method="rows")(x).numpy()
+        loop = gc.jacobian(f, method="loop")(x).numpy()
+    np.testing.assert_array_equal(reverse, want)  # (nan == nan here)
+    np.testing.assert_array_equal(loop, want)
+    np.testing.assert_array_equal(forward, want)
+    # jvp: J v in IEEE arithmetic (a nan derivative times a zero tangent is nan)
+    n = len(x)
+    for v in (np.linspace(1.0, -0.5, n), np.eye(n)[0], np.eye(n)[1]):
+        with np.errstate(all="ignore"):
+            _, tangent = gc.jvp(f, (x,), (v,))
+            jv = np.array([sum(want[i, j] * v[j] for j in range(n)) for i in range(n)])
+        np.testing.assert_array_equal(tangent.numpy(), jv, err_msg=f"{name} along {v}")
+
+
+def _rule_not_twice_differentiable(monkeypatch, name="sin"):
+    """``name``'s rule raising when run on Tensors (to be differentiated again),
+    as a rule without a second derivative does; its first derivative intact."""
+    from gradcli import OPS
+    from gradcli.errors import EvaluationError
+
+    op = OPS[name]
+
+    def refusing(rule):
+        def vjp(g, *rest, **params):
+            if isinstance(g, gc.Tensor):
+                raise EvaluationError(f"{name}: no second derivative (a test's rule)")
+            return rule(g, *rest, **params)
+        return vjp
+
+    monkeypatch.setattr(op, "vjps", tuple(refusing(r) for r in op.vjps))
+
+
+def test_auto_jacobian_takes_the_rows_where_a_rule_has_no_second_derivative(monkeypatch):
+    # f = sin(k) t: d/dk = cos(k) t; 1 input, 70 outputs: auto would take columns
+    _rule_not_twice_differentiable(monkeypatch)
+    from gradcli.errors import EvaluationError
+
+    t = np.linspace(0.0, 2.0, 70)
+    f = lambda k: gc.sin(k) * t
+    np.testing.assert_allclose(gc.jacobian(f)(0.3).numpy(), np.cos(0.3) * t, rtol=1e-15)
+    with pytest.raises(EvaluationError, match="no second derivative"):
+        gc.jacfwd(f)(0.3)
+    with pytest.raises(EvaluationError, match="no second derivative"):
+        gc.jvp(f, (0.3,), (1.0,))
+
+
+def test_jvp_takes_reverse_rows_only_within_its_budget(monkeypatch):
+    # f = sqrt(where(x > -1, x, 0)^2) at -3: 0 near -3, so J v = 0 (reverse mode's
+    # row); forward mode's own walk meets 0 * inf there (nan), which stands when
+    # the rows are over the budget
+    from gradcli import transforms
+
+    f = AT_KINKS["sqrt(where(x>-1,x,0)**2)"][0]
+    x, v = np.array([-3.0, 2.0]), np.array([1.0, 1.0])
+    with np.errstate(all="ignore"):
+        assert gc.jvp(f, (x,), (v,))[1].numpy().tolist() == [0.0, 1.0]
+        monkeypatch.setattr(transforms, "ROWS_BUDGET", 0)
+        got = gc.jvp(f, (x,), (v,))[1].numpy()
+    assert np.isnan(got[0]) and got[1] == 1.0

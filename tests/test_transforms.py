@@ -559,7 +559,7 @@ def test_auto_falls_back_to_rows_where_columns_come_out_non_finite(monkeypatch):
     # (at every point); if that fails somewhere, auto answers with the rows.
     from gradcli import transforms
 
-    def broken(out, leaves):
+    def broken(out, leaves, **_):
         return [np.full((out.size,) + x.shape, np.nan) for x in leaves]
 
     monkeypatch.setattr(transforms, "_columns", broken)
