@@ -72,10 +72,30 @@ def ops_command(**opts) -> int:
     from .. import render
     from ..engine.ops import OPS
 
-    rows = [o for o in OPS.values() if o.expr]
+    rows = [(o.name, o.signature(), o, True) for o in OPS.values() if o.expr]
+    rows += [(name, sig, o, False) for name, sig, o in _python_only()]
     obj = {"schema": 1, "ops": [
-        {"name": o.name, "signature": o.signature(), "derivative": o.rule,
-         "kink": o.kink, "differentiable": o.differentiable} for o in rows]}
+        {"name": name, "signature": sig, "derivative": o.rule, "kink": o.kink,
+         "differentiable": o.differentiable, "expression": expr}
+        for name, sig, o, expr in rows]}
     view = render.View("gradcli ops", obj, columns=("function", "derivative", "kink convention"),
-                       cells=[(o.signature(), o.rule, o.kink) for o in rows])
+                       cells=[(sig, o.rule, o.kink) for _, sig, o, _ in rows])
     return render.emit(view, out_format(opts))
+
+
+def _python_only():
+    """(numpy name, signature, op) of the differentiable numpy functions that the
+    expression language cannot spell (einsum's subscripts, the decompositions'
+    several results): Python API and function files only."""
+    import inspect
+
+    from ..engine.op import NUMPY, Op
+    from ..engine.ops import OPS
+
+    for fn, target in NUMPY.items():
+        op = target if isinstance(target, Op) else OPS.get(f"_{target.__name__}")
+        if op is None or op.expr or not op.differentiable:
+            continue
+        name = f"np.{'linalg.' if fn.__module__ == 'numpy.linalg' else ''}{fn.__name__}"
+        sig = op.extra.get("numpy_signature") or str(inspect.signature(target))
+        yield name, f"{name}{sig.split(' -> ')[0]}", op

@@ -443,6 +443,7 @@ def einsum(xs, *, subscripts, optimize=False):
 
 
 einsum.extra["prepare"] = _einsum_arguments
+einsum.extra["numpy_signature"] = "(subscripts, *operands, optimize=False)"
 einsum.fast_call = False
 
 
