@@ -152,21 +152,13 @@ def _evaluate(ctx: click.Context, target: str, opts: dict, *, verdict_first: boo
 def _tangents(opts: dict) -> dict | None:
     """--tangent NAME=VALUE, read: {name: array}, or None when not given."""
     from ..values import parse_value
-    from .options import normalise
+    from .options import read_pairs
 
     if not opts.get("tangent"):
         return None
-    tangents = {}
-    for pair in opts["tangent"]:
-        name, eq, text = pair.partition("=")
-        name = normalise(name.strip())
-        if not eq or not name.isidentifier():
-            raise UsageError(f"--tangent {pair!r}: expected NAME=VALUE")
-        if name in tangents:
-            raise UsageError(f"--tangent {name}: given twice")
-        tangents[name] = parse_value(text, name=f"--tangent {name}", dtype=opts["dtype"],
-                                     max_elements=opts["max_elements"])
-    return tangents
+    return {name: parse_value(text, name=f"--tangent {name}", dtype=opts["dtype"],
+                              max_elements=opts["max_elements"])
+            for name, text in read_pairs("--tangent", opts["tangent"], "x=1,0").items()}
 
 
 def _expected(opts: dict, result) -> list:

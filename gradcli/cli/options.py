@@ -134,6 +134,22 @@ def sigma_options(f):
     ])
 
 
+def read_pairs(option: str, pairs: tuple[str, ...], example: str) -> dict[str, str]:
+    """Repeated ``--OPTION NAME=TEXT`` options, read: ``{name: text}``, the names
+    normalised as input names; a pair without ``=`` or a name given twice is a
+    usage error naming the option."""
+    texts: dict[str, str] = {}
+    for pair in pairs:
+        name, eq, text = pair.partition("=")
+        name = normalise(name.strip())
+        if not eq or not name.isidentifier():
+            raise UsageError(f"{option} {pair!r}: expected NAME=VALUE, e.g. {option} {example}")
+        if name in texts:
+            raise UsageError(f"{option} {name}: given twice")
+        texts[name] = text
+    return texts
+
+
 shape_option = click.option(
     "--shape", "shape", multiple=True, metavar="NAME=DIMS",
     help="The shape of input NAME: x=3, A=3,4, s= for a scalar (repeatable).")

@@ -4,7 +4,7 @@ is ``gradcli.uncertainty``'s; this reads the options and adds the answer)."""
 from __future__ import annotations
 
 from ..errors import UsageError
-from .options import normalise, quiet
+from .options import normalise, quiet, read_pairs
 
 
 def wanted(opts: dict) -> bool:
@@ -31,15 +31,9 @@ def propagate(tgt, inputs: dict, wrt: list[str], opts: dict):
     def value(option: str, text: str):
         return parse_value(text, name=option, max_elements=opts["max_elements"])
 
-    sigmas, covs = {}, {}
-    for pair in opts["sigma"]:
-        name, eq, text = pair.partition("=")
-        name = normalise(name.strip())
-        if not eq or not name.isidentifier():
-            raise UsageError(f"--sigma {pair!r}: expected NAME=VALUE, e.g. --sigma m=0.1")
-        if name in sigmas:
-            raise UsageError(f"--sigma {name}: given twice")
-        sigmas[name] = value(f"--sigma {name}", text)
+    sigmas = {name: value(f"--sigma {name}", text)
+              for name, text in read_pairs("--sigma", opts["sigma"], "m=0.1").items()}
+    covs = {}
     for pair in opts["cov"]:
         names, eq, text = pair.partition("=")
         both = tuple(normalise(n.strip()) for n in names.split(","))
