@@ -19,6 +19,19 @@ def _interrupted(signum, frame):  # noqa: ARG001
     os._exit(130)
 
 
+def _interrupt(signum, frame):  # noqa: ARG001
+    """From the command line on: KeyboardInterrupt, which ``main`` answers with
+    exit 130 after its own cleanup. Python swallows an exception raised inside a
+    ``__del__`` or a weakref callback (it only reports it), and a Ctrl-C can land
+    there: a timer then exits 130 a second later all the same."""
+    import threading
+
+    timer = threading.Timer(1.0, _interrupted, (signum, None))
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     try:
         signal.signal(signal.SIGINT, _interrupted)
@@ -27,7 +40,7 @@ def main() -> None:
     from gradcli.cli import main as run
 
     if signal.getsignal(signal.SIGINT) is _interrupted:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         run()
     except KeyboardInterrupt:  # between the two lines above and run()'s own handling

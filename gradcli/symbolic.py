@@ -337,6 +337,9 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _child(task, conn, parent: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent answers it (exit 130)
+    # and ends this worker; the worker itself says nothing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
     result = _attempt(task)
     try:

@@ -264,6 +264,37 @@ def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(tmp_path, after)
     assert out == ""
 
 
+STUBBORN = """
+import time
+
+def f(x):
+    while True:  # user code that swallows every KeyboardInterrupt
+        try:
+            time.sleep(0.01)
+        except BaseException:
+            pass
+"""
+
+
+def test_ctrl_c_exits_130_even_when_user_code_swallows_it(tmp_path):
+    # The KeyboardInterrupt can be lost (user code catching it, or it landing
+    # in a __del__, where Python only reports it): a second later the process
+    # exits 130 all the same, instead of running on.
+    path = tmp_path / "stubborn.py"
+    path.write_text(STUBBORN, encoding="utf-8")
+    p = subprocess.Popen(GRADCLI + ["eval", f"{path}:f", "--x", "1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
+    try:
+        time.sleep(1.5)  # past start-up, in the loop
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert out == "" and "Traceback" not in err
+
+
 # -- 19: options read as inputs ---------------------------------------------------------
 @pytest.mark.parametrize("argv, message, hint", [
     (["eval", "x*2", "--x", "1", "--formt", "json"],
