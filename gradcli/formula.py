@@ -675,6 +675,9 @@ def engine_blocks(quantity: str, target, inputs, wrt, max_elements: int) -> dict
 
     if quantity == "gradient":
         r = compute.evaluate(target, inputs, wrt=wrt, max_elements=max_elements)
+        cut = [w for w in r.warnings if "cut the graph" in w]
+        if cut:  # a formula of the recorded graph would be 0: not the derivative
+            raise EvaluationError(f"no formula: {cut[0]}")
         return {f"grad.{n}": g for n, g in r.grads.items()}
     if quantity == "jacobian":
         d = compute.jacobian(target, inputs, wrt=wrt, max_elements=max_elements)

@@ -312,3 +312,24 @@ def test_a_formula_too_long_to_paste_back_is_no_formula_not_a_bug():
     tree = parse("sum(matrix_power(M, -2))", inputs={"M"}, ops=OPS)
     with pytest.raises(EvaluationError, match=r"no formula: .*10,000"):
         derive("gradient", {"M": M}, ["M"], tree=tree, timeout=None, simplify=False)
+
+
+def test_diff_of_a_function_that_cuts_the_graph_is_no_formula(tmp_path):
+    # float(x.sum()) cuts the graph: the recorded graph's formula would be 0,
+    # while d sum(x) / dx is 1 (before: "grad.x = 0", exit 0).
+    f = tmp_path / "cut.py"
+    f.write_text("def h(x):\n    return float(x.sum())\n", encoding="utf-8")
+    r = run("diff", f"{f}:h", "--x", "1,2")
+    assert r.code == 3 and r.out == "" and "cut the graph" in r.err
+
+
+def test_diff_keeps_default_valued_parameters_constant(tmp_path):
+    # As every command: k=2.0 is a constant unless named in --wrt.
+    # d/dx sum(x**k) = k x**(k-1); d/dk = sum(x**k log x), by hand.
+    f = tmp_path / "power.py"
+    f.write_text("def f(x, k=2.0):\n    return (x**k).sum()\n", encoding="utf-8")
+    r = run("diff", f"{f}:f", "--x", "0.5,0.9", "--k", "3", "--json")
+    assert r.code == 0, r.err
+    assert [b["name"] for b in json.loads(r.out)["formulas"]] == ["grad.x"]
+    r = run("diff", f"{f}:f", "--x", "0.5,0.9", "--k", "3", "--wrt", "k", "--format", "plain")
+    assert r.code == 0 and r.out.startswith("grad.k = ") and "grad.x" not in r.out

@@ -77,8 +77,12 @@ def _setup(ctx, target: str, opts: dict, shapes_allowed: bool = True):
     return tgt, inputs, shapes
 
 
-def _wrt(opts: dict, inputs: dict) -> list[str]:
-    wrt = [normalise(n) for n in dict.fromkeys(opts["wrt"])] or list(inputs)
+def _wrt(opts: dict, inputs: dict, tgt=None) -> list[str]:
+    # A function file's parameters with a default value are constants unless
+    # named in --wrt, as in every other command.
+    optional = tgt.loaded.optional if tgt is not None and tgt.loaded is not None else ()
+    wrt = ([normalise(n) for n in dict.fromkeys(opts["wrt"])]
+           or [n for n in inputs if n not in optional])
     for n in wrt:
         if n not in inputs:
             raise UsageError(f"--wrt {n}: no input named {n!r}",
@@ -129,7 +133,7 @@ def diff_command(ctx: click.Context, target: str, **opts) -> int:
         raise UsageError("--latex and --numpy: choose one")
     quantity = "hessian" if opts["hessian"] else "jacobian" if opts["jacobian"] else "gradient"
     tgt, inputs, shapes = _setup(ctx, target, opts)
-    wrt = _wrt(opts, inputs)
+    wrt = _wrt(opts, inputs, tgt)
     with np.errstate(all="ignore"):
         try:
             expected = formula.engine_blocks(quantity, tgt, inputs, wrt,
@@ -261,7 +265,7 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
 
     opts["shape"] = ()
     tgt, inputs, _ = _setup(ctx, target, opts, shapes_allowed=False)
-    wrt = _wrt(opts, inputs)
+    wrt = _wrt(opts, inputs, tgt)
     if len(wrt) != 1:
         raise UsageError(f"taylor expands in one input; there are {len(wrt)}: "
                          f"{', '.join(wrt)}", hint="name one with --wrt NAME")
