@@ -247,21 +247,16 @@ def _many(ctx, target, opts, spec, engine_check, expected):
 def _many_constants(tgt, names, fixed, explicit, opts) -> list[str]:
     """The inputs held fixed at every point and not differentiated: --const
     NAME (with a value given, which every point keeps, its dtype too), and a
-    function file's parameters with a default value (unless named in --wrt)."""
-    wrt = set(opts["wrt"])
+    function file's parameters with a default value (unless named in --wrt)
+    when given a value: ``options``' rule, and a constant is never drawn."""
+    from .options import _constants
+
     for n in explicit:
-        if n not in names:
-            raise UsageError(f"--const {n}: no input named {n!r}",
-                             hint=f"inputs: {', '.join(names) or 'none'}")
-        if n in wrt:
-            raise UsageError(f"--const {n} and --wrt {n}: an input is either data or "
-                             "differentiated, not both")
-        if n not in fixed and opts.get("points") is None:
+        if n in names and n not in fixed and opts.get("points") is None:
             raise UsageError(f"--const {n}: give its value (--{n} VALUE); constants "
                              "are not drawn")
-    optional = tgt.loaded.optional if tgt.loaded is not None else ()
-    return explicit + [n for n in names if n in optional and n in fixed
-                       and n not in wrt and n not in explicit]
+    return [n for n in _constants(tgt, dict.fromkeys(names), opts)
+            if n in explicit or n in fixed]
 
 
 def _file_rows(opts, fixed):

@@ -159,13 +159,8 @@ def read_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     """``--shape NAME=DIMS`` options, read: ``{"A": (3, 4)}``. DIMS are
     comma-separated counts >= 1 (an empty DIMS, or ``()``, is a scalar)."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for pair in pairs:
-        name, eq, dims = pair.partition("=")
-        name = normalise(name.strip())
-        if not eq or not name.isidentifier():
-            raise UsageError(f"--shape {pair!r}: expected NAME=DIMS, e.g. --shape A=3,4")
-        if name in shapes:
-            raise UsageError(f"--shape {name}: given twice")
+    for name, dims in read_pairs("--shape", pairs, "A=3,4").items():
+        pair = f"{name}={dims}"
         dims = dims.strip().removeprefix("(").removesuffix(")").strip()
         parts = [d.strip() for d in dims.split(",")] if dims else []
         if parts and parts[-1] == "":
