@@ -65,6 +65,7 @@ CASES = {
     "fliplr": "fliplr(A)",
     "flipud": "flipud(A)",
     "roll": "roll(A, 1, axis=1) + roll(A, (1, 2), (0, 1))",
+    "rot90": "rot90(A) @ A + transpose(rot90(A, 2)) @ transpose(rot90(A, -1, (1, 0)))",
     "squeeze": "squeeze(reshape(x, (1, 3, 1)), axis=0)",
     "expand_dims": "expand_dims(x, (0, 2))",
     "moveaxis": "moveaxis(A, 0, -1)",

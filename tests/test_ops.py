@@ -634,6 +634,13 @@ def flip_params(draw, shape):
     return {"axis": draw(axes_for(len(shape)))}
 
 
+def rot90_params(draw, shape):
+    nd = len(shape)
+    a = draw(st.integers(-nd, nd - 1))
+    b = draw(st.integers(-nd, nd - 1).filter(lambda b: b % nd != a % nd))
+    return {"k": draw(st.integers(-5, 5)), "axes": (a, b)}
+
+
 def roll_params(draw, shape):
     nd = len(shape)
     kind = draw(st.sampled_from(["none", "int", "tuple"] if nd else ["none"]))
@@ -1007,6 +1014,7 @@ SPECS: dict[str, Spec] = {
     "fliplr": Spec(one_input(no_params, min_dims=2), np.fliplr),
     "flipud": Spec(one_input(no_params, min_dims=1), np.flipud),
     "roll": Spec(one_input(roll_params), np.roll),
+    "rot90": Spec(one_input(rot90_params, min_dims=2), np.rot90),
     "squeeze": Spec(squeeze_cases, np.squeeze),
     "expand_dims": Spec(one_input(expand_dims_params), np.expand_dims),
     "moveaxis": Spec(one_input(moveaxis_params, min_dims=1, max_dims=4), np.moveaxis),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import math
+import operator
 
 from ..op import NO_BIGGER, NUMPY, SAME, _axes, op, required
 from .elementwise import mul, sub, where
@@ -90,6 +91,43 @@ def fliplr(x):
 @_shape_op("flipud", "the gradient flipped back", numpy=(np.flipud,))
 def flipud(x):
     return flip(_at_least(x, 1, "flipud"), axis=0)
+
+
+def _rot90_shape(shapes, params):
+    shape = list(shapes[0])
+    a, b = _rot90_axes(len(shape), params.get("axes", (0, 1)))
+    if params.get("k", 1) % 2:
+        shape[a], shape[b] = shape[b], shape[a]
+    return tuple(shape)
+
+
+def _rot90_axes(nd: int, axes) -> tuple[int, int]:
+    axes = tuple(axes)
+    if len(axes) != 2:
+        raise ValueError("rot90: axes must name two axes")
+    if nd < 2:
+        raise ValueError("rot90: the input must have at least 2 dimensions")
+    a, b = _axes(axes[0], nd)[0], _axes(axes[1], nd)[0]
+    if a == b:
+        raise ValueError("rot90: the two axes must differ")
+    return a, b
+
+
+@_shape_op("rot90", "the gradient rotated back", shape=_rot90_shape, numpy=(np.rot90,))
+def rot90(x, *, k=1, axes=(0, 1)):
+    # numpy's definition: a quarter turn is a flip along the second axis and a
+    # swap of the two; a half turn flips both.
+    a, b = _rot90_axes(np.ndim(x), axes)
+    k = operator.index(k) % 4
+    if k == 0:
+        return reshape(x, shape=np.shape(x))  # a new node
+    if k == 2:
+        return flip(x, axis=(a, b))
+    order = list(range(np.ndim(x)))
+    order[a], order[b] = order[b], order[a]
+    if k == 1:
+        return transpose(flip(x, axis=b), axes=tuple(order))
+    return flip(transpose(x, axes=tuple(order)), axis=b)
 
 
 @_shape_op("roll", "the gradient rolled back", numpy=(np.roll,))
