@@ -805,7 +805,16 @@ def scan_params(draw, shape):
 
 def diff_params(draw, shape):
     nd = len(shape)
-    return {"n": draw(st.integers(0, 3)), "axis": draw(st.integers(-nd, nd - 1))}
+    params = {"n": draw(st.integers(0, 3)), "axis": draw(st.integers(-nd, nd - 1))}
+    for key in ("prepend", "append"):  # constants: a number, or slices along the axis
+        kind = draw(st.sampled_from(["none", "number", "array"]))
+        if kind == "number":
+            params[key] = draw(st.floats(-2, 2))
+        elif kind == "array":
+            ends = list(shape)
+            ends[params["axis"]] = draw(st.integers(1, 2))
+            params[key] = draw(arrays(tuple(ends), st.floats(-2, 2)))
+    return params
 
 
 @st.composite

@@ -347,16 +347,29 @@ def cumprod(x, *, axis=None):
 def _diff_shape(shapes, params):
     shape = list(shapes[0])
     ax = _axes(params.get("axis", -1), len(shape))[0]
+    for key in ("prepend", "append"):
+        extra = params.get(key)
+        if extra is not None and params.get("n", 1):
+            shape[ax] += np.shape(extra)[ax] if np.ndim(extra) else 1
     shape[ax] = max(shape[ax] - params.get("n", 1), 0)
     return tuple(shape)
 
 
 @_shape_op("diff", "the gradient's differences, negated", shape=_diff_shape,
            numpy=(np.diff,))
-def diff(x, *, n=1, axis=-1):
+def diff(x, *, n=1, axis=-1, prepend=None, append=None):
     if n < 0:
         raise ValueError(f"diff: order must be non-negative, not {n}")
+    if np.ndim(x) == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
     ax = _axes(axis, np.ndim(x))[0]
+    if n and (prepend is not None or append is not None):  # (n = 0: numpy ignores them)
+        # numpy's: a value without the axis is broadcast to one slice along it
+        one = tuple(1 if i == ax else k for i, k in enumerate(np.shape(x)))
+        ends = [(e if np.ndim(e) else broadcast_to(e, shape=one), at)
+                for e, at in ((prepend, 0), (append, 1)) if e is not None]
+        x = concatenate([e for e, at in ends if at == 0] + [x]
+                        + [e for e, at in ends if at == 1], axis=ax)
     x = reshape(x, shape=np.shape(x))  # a node of its own, also for n == 0
     for _ in range(n):
         x = sub(getitem(x, index=_along(ax, slice(1, None))),
