@@ -432,3 +432,25 @@ def test_a_huge_slice_bound_is_clipped_as_numpy_does(text, index):
 def test_a_huge_integer_index_is_still_refused():
     with pytest.raises(UsageError, match="too large"):
         parse(f"x[{HUGE}]", inputs={"x"}, ops=OPS)
+
+
+
+def test_diff_prepend_in_the_expression_language_by_hand():
+    # diff([0, 1, 2, 4]) = [1, 1, 2]: value 1 + 1 + 4; the gradient of
+    # x0^2 + (x1 - x0)^2 + (x2 - x1)^2 is [2x0 - 2(x1 - x0), 2(x1 - x0) - 2(x2 - x1), 2(x2 - x1)].
+    code, out, err = cli("eval", "sum(diff(x, prepend=0)**2)", "--x", "1,2,4",
+                         "--check", "--format", "json")
+    assert (code, err) == (0, "")
+    r = json.loads(out)
+    assert r["value"] == 6 and r["grad"]["x"] == [0, -2, 4]
+    assert r["check"]["passed"]
+
+
+def test_rot90_through_the_expression_language_by_hand():
+    # rot90([[a, b], [c, d]]) = [[b, d], [a, c]]: its first row is (b, d).
+    code, out, err = cli("eval", "rot90(A)[0, 0] + 10 * rot90(A)[0, 1]", "--A", "[[1, 2], [3, 4]]",
+                         "--check", "--format", "json")
+    assert (code, err) == (0, "")
+    r = json.loads(out)
+    assert r["value"] == 2 + 10 * 4 and r["grad"]["A"] == [[0, 1], [0, 10]]
+    assert r["check"]["passed"]
