@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "OPS", "Op", "Tensor", "arange", "autograd", "bool_", "clamp", "enable_grad",
     "float32", "float64", "get_default_dtype", "grad", "hessian", "hvp", "int64", "jacfwd", "jvp",
-    "is_grad_enabled", "jacobian", "linspace", "manual_seed", "no_grad", "ones",
+    "is_grad_enabled", "jacobian", "linearize", "linspace", "manual_seed", "no_grad", "ones",
     "ones_like", "rand", "randn", "set_default_dtype", "set_grad_enabled", "tensor",
     "value_and_grad", "vjp", "zeros", "zeros_like", "cat", "eye", "full", "full_like",
     "empty", "empty_like", "from_numpy", "as_tensor", "inference_mode", "mm", "bmm",
@@ -49,8 +49,8 @@ __all__ = [
 
 # Every op of the registry by its numpy name: gc.sin, gc.dot, gc.sum, ...
 globals().update({name: o for name, o in OPS.items() if not name.startswith("_")})
-_TRANSFORMS = ("grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad",
-               "vjp")
+_TRANSFORMS = ("grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "linearize",
+               "value_and_grad", "vjp")
 
 
 def __getattr__(name: str):

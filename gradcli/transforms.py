@@ -57,7 +57,8 @@ MAX_ELEMENTS = 1 << 22
 # Cap on the elements the rows a jvp takes from reverse mode may touch in all.
 ROWS_BUDGET = 1 << 26
 
-__all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad", "vjp"]
+__all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "linearize", "value_and_grad",
+           "vjp"]
 
 
 # -- shared plumbing --------------------------------------------------------------
@@ -595,14 +596,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     out, leaves, outer = _call(f, primals, {}, tuple(range(len(primals))), "jvp")
     attached_v = outer and any(isinstance(v, Tensor) and v.requires_grad for v in tangents)
     nested = (outer and _outside(out, leaves)) or attached_v
-    vs = []
-    for k, (v, x) in enumerate(zip(tangents, leaves)):
-        data = np.asarray(v._data if isinstance(v, Tensor) else v, dtype=x.dtype)
-        if data.shape != x.shape:
-            raise ValueError(f"jvp: tangent {k} has shape {data.shape} but primal {k} "
-                             f"has shape {x.shape}: they must match")
-        attached = nested and isinstance(v, Tensor) and v.requires_grad
-        vs.append(v if attached else data)
+    vs = _tangents(tangents, leaves, nested, "jvp")
     if not nested:
         return out.detach(), Tensor._make(push_forward(out, leaves, vs))
     # Inside another transform, of its variables: J v keeps its graph (both
@@ -611,6 +605,50 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Tensor, Ten
     tangent = push_forward(out, leaves, vs, create_graph=True)
     _retire(leaves)
     return out, tangent
+
+
+def _tangents(tangents: Sequence, leaves: Sequence[Tensor], nested: bool, name: str) -> list:
+    """The tangents as arrays of their primals' dtype and shape (checked); a
+    tangent that requires grad stays a Tensor when ``nested`` (its graph counts)."""
+    vs = []
+    for k, (v, x) in enumerate(zip(tangents, leaves)):
+        data = np.asarray(v._data if isinstance(v, Tensor) else v, dtype=x.dtype)
+        if data.shape != x.shape:
+            raise ValueError(f"{name}: tangent {k} has shape {data.shape} but primal {k} "
+                             f"has shape {x.shape}: they must match")
+        attached = nested and isinstance(v, Tensor) and v.requires_grad
+        vs.append(v if attached else data)
+    return vs
+
+
+def linearize(f: Callable, *primals) -> tuple[Tensor, Callable]:
+    """``(f(*primals), f_jvp)``, JAX's ``linearize``: ``f`` runs once, and
+    ``f_jvp(*tangents)`` is ``J v`` at those primals, as often as asked, from
+    the one recording (each call: ``jvp``'s two reverse passes over it).
+
+    Inside another transform whose variables ``f`` depends on, each ``f_jvp``
+    call is a fresh ``jvp`` instead (runs ``f`` again), so that the enclosing
+    differentiation sees every dependence.
+
+    >>> import gradcli as gc
+    >>> value, f_jvp = linearize(lambda x: x ** 3, 2.0)
+    >>> value.item(), f_jvp(1.0).item(), f_jvp(0.5).item()
+    (8.0, 12.0, 6.0)
+    """
+    out, leaves, outer = _call(f, primals, {}, tuple(range(len(primals))), "linearize")
+    if outer and _outside(out, leaves):
+        def f_jvp_nested(*tangents):
+            return jvp(f, primals, tangents)[1]
+
+        return out, f_jvp_nested
+
+    def f_jvp(*tangents):
+        if len(tangents) != len(leaves):
+            raise ValueError(f"linearize: {len(leaves)} primals but {len(tangents)} tangents")
+        return Tensor._make(push_forward(out, leaves, _tangents(tangents, leaves, False,
+                                                                "linearize")))
+
+    return out.detach(), f_jvp
 
 
 def push_forward(out: Tensor, leaves: Sequence[Tensor], tangents: Sequence, *,

@@ -36,6 +36,46 @@ def test_jvp_is_the_directional_finite_difference(name):
     np.testing.assert_allclose(tangent.numpy(), fd, rtol=1e-6, atol=1e-8)
 
 
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_linearize_runs_f_once_and_gives_the_directional_finite_difference(name):
+    calls = []
+
+    def f(x, y):
+        calls.append(1)
+        return FUNCTIONS[name](x, y)
+
+    rng = np.random.default_rng(len(name) + 1)
+    x, y = rng.uniform(-1.5, 1.5, 4), rng.uniform(0.5, 1.5)
+    value, f_jvp = gc.linearize(f, x, y)
+    np.testing.assert_allclose(value.numpy(), values(FUNCTIONS[name], x, y), rtol=1e-15)
+    h = 1e-6
+    for _ in range(3):  # one recording, several tangents
+        vx, vy = rng.standard_normal(4), rng.standard_normal()
+        fd = (values(FUNCTIONS[name], x + h * vx, y + h * vy)
+              - values(FUNCTIONS[name], x - h * vx, y - h * vy)) / (2 * h)
+        np.testing.assert_allclose(f_jvp(vx, vy).numpy(), fd, rtol=1e-6, atol=1e-8)
+    assert len(calls) == 1
+
+
+def test_linearize_refuses_tangents_that_do_not_fit():
+    _, f_jvp = gc.linearize(lambda x, y: x * y, [1.0, 2.0], 3.0)
+    with pytest.raises(ValueError, match="2 primals but 1 tangents"):
+        f_jvp([1.0, 0.0])
+    with pytest.raises(ValueError, match="tangent 0 has shape"):
+        f_jvp([1.0], 0.0)
+
+
+def test_linearize_inside_grad_sees_the_outer_variable():
+    # g(s) = d/dt [(s x)^2 summed] along v at x = (1, 2), v = (1, 1): 2 s^2 (x . v) = 6 s^2,
+    # so g'(s) = 12 s.
+    def g(s):
+        _, f_jvp = gc.linearize(lambda x: gc.sum((s * x) ** 2), gc.tensor([1.0, 2.0]))
+        return f_jvp(gc.tensor([1.0, 1.0]))
+
+    assert gc.grad(g)(1.5).item() == pytest.approx(18.0, rel=1e-14)
+
+
 def test_jacfwd_is_the_jacobian_by_hand():
     # d(tanh(x_i) S)/dx_j = (1 - tanh(x_i)^2) S [i == j] + tanh(x_i), S = sum(x)
     x = np.array([0.1, -0.4, 0.7])
