@@ -137,7 +137,11 @@ AT_KINKS = {
     # the zero tangent below a where (the guard would mask it: a silent 0)
     "sqrt(where(x>-1,x,0)**2)": (lambda x: gc.sqrt(gc.where(x > -1, x, 0.0) ** 2),
                                  [0.0, 2.0, -3.0], [NAN, 1.0, 0.0]),
-    "sqrt(relu(x)**2)": (lambda x: gc.sqrt(gc.relu(x) ** 2), [0.0, 2.0], [NAN, 1.0]),
+    # relu's rule selects, as PyTorch's threshold_backward: the nan arriving
+    # from 2 relu(x) * inf at 0 stops there (relu'(0) = 0), and so does the inf
+    # of sqrt(relu(x)) below 0 (the function is flat there)
+    "sqrt(relu(x)**2)": (lambda x: gc.sqrt(gc.relu(x) ** 2), [0.0, 2.0], [0.0, 1.0]),
+    "sqrt(relu(x))": (lambda x: gc.sqrt(gc.relu(x)), [-1.0, 4.0], [0.0, 0.25]),
 }
 
 

@@ -531,3 +531,21 @@ def test_a_function_cannot_change_the_callers_inputs(tmp_path):
                           "--wrt", "x")
     assert code == 3 and out == ""
     assert "cannot be written" in err
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: gc.relu(x),
+    lambda x: gc.clamp(x, min=0.0),
+    lambda x: -gc.clamp(-x, max=0.0),
+    lambda x: gc.maximum(x, gc.zeros_like(x)),
+    lambda x: -gc.minimum(-x, gc.zeros_like(x)),
+], ids=["relu", "clamp-min", "clamp-max", "maximum", "minimum"])
+def test_flat_regions_stop_an_infinite_cotangent_as_pytorch_does(f):
+    # sqrt(f(x)) at x = -1, where f is flat at 0: the derivative is 0 (a constant
+    # function), though sqrt sends inf down; PyTorch's rules select (where /
+    # masked_fill) rather than multiply, and so do gradcli's. At x = 4: 1/(2*2).
+    x = gc.tensor([-1.0, 4.0], dtype=gc.float64, requires_grad=True)
+    y = f(x)
+    assert y.detach().numpy().tolist() == [0.0, 4.0]
+    gc.sqrt(y).sum().backward()
+    assert x.grad.numpy().tolist() == [0.0, 0.25]

@@ -267,7 +267,10 @@ def sigmoid(x):
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-@op(lambda g, out, x: g * (x > 0), grad_fn="ReluBackward0", rule="(x > 0) dx",
+# The rules below select (np.where) rather than multiply by a 0/1 mask, as
+# PyTorch's do: where the op is flat, the gradient is 0 even when the cotangent
+# arriving is inf or nan (sqrt(relu(x)) at x = -1 has derivative 0, not nan).
+@op(lambda g, out, x: np.where(x > 0, g, 0.0), grad_fn="ReluBackward0", rule="(x > 0) dx",
     at_kink=lambda x: x == 0,
     kink="relu'(0) = 0", sym=lambda sp, x: sp.Max(x, 0), zero_regions=True)
 def relu(x):
@@ -280,12 +283,12 @@ def softplus(x):
     return np.logaddexp(0.0, x)
 
 
-def _tie_share(a, b):
-    """1 where a wins, 1/2 on a tie, 0 where it loses (as floats)."""
-    return (a > b) + 0.5 * (a == b)
+def _tie_share(g, a, b):
+    """``g`` where a wins, half of it on a tie, 0 where it loses (selected)."""
+    return np.where(a > b, g, np.where(a == b, 0.5 * g, 0.0))
 
 
-@op(lambda g, out, a, b: g * _tie_share(a, b), lambda g, out, a, b: g * _tie_share(b, a),
+@op(lambda g, out, a, b: _tie_share(g, a, b), lambda g, out, a, b: _tie_share(g, b, a),
     grad_fn="MaximumBackward0", rule="(a > b) da + (b > a) db",
     at_kink=lambda a, b: a == b,
     kink="a tie splits the gradient in halves", sym=lambda sp, a, b: sp.Max(a, b),
@@ -294,7 +297,7 @@ def maximum(a, b):
     return np.maximum(a, b)
 
 
-@op(lambda g, out, a, b: g * _tie_share(b, a), lambda g, out, a, b: g * _tie_share(a, b),
+@op(lambda g, out, a, b: _tie_share(g, b, a), lambda g, out, a, b: _tie_share(g, a, b),
     grad_fn="MinimumBackward0", rule="(a < b) da + (b < a) db",
     at_kink=lambda a, b: a == b,
     kink="a tie splits the gradient in halves", sym=lambda sp, a, b: sp.Min(a, b),
@@ -304,9 +307,9 @@ def minimum(a, b):
 
 
 # clip is min(max(x, lo), hi): when lo > hi every x gives hi, as numpy does.
-@op(lambda g, out, x, lo, hi: g * ((x >= lo) & (x <= hi)),
-    lambda g, out, x, lo, hi: g * ((x < lo) & (lo <= hi)),
-    lambda g, out, x, lo, hi: g * ((x > hi) | (lo > hi)),
+@op(lambda g, out, x, lo, hi: np.where((x >= lo) & (x <= hi), g, 0.0),
+    lambda g, out, x, lo, hi: np.where((x < lo) & (lo <= hi), g, 0.0),
+    lambda g, out, x, lo, hi: np.where((x > hi) | (lo > hi), g, 0.0),
     grad_fn="ClampBackward1", rule="dx inside [lo, hi], dlo below, dhi above",
     at_kink=lambda x, lo, hi: (x == lo) | (x == hi),
     kink="at x == lo or x == hi the gradient goes to x",
