@@ -615,6 +615,8 @@ class GradientBatches:
             self.state, self.why = "off", " ".join(str(exc).split()) or type(exc).__name__
             return {}
         self.batched += len(done)
+        if 4 * len(done) < len(rows):  # a wrong df, most likely: batches do not pay
+            self.state, self.why = "off", f"{len(done)} of {len(rows)} rows passed in a batch"
         return done
 
     def _check(self, rows) -> dict[int, PointVerdict]:
@@ -689,8 +691,9 @@ class GradientBatches:
         if self.state == "probe":
             # Memory: the chunk's recorded graph, per row (constants counted per
             # row too: an upper bound), sizes the chunks to come.
-            held_elements = sum(np.size(a) for node in graph.topological_order(
-                res.output._grad_fn) for a in (node.args or ())) if res.output._grad_fn else 0
+            nodes = graph.topological_order(res.output._grad_fn)
+            held_elements = sum(np.size(getattr(a, "_data", a))
+                                for node in nodes for a in (node.args or ()))
             per_row = max(1, held_elements // B)
         del res
         plain_value = f(point)
@@ -789,22 +792,21 @@ class GradientBatches:
         return done
 
 
-def check_batched(rows, batches: GradientBatches, alone, redraw=None) -> Any:
+def check_batched(rows, batches: GradientBatches, alone, redraw=None, rest=None) -> Any:
     """The verdicts of ``rows`` (``points.Row``, in order): a chunk of
     ``batches.size`` rows at a time through ``batches``, and each row it does
     not pass through ``alone(rows) -> verdicts`` (``check_rows``), after
     ``redraw(rows)`` (random points: drawn again as checking one at a time
-    draws them, with its kink test; by default the rows as they are)."""
+    draws them, with its kink test; by default the rows as they are). Once
+    ``batches`` is off, the rows from number K on are ``rest(K)`` (random
+    points: drawn as one at a time draws them), by default the rest of ``rows``."""
     import itertools
-
-    from .points import CHUNK
 
     rows = iter(rows)
     redraw = redraw or (lambda rs: rs)
-    while chunk := list(itertools.islice(
-            rows, batches.size if batches.state != "off" else CHUNK)):
+    while batches.state != "off" and (chunk := list(itertools.islice(rows, batches.size))):
         good = [(r.number, r.inputs) for r in chunk if r.inputs is not None]
-        done = batches.check(good) if batches.state != "off" else {}
+        done = batches.check(good)
         pending: list = []
         for r in chunk:
             if r.number in done:
@@ -814,3 +816,7 @@ def check_batched(rows, batches: GradientBatches, alone, redraw=None) -> Any:
             else:
                 pending.append(r)
         yield from alone(redraw(pending))
+        if batches.state == "off" and rest is not None:
+            yield from alone(rest(chunk[-1].number + 1))
+            return
+    yield from alone(rows)

@@ -209,3 +209,18 @@ def test_a_function_for_one_point_that_returns_as_many_numbers_as_rows(tmp_path)
             "--random", "16", "--seed", "4", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out.splitlines()[-1])["summary"]["passed"] == 16
+
+
+def test_a_gradient_wrong_everywhere_stops_batching_after_the_probe(calls):
+    # no row of the probe passes: the batches would not pay, every point is
+    # checked alone, each failing at w[0] by 0.1 w[0] (by hand)
+    vec, one = both("loss", "grad_wrong", *RANDOM, "--json")
+    log = calls()
+    assert vec == one and vec[0] == 1
+    assert batched(log, "grad_wrong") == 1 and alone(log, "grad_wrong") >= 40
+    for line in vec[1].splitlines()[:-1]:
+        r = json.loads(line)
+        w = np.array(r["inputs"]["w"])
+        (row,) = r["check"]["table"]
+        assert row["where"] == "w[0]" and row["odd_one_out"] == "yours"
+        assert row["user"] - row["engine"] == pytest.approx(0.1 * w[0], abs=1e-12)

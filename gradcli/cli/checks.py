@@ -257,10 +257,13 @@ def _many(ctx, target, opts, spec, engine_check, expected):
             def redraw(rs):
                 return itertools.chain.from_iterable(draw(1, r.number, at_kink)
                                                      for r in rs)
+
+            def rest(k):
+                return draw(start + n - k, k, at_kink)
         else:
-            first, redraw = rows, None
+            first, redraw, rest = rows, None, None
         verdicts = usercheck.check_batched(
-            first, batches, lambda rs: usercheck.check_rows(rs, check_one), redraw)
+            first, batches, lambda rs: usercheck.check_rows(rs, check_one), redraw, rest)
     else:
         verdicts = usercheck.check_rows(rows, check_one)
     checks.verdicts = _progress(verdicts, opts.get("random"))

@@ -94,3 +94,9 @@ def grad_mix(w):
     gradient for one point, plus 0.01 (B rows of 0.01 / B each)."""
     _log("grad_mix", w)
     return _grad(w) + 0.01
+
+
+def grad_wrong(w):
+    """The bug: w[0] regularised too (0.1 w[0] too much), at every point."""
+    _log("grad_wrong", w)
+    return _grad(w) + 0.1 * w * (np.arange(w.shape[-1]) == 0)
