@@ -224,3 +224,46 @@ def test_a_gradient_wrong_everywhere_stops_batching_after_the_probe(calls):
         (row,) = r["check"]["table"]
         assert row["where"] == "w[0]" and row["odd_one_out"] == "yours"
         assert row["user"] - row["engine"] == pytest.approx(0.1 * w[0], abs=1e-12)
+
+
+TWO = '''
+import numpy as np
+
+
+def f(a, b, k=2.0):
+    return {value}
+
+
+def df(a, b, k=2.0):
+    gb = a.copy()
+    gb[..., 0] += np.cos(b[..., 0])
+    return b + 2 * k * a, gb  # by hand: (b + 2 k a, a + cos(b_0) e_0)
+'''
+
+
+def test_two_inputs_and_a_constant_batch_with_the_same_output(tmp_path, monkeypatch):
+    # f(a, b) = a.b + k |a|^2 + sin(b_0), k held (a default value): vectorised
+    # with axis=-1, and for one point with np.dot, which cannot take a stack.
+    from gradcli import usercheck
+
+    seen = []
+    real = usercheck.GradientBatches.check
+
+    def check(self, rows):
+        done = real(self, rows)
+        seen.append((len(rows), len(done)))
+        return done
+
+    monkeypatch.setattr(usercheck.GradientBatches, "check", check)
+    out = []
+    for name, value in (("v", "np.sum(a * b, axis=-1) + k * np.sum(a ** 2, axis=-1)"),
+                        ("o", "np.dot(a, b) + k * np.dot(a, a)")):
+        path = tmp_path / f"{name}.py"
+        path.write_text(TWO.format(value=value + " + np.sin(b[..., 0])"), encoding="utf-8")
+        r = run("check", f"{path}:f", "--grad", f"{path}:df", "--shape", "a=3",
+                "--shape", "b=3", "--k", "1.5", "--random", "20", "--seed", "2", "--json")
+        out.append((r.code, r.out.replace(str(path), "F")))
+    assert out[0] == out[1] and out[0][0] == 0
+    assert json.loads(out[0][1].splitlines()[-1])["summary"]["passed"] == 20
+    assert seen[:2] == [(8, 8), (12, 12)]  # the vectorised f: every point in a batch
+    assert seen[2:] == [(8, 0)]  # np.dot: the probe fails, the rest one at a time
