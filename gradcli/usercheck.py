@@ -708,14 +708,25 @@ class GradientBatches:
             if user[n].shape != (B,) + first[n].shape:
                 raise _NoBatch(f"df returned shape {user[n].shape} for {n} of {B} rows")
         # The first and last rows (and the middle one) alone: the same numbers.
+        import time
+
         for i in sorted({0, B // 2, B - 1}):
             inp = rows[i][1]
             if not finite[i]:
                 continue
             alone = evaluate(tgt, inp, wrt=wrt, max_elements=self.max_elements)
+            start = time.perf_counter()
             mine = call_derivative(self.d, inp, wrt, timeout=self.timeout)
+            df_took = time.perf_counter() - start
             with user_code(), np.errstate(all="ignore"):
                 f_alone = plain(inp)
+            f_took = time.perf_counter() - df_took - start
+            # A point alone near its time budget (df's call, or the 4 calls of
+            # f per random direction) may run out of it, which a batch would
+            # not show: such points are checked alone.
+            if self.timeout is not None and max(
+                    df_took, 4 * check.DIRECTIONS * len(wrt) * f_took) > self.timeout / 4:
+                raise _NoBatch("a point alone takes a good part of the --check-timeout")
             if not (_same(value[i], alone.value) and _same(plain_value[i], f_alone)
                     and all(_same(engine[n][i], alone.grads[n]) and
                             _same(user[n][i], mine[n]) for n in wrt)):

@@ -267,3 +267,24 @@ def test_two_inputs_and_a_constant_batch_with_the_same_output(tmp_path, monkeypa
     assert json.loads(out[0][1].splitlines()[-1])["summary"]["passed"] == 20
     assert seen[:2] == [(8, 8), (12, 12)]  # the vectorised f: every point in a batch
     assert seen[2:] == [(8, 0)]  # np.dot: the probe fails, the rest one at a time
+
+
+def test_points_slow_alone_are_checked_alone(tmp_path):
+    # One point alone would use a good part of its --check-timeout (df takes
+    # 0.1 s of 0.3), where a batch may not: running out of time shows in a
+    # point's report, so such points are checked alone, as they would be.
+    path = tmp_path / "slow.py"
+    path.write_text("import time\nimport numpy as np\n\n\ndef f(w):\n"
+                    "    return np.sum(w ** 2, axis=-1)\n\n\ndef df(w):\n"
+                    "    time.sleep(0.1)\n    return 2 * w\n", encoding="utf-8")
+    from gradcli.compute import prepare
+    from gradcli.usercheck import GradientBatches, load_derivative
+
+    batches = GradientBatches(prepare(f"{path}:f", ["w"]),
+                              load_derivative(f"{path}:df", "gradient", ["w"]), ["w"],
+                              timeout=0.3)
+    rows = [(k, {"w": np.random.default_rng(k).uniform(-1, 1, 3)}) for k in (1, 2)]
+    assert batches.check(rows) == {}
+    assert batches.state == "off" and "--check-timeout" in batches.why
+    fast = GradientBatches(batches.tgt, batches.d, ["w"], timeout=10.0)
+    assert sorted(fast.check(rows)) == [1, 2] and fast.state == "on"
