@@ -1,7 +1,6 @@
 """lr_vec.py's functions written for one point at a time (``X @ w``, ``w[0]``):
 a stack of points fails in them. The same hand-derived gradient."""
 
-import time
 
 import numpy as np
 
