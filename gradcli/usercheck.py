@@ -12,6 +12,11 @@ the engine's and central finite differences; where they disagree, the odd one
 out is named. A function the engine cannot differentiate (a numpy function
 without a rule, a cut graph) is still checked against finite differences of
 the function run on plain numpy arrays.
+
+At many points, a gradient check takes chunks of rows in one call of ``f`` and
+``df`` where both are vectorised over a leading batch axis (``GradientBatches``,
+``check_batched``); every row a batch does not pass is checked alone, so the
+verdicts are those of one point at a time.
 """
 
 from __future__ import annotations
