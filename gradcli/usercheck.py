@@ -12,6 +12,11 @@ the engine's and central finite differences; where they disagree, the odd one
 out is named. A function the engine cannot differentiate (a numpy function
 without a rule, a cut graph) is still checked against finite differences of
 the function run on plain numpy arrays.
+
+At many points, a gradient check takes chunks of rows in one call of ``f`` and
+``df`` where both are vectorised over a leading batch axis (``GradientBatches``,
+``check_batched``); every row a batch does not pass is checked alone, so the
+verdicts are those of one point at a time.
 """
 
 from __future__ import annotations
@@ -534,3 +539,300 @@ def check_chunks(rows, check_chunk, size: int) -> Any:
                 yield done[r.number]
             else:
                 yield from check_rows([r], lambda n, i: next(iter(check_chunk([(n, i)]))))
+
+
+# -- many points in batches -----------------------------------------------------------
+# `check FILE:f --grad FILE:df` at many points: where f and df are vectorised over a
+# leading batch axis (each differentiated input stacked along a new axis 0, the other
+# inputs as given), a chunk of rows is checked with one call of f per finite
+# difference and one of df, instead of one per row. Whether they are is decided per
+# run, on a first small chunk (the probe); a row the batch does not pass with a
+# margin is checked alone, as without batching, so the batch can only make a run
+# faster, never change a verdict.
+PROBE = 8  # rows in the first chunk, which decides whether the run batches
+_TIGHT = 1e-9  # a row of a batch against the same row alone, relative to the block
+_MARGIN = 2  # a row passes in a batch only this far inside each tolerance
+
+
+class _NoBatch(Exception):
+    """This chunk is checked one row at a time; ``fatal``: and so is the rest of
+    the run (the functions are not vectorised, or not safely)."""
+
+    def __init__(self, why: str, fatal: bool = True) -> None:
+        super().__init__(why)
+        self.fatal = fatal
+
+
+@contextlib.contextmanager
+def _warnings_are_errors():
+    """In a batch, a warning from user code (a deprecated call, a ragged array)
+    is a reason to check the rows one at a time; numpy's floating-point
+    RuntimeWarnings are results there as everywhere."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _same(a, b) -> bool:
+    """``a`` and ``b`` (a batch's row and the row alone) agree to ``_TIGHT``
+    relative to the largest number of ``b``; both finite."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    return bool(np.all(np.abs(a - b) <= _TIGHT * (np.abs(b) + scale)))
+
+
+@dataclass
+class GradientBatches:
+    """Rows of a gradient check, a chunk at a time: ``check(rows)`` gives the
+    verdicts of the rows the chunk passes; the caller checks the others alone.
+    ``state``: ``"probe"`` until a chunk has batched, then ``"on"``; ``"off"``
+    (``why``) once the functions turned out not to batch."""
+
+    tgt: Any
+    d: UserDerivative
+    wrt: list[str]
+    rtol: float = 1e-8
+    atol: float | None = None
+    timeout: float | None = 10.0
+    max_elements: int = 10_000_000
+    strict: bool = False
+    size: int = PROBE  # rows in the next chunk
+    state: str = "probe"
+    why: str | None = None
+    batched: int = 0  # rows whose verdict a batch gave
+
+    def check(self, rows: list[tuple[int, dict[str, np.ndarray]]]) -> dict[int, PointVerdict]:
+        """Verdicts by row number of the rows this chunk passes (each with the
+        report checking it alone would give); ``{}`` when the chunk cannot be
+        batched (``state`` and ``why`` say whether the rest can)."""
+        if self.state == "off":
+            return {}
+        try:
+            done = self._check(rows)
+        except _NoBatch as exc:
+            if exc.fatal:
+                self.state, self.why = "off", str(exc)
+            return {}
+        except Exception as exc:  # user code in a batch: anything; the rows alone decide
+            self.state, self.why = "off", " ".join(str(exc).split()) or type(exc).__name__
+            return {}
+        self.batched += len(done)
+        if 4 * len(done) < len(rows):  # a wrong df, most likely: batches do not pay
+            self.state, self.why = "off", f"{len(done)} of {len(rows)} rows passed in a batch"
+        return done
+
+    def _check(self, rows) -> dict[int, PointVerdict]:
+        from . import check
+        from .compute import DEFAULT_MAX_ELEMENTS, evaluate
+        from .engine import graph
+
+        wrt, tgt = self.wrt, self.tgt
+        if len(rows) < 2:
+            raise _NoBatch("fewer than two rows", fatal=False)
+        first = rows[0][1]
+        held = [n for n in first if n not in wrt]
+        for _, inp in rows:
+            if list(inp) != list(first):
+                raise _NoBatch("the rows name different inputs", fatal=False)
+            for n in wrt:
+                if inp[n].shape != first[n].shape or inp[n].dtype != first[n].dtype:
+                    raise _NoBatch(f"input {n} changes shape or dtype", fatal=False)
+            for n in held:  # constants are given once, not stacked
+                if inp[n] is not first[n] and not (
+                        inp[n].dtype == first[n].dtype and np.array_equal(inp[n], first[n])):
+                    raise _NoBatch(f"input {n} is not differentiated and varies",
+                                   fatal=False)
+        B = len(rows)
+        limit = self.max_elements or DEFAULT_MAX_ELEMENTS
+        if sum(B * first[n].size for n in wrt) > limit:
+            raise _NoBatch("the stacked inputs are too large", fatal=False)
+        point = {n: (np.stack([inp[n] for _, inp in rows]) if n in wrt else first[n])
+                 for n in first}
+        lead = {n: (B,) + (1,) * first[n].ndim for n in wrt}
+        fn = tgt.loaded
+        where = f"{os.path.basename(fn.path)}: {fn.name}()"
+        plain = _plain_function(tgt)
+
+        def f(p):
+            with _bounded(self.timeout, where), _warnings_are_errors(), \
+                    user_code(), np.errstate(all="ignore"):
+                out = plain(p)
+            if out.shape != (B,):
+                raise _NoBatch(f"f returned shape {out.shape} for {B} rows")
+            return out
+
+        # The engine: the batched f, with the gradient of the sum of its rows.
+        with _bounded(self.timeout, where), _warnings_are_errors():
+            res = evaluate(tgt, point, wrt=wrt, grad_output="ones",
+                           max_elements=self.max_elements)
+        value = np.asarray(res.value)
+        if value.shape != (B,):
+            raise _NoBatch(f"f returned shape {value.shape} for {B} rows")
+        if any("no recorded operation uses" in w for w in res.warnings):
+            raise _NoBatch("the engine cannot differentiate f")
+        if res.notes:  # a kink somewhere: which rows, the rows alone say
+            raise _NoBatch("a kink in the chunk", fatal=False)
+        engine = {n: np.asarray(res.grads[n], dtype=np.float64) for n in wrt}
+        finite = np.isfinite(value)
+        for n in wrt:
+            finite &= np.all(np.isfinite(engine[n]).reshape(B, -1), axis=1)
+        if not finite.any():
+            raise _NoBatch("no finite row", fatal=False)
+        # Rows are independent (row i of f reads row i of the inputs alone) when
+        # the gradient of sum_i u_i f_i is u_i times row i's, for random u.
+        u = np.random.default_rng(0).uniform(0.5, 2.0, B)
+        for leaf in res.leaves.values():
+            leaf.grad = None
+        with _bounded(self.timeout, where), np.errstate(all="ignore"):
+            res.output.backward(gradient=u.astype(value.dtype), retain_graph=False)
+        for n in wrt:
+            g = res.leaves[n].grad
+            got = None if g is None else np.asarray(g._data, dtype=np.float64)
+            if got is None or not _same(got[finite], (u.reshape(lead[n]) * engine[n])[finite]):
+                raise _NoBatch("the rows of f are not independent")
+        if self.state == "probe":
+            # Memory: the chunk's recorded graph, per row (constants counted per
+            # row too: an upper bound), sizes the chunks to come.
+            nodes = graph.topological_order(res.output._grad_fn)
+            held_elements = sum(np.size(getattr(a, "_data", a))
+                                for node in nodes for a in (node.args or ()))
+            per_row = max(1, held_elements // B)
+        del res
+        plain_value = f(point)
+        with np.errstate(all="ignore"):
+            if not np.all((plain_value == value) | (np.abs(plain_value - value)
+                                                    <= 1e-12 * np.abs(value))
+                          | ~finite):
+                raise _NoBatch("f on numpy arrays is not the engine's f")
+        with _warnings_are_errors():
+            user = call_derivative(self.d, point, wrt, timeout=self.timeout)
+        for n in wrt:
+            if user[n].shape != (B,) + first[n].shape:
+                raise _NoBatch(f"df returned shape {user[n].shape} for {n} of {B} rows")
+        # The first and last rows (and the middle one) alone: the same numbers.
+        import time
+
+        for i in sorted({0, B // 2, B - 1}):
+            inp = rows[i][1]
+            if not finite[i]:
+                continue
+            alone = evaluate(tgt, inp, wrt=wrt, max_elements=self.max_elements)
+            start = time.perf_counter()
+            mine = call_derivative(self.d, inp, wrt, timeout=self.timeout)
+            df_took = time.perf_counter() - start
+            with user_code(), np.errstate(all="ignore"):
+                f_alone = plain(inp)
+            f_took = time.perf_counter() - df_took - start
+            # A point alone near its time budget (df's call, or the 4 calls of
+            # f per random direction) may run out of it, which a batch would
+            # not show: such points are checked alone.
+            if self.timeout is not None and max(
+                    df_took, 4 * check.DIRECTIONS * len(wrt) * f_took) > self.timeout / 4:
+                raise _NoBatch("a point alone takes a good part of the --check-timeout")
+            if not (_same(value[i], alone.value) and _same(plain_value[i], f_alone)
+                    and all(_same(engine[n][i], alone.grads[n]) and
+                            _same(user[n][i], mine[n]) for n in wrt)):
+                raise _NoBatch("a row in the batch differs from the row alone")
+
+        # Finite differences along random directions, every row at once: those
+        # of check.directional_check (the same directions, steps and rounding),
+        # each row confirmed only with a margin.
+        tol = check._tolerance({n: first[n] for n in wrt}, self.rtol, self.atol, [])
+        rng = np.random.default_rng(0)
+        confirmed = finite.copy()
+        for b in wrt:
+            x0 = point[b]
+            dtype = x0.dtype if x0.dtype.kind == "f" else np.dtype(np.float64)
+            eps = float(np.finfo(dtype).eps)
+            step = eps ** (1 / 3)
+            x64 = x0.astype(np.float64)
+            scale = np.maximum(1.0, np.abs(x64))
+            axes = tuple(range(1, x0.ndim))
+            for _ in range(check.DIRECTIONS):
+                z = rng.standard_normal(first[b].shape)
+                v = z * scale
+                t = step / np.max(np.abs(z))
+                h = t / 2
+                xs = [(x64 + c * v).astype(dtype, copy=False) for c in (t, -t, h, -h)]
+                x4 = [x.astype(np.float64, copy=False) for x in xs]
+                w1 = (x4[0] - x4[1]) / 2 / t
+                w2 = (x4[2] - x4[3]) / 2 / h
+                direction = (4 * w2 - w1) / 3
+                fp, fm, fp2, fm2 = (f({**point, b: x}) for x in xs)
+                with np.errstate(all="ignore"):
+                    d1, d2 = (fp - fm) / (2 * t), (fp2 - fm2) / (2 * h)
+                    s = np.max(np.where(np.isfinite([fp, fm, fp2, fm2]),
+                                        np.abs([fp, fm, fp2, fm2]), 0.0), axis=0)
+                    ref = (4 * d2 - d1) / 3
+                    err = np.abs(d2 - d1) + 3 * eps * s / t
+                    e = engine[b]
+                    got = np.sum(direction * e, axis=axes) if axes else direction * e
+                    mag = (np.sum(np.abs(direction) * np.abs(e), axis=axes) if axes
+                           else np.abs(direction) * np.abs(e))
+                    vsum = np.sum(np.abs(direction), axis=axes) if axes else np.abs(direction)
+                    bound = (tol.atol * vsum + tol.rtol * np.abs(ref)
+                             + check._ROUNDOFF * tol.eps * mag + 2 * err)
+                    confirmed &= np.isfinite(ref) & np.isfinite(got) & (
+                        np.abs(got - ref) <= bound / _MARGIN)
+        # Yours against the engine's: the components _where_to_difference would
+        # leave undifferenced (within half the tolerance), with the margin.
+        eps64 = float(np.finfo(np.float64).eps)
+        atol = 1e-12 if self.atol is None else self.atol
+        for b in wrt:
+            e, y = engine[b].reshape(B, -1), user[b].reshape(B, -1)
+            with np.errstate(all="ignore"):
+                big = np.max(np.where(np.isfinite(e), np.abs(e), 0.0), axis=1,
+                             initial=0.0)[:, None]
+                bound = atol + self.rtol * np.abs(e) + 64 * eps64 * big
+                confirmed &= np.all(np.abs(y - e) <= bound / 2 / _MARGIN, axis=1)
+
+        done = {}
+        shapes = {b: first[b].shape for b in wrt}
+        for i in np.flatnonzero(confirmed).tolist():
+            number, inp = rows[i]
+            report = check.compare_user(
+                "gradient", inp, {b: user[b][i] for b in wrt},
+                {b: engine[b][i] for b in wrt}, {}, function=self.d.label,
+                expected_shapes=shapes, split={}, rtol=self.rtol, atol=self.atol,
+                strict=self.strict, engine_confirmed=True)
+            if report.status == "pass":
+                done[number] = verdict_of(number, inp, report)
+        if self.state == "probe":
+            from .points import CHUNK
+
+            self.state = "on"
+            self.size = max(2, min(CHUNK, limit // per_row))
+        return done
+
+
+def check_batched(rows, batches: GradientBatches, alone, redraw=None, rest=None) -> Any:
+    """The verdicts of ``rows`` (``points.Row``, in order): a chunk of
+    ``batches.size`` rows at a time through ``batches``, and each row it does
+    not pass through ``alone(rows) -> verdicts`` (``check_rows``), after
+    ``redraw(rows)`` (random points: drawn again as checking one at a time
+    draws them, with its kink test; by default the rows as they are). Once
+    ``batches`` is off, the rows from number K on are ``rest(K)`` (random
+    points: drawn as one at a time draws them), by default the rest of ``rows``."""
+    import itertools
+
+    rows = iter(rows)
+    redraw = redraw or (lambda rs: rs)
+    while batches.state != "off" and (chunk := list(itertools.islice(rows, batches.size))):
+        good = [(r.number, r.inputs) for r in chunk if r.inputs is not None]
+        done = batches.check(good)
+        pending: list = []
+        for r in chunk:
+            if r.number in done:
+                yield from alone(redraw(pending))
+                pending = []
+                yield done[r.number]
+            else:
+                pending.append(r)
+        yield from alone(redraw(pending))
+        if batches.state == "off" and rest is not None:
+            yield from alone(rest(chunk[-1].number + 1))
+            return
+    yield from alone(rows)

@@ -218,8 +218,11 @@ def _many(ctx, target, opts, spec, engine_check, expected):
             if name not in drawn:
                 raise UsageError(f"--domain {name}: {name} is not drawn (only the "
                                  f"inputs differentiated are: {', '.join(drawn)})")
-        rows = points.random_points(fixed, shapes, domains, drawn, n, seed,
-                                    dtype=opts["dtype"], start=start, at_kink=at_kink)
+        def draw(n, start, at_kink):
+            return points.random_points(fixed, shapes, domains, drawn, n, seed,
+                                        dtype=opts["dtype"], start=start, at_kink=at_kink)
+
+        rows = draw(n, start, at_kink)
         what = (f"random point {start}" if opts["replay"] is not None
                 else f"{n} random point{'s' * (n != 1)}")
         checks = usercheck.ManyChecks(what, None, seed=seed,
@@ -238,6 +241,29 @@ def _many(ctx, target, opts, spec, engine_check, expected):
                     expected(result), result, rtol=opts["rtol"], atol=opts["atol"]))
 
         verdicts = usercheck.check_chunks(rows, check_chunk, points.CHUNK)
+    elif (derivative is not None and derivative.kind == "gradient"
+          and tgt.loaded is not None):
+        # Chunks of rows in one call of f and df where they are vectorised
+        # (usercheck.GradientBatches decides); the rows a batch does not pass,
+        # one at a time as below. Random points: a batch takes each point's
+        # first draw, and a row checked alone is drawn again as here, with the
+        # kink test (the same point, unless that draw sat on a kink).
+        batches = usercheck.GradientBatches(tgt, derivative, wrt, **common)
+        if source is None:
+            import itertools
+
+            first = draw(n, start, None)
+
+            def redraw(rs):
+                return itertools.chain.from_iterable(draw(1, r.number, at_kink)
+                                                     for r in rs)
+
+            def rest(k):
+                return draw(start + n - k, k, at_kink)
+        else:
+            first, redraw, rest = rows, None, None
+        verdicts = usercheck.check_batched(
+            first, batches, lambda rs: usercheck.check_rows(rs, check_one), redraw, rest)
     else:
         verdicts = usercheck.check_rows(rows, check_one)
     checks.verdicts = _progress(verdicts, opts.get("random"))
