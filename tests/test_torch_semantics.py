@@ -547,5 +547,6 @@ def test_flat_regions_stop_an_infinite_cotangent_as_pytorch_does(f):
     x = gc.tensor([-1.0, 4.0], dtype=gc.float64, requires_grad=True)
     y = f(x)
     assert y.detach().numpy().tolist() == [0.0, 4.0]
-    gc.sqrt(y).sum().backward()
+    with np.errstate(divide="ignore"):  # (sqrt's inf at 0, stopped below)
+        gc.sqrt(y).sum().backward()
     assert x.grad.numpy().tolist() == [0.0, 0.25]
