@@ -333,3 +333,128 @@ def test_diff_keeps_default_valued_parameters_constant(tmp_path):
     assert [b["name"] for b in json.loads(r.out)["formulas"]] == ["grad.x"]
     r = run("diff", f"{f}:f", "--x", "0.5,0.9", "--k", "3", "--wrt", "k", "--format", "plain")
     assert r.code == 0 and r.out.startswith("grad.k = ") and "grad.x" not in r.out
+
+
+# -- diff at kinks and removable singularities (issue 14, review) -----------------------
+def _sinc_prime(x):
+    return (np.pi * x * np.cos(np.pi * x) - np.sin(np.pi * x)) / (np.pi * x**2)
+
+
+def _softmax(x):
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+# target, the point (on a kink, or where sympy's formula is 0/0 or overflows), a
+# point off it, the derivative there by hand, and what the note names
+AWAY = [
+    ("maximum(x,0)", {"x": 0.0}, {"x": 0.3}, lambda x: 1.0, "kink"),
+    ("maximum(x,0)", {"x": 0.0}, {"x": -0.3}, lambda x: 0.0, "kink"),
+    ("sum(clip(x,0,1))", {"x": [0, 0.5, 1]}, {"x": [-0.2, 0.5, 0.9]},
+     lambda x: np.array([0.0, 1.0, 1.0]), "kink"),
+    ("max(x)", {"x": [1, 1, 0]}, {"x": [1, 1.5, 0]}, lambda x: np.array([0.0, 1, 0]),
+     "kink"),
+    ("logsumexp(x)", {"x": [1000, 1]}, {"x": [0.3, -0.2]}, _softmax, "not finite"),
+    ("softplus(x)", {"x": 1000.0}, {"x": 0.7}, lambda x: 1 / (1 + np.exp(-x)),
+     "not finite"),
+    ("sinc(x)", {"x": 0.0}, {"x": 0.3}, _sinc_prime, "not finite"),
+]
+
+
+@pytest.mark.parametrize("target, at, off, want, why", AWAY)
+def test_diff_at_a_kink_or_singularity_prints_the_formula_with_a_note(
+        target, at, off, want, why):
+    # Before: exit 70 ("a bug") at each of these points.
+    r = ok("diff", target, *value_args(at))
+    assert why in r.err and "checked at a" in r.err
+    lines = [line.partition(" = ") for line in r.out.splitlines()]
+    x = np.asarray(off["x"], dtype=np.float64)
+    expected = np.asarray(want(x), dtype=np.float64)
+    for name, _, text in lines:
+        index = name.partition("[")[2].rstrip("]")
+        wanted = expected[int(index)] if index else expected
+        got = np.broadcast_to(eval_value(text, off), np.shape(wanted))
+        np.testing.assert_allclose(got, wanted, rtol=1e-12, atol=1e-15, err_msg=text)
+
+
+def test_diff_of_a_power_is_finite_at_zero():
+    # d/dx x**y = y x**(y-1): 0 at x = 0, y = 2 (before: y*x**y/x, 0/0, exit 70)
+    r = ok("diff", "x**y", "--x", "0", "--y", "2", "--wrt", "x")
+    text = r.out.strip().partition(" = ")[2]
+    assert eval_value(text, {"x": np.array(0.0), "y": np.array(2.0)}) == 0.0
+    assert eval_value(text, {"x": np.array(1.5), "y": np.array(3.0)}) == 3 * 1.5**2
+
+
+def test_a_wrong_formula_at_a_kink_is_still_a_bug(monkeypatch):
+    # Away from the kink a formula must agree with the engine as anywhere.
+    from gradcli import formula
+
+    real = formula.formula_value
+    monkeypatch.setattr(formula, "formula_value",
+                        lambda *a, **k: np.asarray(real(*a, **k)) + 1e-3)
+    r = run("diff", "maximum(x,0)", "--x", "0")
+    assert r.code == 70 and r.out == "" and "disagrees" in r.err
+
+
+def test_no_point_off_the_kink_is_a_clean_exit_3(monkeypatch):
+    from gradcli import formula
+
+    monkeypatch.setattr(formula, "MOVES", ())
+    monkeypatch.setattr(formula, "RANDOM_MOVES", 0)
+    r = run("diff", "maximum(x,0)", "--x", "0")
+    assert r.code == 3 and r.out == "" and "Traceback" not in r.err
+    assert r.err.startswith("error: no formula: the point is on a kink (maximum")
+
+
+# -- diff --numpy: every printed function runs (review of issue 14) ----------------------
+NUMPY_CASES = [
+    ("sum(A @ x + b)", {"A": (2, 3), "x": (3,), "b": (2,)}, [], "gradient"),
+    ("sum(x)*s", {"x": (3,), "s": ()}, [], "gradient"),
+    ("x @ x", {"x": (3,)}, ["--hessian"], "hessian"),
+    ("sum(x) + dot(y,y)", {"x": (2,), "y": (2,)}, ["--hessian"], "hessian"),
+    ("3*x", {"x": (3,)}, ["--jacobian"], "jacobian"),
+]
+
+
+@pytest.mark.parametrize("target, shapes, extra, quantity", NUMPY_CASES)
+def test_every_numpy_function_runs_and_gives_the_engines_derivative(
+        target, shapes, extra, quantity):
+    # Before: `A.T @ b**0` with b not among grad_x's arguments (NameError), and
+    # constant blocks returned as a bare 1 or 0 instead of the block's shape.
+    import inspect
+
+    from gradcli.compute import Target, hessian, jacobian
+    from gradcli.parse import parse
+
+    args = [a for n, s in shapes.items()
+            for a in ("--shape", f"{n}={','.join(map(str, s))}")]
+    code = ok("diff", target, *args, *extra, "--numpy").out
+    plain = ok("diff", target, *args, *extra).out
+    assert "**0" not in code and "**0" not in plain
+    ns: dict = {}
+    exec(compile(code, "<diff --numpy>", "exec"), ns)  # our own generated code, in a test
+    rng = np.random.default_rng(5)
+    values = {n: rng.normal(size=s) for n, s in shapes.items()}
+    if quantity == "gradient":
+        want = {f"grad_{n}": g for n, g in engine_gradient(target, values).items()}
+    else:
+        tgt = Target(target, tree=parse(target, inputs=set(values), ops=OPS))
+        if quantity == "hessian":
+            blocks = hessian(tgt, values, wrt=list(values)).blocks
+            want = {f"hessian_{a}_{b}": blk for a, row in blocks.items()
+                    for b, blk in row.items()}
+        else:
+            want = {f"jacobian_{n}": b
+                    for n, b in jacobian(tgt, values, wrt=list(values)).blocks.items()}
+    for fname, expected in want.items():
+        fn = ns[fname]
+        got = fn(**{p: values[p] for p in inspect.signature(fn).parameters})
+        assert np.shape(got) == np.shape(expected), fname
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14, err_msg=fname)
+    for line in plain.splitlines():
+        name, _, text = line.partition(" = ")
+        key = name.replace(".", "_")
+        if key in want:
+            np.testing.assert_allclose(
+                np.broadcast_to(eval_value(text, values), want[key].shape), want[key],
+                rtol=1e-12, atol=1e-14, err_msg=text)

@@ -115,8 +115,13 @@ def diff_command(ctx: click.Context, target: str, **opts) -> int:
     --check-timeout. Without a closed matrix form, the elementwise form is
     printed, at most --max-terms components. Every formula is evaluated at the
     point (given, or random) and compared with the engine's derivative before it
-    is printed; a disagreement is a bug (exit 70). For a function file, the
-    formula holds along the path taken at the given point.
+    is printed; a disagreement is a bug (exit 70). At a kink the op table knows
+    (maximum(x, 0) at 0, a tie of max, clip at a bound) the engine's convention is
+    no formula's, and a formula can be 0/0 or overflow where the derivative is
+    finite (sinc at 0, softplus at 1000): the formula, which holds away from
+    there, is then checked at a nearby point, and a note says so (exit 3 if none
+    will do). For a function file, the formula holds along the path taken at the
+    given point.
 
     \b
     Examples:
@@ -157,11 +162,14 @@ def diff_command(ctx: click.Context, target: str, **opts) -> int:
             hint="give values inside the function's domain (--NAME VALUE)")
     derived = formula.derive(quantity, inputs, wrt, tree=tgt.tree, graph=graph,
                              max_terms=opts["max_terms"], timeout=opts["check_timeout"])
-    worst = formula.verify(derived, expected, inputs, opts["max_elements"])
+    checked = formula.check_formulas(derived, expected, tgt, inputs, wrt,
+                                     opts["max_elements"], graph=graph, seed=opts["seed"])
+    if checked.note:
+        derived.notes.append(checked.note)
     code = formula.numpy_function(derived, {n: a.shape for n, a in inputs.items()})
     fmt = out_format(opts)
     fmt = "plain" if fmt == "table" and not opts.get("format") else fmt
-    _emit_formulas(tgt, inputs, shapes, derived, code, worst, fmt, opts)
+    _emit_formulas(tgt, inputs, shapes, derived, code, checked, fmt, opts)
     return 0
 
 
@@ -176,7 +184,7 @@ def _latex_head(name: str) -> str:
     return rf"\left({head}\right)_{{{index.rstrip(']')}}}" if index else head
 
 
-def _emit_formulas(tgt, inputs, shapes, derived, code, worst, fmt, opts) -> None:
+def _emit_formulas(tgt, inputs, shapes, derived, code, checked, fmt, opts) -> None:
     from ..render import dumps, jsonable, make_console, say
 
     if fmt == "json":
@@ -195,7 +203,9 @@ def _emit_formulas(tgt, inputs, shapes, derived, code, worst, fmt, opts) -> None
                              "numpy": p.numpy} for p in b.pieces]}
                 for b in derived.blocks],
             "numpy": code,
-            "verified": {"max_rel_diff": worst},
+            "verified": {"max_rel_diff": checked.worst, "at": checked.at,
+                         "point": None if checked.moved is None
+                         else jsonable(checked.moved)},
             "notes": derived.notes,
         }
         click.echo(dumps(obj))
