@@ -40,6 +40,7 @@ class Expansion:
     along: np.ndarray | None  # the direction, for a vector input
     derivatives: np.ndarray  # d^k/dt^k f at the point, k = 0..order
     warnings: list[str] = field(default_factory=list)
+    kinks: list[str] = field(default_factory=list)  # op-table kinks at the point
 
     @property
     def coefficients(self) -> np.ndarray:
@@ -70,6 +71,9 @@ def expand(target, inputs: Mapping[str, np.ndarray], name: str, order: int, *,
             f"the output has shape {r.value.shape}, not a single number: a Taylor "
             "expansion needs a scalar function",
             hint="wrap the expression in sum(...), or expand one component")
+    from .compute import kinks
+
+    on_kink = kinks(r.output)
     backend = _JetBackend(order)
     d = np.ones_like(x0) if along is None else np.broadcast_to(
         np.asarray(along, dtype=np.float64), x0.shape)
@@ -90,10 +94,22 @@ def expand(target, inputs: Mapping[str, np.ndarray], name: str, order: int, *,
         e = nested(target, inputs, name, order, along=along, max_elements=max_elements)
         e.warnings.append(f"{exc.args[0]} has no Taylor-mode rule: the derivatives "
                           "come from nested reverse mode")
-        return e
+        return _at_kinks(e, on_kink)
     out = np.asarray(out, dtype=np.float64).reshape(order + 1)
     ds = out * np.array([math.factorial(k) for k in range(order + 1)], dtype=np.float64)
-    return _finish(Expansion(name, x0, along, ds, backend.notes))
+    return _at_kinks(_finish(Expansion(name, x0, along, ds, backend.notes)), on_kink)
+
+
+def _at_kinks(e: Expansion, found: list[str]) -> Expansion:
+    """At a kink the op table knows, f has no Taylor expansion: the derivatives
+    are those of the engine's convention (one side, or a tie split), as its
+    gradient is; a warning says so, and sympy's differ without either being wrong."""
+    e.kinks = list(dict.fromkeys(found))
+    if e.kinks:
+        e.warnings.insert(0, f"the point is on a kink ({e.kinks[0]}): f has no Taylor "
+                             "expansion there; the derivatives follow the engine's "
+                             "convention")
+    return e
 
 
 def _finish(e: Expansion) -> Expansion:
@@ -378,22 +394,16 @@ class _JetBackend:
                                   root=False)
 
     # kinks: the branch taken at the point, the engine's convention on the kink
+    # (``expand`` warns of a kink at the point, from the op table's kink tests)
     def _abs(self, u):
-        if np.any(u[0] == 0):
-            self.note("abs at 0: the expansion takes abs'(0) = 0, as the engine does")
         return np.sign(u[0]) * u
 
     def _relu(self, u):
-        if np.any(u[0] == 0):
-            self.note("relu at 0: the expansion takes relu'(0) = 0, as the engine does")
         return (u[0] > 0) * u
 
     def _extreme(self, a, b, larger: bool):
         wins = a[0] > b[0] if larger else a[0] < b[0]
         tie = a[0] == b[0]
-        if np.any(tie):
-            self.note("a tie of maximum/minimum at the point: the expansion splits it "
-                      "in halves, as the engine's gradient does")
         y = np.where(wins, a, np.where(tie, (a + b) / 2, b))
         y[0] = np.maximum(a[0], b[0]) if larger else np.minimum(a[0], b[0])
         return y
@@ -606,7 +616,9 @@ def polynomial_text(e: Expansion) -> str:
 
 
 def _latex_number(c: float) -> str:
-    text = f"{c:.17g}"
+    text = repr(float(c))  # the shortest that reads back, as the plain output
+    if text.endswith(".0"):
+        text = text[:-2]
     if "e" in text:
         mant, exp = text.split("e")
         return rf"{mant} \times 10^{{{int(exp)}}}"

@@ -458,3 +458,54 @@ def test_every_numpy_function_runs_and_gives_the_engines_derivative(
             np.testing.assert_allclose(
                 np.broadcast_to(eval_value(text, values), want[key].shape), want[key],
                 rtol=1e-12, atol=1e-14, err_msg=text)
+
+
+# -- taylor at kinks, its accuracy, --latex (review of issue 14) ---------------------------
+@pytest.mark.parametrize("target, x0, d1", [
+    ("relu(x)", "0", 0.0),  # the engine's relu'(0) = 0
+    ("clip(x,0,1)", "1", 1.0),  # at a bound the gradient goes to x
+    ("maximum(x,0)", "0", 0.5),  # a tie splits in halves
+])
+def test_taylor_at_a_kink_warns_and_is_not_a_failed_check(target, x0, d1):
+    # Before: exit 1, "the check failed: sympy disagrees on d1" for relu and clip.
+    r = run("taylor", target, "--x", x0, "--order", "2", "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["derivatives"][1] == d1
+    assert out["check"]["status"] in ("kink", "pass") and out["check"]["passed"]
+    assert "kink" in r.err and "the check failed" not in r.err
+
+
+def test_taylor_disagreement_off_a_kink_still_fails(monkeypatch):
+    from gradcli import taylor
+
+    real = taylor.expand
+
+    def off(*a, **k):
+        e = real(*a, **k)
+        e.derivatives = e.derivatives + 1e-3
+        return e
+
+    monkeypatch.setattr(taylor, "expand", off)
+    r = run("taylor", "relu(x)", "--x", "0.5", "--order", "2")
+    assert r.code == 1 and "the check failed" in r.err
+
+
+def test_taylor_high_orders_are_exact_to_the_documented_accuracy():
+    # exp at 0: every derivative 1; tan at 0: 0, 1, 0, 2, 0, 16, 0, 272, 0, 7936, 0,
+    # 353792, ... (the tangent numbers, by hand from tan' = 1 + tan^2)
+    tangent = [0, 1, 0, 2, 0, 16, 0, 272, 0, 7936, 0, 353792, 0, 22368256, 0,
+               1903757312, 0, 209865342976, 0, 29088885112832, 0]
+    r = taylor_json("exp(x)", "--x", "0", "--order", "20")
+    np.testing.assert_allclose(r["derivatives"], [1.0] * 21, rtol=1e-14, atol=0)
+    r = taylor_json("tan(x)", "--x", "0", "--order", "20")
+    np.testing.assert_allclose(r["derivatives"], tangent, rtol=1e-14, atol=1e-14)
+
+
+def test_taylor_latex_prints_the_shortest_round_trip_numbers():
+    # Before: 0.47942553860420301 (17 digits) where the plain output has repr's
+    r = ok("taylor", "sin(x)", "--x", "0.5", "--order", "1", "--latex").out.strip()
+    s, c = math.sin(0.5), math.cos(0.5)
+    assert r == rf"{s!r} + {c!r} \left(x - 0.5\right)"
+    r = ok("taylor", "exp(x)", "--x", "0", "--order", "8", "--latex").out.strip()
+    assert r.endswith(rf"{1 / 40320!r} x^{{8}}".replace("e-05", r" \times 10^{-5}"))

@@ -262,7 +262,11 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
     TARGET must give a single number. The derivatives d1..dN come from
     Taylor-mode propagation through the graph the engine recorded at the point;
     they are cross-checked against sympy's (within --check-timeout; exit 1 when
-    they disagree). A vector input is expanded along --along d, in t.
+    they disagree beyond --rtol). They are float64 numbers, exact to a few units
+    in the last place (about 1e-15 relative to order 10). At a kink the op table
+    knows (relu at 0, a tie of maximum, clip at a bound) they follow the engine's
+    convention, with a warning, and a difference from sympy's there is noted, not
+    a failure. A vector input is expanded along --along d, in t.
 
     \b
     Examples:
@@ -309,8 +313,11 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
             # not finite on either side: not compared (the warning says so)
             unseen = ~(np.isfinite(ref) & np.isfinite(e.derivatives))
             ok |= unseen
+            # At a kink the expansion takes the engine's convention and sympy
+            # its own (or a side): a difference there is the kink, not a failure.
+            status = "pass" if ok.all() else "kink" if e.kinks else "fail"
             check = {"sympy": [float(v) if np.isfinite(v) else str(v) for v in ref],
-                     "passed": bool(ok.all()),
+                     "passed": status != "fail", "status": status,
                      "disagree": [int(k) for k in np.flatnonzero(~ok)],
                      "not_compared": [int(k) for k in np.flatnonzero(unseen)],
                      "max_abs_diff": float(np.max(worst[np.isfinite(worst)], initial=0.0))}
@@ -338,8 +345,12 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
         say("warning", w)
     if check and "skipped" in check:
         say("note", f"sympy cross-check skipped: {check['skipped']}")
-    if check and not check.get("skipped") and not check["passed"]:
+    if check and not check.get("skipped") and check["disagree"]:
         ks = ", ".join(f"d{k}" for k in check["disagree"])
-        say("error", f"the check failed: sympy disagrees on {ks}")
-        return 1
+        if check["status"] == "kink":
+            say("note", f"sympy disagrees on {ks}: not a failure, the point is on a "
+                        "kink, where each takes its own convention")
+        else:
+            say("error", f"the check failed: sympy disagrees on {ks}")
+            return 1
     return 0
