@@ -164,6 +164,11 @@ class _Printer:
         raise _Unprintable(type(e).__name__)
 
     def number(self, e) -> _Out:
+        if e in (sp.oo, -sp.oo):  # numpy's inf, a constant of the language
+            if "inf" in self.shapes and not self.numpy:
+                raise _Unprintable("inf (an input has that name)")
+            text = "np.inf" if self.numpy else "inf"
+            return _Out(text, _ATOM) if e is sp.oo else _Out(f"-{text}", _NEG)
         if e.is_Integer:
             v = int(e)
             if abs(v) >= 2**53:

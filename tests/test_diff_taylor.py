@@ -509,3 +509,13 @@ def test_taylor_latex_prints_the_shortest_round_trip_numbers():
     assert r == rf"{s!r} + {c!r} \left(x - 0.5\right)"
     r = ok("taylor", "exp(x)", "--x", "0", "--order", "8", "--latex").out.strip()
     assert r.endswith(rf"{1 / 40320!r} x^{{8}}".replace("e-05", r" \times 10^{-5}"))
+
+
+def test_inf_in_expressions_is_numpys():
+    # Before: "unknown name 'inf'" (norm(x, inf) could not be written)
+    x = np.array([1.0, -3.0, 2.0])
+    r = json.loads(ok("eval", "norm(x, inf)", "--x", "1,-3,2", "--json").out)
+    assert r["value"] == np.linalg.norm(x, np.inf) == 3.0
+    assert r["grad"]["x"] == [0.0, -1.0, 0.0]  # d max|x_i| = sign(x_k) at the largest
+    r = json.loads(ok("eval", "sum(clip(x, -inf, 1))", "--x", "1,-3,2", "--json").out)
+    assert r["value"] == np.sum(np.clip(x, -np.inf, 1)) == -1.0
