@@ -491,15 +491,19 @@ def test_taylor_disagreement_off_a_kink_still_fails(monkeypatch):
     assert r.code == 1 and "the check failed" in r.err
 
 
-def test_taylor_high_orders_are_exact_to_the_documented_accuracy():
-    # exp at 0: every derivative 1; tan at 0: 0, 1, 0, 2, 0, 16, 0, 272, 0, 7936, 0,
-    # 353792, ... (the tangent numbers, by hand from tan' = 1 + tan^2)
+def test_taylor_integer_derivatives_are_exact_to_order_20():
+    # Before: exp at 0 gave d14 = 1.0000000000000002, tan at 0 d11 = 353791.99999999994
+    # (Taylor coefficients 1/k! rounded, then multiplied back by k!).
+    # exp at 0: every derivative 1; tan at 0: the tangent numbers (by hand from
+    # tan' = 1 + tan^2); 1/(1-x) at 0.5: k! 2^(k+1).
     tangent = [0, 1, 0, 2, 0, 16, 0, 272, 0, 7936, 0, 353792, 0, 22368256, 0,
                1903757312, 0, 209865342976, 0, 29088885112832, 0]
-    r = taylor_json("exp(x)", "--x", "0", "--order", "20")
-    np.testing.assert_allclose(r["derivatives"], [1.0] * 21, rtol=1e-14, atol=0)
-    r = taylor_json("tan(x)", "--x", "0", "--order", "20")
-    np.testing.assert_allclose(r["derivatives"], tangent, rtol=1e-14, atol=1e-14)
+    assert taylor_json("exp(x)", "--x", "0", "--order", "20")["derivatives"] == [1] * 21
+    assert taylor_json("tan(x)", "--x", "0", "--order", "20")["derivatives"] == tangent
+    assert taylor_json("1/(1-x)", "--x", "0.5", "--order", "20")["derivatives"] == [
+        math.factorial(k) * 2 ** (k + 1) for k in range(21)]
+    r = ok("taylor", "exp(x)", "--x", "0", "--order", "14").out.splitlines()
+    assert r[14] == "d14 1"
 
 
 def test_taylor_latex_prints_the_shortest_round_trip_numbers():
