@@ -523,3 +523,12 @@ def test_inf_in_expressions_is_numpys():
     assert r["grad"]["x"] == [0.0, -1.0, 0.0]  # d max|x_i| = sign(x_k) at the largest
     r = json.loads(ok("eval", "sum(clip(x, -inf, 1))", "--x", "1,-3,2", "--json").out)
     assert r["value"] == np.sum(np.clip(x, -np.inf, 1)) == -1.0
+
+
+def test_a_kink_of_an_input_held_constant_does_not_stop_the_move():
+    # abs(c) at c = 0 stays a kink wherever x moves; sinc's formula is 0/0 at x = 0
+    r = ok("diff", "sinc(x) + abs(c)", "--x", "0", "--c", "0", "--wrt", "x")
+    assert "not finite" in r.err
+    text = r.out.strip().partition(" = ")[2]
+    got = eval_value(text, {"x": np.array(0.3)})
+    assert got == pytest.approx(_sinc_prime(0.3), rel=1e-12)
