@@ -485,10 +485,7 @@ class _JetBackend:
     def _extreme_of(self, x, axis, keepdims, name):
         m0 = (np.max if name == "max" else np.min)(x[0], axis=axis, keepdims=True)
         mask = x[0] == m0
-        count = mask.sum(axis=axis, keepdims=True)
-        if np.any(count > 1):
-            self.note(f"a tie of {name} at the point: the expansion shares it evenly, "
-                      "as the engine's gradient does")
+        count = mask.sum(axis=axis, keepdims=True)  # a tie shares evenly (``expand`` warns)
         y = np.stack([np.sum(x[k] * mask / count, axis=axis, keepdims=keepdims)
                       for k in range(self.n)])
         return self._exact(y, name, [x], {"axis": axis, "keepdims": keepdims})
