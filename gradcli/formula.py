@@ -35,7 +35,8 @@ from .interpret import interpret, replay
 from .parse import Limits, free_names, parse
 from .symbolic import Pending, SymbolicSkip, SympyBackend, _clean, _obj
 
-__all__ = ["Block", "Derived", "Piece", "derive", "numpy_function", "verify"]
+__all__ = ["Block", "Derived", "Piece", "Verified", "check_formulas", "derive",
+           "numpy_function", "verify"]
 
 PATH_NOTE = ("a function file's formula holds along the path traced at this point "
              "only (loops unrolled, the branch taken)")
@@ -96,20 +97,24 @@ class _Out:
     text: str
     prec: int
     kind: str = "s"  # "s" scalar (or 1 x 1), "v" column, "r" row, "m" matrix
+    ones: bool = False  # a vector of ones (sympy's OneMatrix)
+    transposed: str | None = None  # M.T: the text of M, atomic (for sum's axis)
 
 
 class _Printer:
     """sympy -> gradcli expression text (or numpy code), walking the tree.
 
     ``names`` maps each sympy Symbol / MatrixSymbol to its text (``x``, ``x[0]``,
-    ``A[0, 1]``); ``vectors`` maps a length to a vector input of that length (a
-    ones vector is written ``v**0``)."""
+    ``A[0, 1]``). A product with a vector of ones is a sum (``A.T @ 1`` is
+    ``sum(A, 0)``); any other ones vector is ``broadcast_to(1, (n,))`` (numpy:
+    ``np.ones(n)``), and an identity ``diag(broadcast_to(1, (n,)))``
+    (``np.eye(n)``): no input stands in for them, so each formula reads only the
+    inputs it names."""
 
     def __init__(self, names: Mapping, shapes: Mapping[str, tuple], numpy: bool = False):
         self.names = names
         self.shapes = shapes
         self.numpy = numpy
-        self.vectors = {s[0]: n for n, s in shapes.items() if len(s) == 1}
 
     def __call__(self, e) -> str:
         return self.p(e).text
@@ -159,6 +164,11 @@ class _Printer:
         raise _Unprintable(type(e).__name__)
 
     def number(self, e) -> _Out:
+        if e in (sp.oo, -sp.oo):  # numpy's inf, a constant of the language
+            if "inf" in self.shapes and not self.numpy:
+                raise _Unprintable("inf (an input has that name)")
+            text = "np.inf" if self.numpy else "inf"
+            return _Out(text, _ATOM) if e is sp.oo else _Out(f"-{text}", _NEG)
         if e.is_Integer:
             v = int(e)
             if abs(v) >= 2**53:
@@ -247,7 +257,8 @@ class _Printer:
                 return _Out(o.text, o.prec, "r" if o.kind == "v" else "v")
             if o.kind == "s":
                 return o
-            return _Out(f"{self.wrap(o, _ATOM - 1)}.T", _ATOM, "m")
+            base = o.text if o.prec >= _ATOM else f"({o.text})"
+            return _Out(f"{self.wrap(o, _ATOM - 1)}.T", _ATOM, "m", transposed=base)
         if isinstance(e, sp.MatMul):
             coeff, mats = e.as_coeff_matrices()
             out = None
@@ -277,13 +288,30 @@ class _Printer:
         if isinstance(e, sp.HadamardProduct):
             outs = [self.p(a) for a in e.args]
             return _Out("*".join(self.wrap(o, _MUL) for o in outs), _MUL, outs[0].kind)
+        if isinstance(e, sp.OneMatrix) and (rows, cols) == (1, 1):
+            return _Out("1", _ATOM)
         if isinstance(e, sp.OneMatrix) and 1 in (rows, cols):
-            n = max(rows, cols)
-            if n in self.vectors:  # ones: v**0 is 1 everywhere, 0**0 included
-                return _Out(f"{self.vectors[n]}**0", _POW, "v" if cols == 1 else "r")
-        if isinstance(e, sp.Identity) and rows in self.vectors:
-            return _Out(f"{self.fn('diag')}({self.vectors[rows]}**0)", _ATOM, "m")
+            return _Out(self.ones(max(rows, cols)), _ATOM, "v" if cols == 1 else "r",
+                        ones=True)
+        if isinstance(e, sp.Identity):
+            text = f"np.eye({rows})" if self.numpy else f"diag({self.ones(rows)})"
+            return _Out(text, _ATOM, "m")
         raise _Unprintable(type(e).__name__)
+
+    def ones(self, n: int, value: str = "1") -> str:
+        """A vector of ``n`` copies of ``value`` (a scalar's text)."""
+        if self.numpy:
+            return f"np.ones({n})" if value == "1" else f"np.full({n}, {value})"
+        return f"broadcast_to({value}, ({n},))"
+
+    def summed(self, m: _Out, axis: int | None) -> _Out:
+        """``sum(m, axis)``, on M rather than M.T (``sum(A.T, 1)`` is ``sum(A, 0)``)."""
+        text = m.text
+        if axis is not None and m.transposed is not None:
+            text, axis = m.transposed, 1 - axis
+        tail = "" if axis is None else f", {axis}"
+        kind = "s" if axis is None else "v" if axis == 1 else "r"
+        return _Out(f"{self.fn('sum')}({text}{tail})", _ATOM, kind)
 
     def mul_text(self, a: _Out, b: _Out) -> _Out:
         return _Out(f"{self.wrap(a, _MUL - 1)}*{self.wrap(b, _MUL)}", _MUL,
@@ -294,6 +322,11 @@ class _Printer:
         if "s" in (a.kind, b.kind):
             return self.mul_text(a, b)
         kinds = a.kind + b.kind
+        # a product with a ones vector: a sum (1 @ v, M @ 1, 1 @ M, r @ 1)
+        if b.ones and kinds in ("mv", "rv"):
+            return self.summed(a, 1 if a.kind == "m" else None)
+        if a.ones and kinds in ("rm", "rv"):
+            return self.summed(b, 0 if b.kind == "m" else None)
         if kinds == "vr":
             return _Out(f"{self.fn('outer')}({a.text}, {b.text})", _ATOM, "m")
         result = {"rv": "s", "mv": "v", "rm": "r", "mm": "m"}.get(kinds)
@@ -327,12 +360,20 @@ def _simplify(e, on: bool):
         if isinstance(e, sp.MatrixExpr):
             return _factor_right(e.doit())
         size = sp.count_ops(e)
-        candidates = [e, sp.factor_terms(e)]
+        candidates = [e, sp.factor_terms(e), sp.powsimp(e)]
         if size <= SIMPLIFY_OPS:
             candidates.append(sp.simplify(e))
-        return min(candidates, key=sp.count_ops)
+        return min(candidates, key=_size)
     except Exception:  # sympy's simplification is a nicety, never a failure
         return e
+
+
+def _size(e) -> tuple:
+    """sympy's count_ops, then the divisions: of equal size, ``y*x**(y - 1)``
+    rather than ``y*x**y/x``, which is 0/0 at x = 0 where the derivative is not."""
+    ops = sp.count_ops(e, visual=True)
+    divisions = ops.as_coefficients_dict().get(sp.Symbol("DIV"), 0) if ops else 0
+    return sp.count_ops(e), divisions
 
 
 def _factor_right(e):
@@ -525,14 +566,12 @@ class _Job:
             if u is not None:
                 e, stand = u
                 e = _simplify(e, self.s.simplify)
-                piece = self.piece(name, e, stand, diag=diag)
+                piece = self.piece(name, e, stand, diag=diag, shape=shape)
                 if piece is not None:
                     extra = [n for n, v in stand.items() if v in e.free_symbols]
-                    if diag and not extra:
-                        extra = list(stand)[:1]  # the vector carrying a constant
                     return Block(name, "elementwise", shape, [piece], total,
                                  self.args(e, extra=extra))
-        if closed is not None:  # with a ones matrix or an identity, written v**0
+        if closed is not None:  # with a ones vector or an identity
             piece = self.piece(name, closed)
             if piece is not None:
                 return Block(name, "matrix", shape, [piece], total, self.args(closed))
@@ -567,7 +606,10 @@ class _Job:
         used |= set(extra)
         return [n for n in self.shapes if n in used]
 
-    def piece(self, name, e, stand=None, diag=False, index=None) -> Piece | None:
+    def piece(self, name, e, stand=None, diag=False, index=None,
+              shape=None) -> Piece | None:
+        """``shape``: the block's, for an elementwise formula (``stand`` maps its
+        inputs of that shape)."""
         extra = {v: n for n, v in (stand or {}).items()}
         printer = _Printer({**self.names, **extra}, self.shapes)
         numpy = _Printer({**self.names, **extra}, self.shapes, numpy=True)
@@ -576,16 +618,20 @@ class _Job:
             if len(text) > _LONGEST:  # it could not be pasted into gradcli eval
                 raise _Unprintable(f"a formula of {len(text):,} characters (an "
                                    f"expression takes at most {_LONGEST:,})")
+            constant = shape is not None and not any(
+                s in e.free_symbols for s in (stand or {}).values())
             if diag:
-                if not any(s in e.free_symbols for s in (stand or {}).values()):
-                    # a constant diagonal: a vector of the block's length carries it
-                    if not stand:
-                        raise _Unprintable("a constant diagonal")
-                    vec = next(iter(stand))
-                    atom = text.replace(".", "").replace("/", "").isalnum()
-                    text = f"{text}*{vec}**0" if atom else f"({text})*{vec}**0"
-                    code = f"{code}*{vec}**0" if atom else f"({code})*{vec}**0"
-                text, code = f"diag({text})", f"np.diag({code})"
+                if constant:  # the same number all along the diagonal: no input to
+                    n = shape[0]  # carry the length, so say it
+                    text = f"diag({printer.ones(n, text)})"
+                    code = "np.eye({0})".format(n) if code == "1" else (
+                        f"np.diag({numpy.ones(n, code)})")
+                else:
+                    text, code = f"diag({text})", f"np.diag({code})"
+            elif constant and shape:  # numpy's function returns the block's shape
+                code = (f"np.zeros({shape!r})" if code == "0" else
+                        f"np.ones({shape!r})" if code == "1" else
+                        f"np.full({shape!r}, {code}, dtype=float)")
         except _Unprintable as exc:
             self.unprintable = f"no form in gradcli's language for {exc}"
             return None
@@ -687,11 +733,23 @@ def engine_blocks(quantity: str, target, inputs, wrt, max_elements: int) -> dict
             for b, blk in row.items()}
 
 
+class FormulaMismatch(GradcliError):
+    """A formula's value is not the engine's derivative at a point (exit 70,
+    unless the point explains it: see ``check_formulas``). ``finite``: the
+    formula gave finite numbers there (not an overflow or a 0/0)."""
+
+    def __init__(self, message: str, finite: bool, piece: str) -> None:
+        super().__init__(message, hint="this is a bug in gradcli; nothing was printed")
+        self.finite = finite
+        self.piece = piece
+
+
 def verify(derived: Derived, expected: Mapping[str, np.ndarray],
            inputs: Mapping[str, np.ndarray], max_elements: int,
            rtol: float = 1e-7) -> float:
     """Every formula's value at the point against the engine's; the largest
-    relative difference. A disagreement is a bug in gradcli (exit 70)."""
+    relative difference. A disagreement raises FormulaMismatch (a bug, exit 70,
+    unless ``check_formulas`` finds the point explains it)."""
     worst = 0.0
     with np.errstate(all="ignore"):
         for b in derived.blocks:
@@ -712,13 +770,119 @@ def verify(derived: Derived, expected: Mapping[str, np.ndarray],
                 ok = got.shape == want.shape and np.allclose(
                     got, want, rtol=rtol, atol=1e-9 * scale, equal_nan=True)
                 if not ok:
-                    raise GradcliError(
+                    finite = got.shape != want.shape or bool(
+                        np.isfinite(got[np.isfinite(want)]).all())
+                    raise FormulaMismatch(
                         f"the formula for {p.name} ({p.text}) disagrees with the engine's "
-                        f"derivative at the point",
-                        hint="this is a bug in gradcli; nothing was printed")
+                        f"derivative at the point", finite, p.name)
                 diff = np.abs(got - want)[np.isfinite(want)]
                 worst = max(worst, float(np.max(diff, initial=0.0)) / scale)
     return worst
+
+
+@dataclass
+class Verified:
+    """Where the formulas were checked: at the point, or (``moved``) at another
+    point, because the given one is on a kink or the formula is not finite there."""
+
+    worst: float
+    at: str = "point"  # "point", "nearby" or "random"
+    moved: dict[str, np.ndarray] | None = None
+    note: str | None = None
+
+
+MOVES = (1e-3, 1e-3, 1e-2, 1e-2, 1e-1, 1e-1)  # relative steps to a nearby point
+RANDOM_MOVES = 3  # then points uniform in [0.2, 0.9], as --shape draws
+
+
+def _kinks_at(target, graph, point) -> list[str]:
+    """The op-table kinks the target's graph sits on at ``point``."""
+    from .backends import NumpyBackend
+
+    found: list[str] = []
+    with np.errstate(all="ignore"):
+        try:
+            if target.tree is not None:
+                interpret(target.tree, NumpyBackend(kinks=found), point)
+            else:
+                replay(graph, NumpyBackend(kinks=found), point)
+        except Exception:  # the kink test never breaks the command
+            pass
+    return list(dict.fromkeys(found))
+
+
+def _on_path(target, graph, max_elements: int):
+    """A function file's target replaced by the path it recorded: at another
+    point, the formula (of that path) is compared with that path's derivative."""
+    if target.tree is not None:
+        return target
+    from dataclasses import replace as dc_replace
+
+    from .backends import TensorBackend
+
+    def path(**leaves):
+        return replay(graph, TensorBackend(target.label, max_elements), leaves)
+
+    return dc_replace(target, loaded=dc_replace(target.loaded, func=path))
+
+
+def check_formulas(derived: Derived, expected: Mapping[str, np.ndarray], target,
+                   inputs: Mapping[str, np.ndarray], wrt: Sequence[str],
+                   max_elements: int, *, graph=None, seed: int | None = None) -> Verified:
+    """``verify`` at the point; where the point explains a disagreement, at
+    another point. A formula holds on the open pieces where the function is
+    smooth: on a kink the op table knows (``maximum(x, 0)`` at 0, a tie in
+    ``max``, ``clip`` at a bound) the engine takes a convention no formula of
+    the pieces gives, and a formula may be 0/0 at a removable singularity
+    (``sinc`` at 0) or overflow (``softplus`` at 1000) where the derivative is
+    finite. Then the formulas are checked at a nearby point off every kink (or,
+    failing that, at a random one), and a note says so. A disagreement there, or
+    at a point that explains nothing, is a bug (exit 70); no usable point is an
+    EvaluationError (exit 3)."""
+    try:
+        return Verified(verify(derived, expected, inputs, max_elements))
+    except FormulaMismatch as exc:
+        kinks = _kinks_at(target, graph, inputs)
+        if exc.finite and not kinks:
+            raise
+        first = exc
+    why = (f"the point is on a kink ({kinks[0]})" if first.finite else
+           f"the formula for {first.piece} is not finite at the point (an overflow, or "
+           "0/0 where the derivative has a limit)")
+    on_path = _on_path(target, graph, max_elements)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    moves = [(step, "nearby") for step in MOVES] + [(None, "random")] * RANDOM_MOVES
+    for step, at in moves:
+        moved = dict(inputs)
+        for n in wrt:
+            v = np.asarray(inputs[n], dtype=np.float64)
+            moved[n] = (v + step * (1 + np.abs(v)) * rng.uniform(-1, 1, v.shape)
+                        if step is not None else rng.uniform(0.2, 0.9, v.shape))
+        # off every kink that moving the inputs differentiated can leave (a kink
+        # of the other inputs alone stays, and is no reason to give up)
+        if not set(_kinks_at(target, graph, moved)) <= set(kinks):
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                want = engine_blocks(derived.quantity, on_path, moved, list(wrt),
+                                     max_elements)
+        except GradcliError:
+            continue  # outside the domain there, say
+        if not all(np.isfinite(v).all() for v in want.values()):
+            continue
+        try:
+            worst = verify(derived, want, moved, max_elements)
+        except FormulaMismatch as exc:
+            if exc.finite:
+                raise
+            continue
+        where = "a nearby point" if at == "nearby" else "a random point"
+        return Verified(worst, at, moved,
+                        f"{why}: the formula holds away from it, and was checked at "
+                        f"{where} instead")
+    raise EvaluationError(f"no formula: {why}, and no point near it could check one",
+                          hint="give a point off the kink (--NAME VALUE)" if kinks else
+                          "give another point (--NAME VALUE)")
 
 
 def numpy_function(derived: Derived, shapes: Mapping[str, tuple]) -> str:

@@ -224,7 +224,7 @@ def _recursion_limit(at_least: int):
         sys.setrecursionlimit(before)
 
 
-_CONSTANTS = {"pi": math.pi, "e": math.e}
+_CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}  # numpy's np.pi, np.e, np.inf
 
 _BINARY = {
     ast.Add: "add",
@@ -294,6 +294,7 @@ _INDEX = (
     "a list of integers or a tuple of those"
 )
 _PARAM = "a parameter must be an integer, None, True, False or a tuple of integers"
+_REAL_PARAM = "this parameter must be a number (inf and -inf included), None, True or False"
 
 
 class _Span(TypedDict):
@@ -570,7 +571,8 @@ class _Parser:
                 args.append(self.compare(arg, depth + 1))
             else:
                 args.append(self.expr(arg, depth + 1))
-        params = {p: self.param(value) for p, value in zip(op.params, extra)}
+        reals = getattr(op, "reals", ())  # optional in the contract
+        params = {p: self.param(value, p in reals) for p, value in zip(op.params, extra)}
         for keyword in node.keywords:
             assert keyword.arg is not None  # splats refused above
             if keyword.arg not in op.params:
@@ -582,7 +584,7 @@ class _Parser:
             if keyword.arg in params:
                 message = f"'{keyword.arg}' given twice to {op.signature()}"
                 raise self.error(self.col(keyword), message)
-            params[keyword.arg] = self.param(keyword.value)
+            params[keyword.arg] = self.param(keyword.value, keyword.arg in reals)
         return Call(name, tuple(args), params, **self.span(node))
 
     def seq(self, node: ast.expr, depth: int, name: str) -> Seq:
@@ -661,7 +663,18 @@ class _Parser:
             case _:
                 return self.integer(node, _INDEX)
 
-    def param(self, node: ast.expr) -> object:
+    def param(self, node: ast.expr, real: bool = False) -> object:
+        """A literal parameter; ``real``: one that takes any real number (norm's
+        ``ord``), ``inf`` and ``-inf`` included."""
+        if real:
+            sign, inner = 1, node
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+                sign, inner = (-1 if isinstance(node.op, ast.USub) else 1), node.operand
+            match inner:
+                case ast.Name(id="inf") if "inf" not in self.input_set:
+                    return sign * math.inf
+                case ast.Constant(value=float() as value):
+                    return sign * value
         match node:
             case ast.Constant(value=None | True | False as value):
                 return value
@@ -669,7 +682,7 @@ class _Parser:
                 message = "a tuple parameter may hold only integers"
                 return tuple(self.integer(elt, message) for elt in elts)
             case _:
-                return self.integer(node, _PARAM)
+                return self.integer(node, _REAL_PARAM if real else _PARAM)
 
 
 def _is_none(node: ast.expr | None) -> bool:

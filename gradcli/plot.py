@@ -62,26 +62,39 @@ def is_range(text: str) -> bool:
 
 
 def parse_range(text: str, what: str) -> tuple[float, float]:
-    """``START:END``, two finite numbers with START < END.
+    """``START:END``, two finite numbers with START < END. Errors are one line
+    naming the option (``what``) and the part that is wrong, as a bad VALUE's
+    (``input x: '2x' is not a number``).
 
     >>> parse_range("-6:6", "--x")
     (-6.0, 6.0)
     """
-    parts = text.split(":")
-    if len(parts) != 2 or not all(_RANGE_NUMBER.fullmatch(p.strip()) for p in parts):
-        raise UsageError(f"{what} {text!r}: a range is START:END, two numbers (e.g. -6:6)")
+    parts = [p.strip() for p in text.split(":")]
+    if len(parts) != 2:
+        raise UsageError(f"{what}: a range is START:END with one ':', not "
+                         f"{len(parts) - 1} (e.g. -6:6)")
+    for end, p in zip(("START", "END"), parts):
+        if not p:
+            raise UsageError(f"{what}: the range has no {end} (START:END, e.g. -6:6)")
+        if not _RANGE_NUMBER.fullmatch(p):
+            raise UsageError(f"{what}: the range's {end} {_shown(p)} is not a number")
     lo, hi = (float(p) for p in parts)
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise UsageError(f"{what} {text!r}: the ends of a range must be finite numbers")
+        raise UsageError(f"{what}: the ends of a range must be finite numbers")
     if not lo < hi:
-        raise UsageError(f"{what} {text!r}: the range is empty; START must be below END",
-                         hint=f"did you mean {what} {parts[1].strip()}:{parts[0].strip()}?")
+        raise UsageError(f"{what}: the range is empty: START ({parts[0]}) must be below "
+                         f"END ({parts[1]})")
     if not math.isfinite(hi - lo):
-        raise UsageError(f"{what} {text!r}: the range is too wide (its width overflows)")
+        raise UsageError(f"{what}: the range is too wide (its width overflows)")
     if hi - lo < max(1e-300, 1e-12 * max(abs(lo), abs(hi))):
-        raise UsageError(f"{what} {text!r}: the range is too narrow to sample (its "
-                         "width must be at least 1e-12 of its ends and 1e-300)")
+        raise UsageError(f"{what}: the range is too narrow to sample (its width must be "
+                         "at least 1e-12 of its ends and 1e-300)")
     return lo, hi
+
+
+def _shown(text: str, most: int = 20) -> str:
+    """A piece of the user's text in a message: quoted, and cut if long."""
+    return repr(text if len(text) <= most else text[:most - 1] + "…")
 
 
 _VARY = re.compile(r"^\s*([^\W\d]\w*)\s*(?:\[([^\]]*)\])?\s*=(.*)$")

@@ -3,7 +3,7 @@
 The derivatives come from Taylor-mode propagation: the graph the engine recorded at
 the point is replayed (``interpret.replay``) on truncated power series ("jets",
 ``_JetBackend``), each op by its series rule: linear ops (those whose rules only
-move, sum or scale the gradient) order by order, products by the Cauchy product,
+move, sum or scale the gradient) order by order, products by Leibniz's rule,
 and the nonlinear elementwise and matrix ops by the classic recurrences (Griewank
 and Walther, *Evaluating Derivatives*, ch. 13). An op without a rule falls back to
 nested reverse mode (the engine's gradient, recorded with ``create_graph``,
@@ -40,6 +40,7 @@ class Expansion:
     along: np.ndarray | None  # the direction, for a vector input
     derivatives: np.ndarray  # d^k/dt^k f at the point, k = 0..order
     warnings: list[str] = field(default_factory=list)
+    kinks: list[str] = field(default_factory=list)  # op-table kinks at the point
 
     @property
     def coefficients(self) -> np.ndarray:
@@ -70,6 +71,9 @@ def expand(target, inputs: Mapping[str, np.ndarray], name: str, order: int, *,
             f"the output has shape {r.value.shape}, not a single number: a Taylor "
             "expansion needs a scalar function",
             hint="wrap the expression in sum(...), or expand one component")
+    from .compute import kinks
+
+    on_kink = kinks(r.output)
     backend = _JetBackend(order)
     d = np.ones_like(x0) if along is None else np.broadcast_to(
         np.asarray(along, dtype=np.float64), x0.shape)
@@ -90,10 +94,21 @@ def expand(target, inputs: Mapping[str, np.ndarray], name: str, order: int, *,
         e = nested(target, inputs, name, order, along=along, max_elements=max_elements)
         e.warnings.append(f"{exc.args[0]} has no Taylor-mode rule: the derivatives "
                           "come from nested reverse mode")
-        return e
-    out = np.asarray(out, dtype=np.float64).reshape(order + 1)
-    ds = out * np.array([math.factorial(k) for k in range(order + 1)], dtype=np.float64)
-    return _finish(Expansion(name, x0, along, ds, backend.notes))
+        return _at_kinks(e, on_kink)
+    ds = np.asarray(out, dtype=np.float64).reshape(order + 1)
+    return _at_kinks(_finish(Expansion(name, x0, along, ds, backend.notes)), on_kink)
+
+
+def _at_kinks(e: Expansion, found: list[str]) -> Expansion:
+    """At a kink the op table knows, f has no Taylor expansion: the derivatives
+    are those of the engine's convention (one side, or a tie split), as its
+    gradient is; a warning says so, and sympy's differ without either being wrong."""
+    e.kinks = list(dict.fromkeys(found))
+    if e.kinks:
+        e.warnings.insert(0, f"the point is on a kink ({e.kinks[0]}): f has no Taylor "
+                             "expansion there; the derivatives follow the engine's "
+                             "convention")
+    return e
 
 
 def _finish(e: Expansion) -> Expansion:
@@ -170,11 +185,17 @@ _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
 class _JetBackend:
-    """``replay``'s backend on jets: ``c[k]`` is the t**k coefficient."""
+    """``replay``'s backend on jets: ``y[k]`` is the k-th derivative in t (not the
+    Taylor coefficient ``y[k] / k!``). The recurrences are the classic ones with
+    binomial weights (Leibniz's rule for products) instead of the quotients
+    ``j / k``, so integer derivatives (exp and tan at 0, 1/(1-x)) stay exact
+    integers, and no rounded ``1/k!`` is multiplied back by ``k!``."""
 
     def __init__(self, order: int) -> None:
         self.n = order + 1
         self.notes: list[str] = []
+        # C[k][i] = k choose i, exact as floats up to order 20 (and well beyond)
+        self.C = [[float(math.comb(k, i)) for i in range(k + 1)] for k in range(self.n)]
 
     def const(self, value):
         a = np.asarray(value)
@@ -206,42 +227,49 @@ class _JetBackend:
                 return np.stack([_run(o, [[a[k] for a in args[0]]], params)
                                  for k in range(self.n)])
             return np.stack([_run(o, [a[k] for a in args], params) for k in range(self.n)])
-        if name in _BILINEAR:
+        if name in _BILINEAR:  # Leibniz: (ab)^(k) = sum_i C(k, i) a^(i) b^(k-i)
             a, b = args
-            return np.stack([sum(_run(o, [a[i], b[k - i]], params) for i in range(k + 1))
-                             for k in range(self.n)])
+            return np.stack([sum(self.C[k][i] * _run(o, [a[i], b[k - i]], params)
+                                 for i in range(k + 1)) for k in range(self.n)])
         if name in _CONSTANT:
             return self.const(_run(o, [a[0] for a in args], params))
         raise _NoRule(name)
 
-    # helpers: y_k = (1/k) sum_{j=1..k} j u_j h_{k-j}, the series of y' = h u'
+    # helpers: y' = h u', so y^(k) = (h u')^(k-1) = sum_{j=1..k} C(k-1, j-1) u^(j) h^(k-j)
+    def _step(self, u, h, k):
+        c = self.C[k - 1]
+        return sum(c[j - 1] * u[j] * h[k - j] for j in range(1, k + 1))
+
     def _integrate(self, u, y0, h):
         y = np.zeros(np.broadcast_shapes(u.shape, h.shape))
         y[0] = y0
         for k in range(1, self.n):
-            y[k] = sum(j * u[j] * h[k - j] for j in range(1, k + 1)) / k
+            y[k] = self._step(u, h, k)
         return y
 
     def _ode(self, u, y0, h_of):
-        """y' = h(y) u', h's coefficient m from y_0..y_m."""
+        """y' = h(y) u', h's derivative m from y_0..y_m."""
         y = np.zeros(u.shape)
         h = np.zeros(u.shape)
         y[0] = y0
         h[0] = h_of(y, 0)
         for k in range(1, self.n):
-            y[k] = sum(j * u[j] * h[k - j] for j in range(1, k + 1)) / k
+            y[k] = self._step(u, h, k)
             h[k] = h_of(y, k)
         return y
 
     def _square_coeff(self, y, m):
-        return sum(y[i] * y[m - i] for i in range(m + 1))
+        """(y^2)^(m), by Leibniz."""
+        c = self.C[m]
+        return sum(c[i] * y[i] * y[m - i] for i in range(m + 1))
 
     # arithmetic
     def _div(self, a, b):
         shape = np.broadcast_shapes(a.shape, b.shape)
         y = np.zeros(shape)
-        for k in range(self.n):
-            y[k] = (a[k] - sum(b[j] * y[k - j] for j in range(1, k + 1))) / b[0]
+        for k in range(self.n):  # a = b y, by Leibniz, solved for y^(k)
+            c = self.C[k]
+            y[k] = (a[k] - sum(c[j] * b[j] * y[k - j] for j in range(1, k + 1))) / b[0]
         return y
 
     def _pow(self, a, b):
@@ -255,13 +283,14 @@ class _JetBackend:
         shape = np.broadcast_shapes(a.shape, b.shape)
         y = np.zeros(shape)
         y[0] = a[0] ** r
-        for k in range(1, self.n):
-            y[k] = sum((r * j - (k - j)) * a[j] * y[k - j] for j in range(1, k + 1)) \
-                / (k * a[0])
+        for k in range(1, self.n):  # a y' = r a' y, differentiated k - 1 times
+            c = self.C[k - 1]
+            y[k] = (r * sum(c[i] * a[k - i] * y[i] for i in range(k))
+                    - sum(c[i] * a[i] * y[k - i] for i in range(1, k))) / a[0]
         return y
 
     def _int_pow(self, a, r):
-        if r.ndim == 0:  # powers by repeated Cauchy products: exact at a_0 = 0
+        if r.ndim == 0:  # powers by repeated products: exact at a_0 = 0
             out = self.const(np.ones(a.shape[1:]))
             for _ in range(int(r)):
                 out = self.apply("mul", [out, a], {})
@@ -275,8 +304,9 @@ class _JetBackend:
     def _sqrt(self, u):
         y = np.zeros(u.shape)
         y[0] = np.sqrt(u[0])
-        for k in range(1, self.n):
-            y[k] = (u[k] - sum(y[j] * y[k - j] for j in range(1, k))) / (2 * y[0])
+        for k in range(1, self.n):  # y y = u, by Leibniz
+            c = self.C[k]
+            y[k] = (u[k] - sum(c[j] * y[j] * y[k - j] for j in range(1, k))) / (2 * y[0])
         return y
 
     # exponentials and logarithms
@@ -315,9 +345,9 @@ class _JetBackend:
         s, c = np.zeros(u.shape), np.zeros(u.shape)
         s[0] = np.sin(u[0]) if sign < 0 else np.sinh(u[0])
         c[0] = np.cos(u[0]) if sign < 0 else np.cosh(u[0])
-        for k in range(1, self.n):
-            s[k] = sum(j * u[j] * c[k - j] for j in range(1, k + 1)) / k
-            c[k] = sign * sum(j * u[j] * s[k - j] for j in range(1, k + 1)) / k
+        for k in range(1, self.n):  # s' = c u', c' = -+ s u'
+            s[k] = self._step(u, c, k)
+            c[k] = sign * self._step(u, s, k)
         return s, c
 
     def _sin(self, u):
@@ -378,22 +408,16 @@ class _JetBackend:
                                   root=False)
 
     # kinks: the branch taken at the point, the engine's convention on the kink
+    # (``expand`` warns of a kink at the point, from the op table's kink tests)
     def _abs(self, u):
-        if np.any(u[0] == 0):
-            self.note("abs at 0: the expansion takes abs'(0) = 0, as the engine does")
         return np.sign(u[0]) * u
 
     def _relu(self, u):
-        if np.any(u[0] == 0):
-            self.note("relu at 0: the expansion takes relu'(0) = 0, as the engine does")
         return (u[0] > 0) * u
 
     def _extreme(self, a, b, larger: bool):
         wins = a[0] > b[0] if larger else a[0] < b[0]
         tie = a[0] == b[0]
-        if np.any(tie):
-            self.note("a tie of maximum/minimum at the point: the expansion splits it "
-                      "in halves, as the engine's gradient does")
         y = np.where(wins, a, np.where(tie, (a + b) / 2, b))
         y[0] = np.maximum(a[0], b[0]) if larger else np.minimum(a[0], b[0])
         return y
@@ -461,10 +485,7 @@ class _JetBackend:
     def _extreme_of(self, x, axis, keepdims, name):
         m0 = (np.max if name == "max" else np.min)(x[0], axis=axis, keepdims=True)
         mask = x[0] == m0
-        count = mask.sum(axis=axis, keepdims=True)
-        if np.any(count > 1):
-            self.note(f"a tie of {name} at the point: the expansion shares it evenly, "
-                      "as the engine's gradient does")
+        count = mask.sum(axis=axis, keepdims=True)  # a tie shares evenly (``expand`` warns)
         y = np.stack([np.sum(x[k] * mask / count, axis=axis, keepdims=keepdims)
                       for k in range(self.n)])
         return self._exact(y, name, [x], {"axis": axis, "keepdims": keepdims})
@@ -498,8 +519,9 @@ class _JetBackend:
     def _inv(self, a):
         y = np.zeros(a.shape)
         y[0] = np.linalg.inv(a[0])
-        for k in range(1, self.n):
-            y[k] = -y[0] @ sum(a[j] @ y[k - j] for j in range(1, k + 1))
+        for k in range(1, self.n):  # A Y = I, by Leibniz
+            c = self.C[k]
+            y[k] = -y[0] @ sum(c[j] * (a[j] @ y[k - j]) for j in range(1, k + 1))
         return y
 
     def _solve(self, a, b):
@@ -507,8 +529,8 @@ class _JetBackend:
 
         shape = _run(OPS["solve"], [a[0], b[0]], {}).shape
         x = np.zeros((self.n,) + shape)
-        for k in range(self.n):
-            rhs = b[k] - sum(_run(OPS["matmul"], [a[j], x[k - j]], {})
+        for k in range(self.n):  # A X = B, by Leibniz
+            rhs = b[k] - sum(self.C[k][j] * _run(OPS["matmul"], [a[j], x[k - j]], {})
                              for j in range(1, k + 1))
             x[k] = _run(OPS["solve"], [a[0], rhs], {})
         return x
@@ -606,7 +628,9 @@ def polynomial_text(e: Expansion) -> str:
 
 
 def _latex_number(c: float) -> str:
-    text = f"{c:.17g}"
+    text = repr(float(c))  # the shortest that reads back, as the plain output
+    if text.endswith(".0"):
+        text = text[:-2]
     if "e" in text:
         mant, exp = text.split("e")
         return rf"{mant} \times 10^{{{int(exp)}}}"

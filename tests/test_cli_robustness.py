@@ -189,6 +189,7 @@ def _closed_early(argv: list[str], read: int) -> subprocess.CompletedProcess:
     ["graph", "sum(sin(x)*x)", "--x", "0.1,0.2"],
     ["--help"],
     ["eval", "--help"],
+    ["plot", "sin(x)", "--x", "-1:1", "--format", "csv"],
 ])
 def test_a_closed_pipe_is_exit_141_quietly(argv):
     p = _closed_early(argv, 0)
@@ -199,6 +200,7 @@ def test_a_closed_pipe_is_exit_141_quietly(argv):
 @pytest.mark.parametrize("argv", [
     ["ops"],
     ["graph", "sum(sin(x)*x)", "--x", "arange(20000)", "--json", "--full"],
+    ["plot", "sin(x)", "--x", "-1:1", "--format", "csv", "--samples", "10000"],
 ])
 def test_head_reading_a_part_ends_it_quietly(argv):
     # `gradcli ... | head -c 100`: the reader may leave before the last write

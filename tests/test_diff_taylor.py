@@ -333,3 +333,206 @@ def test_diff_keeps_default_valued_parameters_constant(tmp_path):
     assert [b["name"] for b in json.loads(r.out)["formulas"]] == ["grad.x"]
     r = run("diff", f"{f}:f", "--x", "0.5,0.9", "--k", "3", "--wrt", "k", "--format", "plain")
     assert r.code == 0 and r.out.startswith("grad.k = ") and "grad.x" not in r.out
+
+
+# -- diff at kinks and removable singularities (issue 14, review) -----------------------
+def _sinc_prime(x):
+    return (np.pi * x * np.cos(np.pi * x) - np.sin(np.pi * x)) / (np.pi * x**2)
+
+
+def _softmax(x):
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+# target, the point (on a kink, or where sympy's formula is 0/0 or overflows), a
+# point off it, the derivative there by hand, and what the note names
+AWAY = [
+    ("maximum(x,0)", {"x": 0.0}, {"x": 0.3}, lambda x: 1.0, "kink"),
+    ("maximum(x,0)", {"x": 0.0}, {"x": -0.3}, lambda x: 0.0, "kink"),
+    ("sum(clip(x,0,1))", {"x": [0, 0.5, 1]}, {"x": [-0.2, 0.5, 0.9]},
+     lambda x: np.array([0.0, 1.0, 1.0]), "kink"),
+    ("max(x)", {"x": [1, 1, 0]}, {"x": [1, 1.5, 0]}, lambda x: np.array([0.0, 1, 0]),
+     "kink"),
+    ("logsumexp(x)", {"x": [1000, 1]}, {"x": [0.3, -0.2]}, _softmax, "not finite"),
+    ("softplus(x)", {"x": 1000.0}, {"x": 0.7}, lambda x: 1 / (1 + np.exp(-x)),
+     "not finite"),
+    ("sinc(x)", {"x": 0.0}, {"x": 0.3}, _sinc_prime, "not finite"),
+]
+
+
+@pytest.mark.parametrize("target, at, off, want, why", AWAY)
+def test_diff_at_a_kink_or_singularity_prints_the_formula_with_a_note(
+        target, at, off, want, why):
+    # Before: exit 70 ("a bug") at each of these points.
+    r = ok("diff", target, *value_args(at))
+    assert why in r.err and "checked at a" in r.err
+    lines = [line.partition(" = ") for line in r.out.splitlines()]
+    x = np.asarray(off["x"], dtype=np.float64)
+    expected = np.asarray(want(x), dtype=np.float64)
+    for name, _, text in lines:
+        index = name.partition("[")[2].rstrip("]")
+        wanted = expected[int(index)] if index else expected
+        got = np.broadcast_to(eval_value(text, off), np.shape(wanted))
+        np.testing.assert_allclose(got, wanted, rtol=1e-12, atol=1e-15, err_msg=text)
+
+
+def test_diff_of_a_power_is_finite_at_zero():
+    # d/dx x**y = y x**(y-1): 0 at x = 0, y = 2 (before: y*x**y/x, 0/0, exit 70)
+    r = ok("diff", "x**y", "--x", "0", "--y", "2", "--wrt", "x")
+    text = r.out.strip().partition(" = ")[2]
+    assert eval_value(text, {"x": np.array(0.0), "y": np.array(2.0)}) == 0.0
+    assert eval_value(text, {"x": np.array(1.5), "y": np.array(3.0)}) == 3 * 1.5**2
+
+
+def test_a_wrong_formula_at_a_kink_is_still_a_bug(monkeypatch):
+    # Away from the kink a formula must agree with the engine as anywhere.
+    from gradcli import formula
+
+    real = formula.formula_value
+    monkeypatch.setattr(formula, "formula_value",
+                        lambda *a, **k: np.asarray(real(*a, **k)) + 1e-3)
+    r = run("diff", "maximum(x,0)", "--x", "0")
+    assert r.code == 70 and r.out == "" and "disagrees" in r.err
+
+
+def test_no_point_off_the_kink_is_a_clean_exit_3(monkeypatch):
+    from gradcli import formula
+
+    monkeypatch.setattr(formula, "MOVES", ())
+    monkeypatch.setattr(formula, "RANDOM_MOVES", 0)
+    r = run("diff", "maximum(x,0)", "--x", "0")
+    assert r.code == 3 and r.out == "" and "Traceback" not in r.err
+    assert r.err.startswith("error: no formula: the point is on a kink (maximum")
+
+
+# -- diff --numpy: every printed function runs (review of issue 14) ----------------------
+NUMPY_CASES = [
+    ("sum(A @ x + b)", {"A": (2, 3), "x": (3,), "b": (2,)}, [], "gradient"),
+    ("sum(x)*s", {"x": (3,), "s": ()}, [], "gradient"),
+    ("x @ x", {"x": (3,)}, ["--hessian"], "hessian"),
+    ("sum(x) + dot(y,y)", {"x": (2,), "y": (2,)}, ["--hessian"], "hessian"),
+    ("3*x", {"x": (3,)}, ["--jacobian"], "jacobian"),
+]
+
+
+@pytest.mark.parametrize("target, shapes, extra, quantity", NUMPY_CASES)
+def test_every_numpy_function_runs_and_gives_the_engines_derivative(
+        target, shapes, extra, quantity):
+    # Before: `A.T @ b**0` with b not among grad_x's arguments (NameError), and
+    # constant blocks returned as a bare 1 or 0 instead of the block's shape.
+    import inspect
+
+    from gradcli.compute import Target, hessian, jacobian
+    from gradcli.parse import parse
+
+    args = [a for n, s in shapes.items()
+            for a in ("--shape", f"{n}={','.join(map(str, s))}")]
+    code = ok("diff", target, *args, *extra, "--numpy").out
+    plain = ok("diff", target, *args, *extra).out
+    assert "**0" not in code and "**0" not in plain
+    ns: dict = {}
+    exec(compile(code, "<diff --numpy>", "exec"), ns)  # our own generated code, in a test
+    rng = np.random.default_rng(5)
+    values = {n: rng.normal(size=s) for n, s in shapes.items()}
+    if quantity == "gradient":
+        want = {f"grad_{n}": g for n, g in engine_gradient(target, values).items()}
+    else:
+        tgt = Target(target, tree=parse(target, inputs=set(values), ops=OPS))
+        if quantity == "hessian":
+            blocks = hessian(tgt, values, wrt=list(values)).blocks
+            want = {f"hessian_{a}_{b}": blk for a, row in blocks.items()
+                    for b, blk in row.items()}
+        else:
+            want = {f"jacobian_{n}": b
+                    for n, b in jacobian(tgt, values, wrt=list(values)).blocks.items()}
+    for fname, expected in want.items():
+        fn = ns[fname]
+        got = fn(**{p: values[p] for p in inspect.signature(fn).parameters})
+        assert np.shape(got) == np.shape(expected), fname
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14, err_msg=fname)
+    for line in plain.splitlines():
+        name, _, text = line.partition(" = ")
+        key = name.replace(".", "_")
+        if key in want:
+            np.testing.assert_allclose(
+                np.broadcast_to(eval_value(text, values), want[key].shape), want[key],
+                rtol=1e-12, atol=1e-14, err_msg=text)
+
+
+# -- taylor at kinks, its accuracy, --latex (review of issue 14) ---------------------------
+@pytest.mark.parametrize("target, x0, d1", [
+    ("relu(x)", "0", 0.0),  # the engine's relu'(0) = 0
+    ("clip(x,0,1)", "1", 1.0),  # at a bound the gradient goes to x
+    ("maximum(x,0)", "0", 0.5),  # a tie splits in halves
+])
+def test_taylor_at_a_kink_warns_and_is_not_a_failed_check(target, x0, d1):
+    # Before: exit 1, "the check failed: sympy disagrees on d1" for relu and clip.
+    r = run("taylor", target, "--x", x0, "--order", "2", "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["derivatives"][1] == d1
+    assert out["check"]["status"] in ("kink", "pass") and out["check"]["passed"]
+    assert "kink" in r.err and "the check failed" not in r.err
+
+
+def test_taylor_disagreement_off_a_kink_still_fails(monkeypatch):
+    from gradcli import taylor
+
+    real = taylor.expand
+
+    def off(*a, **k):
+        e = real(*a, **k)
+        e.derivatives = e.derivatives + 1e-3
+        return e
+
+    monkeypatch.setattr(taylor, "expand", off)
+    r = run("taylor", "relu(x)", "--x", "0.5", "--order", "2")
+    assert r.code == 1 and "the check failed" in r.err
+
+
+def test_taylor_integer_derivatives_are_exact_to_order_20():
+    # Before: exp at 0 gave d14 = 1.0000000000000002, tan at 0 d11 = 353791.99999999994
+    # (Taylor coefficients 1/k! rounded, then multiplied back by k!).
+    # exp at 0: every derivative 1; tan at 0: the tangent numbers (by hand from
+    # tan' = 1 + tan^2); 1/(1-x) at 0.5: k! 2^(k+1).
+    tangent = [0, 1, 0, 2, 0, 16, 0, 272, 0, 7936, 0, 353792, 0, 22368256, 0,
+               1903757312, 0, 209865342976, 0, 29088885112832, 0]
+    # (--no-check: sympy's own 20 derivatives of tan take seconds; the truth is above)
+    def d(*argv):
+        return taylor_json(*argv, "--order", "20", "--no-check")["derivatives"]
+
+    assert d("exp(x)", "--x", "0") == [1] * 21
+    assert d("tan(x)", "--x", "0") == tangent
+    assert d("1/(1-x)", "--x", "0.5") == [math.factorial(k) * 2 ** (k + 1)
+                                          for k in range(21)]
+    r = ok("taylor", "exp(x)", "--x", "0", "--order", "14", "--no-check").out.splitlines()
+    assert r[14] == "d14 1"
+
+
+def test_taylor_latex_prints_the_shortest_round_trip_numbers():
+    # Before: 0.47942553860420301 (17 digits) where the plain output has repr's
+    r = ok("taylor", "sin(x)", "--x", "0.5", "--order", "1", "--latex").out.strip()
+    s, c = math.sin(0.5), math.cos(0.5)
+    assert r == rf"{s!r} + {c!r} \left(x - 0.5\right)"
+    r = ok("taylor", "exp(x)", "--x", "0", "--order", "8", "--latex").out.strip()
+    assert r.endswith(rf"{1 / 40320!r} x^{{8}}".replace("e-05", r" \times 10^{-5}"))
+
+
+def test_inf_in_expressions_is_numpys():
+    # Before: "unknown name 'inf'" (norm(x, inf) could not be written)
+    x = np.array([1.0, -3.0, 2.0])
+    r = json.loads(ok("eval", "norm(x, inf)", "--x", "1,-3,2", "--json").out)
+    assert r["value"] == np.linalg.norm(x, np.inf) == 3.0
+    assert r["grad"]["x"] == [0.0, -1.0, 0.0]  # d max|x_i| = sign(x_k) at the largest
+    r = json.loads(ok("eval", "sum(clip(x, -inf, 1))", "--x", "1,-3,2", "--json").out)
+    assert r["value"] == np.sum(np.clip(x, -np.inf, 1)) == -1.0
+
+
+def test_a_kink_of_an_input_held_constant_does_not_stop_the_move():
+    # abs(c) at c = 0 stays a kink wherever x moves; sinc's formula is 0/0 at x = 0
+    r = ok("diff", "sinc(x) + abs(c)", "--x", "0", "--c", "0", "--wrt", "x")
+    assert "not finite" in r.err
+    text = r.out.strip().partition(" = ")[2]
+    got = eval_value(text, {"x": np.array(0.3)})
+    assert got == pytest.approx(_sinc_prime(0.3), rel=1e-12)

@@ -587,3 +587,27 @@ def test_messages_show_the_engine_signature():
 
     with pytest.raises(UsageError, match=r"sum\(x, axis=None, keepdims=False\)"):
         parse("sum(x, axes=0)", inputs=["x"], ops=engine_ops)
+
+
+# -- inf: numpy's constant, and real-valued parameters (review of issue 14) --------------
+def test_inf_is_numpys_constant_unless_an_input_has_the_name():
+    assert p("x * inf", inputs=["x"]) == call("mul", Var("x"), c(math.inf))
+    assert p("-inf") == call("neg", c(math.inf))
+    assert p("x * inf", inputs=["x", "inf"]) == call("mul", Var("x"), Var("inf"))
+
+
+def test_real_parameters_take_inf_and_numbers_integer_ones_do_not():
+    from gradcli.engine.ops import OPS as ENGINE
+
+    def params(text):
+        return parse(text, inputs={"x"}, ops=ENGINE).params
+
+    assert params("norm(x, inf)") == {"ord": math.inf}
+    assert params("norm(x, ord=-inf)") == {"ord": -math.inf}
+    assert params("norm(x, 0.5)") == {"ord": 0.5}
+    assert params("norm(x, 2)") == {"ord": 2} and type(params("norm(x, 2)")["ord"]) is int
+    assert params("nan_to_num(x, posinf=1e6)") == {"posinf": 1e6}
+    with pytest.raises(UsageError, match="column 8: a parameter must be an integer"):
+        parse("sum(x, inf)", inputs={"x"}, ops=ENGINE)
+    with pytest.raises(UsageError, match="column 9: this parameter must be a number"):
+        parse("norm(x, x)", inputs={"x"}, ops=ENGINE)

@@ -126,7 +126,8 @@ def _line(inputs: dict, opts: dict):
         return plot.line_of_scalar(name, lo, hi, dtype)
     if opts["vary"] is not None:
         name, index, text = plot.parse_vary(opts["vary"])
-        lo, hi = plot.parse_range(text, f"--vary {opts['vary'].split('=')[0].strip()}=")
+        where = f"[{','.join(map(str, index))}]" if index is not None else ""
+        lo, hi = plot.parse_range(text, f"--vary {name}{where}")
         if name not in inputs:
             raise UsageError(f"--vary {name}: give {name}'s value as --{name} VALUE "
                              "(the point the other components are held at)")

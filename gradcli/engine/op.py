@@ -160,6 +160,11 @@ class Op:
             return composite(*args, **kwargs)
         return apply(self, *args, **kwargs)
 
+    @property
+    def reals(self) -> tuple[str, ...]:
+        """The parameters that take a real number (``inf`` included)."""
+        return self.extra.get("reals", ())
+
     def kink_at(self, arrays, params) -> str | None:
         """The kink convention in force if ``arrays`` sit on this op's kink."""
         try:
@@ -200,7 +205,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
        zero_regions: bool = False, fast=None, shape=None, method: bool = True,
-       matrix=None, view: bool = False, support=None):
+       matrix=None, view: bool = False, support=None, reals=()):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
@@ -210,7 +215,9 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
     ``shape`` (the output's shape, ``out_shape``; elementwise ops broadcast),
     ``at_kink``/``kink``, ``sym`` (the sympy form), ``domain`` (where tests
     sample), ``numpy`` (the numpy functions that dispatch here), ``method``
-    (bound as a Tensor method) and ``matrix`` (its matrix-calculus form).
+    (bound as a Tensor method), ``matrix`` (its matrix-calculus form) and ``reals``
+    (the parameters that take a real number, ``inf`` included, not only an integer:
+    norm's ``ord``).
 
     ``at_kink(*inputs, **params)`` says where the inputs sit on the kink that
     ``kink`` describes, so a gradient taken there can be reported.
@@ -269,6 +276,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             o.run = _axis_checked(forward) if "axis" in kw and n >= 0 else forward
         if at_kink is not None:
             o.extra["at_kink"] = at_kink
+        if reals:
+            o.extra["reals"] = tuple(reals)
         OPS[o.name] = o
         for f in numpy:
             NUMPY[f] = o

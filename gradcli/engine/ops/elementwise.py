@@ -526,7 +526,8 @@ def fmod(a, b):
 @op(lambda g, out, x, **params: g * np.isfinite(x), grad_fn="NanToNumBackward0",
     rule="dx where x is finite, 0 elsewhere",
     kink="0 at nan and inf (they become constants)",
-    sym=lambda sp, x, **params: x, numpy=(np.nan_to_num,), zero_regions=True)
+    sym=lambda sp, x, **params: x, numpy=(np.nan_to_num,), zero_regions=True,
+    reals=("nan", "posinf", "neginf"))
 def nan_to_num(x, *, copy=True, nan=0.0, posinf=None, neginf=None):
     return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
 

@@ -680,7 +680,8 @@ def _pinv_sym(sp, a, *, rcond=None, hermitian=False):
     rule="-X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A), X = pinv(A) "
          "(Golub and Pereyra 1973)",
     kink="full rank only: at a rank-deficient matrix the gradient raises",
-    sym=("array", _pinv_sym), domain=("matrix",), numpy=(np.linalg.pinv,))
+    sym=("array", _pinv_sym), domain=("matrix",), numpy=(np.linalg.pinv,),
+    reals=("rcond",))
 def pinv(a, *, rcond=None, hermitian=False):
     if np.ndim(a) < 2:
         raise ValueError(f"takes a matrix or a stack of them, not shape "

@@ -335,7 +335,7 @@ def _norm_sym(sp, x, *, ord=None, axis=None, keepdims=False):
     kink="norm'(0) = 0; ties (largest |x|, row or column sums, singular values) share "
          "the gradient evenly; a zero entry (ord 1, p < 1) or zero singular value "
          "('nuc', -2) gives 0",
-    sym=("array", _norm_sym),
+    sym=("array", _norm_sym), reals=("ord",),
     numpy=(np.linalg.norm,), zero_regions=True)
 def norm_(x, *, ord=None, axis=None, keepdims=False):
     """numpy.linalg.norm: vector orders over one axis, matrix orders over two
