@@ -141,6 +141,10 @@ def test_past_the_blas_size_without_optimize_values_bit_for_bit_gradients_by_han
     ones = np.ones((70, 70))
     np.testing.assert_allclose(a.grad.numpy(), (ones @ B.T).T, rtol=1e-12)
     np.testing.assert_allclose(b.grad.numpy(), A @ ones, rtol=1e-12)
+    # a broadcast constant operand (stride 0) too: d<W, A R>/dA = W R^T
+    R = np.broadcast_to(rng.standard_normal(70), (70, 70))
+    _, (ga, _) = _engine("ij,jk->ik", [A, R], W, const=(1,), optimize=False)
+    np.testing.assert_allclose(ga.numpy(), W @ np.array(R).T, rtol=1e-12)
 
 
 def test_three_operands_with_the_cached_path_by_hand():

@@ -446,7 +446,17 @@ def _product(p: _Product, x, y):
         y = y.transpose(p.perm_r)
     if p.shape_r is not None:
         y = y.reshape(p.shape_r)
-    out = np.matmul(x, y)
+    if _broadcast(x) or _broadcast(y):
+        # BLAS reads matrices in memory: a broadcast operand (sum's ones) is
+        # copied for the product, after the result is allocated, and dropped
+        # right after it (with glibc's default thresholds, one array a call
+        # fewer faulted in than a copy held across both operands' products).
+        out = np.empty(np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+                       + (x.shape[-2], y.shape[-1]), np.result_type(x, y))
+        out = np.matmul(np.ascontiguousarray(x) if _broadcast(x) else x,
+                        np.ascontiguousarray(y) if _broadcast(y) else y, out=out)
+    else:
+        out = np.matmul(x, y)
     if p.shape_out is not None:
         out = out.reshape(p.shape_out)
     return out if p.perm_out is None else out.transpose(p.perm_out)
@@ -522,11 +532,6 @@ def _broadcast(g) -> bool:
 
 def _einsum_vjp(g, out, *xs, subscripts, optimize=False, need=None):
     # need: which operands want a gradient (the engine's; a constant gets none).
-    if type(g) is np.ndarray and g.size >= _EINSUM_BLAS and _broadcast(g):
-        # A broadcast cotangent (sum's ones): BLAS reads matrices in memory, so
-        # one copy here for every operand's product (numpy's matmul and einsum
-        # would each make their own).
-        g = np.ascontiguousarray(g)
     return [_einsum_back(g, xs, i, subscripts, optimize=optimize)
             if need is None or need[i] else None for i in range(len(xs))]
 
