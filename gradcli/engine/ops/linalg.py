@@ -478,7 +478,8 @@ def _einsum_back(g, xs, i, subscripts, others=None, optimize=False):
         lead = "".join(c for c in _LETTERS if c not in mine + terms[1 - i] + out)
         lead = lead[: g.ndim - len(out)]
         y = others[1 - i]
-        p = _as_product(lead + out, g.shape, terms[1 - i], y.shape, lead + mine)
+        p = (_as_product(lead + out, g.shape, terms[1 - i], y.shape, lead + mine)
+             if len(lead) == g.ndim - len(out) else None)
         if p is not None:
             return _product(p, g, y)
     sizes = dict(zip(mine, np.shape(xs[i])))
