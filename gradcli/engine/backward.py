@@ -112,7 +112,7 @@ class _Reach:
         nz = np.asarray(getattr(g, "_data", g)) != 0
         self.none = not nz.any()
         raw = [getattr(x, "_data", x) for x in inputs]
-        plain = {k: v for k, v in params.items() if k != "lead"}
+        plain = {k: v for k, v in params.items() if k != "lead" and k != "need"}
         self.masks = op.support(nz, getattr(out, "_data", out), *raw, **plain)
         self.inputs = [_cleaned(x, m) for x, m in zip(inputs, self.masks)]
         self.out = out
@@ -259,6 +259,11 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 vjps = op.vjps
                 multi = op.multi
                 if multi:
+                    if op.takes_need:  # the inputs to compute a gradient for
+                        w = None if wants is None else wants[id(node)]
+                        params = {**params, "need": tuple(
+                            p is not None and (w is None or w[k])
+                            for k, p in enumerate(parents))}
                     gxs = vjps[0](g, out, *inputs, **params)
             if masked and node in masked:  # g may hold structural zeros
                 zeros_below = True

@@ -102,6 +102,9 @@ class Op:
     view: bool = False
     fast_call: bool = True  # Op.__call__ may take the fast path (not composite/view)
     takes_lead: bool = False  # its rules reshape or index: they get ``lead=``
+    # A ``multi`` rule that gets ``need=``: per input, whether it wants a
+    # gradient (a constant's entry is None, not computed).
+    takes_need: bool = False
     # How a zero cotangent stays zero through the rules of an op that mixes
     # entries (the where promise below a reduction, a product, a stack of
     # matrices): ``support(nz, out, *inputs, **params)`` says, per input, which
@@ -205,7 +208,8 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
        expr: bool = True, numpy=(), nin: int | None = None, name: str | None = None,
        at_kink=None, local=None, takes_lead: bool = False, elementwise: bool = False,
        zero_regions: bool = False, fast=None, shape=None, method: bool = True,
-       matrix=None, view: bool = False, support=None, reals=()):
+       matrix=None, view: bool = False, support=None, reals=(),
+       takes_need: bool = False):
     """Register ``forward`` with its rules and facts; returns the callable ``Op``.
 
     Every fact the engine, the command line or the tests need about an op is
@@ -261,6 +265,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             differentiable=bool(vjps),
             local=spec,
             takes_lead=takes_lead,
+            takes_need=takes_need,
             elementwise=elementwise,
             zero_regions=zero_regions,
             support=support,

@@ -6,6 +6,7 @@ two axes); a stack against one matrix is folded into one product (``_mm``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import namedtuple
 
@@ -334,10 +335,17 @@ def solve(a, b):
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _einsum_plan(subscripts: str, shapes) -> tuple[list[str], str]:
+def _einsum_plan(subscripts: str, shapes) -> tuple[tuple[str, ...], str]:
     """``subscripts`` with every ``...`` spelled out in letters of its own and the
     output made explicit (numpy's implicit output: the letters used once, sorted,
-    after the ellipsis axes)."""
+    after the ellipsis axes). Worked out once per subscripts and shapes."""
+    if not isinstance(subscripts, str):
+        raise ValueError("einsum: give the subscripts as a string")
+    return _spelled(subscripts, tuple(tuple(s) for s in shapes))
+
+
+@functools.lru_cache(maxsize=256)
+def _spelled(subscripts: str, shapes) -> tuple[tuple[str, ...], str]:
     text = subscripts.replace(" ", "")
     lhs, arrow, rhs = text.partition("->")
     terms = lhs.split(",")
@@ -368,7 +376,90 @@ def _einsum_plan(subscripts: str, shapes) -> tuple[list[str], str]:
         letters = "".join(spelled)
         out = dots + "".join(sorted(c for c in set(letters) - set(dots)
                                     if letters.count(c) == 1))
-    return spelled, out
+    return tuple(spelled), out
+
+
+# A matrix product of views: which operand goes left, each one's axes in the
+# order (batch, free, summed) or (batch, summed, free) and merged into the
+# matrices' two axes (None: already so), and the product's axes back into the
+# target's (None: already so).
+_Product = namedtuple("_Product", "swap perm_l shape_l perm_r shape_r shape_out perm_out")
+
+
+@functools.lru_cache(maxsize=256)
+def _as_product(tx: str, sx: tuple, ty: str, sy: tuple, target: str):
+    """How ``einsum(tx,ty->target)`` on operands of shapes ``sx``, ``sy`` is one
+    (batched) matrix product of transposed and reshaped views, or None: letters
+    repeated in a term (diagonals, traces), summed within one operand, sizes that
+    broadcast, or no product at all (an elementwise multiply) stay einsum's."""
+    if (len(set(tx)) != len(tx) or len(set(ty)) != len(ty)
+            or len(set(target)) != len(target)):
+        return None
+    size: dict = {}
+    for t, s in ((tx, sx), (ty, sy)):
+        for c, n in zip(t, s):
+            if size.setdefault(c, n) != n:
+                return None
+    if not set(target) <= size.keys():
+        return None
+    batch = [c for c in target if c in tx and c in ty]
+    summed = [c for c in tx if c in ty and c not in target]
+    fx = [c for c in target if c in tx and c not in ty]
+    fy = [c for c in target if c in ty and c not in tx]
+    if (len(batch) + len(summed) + len(fx) != len(tx)
+            or len(batch) + len(summed) + len(fy) != len(ty)):
+        return None  # a letter summed within one operand
+    if not summed and not (fx and fy):
+        return None
+    rest = [c for c in target if c not in batch]
+    swap = rest != fx + fy and rest == fy + fx
+    (tl, fl), (tr, fr) = ((ty, fy), (tx, fx)) if swap else ((tx, fx), (ty, fy))
+    nb = tuple(size[c] for c in batch)
+    m, k, n = (math.prod(size[c] for c in g) for g in (fl, summed, fr))
+
+    def arranged(t, order, shape):
+        perm = tuple(t.index(c) for c in order)
+        natural = tuple(size[c] for c in order)
+        return (None if perm == tuple(range(len(t))) else perm,
+                None if shape == natural else shape)
+
+    perm_l, shape_l = arranged(tl, batch + fl + summed, nb + (m, k))
+    perm_r, shape_r = arranged(tr, batch + summed + fr, nb + (k, n))
+    got = batch + fl + fr
+    shape_out = tuple(size[c] for c in got)
+    perm_out = tuple(got.index(c) for c in target)
+    return _Product(swap, perm_l, shape_l, perm_r, shape_r,
+                    None if shape_out == nb + (m, n) else shape_out,
+                    None if perm_out == tuple(range(len(target))) else perm_out)
+
+
+def _product(p: _Product, x, y):
+    """``einsum`` by the plan ``p`` of ``_as_product``: np.matmul on views (BLAS
+    reads transposed matrices as they are; only merged axes may copy)."""
+    if p.swap:
+        x, y = y, x
+    if p.perm_l is not None:
+        x = x.transpose(p.perm_l)
+    if p.shape_l is not None:
+        x = x.reshape(p.shape_l)
+    if p.perm_r is not None:
+        y = y.transpose(p.perm_r)
+    if p.shape_r is not None:
+        y = y.reshape(p.shape_r)
+    if _broadcast(x) or _broadcast(y):
+        # BLAS reads matrices in memory: a broadcast operand (sum's ones) is
+        # copied for the product, after the result is allocated, and dropped
+        # right after it (with glibc's default thresholds, one array a call
+        # fewer faulted in than a copy held across both operands' products).
+        out = np.empty(np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+                       + (x.shape[-2], y.shape[-1]), np.result_type(x, y))
+        out = np.matmul(np.ascontiguousarray(x) if _broadcast(x) else x,
+                        np.ascontiguousarray(y) if _broadcast(y) else y, out=out)
+    else:
+        out = np.matmul(x, y)
+    if p.shape_out is not None:
+        out = out.reshape(p.shape_out)
+    return out if p.perm_out is None else out.transpose(p.perm_out)
 
 
 def _einsum_back(g, xs, i, subscripts, others=None, optimize=False):
@@ -378,9 +469,22 @@ def _einsum_back(g, xs, i, subscripts, others=None, optimize=False):
     through ones (a sum)."""
     terms, out = _einsum_plan(subscripts, [np.shape(x) for x in xs])
     mine = terms[i]
+    others = xs if others is None else others
+    big = optimize or max(np.size(x) for x in (g, *others)) >= _EINSUM_BLAS
+    if (big and len(xs) == 2 and type(g) is np.ndarray and g.ndim >= len(out)
+            and type(others[1 - i]) is np.ndarray):
+        # One matrix product (up to transposes): np.matmul on views, the batch of
+        # cotangents (the axes in front of the output's) as free axes of g.
+        lead = "".join(c for c in _LETTERS if c not in mine + terms[1 - i] + out)
+        lead = lead[: g.ndim - len(out)]
+        y = others[1 - i]
+        p = (_as_product(lead + out, g.shape, terms[1 - i], y.shape, lead + mine)
+             if len(lead) == g.ndim - len(out) else None)
+        if p is not None:
+            return _product(p, g, y)
     sizes = dict(zip(mine, np.shape(xs[i])))
     spare = iter(c for c in _LETTERS if c not in "".join(terms) + out)
-    ops = [g] + [x for k, x in enumerate(xs if others is None else others) if k != i]
+    ops = [g] + [x for k, x in enumerate(others) if k != i]
     subs = ["..." + out] + [t for k, t in enumerate(terms) if k != i]
     seen = set("".join(subs))
     target = ""
@@ -398,19 +502,39 @@ def _einsum_back(g, xs, i, subscripts, others=None, optimize=False):
         target += c
     # A contraction path (BLAS) pays off from a few thousand elements on; below,
     # its planning costs more than the sums (a 3x3 product: 19 us -> 160 us).
-    big = optimize or max(np.size(o) for o in ops) >= _EINSUM_BLAS
-    if big and isinstance(g, np.ndarray) and 0 in g.strides:
+    big = big or max(np.size(o) for o in ops) >= _EINSUM_BLAS
+    if big and type(g) is np.ndarray and _broadcast(g):
         # A broadcast cotangent (sum's ones): BLAS wants it in memory; copying
         # it costs less than einsum's own handling (500x500: 12 ms -> 8 ms).
         ops[0] = np.ascontiguousarray(g)
-    return np.einsum(",".join(subs) + "->..." + target, *ops, optimize=bool(big))
+    equation = ",".join(subs) + "->..." + target
+    if big and len(ops) > 2 and all(type(o) is np.ndarray for o in ops):
+        # numpy plans the order of the pairwise contractions on every call:
+        # once per equation and shapes here.
+        path = _einsum_path(equation, tuple(o.shape for o in ops))
+        return np.einsum(equation, *ops, optimize=path)
+    return np.einsum(equation, *ops, optimize=bool(big))
+
+
+@functools.lru_cache(maxsize=256)
+def _einsum_path(equation: str, shapes: tuple) -> list:
+    # (numpy's own planner, on stand-ins of the shapes: it reads only those)
+    stand_ins = [np.broadcast_to(np.zeros(()), s) for s in shapes]
+    return np.einsum_path(equation, *stand_ins, optimize="greedy")[0]
 
 
 _EINSUM_BLAS = 4096
 
 
-def _einsum_vjp(g, out, *xs, subscripts, optimize=False):
-    return [_einsum_back(g, xs, i, subscripts, optimize=optimize) for i in range(len(xs))]
+def _broadcast(g) -> bool:
+    """Whether array ``g`` repeats entries along an axis (stride 0: sum's ones)."""
+    return any(s == 0 and n > 1 for s, n in zip(g.strides, g.shape))
+
+
+def _einsum_vjp(g, out, *xs, subscripts, optimize=False, need=None):
+    # need: which operands want a gradient (the engine's; a constant gets none).
+    return [_einsum_back(g, xs, i, subscripts, optimize=optimize)
+            if need is None or need[i] else None for i in range(len(xs))]
 
 
 def _einsum_support(nz, out, *xs, subscripts, optimize=False):
@@ -436,7 +560,8 @@ def _einsum_arguments(args, kwargs):
     return args, kwargs
 
 
-@op(_einsum_vjp, grad_fn="EinsumBackward0", multi=True, nin=-1, support=_einsum_support,
+@op(_einsum_vjp, grad_fn="EinsumBackward0", multi=True, takes_need=True, nin=-1,
+    support=_einsum_support,
     shape=_einsum_shape, method=False, expr=False, sym=SAME, numpy=(np.einsum,),
     rule="einsum of the gradient with the other operands into each one's subscripts")
 def einsum(xs, *, subscripts, optimize=False):
