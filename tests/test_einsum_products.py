@@ -169,3 +169,32 @@ def test_jacobian_rows_batch_the_cotangents_through_the_product(method):
                  method=method)
     got = f(gc.tensor(A)).numpy()
     np.testing.assert_allclose(got, np.einsum("ip,qk->ikpq", np.eye(3), B), rtol=1e-12)
+
+
+# numpy's interleaved form: operand, its labels (ints 0-51, Ellipsis), ..., [output]
+INTERLEAVED = [
+    ("ij,jk->ik", [[0, 1], [1, 2]], [0, 2]),
+    ("ij,jk", [[0, 1], [1, 2]], None),  # implicit output
+    ("...j,jk->...k", [[Ellipsis, 1], [1, 30]], [Ellipsis, 30]),  # 30 is 'e'
+]
+
+
+@pytest.mark.parametrize("sub, labels, out", INTERLEAVED, ids=[c[0] for c in INTERLEAVED])
+def test_the_interleaved_form_is_the_subscripts_form(sub, labels, out):
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((3, 4)), rng.standard_normal((4, 5))]
+    args = [a for pair in zip(xs, labels) for a in pair] + ([out] if out is not None else [])
+    want = np.einsum(*args)
+    ts = [gc.tensor(x, dtype=gc.float64, requires_grad=True) for x in xs]
+    targs = [a for pair in zip(ts, labels) for a in pair] + ([out] if out is not None else [])
+    got = np.einsum(*targs)
+    np.testing.assert_array_equal(got.detach().numpy(), want)
+    w = rng.standard_normal(want.shape)
+    (got * gc.tensor(w)).sum().backward()
+    for k, t in enumerate(ts):
+        np.testing.assert_allclose(t.grad.numpy(), _fd(sub, xs, w, k), rtol=1e-9, atol=1e-12)
+
+
+def test_an_interleaved_label_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="not within the valid range"):
+        np.einsum(gc.tensor(np.ones((2, 2))), [0, 52])

@@ -553,10 +553,31 @@ def _einsum_shape(shapes, params):
     return tuple(sizes[c] for c in out)
 
 
+def _sublist(labels) -> str:
+    """numpy's interleaved form's labels (ints 0-51 and Ellipsis) as subscripts:
+    0-25 are 'A'-'Z', 26-51 'a'-'z', as numpy reads them."""
+    out = []
+    for s in labels:
+        if s is Ellipsis:
+            out.append("...")
+        elif isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 <= s < 52:
+            out.append(chr(ord("A") + s) if s < 26 else chr(ord("a") + s - 26))
+        else:
+            raise ValueError(f"einsum: subscript {s!r} is not within the valid range [0, 52)")
+    return "".join(out)
+
+
 def _einsum_arguments(args, kwargs):
-    """numpy's call, ``einsum("ij,jk", a, b)``, as one sequence and the subscripts."""
+    """numpy's calls, ``einsum("ij,jk", a, b)`` and the interleaved
+    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``, as one sequence and the subscripts."""
     if args and isinstance(args[0], str):
         return (list(args[1:]),), {**kwargs, "subscripts": args[0]}
+    if len(args) >= 2 and "subscripts" not in kwargs:
+        pairs, out = (args, None) if len(args) % 2 == 0 else (args[:-1], args[-1])
+        subscripts = ",".join(_sublist(s) for s in pairs[1::2])
+        if out is not None:
+            subscripts += "->" + _sublist(out)
+        return (list(pairs[0::2]),), {**kwargs, "subscripts": subscripts}
     return args, kwargs
 
 
