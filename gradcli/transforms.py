@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .engine import backward, graph
+from .engine import backward, fastpath, graph
 from .engine.graph import Node, enable_grad
 from .engine.tensor import Tensor
 from .errors import EvaluationError
@@ -56,6 +56,9 @@ from .errors import EvaluationError
 MAX_ELEMENTS = 1 << 22
 # Cap on the elements the rows a jvp takes from reverse mode may touch in all.
 ROWS_BUDGET = 1 << 26
+# The identity seed of a vector's rows kept diagonal (fastpath.Diag); False:
+# the dense identity (the reference the tests compare it with).
+USE_DIAG = True
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad", "vjp"]
 
@@ -117,8 +120,13 @@ def _call(f: Callable, args: tuple, kwargs: dict, nums: tuple[int, ...], name: s
         else:
             args[n] = _leaf(a, n, name)
         leaves.append(args[n])
-    with enable_grad():
+    mode = graph.MODE  # enable_grad(), without a context manager's objects
+    prev = mode.enabled
+    mode.enabled = True
+    try:
         out = f(*args, **kwargs)
+    finally:
+        mode.enabled = prev
     if not isinstance(out, Tensor):
         numeric = isinstance(out, (int, float, np.ndarray, np.generic))
         data = np.asarray(out) if numeric else None
@@ -205,7 +213,44 @@ def _pack(items: list, single: bool):
 
 
 def _finite(g) -> bool:
-    return g is None or bool(np.isfinite(g._data if isinstance(g, Tensor) else g).all())
+    """No inf or nan in ``g`` (None: nothing). A finite sum says so in one
+    pass, without an array of flags (an inf or nan makes the sum non-finite);
+    a non-finite one, which finite numbers may also give by overflowing, is
+    checked entry by entry."""
+    if g is None:
+        return True
+    data = g._data if isinstance(g, Tensor) else g
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.sum(data)):
+            return True
+    return bool(np.isfinite(data).all())
+
+
+def _nodes(root: Node) -> list:
+    """The nodes reachable from ``root``, in no particular order (what a count
+    or a search over them needs: ``topological_order`` without its sort)."""
+    seen = {id(root): root}
+    stack = [root]
+    while stack:
+        for p in stack.pop().parents:
+            if p is not None and type(p) is Node and id(p) not in seen:
+                seen[id(p)] = p
+                stack.append(p)
+    return list(seen.values())
+
+
+def _biggest(nodes) -> int:
+    """The most elements any input of ``nodes`` has (a chunk's size divides by it)."""
+    biggest = 1
+    sizes: dict = {}
+    for n in nodes:
+        shapes = n.shapes  # (interned: a graph has few distinct ones)
+        k = id(shapes)
+        if k not in sizes:
+            sizes[k] = max([math.prod(s) for s in shapes], default=1)
+            if sizes[k] > biggest:
+                biggest = sizes[k]
+    return biggest
 
 
 # -- the two pullbacks: one cotangent, or a batch of them -------------------------
@@ -267,7 +312,7 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
 
     if out._grad_fn is None or B == 0:
         return fill([batch(0, B) if B and x is out else None for x in leaves], B)
-    order = graph.topological_order(out._grad_fn)
+    order = _nodes(out._grad_fn)
     if create_graph and any("lead" in n.op.params for n in order):
         # A recorded node whose forward took ``lead`` (indexing) has rules that
         # assume it was recorded unbatched: one recorded walk per row instead.
@@ -275,15 +320,22 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
                           prune=prune) for i in range(B)]
         return [np.stack([np.zeros(x.shape, dtype=x.dtype) if r[k] is None else r[k]
                           for r in per_row]) for k, x in enumerate(leaves)]
-    biggest = max((math.prod(s) for n in order for s in n.shapes), default=1)
+    biggest = _biggest(order)
     chunk = max(1, min(B, max_elements // max(biggest, m, 1)))
     parts: list[list] = [[] for _ in leaves]
     for start in range(0, B, chunk):
         stop = min(B, start + chunk)
-        seeds_now = batch(start, stop)
+        # The identity over a vector's elements in one chunk: kept diagonal
+        # (fastpath.Diag) by the unguarded walk, dense for the guarded one.
+        diagonal = (seeds is None and not create_graph and len(shape) >= 1
+                    and start == 0 and stop == B and USE_DIAG)
+        seeds_now = None if diagonal else batch(start, stop)
         if create_graph:
             seeds_now = Tensor._make(seeds_now)
         for guard in (False, True):  # see run_backward's guard
+            if diagonal:
+                seeds_now = (fastpath.Diag(np.ones(shape, dtype=dtype)) if not guard
+                             else batch(start, stop))
             got = backward.gradients([out], [seeds_now], leaves, retain_graph=True,
                                      create_graph=create_graph, prune=prune, lead=1,
                                      guard=guard)

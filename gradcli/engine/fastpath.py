@@ -19,6 +19,13 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
   saved output of ``exp`` passed down by the rule above, once that node freed
   it). Peak memory of the backward pass of sum(sin(x)*x + exp(-x*x)) at
   n = 10^6: 5.0x the input (the copy included) instead of 6.0x.
+- ``Diag``: the identity seed of a Jacobian's or a Hessian's rows kept as its
+  diagonal through the rules that keep it diagonal (elementwise rules run on
+  the one cotangent ``d``; ``diag(d) @ A`` as ``d[:, None] * A``), made dense
+  where a rule needs it: per-element the same products (only a zero's sign may
+  differ), checked bit for bit against the dense identity over every op
+  (tests/test_diag_seed.py). bench/derivatives.py, medians of alternating
+  runs: figures in the commit that adds them.
 """
 
 from __future__ import annotations
@@ -237,3 +244,103 @@ def reusable(g, guarded: bool, hook, shared: bool) -> bool:
     return (type(g) is np.ndarray and g.size >= INPLACE_MIN and not guarded
             and hook is None and not shared and g.flags.owndata and g.flags.writeable
             and _refcount(g) == _ALONE)
+
+
+# -- the identity seed of a Jacobian's rows, kept diagonal -----------------------------
+class Diag:
+    """A batch of cotangents ``diag(d)``: row ``b`` is ``d``'s element ``b`` times
+    the ``b``-th unit array of a node's output (of ``d``'s shape, ``m`` elements);
+    the identity (``d`` all ones) is the seed of a Jacobian's or a Hessian's rows.
+    The walk keeps it as ``d`` while the rules it meets keep it diagonal
+    (``diag_vjp``), instead of multiplying an ``(m,) + shape`` array that is
+    nearly all zeros through them. It is kept only while every rule's result
+    on ``d`` is finite: then each entry off the diagonal of the dense batch is
+    a zero (0 times a finite local derivative), and ``dense()`` gives the dense
+    batch's values (a zero's sign aside: ``-0.0 == 0.0``). Never changed in place.
+    """
+
+    __slots__ = ("d", "shape")
+    __array_ufunc__ = None  # ``array + Diag``: numpy defers to ``__radd__``
+
+    def __init__(self, d: np.ndarray) -> None:
+        self.d = d
+        self.shape = (d.size,) + d.shape
+
+    def dense(self) -> np.ndarray:
+        m = self.d.size
+        out = np.zeros(self.shape, dtype=self.d.dtype)
+        out.reshape(m * m)[:: m + 1] = self.d.reshape(m)
+        return out
+
+    def __add__(self, other):
+        if type(other) is Diag:
+            return Diag(self.d + other.d)
+        other = np.asarray(other)
+        if other.shape != self.shape or other.dtype != np.result_type(other, self.d):
+            return self.dense() + other
+        out = np.array(other, order="C")  # other + diag(d): d added on the diagonal
+        m = self.d.size
+        diagonal = out.reshape(m * m)[:: m + 1]
+        np.add(diagonal, self.d.reshape(m), out=diagonal)
+        return out
+
+    __radd__ = __add__  # (addition commutes, also in floating point)
+
+
+def _diagonal_row(vec, d, shape):
+    """A rule's gradient ``vec`` (of ``d``'s shape, for the one cotangent ``d``)
+    as the gradient of the batch ``diag(d)`` for an input of ``shape``, or None
+    (to be done densely). For an input broadcast from a scalar the dense walk
+    sums each row, whose one entry that is not a zero is ``vec``'s."""
+    if type(vec) is not np.ndarray or vec.shape != d.shape:
+        return None
+    with np.errstate(all="ignore"):
+        if not np.isfinite(np.sum(vec)):
+            return None  # (a zero times an inf off the diagonal: nan there)
+    if shape == vec.shape:
+        return Diag(vec)
+    if shape == ():
+        return np.array(vec.reshape(vec.size))  # (a copy: vec may be d itself)
+    return None
+
+
+def diag_vjp(op, i: int, g: Diag, out, inputs, shapes, params):
+    """Input ``i``'s gradient of the batch ``g`` through an op, without the dense
+    batch: a Diag, an array, or None where it must be done densely.
+
+    An elementwise rule is linear in ``g`` entry by entry, so run on ``d`` (one
+    cotangent) it gives the diagonal of its dense answer: the same products,
+    entry for entry. ``matmul``/``dot`` of a constant matrix and a vector:
+    ``diag(d) @ a`` is ``d[:, None] * a``, the same products with zeros added.
+    """
+    d = g.d
+    if op.elementwise:
+        local = op.local
+        if local is not None:
+            kind, v = local[i]
+            if kind == graph.CONST:
+                vec = d if v == 1 else d * v
+            else:
+                loc = (inputs[v] if kind == graph.INPUT else out if kind == graph.OUT
+                       else v(out, *inputs))
+                if np.shape(loc) != () and np.shape(loc) != d.shape:
+                    return None
+                vec = d * loc
+        elif op.multi or op.takes_lead or op.vjps[i] is None:
+            return None
+        else:
+            vec = op.vjps[i](d, out, *inputs, **params)
+        return _diagonal_row(vec, d, shapes[i])
+    if (op.name == "matmul" or op.name == "dot") and not params and d.ndim == 1:
+        a, b = inputs
+        other = a if i == 1 else b
+        if (type(other) is not np.ndarray or other.ndim != 2
+                or other.dtype.kind != "f" or shapes[i] != (other.shape[i],)):
+            return None
+        with np.errstate(all="ignore"):
+            # diag(d) @ a (d against a's rows), or, for x @ b, diag(d) @ b.T
+            gx = d[:, None] * (a if i == 1 else b.T)
+            if not np.isfinite(np.sum(gx)):
+                return None  # (an inf or nan in the matrix: the dense product's nan)
+        return gx
+    return None
