@@ -213,17 +213,8 @@ def _pack(items: list, single: bool):
 
 
 def _finite(g) -> bool:
-    """No inf or nan in ``g`` (None: nothing). A finite sum says so in one
-    pass, without an array of flags (an inf or nan makes the sum non-finite);
-    a non-finite one, which finite numbers may also give by overflowing, is
-    checked entry by entry."""
-    if g is None:
-        return True
-    data = g._data if isinstance(g, Tensor) else g
-    with np.errstate(all="ignore"):
-        if np.isfinite(np.sum(data)):
-            return True
-    return bool(np.isfinite(data).all())
+    """No inf or nan in ``g`` (None: nothing)."""
+    return g is None or fastpath.all_finite(g._data if isinstance(g, Tensor) else g)
 
 
 def _nodes(root: Node) -> list:
@@ -241,16 +232,9 @@ def _nodes(root: Node) -> list:
 
 def _biggest(nodes) -> int:
     """The most elements any input of ``nodes`` has (a chunk's size divides by it)."""
-    biggest = 1
-    sizes: dict = {}
-    for n in nodes:
-        shapes = n.shapes  # (interned: a graph has few distinct ones)
-        k = id(shapes)
-        if k not in sizes:
-            sizes[k] = max([math.prod(s) for s in shapes], default=1)
-            if sizes[k] > biggest:
-                biggest = sizes[k]
-    return biggest
+    # (each distinct tuple of shapes once: they are interned, and few)
+    return max([math.prod(s) for shapes in {n.shapes for n in nodes} for s in shapes],
+               default=1)
 
 
 # -- the two pullbacks: one cotangent, or a batch of them -------------------------
