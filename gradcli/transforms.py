@@ -56,8 +56,8 @@ from .errors import EvaluationError
 MAX_ELEMENTS = 1 << 22
 # Cap on the elements the rows a jvp takes from reverse mode may touch in all.
 ROWS_BUDGET = 1 << 26
-# The identity seed of a vector's rows kept diagonal (fastpath.Diag); False:
-# the dense identity (the reference the tests compare it with).
+# The identity seed of the rows kept diagonal (fastpath.Diag); False: the
+# dense identity (the reference the tests compare it with).
 USE_DIAG = True
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "value_and_grad", "vjp"]
@@ -309,7 +309,7 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
     parts: list[list] = [[] for _ in leaves]
     for start in range(0, B, chunk):
         stop = min(B, start + chunk)
-        # The identity over a vector's elements in one chunk: kept diagonal
+        # The identity over out's elements in one chunk: kept diagonal
         # (fastpath.Diag) by the unguarded walk, dense for the guarded one.
         diagonal = (seeds is None and not create_graph and len(shape) >= 1
                     and start == 0 and stop == B and USE_DIAG)

@@ -146,3 +146,23 @@ def test_quartic_hessian_at_n_100(monkeypatch):
     s = x @ x  # by hand
     truth = np.diag(12 * x * x) + 4 * (s * np.eye(100) + 2 * np.outer(x, x))
     np.testing.assert_allclose(fast.numpy(), truth, rtol=1e-12, atol=1e-10)
+
+
+def test_a_walk_pruned_to_the_variable_under_no_grad(monkeypatch):
+    # c requires grad and is not a variable: the walk keeps to x's edges only.
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((6, 4))
+    x = rng.standard_normal(4)
+    c = gc.tensor(rng.standard_normal(6), dtype=gc.float64, requires_grad=True)
+
+    def f(x):
+        return gc.tanh(A @ x) * c + x[0]
+
+    with gc.no_grad():
+        fast, dense = both(monkeypatch, lambda: jacobian(f)(x))
+    same(fast, dense)
+    t = np.tanh(A @ x)  # by hand
+    truth = (1 - t * t)[:, None] * A * c.detach().numpy()[:, None]
+    truth[:, 0] += 1
+    np.testing.assert_allclose(fast.numpy(), truth, rtol=1e-13, atol=1e-13)
+    assert c.grad is None

@@ -9,7 +9,9 @@ chunk of ``--points`` rows are all this one walk over the same rules. It is
 iterative (no recursion limit on long chains) and releases each node's saved
 values as it passes, unless ``retain_graph``. The buffer reuse it does is in
 ``fastpath`` (``scaled``, ``subtracted``, ``reusable``) and in the ``owned`` set
-below.
+below; so is the diagonal form a Jacobian's identity seed may take (``Diag``,
+``diag_vjp``: one branch of the loop below, which makes it dense where a rule
+needs the batch).
 """
 
 from __future__ import annotations
@@ -287,7 +289,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                             if type(prev) is np.ndarray:
                                 owned.add(p)
                     continue
-                g = g.dense()  # a rule that needs the dense batch: all of this node's
+                g = g.dense()  # a rule needs the dense batch: the whole node densely
             # g_free: this walk made g and nothing else holds it, so a rule with a
             # single input may write its gradient into it.
             g_free = False
