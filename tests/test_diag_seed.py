@@ -166,3 +166,4 @@ def test_a_walk_pruned_to_the_variable_under_no_grad(monkeypatch):
     truth[:, 0] += 1
     np.testing.assert_allclose(fast.numpy(), truth, rtol=1e-13, atol=1e-13)
     assert c.grad is None
+

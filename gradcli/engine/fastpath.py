@@ -24,13 +24,14 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
   the one cotangent ``d``; ``diag(d) @ A`` as ``d[:, None] * A``), made dense
   where a rule needs it: per-element the same products (only a zero's sign may
   differ), checked bit for bit against the dense identity over every op
-  (tests/test_diag_seed.py). bench/derivatives.py, medians of alternating
-  runs: figures in the commit that adds them.
+  (tests/test_diag_seed.py). Jacobian of tanh(A @ x) * x, 100 -> 100, by rows
+  (bench/derivatives.py's first figure): 68 us against 109 with the dense
+  identity (best of 30 alternating blocks in one process); Hessian of
+  sum(x**4) + dot(x,x)**2 at n = 100: 168 us against 183.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -288,22 +289,6 @@ class Diag:
     __radd__ = __add__  # (addition commutes, also in floating point)
 
 
-_BLAS_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
-
-
-def all_finite(a) -> bool:
-    """No inf or nan in ``a``, exactly. A float64 or float32 array in one block
-    is first tried by its dot product with itself (one BLAS pass, no array of
-    flags, no warnings): finite squares sum to a finite number unless they
-    overflow, and an inf or nan makes the sum inf or nan (squares cannot
-    cancel). Where that sum is not finite, entry by entry."""
-    if type(a) is np.ndarray and a.dtype in _BLAS_FLOATS and a.flags.c_contiguous:
-        flat = a.reshape(a.size)
-        if math.isfinite(flat.dot(flat)):
-            return True
-    return bool(np.isfinite(a).all())
-
-
 def _diagonal_row(vec, d, shape):
     """A rule's gradient ``vec`` (of ``d``'s shape, for the one cotangent ``d``)
     as the gradient of the batch ``diag(d)`` for an input of ``shape``, or None
@@ -311,7 +296,7 @@ def _diagonal_row(vec, d, shape):
     sums each row, whose one entry that is not a zero is ``vec``'s."""
     if type(vec) is not np.ndarray or vec.shape != d.shape:
         return None
-    if not all_finite(vec):
+    if not np.isfinite(vec).all():
         return None  # (a zero times an inf off the diagonal: nan there)
     if shape == vec.shape:
         return Diag(vec)
