@@ -1,10 +1,10 @@
 """Whole derivatives (issue 5): Jacobian and Hessian against hand-written numpy.
 
 Run: ``PYTHONPATH=. python bench/derivatives.py`` (``--check``: exit 1 if the
-Jacobian by rows or the Hessian misses its target). Each figure is the median over repeated blocks of
-calls, gradcli and numpy blocks interleaved in this one process, so that load
-from other processes hits both sides alike; the ratio is of the two medians,
-followed by the range of the per-block ratios.
+Jacobian by rows or the Hessian misses its target). Each figure is the median
+over repeated blocks of calls, gradcli and numpy blocks interleaved in this one
+process, so that load from other processes hits both sides alike; the ratio is
+of the two medians, followed by the range of the per-block ratios.
 
 BLAS is pinned to one thread (unless the environment already says otherwise):
 on a small, busy machine OpenBLAS threads spinning for cores turn a 0.1 ms
