@@ -167,3 +167,16 @@ def test_a_walk_pruned_to_the_variable_under_no_grad(monkeypatch):
     np.testing.assert_allclose(fast.numpy(), truth, rtol=1e-13, atol=1e-13)
     assert c.grad is None
 
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_diagonal_that_overflows_stays_as_the_dense_batch_has_it(monkeypatch):
+    # 1e200 * 1e200 overflows on the diagonal only (zeros elsewhere stay zeros),
+    # and inf * 0 is nan there, in the dense batch as in the diagonal one.
+    x = np.array([1.0, -2.0, 3.0])
+    for f in (lambda x: (x * 1e200) * 1e200, lambda x: ((x * 0.0) * 1e200) * 1e200,
+              lambda x: gc.exp(x * 1e200) * x):
+        fast, dense = both(monkeypatch, lambda: jacobian(f)(x))
+        same(fast, dense)
+        assert not np.isfinite(np.diag(fast.numpy())).all()
+        assert (fast.numpy()[~np.eye(3, dtype=bool)] == 0).all()  # by hand: diagonal

@@ -32,6 +32,7 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -255,10 +256,10 @@ class Diag:
     the identity (``d`` all ones) is the seed of a Jacobian's or a Hessian's rows.
     The walk keeps it as ``d`` while the rules it meets keep it diagonal
     (``diag_vjp``), instead of multiplying an ``(m,) + shape`` array that is
-    nearly all zeros through them. It is kept only while every rule's result
-    on ``d`` is finite: then each entry off the diagonal of the dense batch is
-    a zero (0 times a finite local derivative), and ``dense()`` gives the dense
-    batch's values (a zero's sign aside: ``-0.0 == 0.0``). Never changed in place.
+    nearly all zeros through them. It is kept only while every rule keeps the
+    zeros off the diagonal zero (0 times a finite local derivative); then
+    ``dense()`` gives the dense batch's values (a zero's sign aside:
+    ``-0.0 == 0.0``). Never changed in place.
     """
 
     __slots__ = ("d", "shape")
@@ -289,14 +290,17 @@ class Diag:
     __radd__ = __add__  # (addition commutes, also in floating point)
 
 
-def _diagonal_row(vec, d, shape):
+def _diagonal_row(vec, d, shape, zeros_off: bool = False):
     """A rule's gradient ``vec`` (of ``d``'s shape, for the one cotangent ``d``)
     as the gradient of the batch ``diag(d)`` for an input of ``shape``, or None
     (to be done densely). For an input broadcast from a scalar the dense walk
-    sums each row, whose one entry that is not a zero is ``vec``'s."""
+    sums each row, whose one entry that is not a zero is ``vec``'s.
+    ``zeros_off``: the caller knows the dense rule keeps the zeros off the
+    diagonal zero (a finite local derivative); else ``vec`` must be finite
+    (where the rule turns a zero into inf or nan, it does so to ``d`` too)."""
     if type(vec) is not np.ndarray or vec.shape != d.shape:
         return None
-    if not np.isfinite(vec).all():
+    if not zeros_off and not np.isfinite(vec).all():
         return None  # (a zero times an inf off the diagonal: nan there)
     if shape == vec.shape:
         return Diag(vec)
@@ -322,14 +326,20 @@ def diag_vjp(op, i: int, g: Diag, out, inputs, shapes, params):
             if kind == graph.CONST:  # (a finite number: zeros stay zeros)
                 if v == 1 and shapes[i] == d.shape:
                     return g  # passed on as it is, as the dense batch is
-                vec = d if v == 1 else d * v
-            else:
-                loc = (inputs[v] if kind == graph.INPUT else out if kind == graph.OUT
-                       else v(out, *inputs))
-                shape = loc.shape if type(loc) is np.ndarray else np.shape(loc)
-                if shape != () and shape != d.shape:
+                return _diagonal_row(d if v == 1 else d * v, d, shapes[i], True)
+            loc = (inputs[v] if kind == graph.INPUT else out if kind == graph.OUT
+                   else v(out, *inputs))
+            if type(loc) is np.ndarray:
+                if (loc.shape != () and loc.shape != d.shape
+                        or not np.isfinite(loc).all()):
                     return None
-                vec = d * loc
+            elif type(loc) is float or type(loc) is int:
+                if not math.isfinite(loc):
+                    return None
+            elif np.shape(loc) != () or not np.isfinite(loc):
+                return None
+            # 0 * loc off the diagonal is a zero: d * loc is all that is left
+            return _diagonal_row(d * loc, d, shapes[i], True)
         elif op.multi or op.takes_lead or op.vjps[i] is None:
             return None
         else:
