@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .engine import backward, graph
+from .engine import backward, fastpath, graph
 from .engine.graph import Node, enable_grad
 from .engine.tensor import Tensor
 from .errors import EvaluationError
@@ -56,6 +56,9 @@ from .errors import EvaluationError
 MAX_ELEMENTS = 1 << 22
 # Cap on the elements the rows a jvp takes from reverse mode may touch in all.
 ROWS_BUDGET = 1 << 26
+# The identity seed of the rows kept diagonal (fastpath.Diag); False: the
+# dense identity (the reference the tests compare it with).
+USE_DIAG = True
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "linearize", "value_and_grad",
            "vjp"]
@@ -118,8 +121,13 @@ def _call(f: Callable, args: tuple, kwargs: dict, nums: tuple[int, ...], name: s
         else:
             args[n] = _leaf(a, n, name)
         leaves.append(args[n])
-    with enable_grad():
+    mode = graph.MODE  # enable_grad(), without a context manager's objects
+    prev = mode.enabled
+    mode.enabled = True
+    try:
         out = f(*args, **kwargs)
+    finally:
+        mode.enabled = prev
     if not isinstance(out, Tensor):
         numeric = isinstance(out, (int, float, np.ndarray, np.generic))
         data = np.asarray(out) if numeric else None
@@ -209,6 +217,26 @@ def _finite(g) -> bool:
     return g is None or bool(np.isfinite(g._data if isinstance(g, Tensor) else g).all())
 
 
+def _nodes(root: Node) -> list:
+    """The nodes reachable from ``root``, in no particular order (what a count
+    or a search over them needs: ``topological_order`` without its sort)."""
+    seen = {id(root): root}
+    stack = [root]
+    while stack:
+        for p in stack.pop().parents:
+            if p is not None and type(p) is Node and id(p) not in seen:
+                seen[id(p)] = p
+                stack.append(p)
+    return list(seen.values())
+
+
+def _biggest(nodes) -> int:
+    """The most elements any input of ``nodes`` has (a chunk's size divides by it)."""
+    # (each distinct tuple of shapes once: they are interned, and few)
+    return max([math.prod(s) for shapes in {n.shapes for n in nodes} for s in shapes],
+               default=1)
+
+
 # -- the two pullbacks: one cotangent, or a batch of them -------------------------
 def _grads(out: Tensor, seed, leaves, *, create_graph: bool = False,
            prune: bool = True, guard: bool = True) -> list:
@@ -268,7 +296,7 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
 
     if out._grad_fn is None or B == 0:
         return fill([batch(0, B) if B and x is out else None for x in leaves], B)
-    order = graph.topological_order(out._grad_fn)
+    order = _nodes(out._grad_fn)
     if create_graph and any("lead" in n.op.params for n in order):
         # A recorded node whose forward took ``lead`` (indexing) has rules that
         # assume it was recorded unbatched: one recorded walk per row instead.
@@ -276,15 +304,22 @@ def _rows(out: Tensor, leaves, seeds=None, *, max_elements: int | None = None,
                           prune=prune) for i in range(B)]
         return [np.stack([np.zeros(x.shape, dtype=x.dtype) if r[k] is None else r[k]
                           for r in per_row]) for k, x in enumerate(leaves)]
-    biggest = max((math.prod(s) for n in order for s in n.shapes), default=1)
+    biggest = _biggest(order)
     chunk = max(1, min(B, max_elements // max(biggest, m, 1)))
     parts: list[list] = [[] for _ in leaves]
     for start in range(0, B, chunk):
         stop = min(B, start + chunk)
-        seeds_now = batch(start, stop)
+        # The identity over out's elements in one chunk: kept diagonal
+        # (fastpath.Diag) by the unguarded walk, dense for the guarded one.
+        diagonal = (seeds is None and not create_graph and len(shape) >= 1
+                    and start == 0 and stop == B and USE_DIAG)
+        seeds_now = None if diagonal else batch(start, stop)
         if create_graph:
             seeds_now = Tensor._make(seeds_now)
         for guard in (False, True):  # see run_backward's guard
+            if diagonal:
+                seeds_now = (fastpath.Diag(np.ones(shape, dtype=dtype)) if not guard
+                             else batch(start, stop))
             got = backward.gradients([out], [seeds_now], leaves, retain_graph=True,
                                      create_graph=create_graph, prune=prune, lead=1,
                                      guard=guard)

@@ -9,7 +9,9 @@ chunk of ``--points`` rows are all this one walk over the same rules. It is
 iterative (no recursion limit on long chains) and releases each node's saved
 values as it passes, unless ``retain_graph``. The buffer reuse it does is in
 ``fastpath`` (``scaled``, ``subtracted``, ``reusable``) and in the ``owned`` set
-below.
+below; so is the diagonal form a Jacobian's identity seed may take (``Diag``,
+``diag_vjp``: one branch of the loop below, which makes it dense where a rule
+needs the batch).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import numpy as np
 
 from . import fastpath
 from .broadcast import unbroadcast
-from .fastpath import reusable, scaled, subtracted
-from .graph import (CONST, FRESH, INPUT, MODIFIED, MOVES, OUT, STALE, Node,
-                    check_stale_root, check_versions, set_grad_enabled, topological_order)
+from .fastpath import Diag, diag_vjp, reusable, scaled, subtracted
+from .graph import (CONST, FRESH, INPUT, MODE, MODIFIED, MOVES, OUT, STALE, Node,
+                    check_stale_root, check_versions, topological_order)
 from .tensor import Tensor
 
 
@@ -175,7 +177,7 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     else:
         roots, seeds = tuple(root), tuple(seed)
         seed = seeds[0]
-    batch = np.shape(seed)[:lead]
+    batch = np.shape(seed)[:lead] if lead else ()
     wants = None if only is None else edges_to(roots[0], only, *roots[1:])
     captured: dict = {}
     if wants is not None:
@@ -201,6 +203,12 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     # Nodes whose incoming gradient can hold structural zeros (below a where,
     # an index, a relu, ... or a seed with zeros): their rules are guarded.
     masked: set = {r for r, s in zip(roots, seeds) if guard and _has_zero(s)}
+    # A diagonal seed (fastpath.Diag): unguarded batched walks of retained graphs
+    # only, without hooks; the gradients it leaves are made dense at the end.
+    diags = type(seed) is Diag
+    if diags and (guard or create_graph or hook is not None or not retain_graph
+                  or lead != 1 or len(seeds) != 1):
+        raise ValueError("a diagonal seed is for an unguarded batched walk")
     # Gradients wait in the ``_pending`` field of the node (or leaf) they are
     # for; one walk at a time per graph (a retained graph walked from two
     # threads at once would mix them).
@@ -242,10 +250,46 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                 parents, inputs = node.more
             if create_graph:
                 out = wrap(node.out, node) if node.out is not None else None
-                inputs = node.inputs_as_tensors(wrap)
+                if n == 1:  # inputs_as_tensors, unrolled for the common arities
+                    p0 = node.p0
+                    inputs = (node.x0 if p0 is None else
+                              wrap(node.x0, p0) if type(p0) is Node else p0,)
+                elif n == 2:
+                    p0, p1 = node.p0, node.p1
+                    inputs = (node.x0 if p0 is None else
+                              wrap(node.x0, p0) if type(p0) is Node else p0,
+                              node.x1 if p1 is None else
+                              wrap(node.x1, p1) if type(p1) is Node else p1)
+                else:
+                    inputs = node.inputs_as_tensors(wrap)
                 local = None  # the VJPs, on Tensors
             else:
                 out = node.out
+            if diags and type(g) is Diag:  # (fastpath: the identity seed, diagonal)
+                want = None if wants is None else wants[id(node)]
+                gxs = []
+                for i, p in enumerate(parents):
+                    if p is None or (want is not None and not want[i]):
+                        continue
+                    gx = diag_vjp(op, i, g, out, inputs, shapes, node.params)
+                    if gx is None:
+                        break
+                    gxs.append((p, gx))
+                else:
+                    for p, gx in gxs:
+                        prev = p._pending
+                        if prev is None:
+                            p._pending = gx
+                            if type(p) is not Tensor:
+                                heappush(heap, (-p.seq, p))
+                            else:
+                                leaves.append(p)
+                        else:
+                            p._pending = prev = prev + gx
+                            if type(prev) is np.ndarray:
+                                owned.add(p)
+                    continue
+                g = g.dense()  # a rule needs the dense batch: the whole node densely
             # g_free: this walk made g and nothing else holds it, so a rule with a
             # single input may write its gradient into it.
             g_free = False
@@ -344,7 +388,9 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
                         leaves.append(p)
                     if (type(gx) is np.ndarray and (gx is not g or g_free) and gx.flags.owndata
                             and gx.flags.writeable and gx is not out
-                            and all(gx is not a for a in inputs)):
+                            and gx is not inputs[0]
+                            and (n == 1 or (gx is not inputs[1] if n == 2
+                                            else all(gx is not a for a in inputs)))):
                         owned.add(p)  # (a rule may hand back an input or out itself)
                 elif p in owned and np.result_type(prev, gx) == prev.dtype:
                     np.add(prev, gx, out=prev)
@@ -369,6 +415,10 @@ def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wr
     for leaf in leaves:
         got[id(leaf)] = leaf._pending
         leaf._pending = None
+    if diags:
+        for k, g in got.items():
+            if type(g) is Diag:
+                got[k] = g.dense()
     if accumulate:
         for leaf in leaves:
             leaf._accumulate(got[id(leaf)], create_graph, leaf in owned)
@@ -403,12 +453,18 @@ def gradients(outputs, seeds, inputs, *, retain_graph: bool, create_graph: bool,
     if roots:
         if not prune and any(isinstance(t, Node) for t in targets):
             prune = True  # a non-leaf input is found by the search only
-        with set_grad_enabled(create_graph):
+        # set_grad_enabled(create_graph), without a context manager's objects
+        # and frames (a Jacobian's and a Hessian's per-call overhead)
+        prev = MODE.enabled
+        MODE.enabled = bool(create_graph)
+        try:
             got = run_backward(roots[0] if len(roots) == 1 else roots,
                                root_seeds[0] if len(roots) == 1 else root_seeds,
                                retain_graph=retain_graph, create_graph=create_graph,
                                wrap=Tensor._make, accumulate=False,
                                only=ids if prune else None, lead=lead, guard=guard)
+        finally:
+            MODE.enabled = prev
     for k, seed in direct.items():
         got[k] = seed if got.get(k) is None else got[k] + seed
     return [got.get(id(t)) for t in targets]

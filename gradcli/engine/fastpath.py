@@ -22,10 +22,20 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
 - ``keep_freed_memory``: glibc's malloc keeps the arrays a call freed for the
   next call instead of handing them back (at import): value and gradient of
   sum(einsum(A, B)) at 500x500 (bench/forward.py) 3.6x numpy's forward -> 3.1x.
+- ``Diag``: the identity seed of a Jacobian's or a Hessian's rows kept as its
+  diagonal through the rules that keep it diagonal (elementwise rules run on
+  the one cotangent ``d``; ``diag(d) @ A`` as ``d[:, None] * A``), made dense
+  where a rule needs it: per-element the same products (only a zero's sign may
+  differ), checked bit for bit against the dense identity over every op
+  (tests/test_diag_seed.py). Jacobian of tanh(A @ x) * x, 100 -> 100, by rows
+  (bench/derivatives.py's first figure): 68 us against 109 with the dense
+  identity (best of 30 alternating blocks in one process); Hessian of
+  sum(x**4) + dot(x,x)**2 at n = 100: 168 us against 183.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -279,3 +289,114 @@ def keep_freed_memory() -> bool:
 
 
 keep_freed_memory()
+
+
+# -- the identity seed of a Jacobian's rows, kept diagonal -----------------------------
+class Diag:
+    """A batch of cotangents ``diag(d)``: row ``b`` is ``d``'s element ``b`` times
+    the ``b``-th unit array of a node's output (of ``d``'s shape, ``m`` elements);
+    the identity (``d`` all ones) is the seed of a Jacobian's or a Hessian's rows.
+    The walk keeps it as ``d`` while the rules it meets keep it diagonal
+    (``diag_vjp``), instead of multiplying an ``(m,) + shape`` array that is
+    nearly all zeros through them. It is kept only while every rule keeps the
+    zeros off the diagonal zero (0 times a finite local derivative); then
+    ``dense()`` gives the dense batch's values (a zero's sign aside:
+    ``-0.0 == 0.0``). Never changed in place.
+    """
+
+    __slots__ = ("d", "shape")
+    __array_ufunc__ = None  # ``array + Diag``: numpy defers to ``__radd__``
+
+    def __init__(self, d: np.ndarray) -> None:
+        self.d = d
+        self.shape = (d.size,) + d.shape
+
+    def dense(self) -> np.ndarray:
+        m = self.d.size
+        out = np.zeros(self.shape, dtype=self.d.dtype)
+        out.reshape(m * m)[:: m + 1] = self.d.reshape(m)
+        return out
+
+    def __add__(self, other):
+        if type(other) is Diag:
+            return Diag(self.d + other.d)
+        other = np.asarray(other)
+        if other.shape != self.shape or other.dtype != np.result_type(other, self.d):
+            return self.dense() + other
+        out = np.array(other, order="C")  # other + diag(d): d added on the diagonal
+        m = self.d.size
+        diagonal = out.reshape(m * m)[:: m + 1]
+        np.add(diagonal, self.d.reshape(m), out=diagonal)
+        return out
+
+    __radd__ = __add__  # (addition commutes, also in floating point)
+
+
+def _diagonal_row(vec, d, shape, zeros_off: bool = False):
+    """A rule's gradient ``vec`` (of ``d``'s shape, for the one cotangent ``d``)
+    as the gradient of the batch ``diag(d)`` for an input of ``shape``, or None
+    (to be done densely). For an input broadcast from a scalar the dense walk
+    sums each row, whose one entry that is not a zero is ``vec``'s.
+    ``zeros_off``: the caller knows the dense rule keeps the zeros off the
+    diagonal zero (a finite local derivative); else ``vec`` must be finite
+    (where the rule turns a zero into inf or nan, it does so to ``d`` too)."""
+    if type(vec) is not np.ndarray or vec.shape != d.shape:
+        return None
+    if not zeros_off and not np.isfinite(vec).all():
+        return None  # (a zero times an inf off the diagonal: nan there)
+    if shape == vec.shape:
+        return Diag(vec)
+    if shape == ():
+        return np.array(vec.reshape(vec.size))  # (a copy: vec may be d itself)
+    return None
+
+
+def diag_vjp(op, i: int, g: Diag, out, inputs, shapes, params):
+    """Input ``i``'s gradient of the batch ``g`` through an op, without the dense
+    batch: a Diag, an array, or None where it must be done densely.
+
+    An elementwise rule is linear in ``g`` entry by entry, so run on ``d`` (one
+    cotangent) it gives the diagonal of its dense answer: the same products,
+    entry for entry. ``matmul``/``dot`` of a constant matrix and a vector:
+    ``diag(d) @ a`` is ``d[:, None] * a``, the same products with zeros added.
+    """
+    d = g.d
+    if op.elementwise:
+        local = op.local
+        if local is not None:
+            kind, v = local[i]
+            if kind == graph.CONST:  # (a finite number: zeros stay zeros)
+                if v == 1 and shapes[i] == d.shape:
+                    return g  # passed on as it is, as the dense batch is
+                return _diagonal_row(d if v == 1 else d * v, d, shapes[i], True)
+            loc = (inputs[v] if kind == graph.INPUT else out if kind == graph.OUT
+                   else v(out, *inputs))
+            if type(loc) is np.ndarray:
+                if (loc.shape != () and loc.shape != d.shape
+                        or not np.isfinite(loc).all()):
+                    return None
+            elif type(loc) is float or type(loc) is int:
+                if not math.isfinite(loc):
+                    return None
+            elif np.shape(loc) != () or not np.isfinite(loc):
+                return None
+            # 0 * loc off the diagonal is a zero: d * loc is all that is left
+            return _diagonal_row(d * loc, d, shapes[i], True)
+        elif op.multi or op.takes_lead or op.vjps[i] is None:
+            return None
+        else:
+            vec = op.vjps[i](d, out, *inputs, **params)
+        return _diagonal_row(vec, d, shapes[i])
+    if (op.name == "matmul" or op.name == "dot") and not params and d.ndim == 1:
+        a, b = inputs
+        other = a if i == 1 else b
+        if (type(other) is not np.ndarray or other.ndim != 2
+                or other.dtype.kind != "f" or shapes[i] != (other.shape[i],)):
+            return None
+        with np.errstate(all="ignore"):
+            # diag(d) @ a (d against a's rows), or, for x @ b, diag(d) @ b.T
+            gx = d[:, None] * (a if i == 1 else b.T)
+            if not np.isfinite(np.sum(gx)):
+                return None  # (an inf or nan in the matrix: the dense product's nan)
+        return gx
+    return None

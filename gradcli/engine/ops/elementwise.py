@@ -86,7 +86,8 @@ def _pow_vjp_base(g, out, a, b):
     # x**0 is constant: its derivative is 0 everywhere, also at x == 0 (where
     # 0 * 0**-1 would be nan). Elsewhere b * a**(b-1) as is, so that its own
     # derivative in b (a second derivative) stays right at b == 0.
-    if not isinstance(b, Tensor) and np.all(b != 0):  # a constant exponent: x**4
+    nonzero = not isinstance(b, Tensor) and b != 0  # (a Python bool for a number)
+    if nonzero if type(nonzero) is bool else np.all(nonzero):  # a constant: x**4
         return g * (b * a ** (b - 1))
     return g * (b * a ** np.where((b == 0) & (a == 0), 1.0, b - 1))
 

@@ -36,9 +36,15 @@ def _mm(a, b):
     return np.matmul(a, b)
 
 
+def _nd(x) -> int:
+    """``np.ndim(x)``, read off an array or a Tensor (create_graph's rules run on
+    Tensors, where np.ndim goes through numpy's dispatch to gradcli's helper)."""
+    return x.ndim if type(x) is np.ndarray or type(x) is Tensor else np.ndim(x)
+
+
 def _times_each(g, v):
     """``g[..., None] * v``: each cotangent of a batch of scalars times ``v``."""
-    if np.ndim(g) == 0:
+    if _nd(g) == 0:
         return g * v
     return np.multiply.outer(g, v) if type(g) is np.ndarray else g[..., None] * v
 
@@ -71,7 +77,7 @@ def _dot_nd(na: int, nb: int) -> tuple[str, str, str]:
 
 
 def _dot_vjp_a(g, out, a, b):
-    na, nb = np.ndim(a), np.ndim(b)  # np.ndim: a constant may be a Python number
+    na, nb = _nd(a), _nd(b)  # (not .ndim: a constant may be a Python number)
     if na > 2 or nb > 2:
         sa, sb, so = _dot_nd(na, nb)
         return np.einsum(f"...{so},{sb}->...{sa}", g, b)
@@ -83,7 +89,7 @@ def _dot_vjp_a(g, out, a, b):
 
 
 def _dot_vjp_b(g, out, a, b):
-    na, nb = np.ndim(a), np.ndim(b)
+    na, nb = _nd(a), _nd(b)
     if na > 2 or nb > 2:
         sa, sb, so = _dot_nd(na, nb)
         return np.einsum(f"...{so},{sa}->...{sb}", g, a)

@@ -22,8 +22,12 @@ op = functools.partial(_op, shape=NO_BIGGER)
 def _expand(g, shape, axis, keepdims: bool):
     """Broadcast a reduction's gradient back over the reduced axes; whatever
     axes ``g`` has in front of the output's are batch axes, and kept."""
+    if type(g) is Tensor and not g.requires_grad:
+        # A constant (a create_graph walk's seed): the reshape and broadcast_to
+        # ops would record nothing; on its array, without their dispatch.
+        return Tensor._make(_expand(g._data, shape, axis, keepdims))
     red = _axes(axis, len(shape))
-    gshape = np.shape(g)
+    gshape = g.shape if type(g) is np.ndarray or type(g) is Tensor else np.shape(g)
     batch = gshape[: len(gshape) - len(shape) + (0 if keepdims else len(red))]
     if not keepdims:
         g = np.reshape(g, batch + tuple(1 if i in red else n for i, n in enumerate(shape)))
