@@ -324,8 +324,60 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
     report = check.compare_user(
         kind, inputs, user, engine, fd, function=d.label, expected_shapes=shapes,
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
-        kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed)
+        kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed,
+        one_sided=_one_sided(kind, inputs, f_value, grad_value, split))
     return report, result, value
+
+
+def _one_sided(kind: str, inputs, f_value, grad_value, split):
+    """``(block, index) -> (forward, backward)`` one-sided differences of the
+    component ``index`` of ``block`` (step sqrt(eps) * max(1, |x|)), for
+    judging an answer at a kink: of f for a gradient, of f's output element
+    for a Jacobian, of the gradient's element for a Hessian. Each perturbed
+    evaluation is made once (cached per perturbed input component)."""
+    cache: dict = {}
+
+    def at(b: str, j: tuple, point):
+        if kind == "hessian":
+            return np.asarray(grad_value(point)[b], dtype=np.float64)
+        return np.asarray(f_value(point), dtype=np.float64)
+
+    def differences(b: str, j: tuple, a: str):
+        key = (b, j, a)
+        if key not in cache:
+            x = inputs[b]
+            dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+            h = float(np.sqrt(np.finfo(dtype).eps)) * max(1.0, abs(float(x[j])))
+            up, down = np.array(x, dtype=dtype), np.array(x, dtype=dtype)
+            up[j] += h
+            down[j] -= h
+            hu = float(up[j]) - float(x[j])  # the steps as represented
+            hd = float(x[j]) - float(down[j])
+            with np.errstate(all="ignore"), user_code():
+                f0 = at(a, j, dict(inputs))
+                fu = at(a, j, {**inputs, b: up})
+                fd = at(a, j, {**inputs, b: down})
+                cache[key] = ((fu - f0) / hu, (f0 - fd) / hd) if hu > 0 and hd > 0 else None
+        return cache[key]
+
+    def one_sided(block: str, index: tuple):
+        try:
+            if kind == "gradient":
+                got = differences(block, index, block)
+                return None if got is None else (float(got[0]), float(got[1]))
+            n = split.get(block, 0)
+            if kind == "jacobian":
+                got = differences(block, index[n:], block)
+                return None if got is None else (float(got[0][index[:n]]),
+                                                 float(got[1][index[:n]]))
+            a, b = block.split(",")
+            got = differences(b, index[n:], a)
+            return None if got is None else (float(got[0][index[:n]]),
+                                             float(got[1][index[:n]]))
+        except Exception:  # user code one step away (a domain error): not excused
+            return None
+
+    return one_sided
 
 
 def _holding(fn, inputs, wrt):

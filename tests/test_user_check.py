@@ -189,10 +189,79 @@ def test_at_a_kink_a_disagreement_is_reported_not_failed():
     # differences; (x > 0) says 0. Neither is wrong at a kink.
     r, obj = check_json(f"{SCALAR}:relu_sum", "--grad", f"{SCALAR}:drelu_sum",
                         "--x", "0,1,-1")
+    # One-sided derivatives at x[0]: 1 from the right, 0 from the left; (x > 0)'s 0
+    # lies between them: a convention, not a mistake.
     assert r.code == 0, r.err
     c = obj["check"]
     assert c["status"] == "kink" and c["passed"] and c["kinks"]
-    assert c["table"][0]["where"] == "x[0]" and c["table"][0]["engine"] == 0.5
+    assert c["disagreeing"] == 0 and "1 component at a kink" in c["notes"][-1]
+
+
+KINKED = """
+import numpy as np
+
+
+def k(x, y):
+    return np.sum(np.abs(x)) + np.sum(y ** 3)
+
+
+def dk_wrong_y(x, y):  # d(y^3)/dy = 3 y^2: +1 is wrong, and y has no kink
+    return np.sign(x), 3 * y ** 2 + 1.0
+
+
+def dk_right(x, y):  # sign(0) = 0: a subgradient of |x| at 0
+    return np.sign(x), 3 * y ** 2
+
+
+def dk_one_sided(x, y):  # 1 at x = 0: the right-hand derivative, also fine
+    return np.where(x >= 0, 1.0, -1.0), 3 * y ** 2
+
+
+def dk_outside(x, y):  # 5 at x = 0: outside [-1, 1], wrong at the kink too
+    g = np.sign(x)
+    g[0] = 5.0
+    return g, 3 * y ** 2
+
+
+def h(x):
+    return np.sum(np.maximum(x, 0) ** 2) + np.max(x)
+
+
+def dh(x, first=3.0):  # at x = (1, 1): 2 x_i plus a share of max's 1, in [2, 3]
+    return np.array([first, 2.0])
+
+
+def dh_outside(x):
+    return dh(x, first=9.0)
+"""
+
+
+@pytest.mark.parametrize("df, at, code, where", [
+    ("dk_wrong_y", "k", 1, "y[0]"),
+    ("dk_right", "k", 0, "pass"),  # (the engine's abs'(0) = 0 too: all agree)
+    ("dk_one_sided", "k", 0, "kink"),
+    ("dk_outside", "k", 1, "x[0]"),
+    ("dh", "h", 0, "kink"),
+    ("dh_outside", "h", 1, "x[0]"),
+])
+def test_a_kink_excuses_only_answers_between_its_one_sided_derivatives(tmp_path, df, at,
+                                                                        code, where):
+    # Found by a tester: with x[0] on abs's kink, a wrong derivative of y (no
+    # kink) passed as KINK. The truths: d|x|/dx at 0 is anything in [-1, 1] (the
+    # one-sided derivatives), d(y^3)/dy = 3 y^2; for h at (1, 1) each component's
+    # one-sided derivatives are 2 and 3.
+    f = tmp_path / "kinked.py"
+    f.write_text(KINKED, encoding="utf-8")
+    point = ("--x", "0,0.5", "--y", "1,2") if at == "k" else ("--x", "1,1")
+    r, obj = check_json(f"{f}:{at}", "--grad", f"{f}:{df}", *point)
+    assert r.code == code, r.err
+    c = obj["check"]
+    assert c["passed"] == (code == 0) and c["kinks"]
+    if code:
+        assert c["status"] == "fail" and c["table"][0]["where"] == where
+        assert c["table"][0]["odd_one_out"] == "yours"
+    else:
+        assert c["status"] == where and c["disagreeing"] == 0
 
 
 def test_random_points_are_drawn_again_off_a_kink():
