@@ -427,7 +427,10 @@ def calibrate_reuse() -> None:
     from .op import OPS
 
     _TEMP[:] = _ARRAY_ALONE[:] = [-1, -1]
-    if (sys.implementation.name != "cpython" or not hasattr(sys, "_getframe")
+    # 3.14 may push a variable's value without a reference of its own (as the
+    # probe may not show everywhere); free-threaded builds count in two places.
+    if (sys.implementation.name != "cpython" or sys.version_info >= (3, 14)
+            or not hasattr(sys, "_getframe")
             or not getattr(sys, "_is_gil_enabled", lambda: True)()):
         return
     mode = graph.MODE
