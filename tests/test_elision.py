@@ -211,6 +211,14 @@ def _float32():
     return [(u, a32 * b32)], y, np.exp(a32 * b32) + a32 * b32 + np.float32(1.0)
 
 
+def _mixed_dtypes():
+    a, b = _inputs(np.float32)
+    a32, b32 = A.astype(np.float32), B.astype(np.float32)
+    y = (a * b) + C  # a float64 array: the float32 temporary cannot take the result
+    assert y.dtype == np.float64
+    return [], y, (a32 * b32) + C
+
+
 def _broadcast():
     rows = A.reshape(4, -1)
     r = gc.tensor(rows, requires_grad=True)
@@ -291,7 +299,7 @@ def _leaf():
 HOLDERS = [_variable, _list_item, _dict_item, _attribute, _right_operand_held,
            _a_view_of_its_array, _its_numpy_array, _saved_by_a_node, _used_twice,
            _twice_in_one_expression, _retain_grad, _no_grad, _no_requires_grad, _integers,
-           _float32, _broadcast, _broadcast_row_temporary_large, _numpy_dispatch, _methods,
+           _float32, _mixed_dtypes, _broadcast, _broadcast_row_temporary_large, _numpy_dispatch, _methods,
            _torch_names, _partial, _sort_key, _map, _keep_args, _leaf]
 
 
