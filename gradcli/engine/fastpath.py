@@ -55,13 +55,14 @@ _new = object.__new__
 _SCALARS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64,
                       np.int32, np.bool_, np.complex128})
 _next_seq = graph._SEQ.__next__
+_NDARRAY = np.ndarray
 
 
 def _unary(o: Op, x: Tensor) -> Tensor:
     """``apply`` unrolled for one Tensor argument and no options (the hot path)."""
     d = x._data
     try:
-        if type(d) is not np.ndarray or o.reuse is None or d.size < REUSE_MIN:
+        if o.reuse is None or type(d) is not _NDARRAY or d.size < REUSE_MIN:
             out = o.run(d)
         else:
             out = _unary_into(o, x, d)
@@ -108,6 +109,7 @@ def _binary(o: Op):
     as ``(forward, reflected)``: ``a op b`` and ``b op a`` with ``a`` the Tensor."""
     fwd = o.run
     reuse = o.reuse
+    nd = np.ndarray
     mode = graph.MODE
     record = o.differentiable
     save_inputs = o.saves in ("inputs", "both")
@@ -143,7 +145,7 @@ def _binary(o: Op):
             else:
                 a, b, ad, bd = self, other, sd, od
             try:
-                if reuse is not None and (type(ad) is np.ndarray or type(bd) is np.ndarray):
+                if reuse is not None and (type(ad) is nd or type(bd) is nd):
                     out = _binary_into(reuse, fwd, a, b, ad, bd)
                 else:
                     out = fwd(ad, bd)
@@ -334,36 +336,38 @@ def _held_here(t, d, kind: int) -> bool:
             and not (_RETAINED and id(t._grad_fn) in _RETAINED[0]))
 
 
-# Per call site (code, offset): what its instruction is, "call1" (a call with
-# one positional argument, no keywords), "binop" (a binary operator), or "".
+# Per code object: what the instruction at each offset is, "call1" (a call with
+# one positional argument, no keywords) or "binop" (a binary operator).
 _SITES: dict = {}
 _CALLS = ("CALL", "CALL_FUNCTION", "CALL_METHOD")
 _BINOPS = ("BINARY_OP", "BINARY_ADD", "BINARY_SUBTRACT", "BINARY_MULTIPLY",
            "BINARY_TRUE_DIVIDE", "BINARY_POWER", "BINARY_MATRIX_MULTIPLY")
 
 
+def _kinds(code) -> dict:
+    kinds = {}
+    before = None
+    for ins in dis.get_instructions(code):
+        if ins.opname in _BINOPS:
+            kinds[ins.offset] = "binop"
+        elif ins.opname in _CALLS and ins.arg == 1 and before != "KW_NAMES":
+            kinds[ins.offset] = "call1"
+        if ins.opname not in ("PRECALL", "CACHE"):
+            before = ins.opname
+    return kinds
+
+
 def _site(frame) -> str:
     """What the instruction running in ``frame`` is: a temporary's only
     holder is that instruction's operand, so only these two kinds pass (not
     ``p()`` of a ``functools.partial`` holding it, nor a ``key=`` call)."""
-    key = (frame.f_code, frame.f_lasti)
-    got = _SITES.get(key)
-    if got is None:
-        got = ""
-        before = None
-        for ins in dis.get_instructions(frame.f_code):
-            if ins.offset == frame.f_lasti:
-                if ins.opname in _BINOPS:
-                    got = "binop"
-                elif ins.opname in _CALLS and ins.arg == 1 and before != "KW_NAMES":
-                    got = "call1"
-                break
-            if ins.opname not in ("PRECALL", "CACHE"):
-                before = ins.opname
-        if len(_SITES) > 4096:
+    code = frame.f_code
+    kinds = _SITES.get(code)
+    if kinds is None:
+        if len(_SITES) > 1024:
             _SITES.clear()
-        _SITES[key] = got
-    return got
+        kinds = _SITES[code] = _kinds(code)
+    return kinds.get(frame.f_lasti, "")
 
 
 def _unary_into(o: Op, x: Tensor, d):
