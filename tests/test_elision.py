@@ -377,3 +377,16 @@ def test_values_and_gradients_equal_the_plain_computation(expr, dtype, seed):
         assert (g is None) == (w is None)
         if g is not None:
             np.testing.assert_array_equal(g, w)
+
+
+def test_shapes_that_do_not_broadcast_raise_the_usual_error(monkeypatch):
+    def message():
+        a, b = _inputs()
+        with pytest.raises(ValueError) as got:
+            (a * 1.0) + (b[: N // 2] * 1.0)
+        return str(got.value)
+
+    reused = message()
+    monkeypatch.setattr(fastpath, "REUSE_MIN", 1 << 62)
+    assert reused == message()
+    assert reused.startswith("add: operands could not be broadcast together")

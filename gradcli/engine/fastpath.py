@@ -384,6 +384,17 @@ def _unary_into(o: Op, x: Tensor, d):
     return o.run(d)
 
 
+def _fits(d, other) -> bool:
+    """Whether ``d`` op ``other`` has ``d``'s shape (shapes that do not
+    broadcast: False, and the plain path raises its usual error)."""
+    if type(other) is not np.ndarray or other.shape == d.shape:
+        return True
+    try:
+        return np.broadcast_shapes(d.shape, other.shape) == d.shape
+    except ValueError:
+        return False
+
+
 def _binary_into(ufunc, fwd, a, b, ad, bd):
     """``fwd(ad, bd)``, computed into ``ad`` or ``bd`` when its Tensor is a
     temporary and the result has its shape (and, by ``casting="no"``, dtype)."""
@@ -392,13 +403,11 @@ def _binary_into(ufunc, fwd, a, b, ad, bd):
         _PROBE.append(site)
     if site != "binop":
         return fwd(ad, bd)
-    if type(ad) is np.ndarray and ad.size >= REUSE_MIN and (
-            type(bd) is not np.ndarray or bd.shape == ad.shape
-            or np.broadcast_shapes(ad.shape, bd.shape) == ad.shape) and _held_here(a, ad, 1):
+    if (type(ad) is np.ndarray and ad.size >= REUSE_MIN and _fits(ad, bd)
+            and _held_here(a, ad, 1)):
         t, d = a, ad
-    elif type(bd) is np.ndarray and bd.size >= REUSE_MIN and (
-            type(ad) is not np.ndarray or ad.shape == bd.shape
-            or np.broadcast_shapes(ad.shape, bd.shape) == bd.shape) and _held_here(b, bd, 1):
+    elif (type(bd) is np.ndarray and bd.size >= REUSE_MIN and _fits(bd, ad)
+            and _held_here(b, bd, 1)):
         t, d = b, bd
     else:
         return fwd(ad, bd)
