@@ -144,8 +144,10 @@ def _binary(o: Op):
                 a, b, ad, bd = other, self, od, sd
             else:
                 a, b, ad, bd = self, other, sd, od
+            ta = type(ad)  # (read once: for the shapes below too)
+            tb = type(bd)
             try:
-                if reuse is not None and (type(ad) is nd or type(bd) is nd):
+                if reuse is not None and (ta is nd or tb is nd):
                     out = _binary_into(reuse, fwd, a, b, ad, bd)
                 else:
                     out = fwd(ad, bd)
@@ -158,8 +160,8 @@ def _binary(o: Op):
                 t._grad_fn = None
                 t.requires_grad = False
                 return t
-            shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
-                      () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
+            shapes = (() if ta in _SCALARS else getattr(ad, "shape", ()),
+                      () if tb in _SCALARS else getattr(bd, "shape", ()))
             n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
