@@ -121,9 +121,9 @@ def _binary(o: Op):
 
     def make(reflected: bool):
         def method(self, other):
-            sd = self._data  # (a name in both branches: counts alike in _binary_into)
             if type(other) is Tensor:
                 od = other._data
+                sd = self._data
                 # (two numpy scalars of one type have one dtype: no .dtype read)
                 if ((type(od) is not type(sd) or type(od) is np.ndarray)
                         and od.dtype is not sd.dtype and _PROMOTE):
@@ -141,13 +141,11 @@ def _binary(o: Op):
                 od = other
                 rg = self.requires_grad
             if reflected:
-                a, b, ad, bd = other, self, od, sd
+                a, b, ad, bd = other, self, od, self._data
             else:
-                a, b, ad, bd = self, other, sd, od
-            ta = type(ad)  # (read once: for the shapes below too)
-            tb = type(bd)
+                a, b, ad, bd = self, other, self._data, od
             try:
-                if reuse is not None and (ta is nd or tb is nd):
+                if reuse is not None and (type(ad) is nd or type(bd) is nd):
                     out = _binary_into(reuse, fwd, a, b, ad, bd)
                 else:
                     out = fwd(ad, bd)
@@ -160,8 +158,8 @@ def _binary(o: Op):
                 t._grad_fn = None
                 t.requires_grad = False
                 return t
-            shapes = (() if ta in _SCALARS else getattr(ad, "shape", ()),
-                      () if tb in _SCALARS else getattr(bd, "shape", ()))
+            shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
+                      () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
             n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
@@ -317,9 +315,10 @@ REUSED = _Reused()
 # reference counts that a temporary Tensor and its array show inside
 # ``_held_here`` when reached from the caller's expression through
 # ``Op.__call__`` -> ``_unary`` -> ``_unary_into`` (index 0) or through an
-# operator method -> ``_binary_into`` (index 1); -1: never reuse.
-_TEMP = [-1, -1]
-_ARRAY_ALONE = [-1, -1]
+# operator method -> ``_binary_into``, two Tensors (1) or a Tensor and a constant
+# (2); -1: never reuse.
+_TEMP = [-1, -1, -1]
+_ARRAY_ALONE = [-1, -1, -1]
 _PROBE: list | None = None  # while calibrating: what _held_here saw
 _RETAINED: list = []  # set by torch_api: its dict of retain_grad()ed non-leaves
 
@@ -405,11 +404,12 @@ def _binary_into(ufunc, fwd, a, b, ad, bd):
         _PROBE.append(site)
     if site != "binop":
         return fwd(ad, bd)
+    kind = 1 if type(a) is Tensor and type(b) is Tensor else 2  # (their counts differ)
     if (type(ad) is np.ndarray and ad.size >= REUSE_MIN and _fits(ad, bd)
-            and _held_here(a, ad, 1)):
+            and _held_here(a, ad, kind)):
         t, d = a, ad
     elif (type(bd) is np.ndarray and bd.size >= REUSE_MIN and _fits(bd, ad)
-            and _held_here(b, bd, 1)):
+            and _held_here(b, bd, kind)):
         t, d = b, bd
     else:
         return fwd(ad, bd)
@@ -441,7 +441,7 @@ def calibrate_reuse() -> None:
     global _PROBE, REUSE_MIN
     from .op import OPS
 
-    _TEMP[:] = _ARRAY_ALONE[:] = [-1, -1]
+    _TEMP[:] = _ARRAY_ALONE[:] = [-1, -1, -1]
     # 3.14 may push a variable's value without a reference of its own (as the
     # probe may not show everywhere); free-threaded builds count in two places.
     if (sys.implementation.name != "cpython" or sys.version_info >= (3, 14)
@@ -458,17 +458,18 @@ def calibrate_reuse() -> None:
     finally:
         _PROBE = None
         REUSE_MIN, mode.enabled, mode.keep_args = saved
-    if len(seen) < 4 or type(seen[1]) is not tuple or type(seen[13]) is not tuple:
+    if len(seen) < 16 or not all(type(seen[i]) is tuple for i in (1, 7, 13)):
         return
     t, a = seen[1][1:]
-    t2, a2 = seen[13][1:]
-    u, b = (0, t, a), (1, t2, a2)
+    t2, a2 = seen[7][1:]
+    t3, a3 = seen[13][1:]
+    u, b, c = (0, t, a), (1, t2, a2), (2, t3, a3)
     expected = ["call1", u, "call1", (0, t + 1, a), "", "",
                 "binop", b, b,
                 "binop", (1, t2 + 1, a2), b,
-                "binop", b,
-                "binop", b,
+                "binop", c,
+                "binop", c,
                 ""]
-    if seen == expected and t > 1 and t2 > 1:
-        _TEMP[:] = [t, t2]
-        _ARRAY_ALONE[:] = [a, a2]
+    if seen == expected and min(t, t2, t3) > 1:
+        _TEMP[:] = [t, t2, t3]
+        _ARRAY_ALONE[:] = [a, a2, a3]
