@@ -31,7 +31,9 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
   the input (the copy included) instead of 6.0x, so value and gradient peak at
   5.0x. The temporary's Tensor is left holding ``REUSED``, which raises on any
   use: if a caller held it after all without a reference (C code passing a
-  borrowed one), it gets an error, never the new values.
+  borrowed one), it gets an error, never the new values. Cost on the scalar
+  chain (first figure): the tests in the hot paths, about 150 instructions per
+  op of some 20,000 under callgrind.
 """
 
 from __future__ import annotations
@@ -301,7 +303,7 @@ class _Reused:
             "how it was reached (the values are gone)")
 
     __getattr__ = __array__ = __array_function__ = _fail
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail  # type: ignore[assignment]
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail  # type: ignore
     __bool__ = __len__ = __iter__ = __getitem__ = __contains__ = _fail
     __float__ = __int__ = __index__ = __complex__ = _fail
 
