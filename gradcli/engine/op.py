@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import graph
+from . import fastpath, graph
 from .fastpath import _unary
 from .graph import CONST, FRESH, INPUT, MOVES, OUT, Meta, Node  # noqa: F401 (MOVES: for ops)
 from .tensor import Tensor
@@ -114,6 +114,9 @@ class Op:
     # no inf or nan can enter. Elementwise ops need neither: gradient entry i
     # meets cotangent entry i only.
     support: Any = None
+    # The ufunc that may compute the forward into a temporary input's array
+    # (fastpath.reuse_ufunc), or None.
+    reuse: Any = None
 
     @property
     def nreq(self) -> int:
@@ -279,6 +282,7 @@ def op(*vjps, grad_fn: str, saves: str = "inputs", rule: str = "", kink: str = "
             o.run = fast
         else:
             o.run = _axis_checked(forward) if "axis" in kw and n >= 0 else forward
+        o.reuse = fastpath.reuse_ufunc(o)
         if at_kink is not None:
             o.extra["at_kink"] = at_kink
         if reals:

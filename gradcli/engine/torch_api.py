@@ -735,6 +735,7 @@ def bind() -> None:
     T.retains_grad = property(retains)
     T.register_hook = _register_hook
     fastpath._PROMOTE[:] = [_promote]  # every operator made by fastpath._binary
+    fastpath._RETAINED[:] = [_RETAINED]  # never reuse a retained non-leaf's array
     for name in ("eq", "ne", "lt", "le", "gt", "ge"):
         setattr(T, name, getattr(T, f"__{name}__"))
     T.greater, T.less, T.greater_equal, T.less_equal = T.gt, T.lt, T.ge, T.le
