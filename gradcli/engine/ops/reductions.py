@@ -345,6 +345,11 @@ def norm_(x, *, ord=None, axis=None, keepdims=False):
     """numpy.linalg.norm: vector orders over one axis, matrix orders over two
     (ord 2, -2, 'nuc' from singular values), Frobenius over all axes by default."""
     kind, axes = _norm_plan(np.ndim(x), ord, axis)
+    if axis is None and (ord is None or (ord in ("fro", "f") and np.ndim(x) == 2)
+                         or (ord == 2 and np.ndim(x) == 1)):
+        # numpy's own call (the square root of a dot product, where a given axis
+        # sums instead): bit for bit
+        return np.linalg.norm(x, ord=ord, keepdims=keepdims)
     if kind == "all":
         return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
     if kind == "matrix" and _svd_form(ord):
