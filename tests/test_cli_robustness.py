@@ -210,6 +210,19 @@ def test_head_reading_a_part_ends_it_quietly(argv):
     assert p.stderr == ""
 
 
+@pytest.mark.parametrize("argv", [
+    ["eval", "x*x", "--x", "arange(200000)", "--grad-output", "ones", "--format", "plain"],
+    ["eval", "x*x", "--x", "arange(200000)", "--grad-output", "ones", "--json"],
+])
+def test_a_reader_gone_before_a_large_answer_ends_is_141(argv):
+    # A tester found exit 0 here: the whole answer (several MB) went in one
+    # write, which can report success although the reader left after 10 bytes.
+    # Written 64 KiB at a time, a write after the reader left fails: exit 141.
+    p = _closed_early(argv, 10)
+    assert p.returncode == 141, p.stderr
+    assert p.stderr == ""
+
+
 def test_head_in_a_shell_pipeline():
     p = subprocess.run(["bash", "-c", '"$@" | head -1; echo "status ${PIPESTATUS[0]}"',
                         "bash", *GRADCLI, "ops"],

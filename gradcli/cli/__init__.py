@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
             for i, a in enumerate(args)]
     debug = "--debug" in args
     _guard_stdout()
+    _chunk_stdout()
     # A bare `gradcli` (click's own answer differs between versions); a shell's
     # completion request has no arguments either, and is click's to answer.
     if not args and f"_{PROG.upper()}_COMPLETE" not in os.environ:
@@ -189,6 +190,42 @@ def _guard_stdout() -> None:
         os.dup2(fd, 1)
         os.close(fd)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+
+
+class _Chunked:
+    """stdout written (and flushed) 64 KiB at a time: one large write into a
+    pipe can report success although its reader has gone (seen on some
+    kernels), and the answer's end would then go nowhere with exit 0; a write
+    after the reader closed fails (EPIPE: exit 141, as ``yes | head`` does)."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if len(text) <= self.CHUNK:
+            return self._stream.write(text)
+        for i in range(0, len(text), self.CHUNK):
+            self._stream.write(text[i:i + self.CHUNK])
+            self._stream.flush()
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _chunk_stdout() -> None:
+    """Put ``_Chunked`` in front of stdout when it is a pipe or a file (not a
+    terminal, nor a test's StringIO)."""
+    out = sys.stdout
+    try:
+        if out is None or isinstance(out, _Chunked) or out.isatty():
+            return
+        out.fileno()
+    except (AttributeError, ValueError, OSError):
+        return
+    sys.stdout = _Chunked(out)
 
 
 def _say_safely(kind: str, text: str) -> None:
