@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -273,8 +274,11 @@ def _emit_checks(many, fmt: str) -> int:
     for v in shown:
         lines.append(f"point {v.number}: {v.verdict}")
         if v.inputs is not None:
-            lines.append("  at " + " ".join(f"--{n} {format_value(np.asarray(a))}"
-                                            for n, a in v.inputs.items()))
+            # pasteable into a shell (quoted), the drawn inputs only (the others
+            # are as the command gave them: a data matrix stays off the line)
+            lines.append("  at " + " ".join(
+                f"--{n} {shlex.quote(format_value(np.asarray(a)))}"
+                for n, a in v.inputs.items() if many.drawn is None or n in many.drawn))
     if bad > len(shown):
         lines.append(f"... and {bad - len(shown)} more failing point(s) (--all lists them)")
     if worst is not None:

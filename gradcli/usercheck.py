@@ -504,6 +504,7 @@ class ManyChecks:
     seed: int | None = None
     replay: str | None = None  # how to replay point K: a template with {k}
     show_all: bool = False
+    drawn: tuple[str, ...] | None = None  # the inputs a point line shows (None: all)
 
 
 def verdict_of(number: int, inputs, report=None, failures=()) -> PointVerdict:

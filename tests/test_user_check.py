@@ -820,3 +820,29 @@ def test_default_valued_parameter_is_held_at_random_points():
     assert r.code == 0, r.err
     for row in ndjson(r.out)[:-1]:
         assert row["inputs"]["s"] == 3.0 and row["passed"]
+
+
+def test_a_failing_points_line_pastes_into_a_shell_without_the_data(tmp_path):
+    # A tester pasted "at --X 1,0.5,-1;1,-0.3,2 ..." into a shell: the ';' split the
+    # command, and the --const data (never drawn) made the line long.
+    import shlex
+
+    f = tmp_path / "lr.py"
+    f.write_text("import numpy as np\n"
+                 "def loss(w, X, y):\n    return np.sum((X @ w - y) ** 2)\n"
+                 "def grad(w, X, y):\n    return 2 * X.T @ (X @ w - y) + 1.0\n",
+                 encoding="utf-8")
+    r = run("check", f"{f}:loss", "--grad", f"{f}:grad", "--shape", "w=3",
+            "--X", "1,0.5,-1;1,-0.3,2;1,1.2,0.1", "--y", "1,0,1", "--const", "X",
+            "--const", "y", "--random", "2", "--seed", "2", "--format", "plain")
+    assert r.code == 1
+    lines = [line for line in r.out.splitlines() if line.startswith("  at ")]
+    assert len(lines) == 2
+    for line in lines:
+        words = shlex.split(line)
+        assert words[:2] == ["at", "--w"] and len(words) == 3  # w alone, one word
+    r = run("check", f"{f}:loss", "--grad", f"{f}:grad", "--shape", "w=3",
+            "--shape", "X=3,3", "--y", "1,0,1", "--const", "y", "--random", "1",
+            "--seed", "2", "--format", "plain")
+    words = shlex.split(next(line for line in r.out.splitlines() if line.startswith("  at ")))
+    assert "--y" not in words and ";" in words[words.index("--X") + 1]  # X drawn, quoted

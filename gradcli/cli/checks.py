@@ -226,7 +226,8 @@ def _many(ctx, target, opts, spec, engine_check, expected):
         what = (f"random point {start}" if opts["replay"] is not None
                 else f"{n} random point{'s' * (n != 1)}")
         checks = usercheck.ManyChecks(what, None, seed=seed,
-                                      replay=f"--seed {seed} --replay {{k}}")
+                                      replay=f"--seed {seed} --replay {{k}}",
+                                      drawn=tuple(drawn))
     checks.show_all = opts["show_all"]
     if derivative is None and not engine_check:
         # --expect-* alone: no finite differences, so rows are evaluated in
