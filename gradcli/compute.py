@@ -61,6 +61,9 @@ class Result:
     notes: list[str] = field(default_factory=list)
     tangent: np.ndarray | None = None  # J v, for the tangents asked (forward mode)
     tangent_mode: str = "forward"  # or "reverse": J v from the Jacobian's rows
+    # where a function file turned a Tensor that requires grad into a number
+    # (graph.note_cut): a path no derivative of the engine follows
+    cuts: list[str] = field(default_factory=list)
 
 
 def prepare(text: str, names: list[str], limits: Limits | None = None) -> Target:
@@ -271,7 +274,9 @@ def evaluate(
             graph.enable_grad(), warnings.catch_warnings():
         # inf and nan are results, reported once by gradcli, not by numpy.
         warnings.simplefilter("ignore", RuntimeWarning)
-        out = call(target, leaves, max_elements)
+        watch = record and target.loaded is not None
+        with graph.watch_cuts() if watch else contextlib.nullcontext() as cuts:
+            out = call(target, leaves, max_elements)
         for t in leaves.values():
             t.grad = None  # a backward() inside the function is not our gradient
         if out._data.dtype.kind not in "f":
@@ -280,7 +285,7 @@ def evaluate(
                 "gradients need a float result"
             )
         value = np.asarray(out._data)
-        result = Result(value, {}, out, leaves)
+        result = Result(value, {}, out, leaves, cuts=list(cuts or ()))
         if not finite(value):
             where = _first_nonfinite_forward(target, leaves, out, max_elements)
             origin = f"; first {_first(value)} in {where} (forward pass)" if where else ""
@@ -305,6 +310,9 @@ def evaluate(
             result.grads[n] = (
                 np.asarray(g._data) if g is not None else np.zeros_like(inputs[n])
             )
+        if result.cuts:
+            _verify_cut(target, inputs, wrt, seed, result.grads, result.cuts,
+                        max_elements, result.warnings)
         bad = [n for n in wrt if not finite(result.grads[n])]
         if bad and out._grad_fn is not None:
             origin = _first_nonfinite_backward(out, seed)
@@ -389,6 +397,47 @@ def _unreached(target: Target, name: str) -> str:
     return (f"grad.{name} is 0: no recorded operation uses {name}; if the result "
             "does depend on it, the function cut the graph (.item(), .numpy(), "
             "float(), .detach() or no_grad())")
+
+
+def _verify_cut(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
+                seed: np.ndarray, grads: dict[str, np.ndarray], cuts: list[str],
+                max_elements: int, warnings: list[str], what: str = "grad") -> None:
+    """The function converted a Tensor that requires grad to a number: legitimate
+    in control flow (``if float(x.sum()) > 0``), a path the gradient misses in
+    arithmetic. Central differences of ``<seed, f>`` along a few random
+    directions tell which (``grads``: the engine's gradient of it): a gradient
+    they contradict is an error (exit 3), not a result."""
+    from .check import directional_check
+
+    fixed = {n: Tensor._make(_read_only(a)) for n, a in inputs.items() if n not in wrt}
+
+    def f_value(point):
+        leaves = {**fixed, **{n: Tensor._make(_read_only(point[n])) for n in wrt}}
+        with graph.no_grad():
+            out = call(target, leaves, max_elements)
+        return np.sum(seed * np.asarray(out._data, dtype=np.float64))
+
+    try:
+        agree = directional_check(inputs, wrt, f_value, grads)
+    except EvaluationError:  # f fails without a graph: nothing to compare
+        agree = {}
+    wrong = [n for n in wrt if agree.get(n) is False]
+    name = target.loaded.name
+    where = cuts[0] + (f", and {len(cuts) - 1} more" if len(cuts) > 1 else "")
+    if wrong:
+        raise EvaluationError(
+            f"{name} converts a Tensor that requires grad to a number ({where}), so "
+            f"the {'gradient' if what == 'grad' else 'derivative'} misses that path: "
+            f"{what}.{wrong[0]} disagrees with finite differences",
+            hint="keep the value a Tensor (no float(), .item(), .tolist()) so that "
+                 "the gradient follows it; 'gradcli check FILE.py:f --grad FILE.py:df' "
+                 "checks your own derivative against finite differences")
+    unsure = [n for n in wrt if agree.get(n) is None]
+    if unsure:
+        warnings.append(
+            f"{name} converts a Tensor that requires grad to a number ({where}); "
+            f"finite differences could not confirm {what}.{unsure[0]}, which misses "
+            "that path if the number enters the result")
 
 
 def _seed(value: np.ndarray, grad_output) -> np.ndarray:
@@ -554,6 +603,13 @@ def jacobian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
                                 "(an op's rule is not differentiable twice here); the "
                                 "Jacobian is reverse mode's")
             blocks, how = again, "reverse"
+    if value.cuts and live:
+        # u^T J against central differences of <u, f>, u random
+        u = np.random.default_rng(0).uniform(0.5, 2.0, value.value.shape)
+        nd = value.value.ndim
+        grads = {k: np.tensordot(u, blocks[k], axes=nd) for k in live}
+        _verify_cut(target, inputs, live, u, grads, value.cuts, max_elements,
+                    warnings, what="jacobian")
     warnings += [nonfinite(f"jacobian.{k}", b) for k, b in blocks.items() if not finite(b)]
     return Derivatives(value.value, blocks, warnings, value, how)
 
@@ -618,6 +674,10 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
               for a in wrt}
     if not live:
         return Derivatives(value.value, blocks, list(value.warnings), value)
+    if value.cuts:
+        # the Hessian differentiates the gradient: a gradient that misses a
+        # path (checked here, exit 3) gives a Hessian that misses it too
+        evaluate(target, inputs, wrt=live, max_elements=max_elements)
     f, dtype = _as_function(target, inputs, live, max_elements)
     with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
             transforms.reporting(progress):

@@ -31,6 +31,8 @@ op unless someone looks). Internal code never reads ``.grad_fn``: a
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import weakref
 from contextlib import ContextDecorator
 
@@ -38,13 +40,18 @@ import numpy as np
 
 
 class _Mode:
-    __slots__ = ("enabled", "keep_args")
+    __slots__ = ("enabled", "keep_args", "cuts")
 
     def __init__(self) -> None:
         self.enabled = True
         # Keep every input of every node (constants too), for tools that replay
         # or show the graph (symbolic check, `gradcli graph`); off: less memory.
         self.keep_args = False
+        # While gradcli records a target (``watch_cuts``): a list of where a
+        # Tensor that requires grad became a Python number or plain array
+        # (float(), .item(), ...), a path the gradient cannot follow. None: not
+        # watched. Read by the conversions only, never by an op.
+        self.cuts = None
 
 
 MODE = _Mode()  # gradient recording on/off; not thread-local, like a CLI needs
@@ -109,6 +116,40 @@ class keep_args(ContextDecorator):
     def __exit__(self, *exc) -> bool:
         MODE.keep_args = self._prev
         return False
+
+
+MAX_CUTS = 8  # conversions remembered per recording (the first is named)
+
+
+class watch_cuts:
+    """Inside: conversions of Tensors that require grad to Python numbers or
+    plain arrays are noted (``note_cut``) in the list ``as`` gives."""
+
+    def __enter__(self) -> list[str]:
+        self._prev = MODE.cuts
+        MODE.cuts = []
+        return MODE.cuts
+
+    def __exit__(self, *exc) -> bool:
+        MODE.cuts = self._prev
+        return False
+
+
+def note_cut(what: str) -> None:
+    """Note ``what`` (e.g. "float()") at the innermost caller outside gradcli:
+    ``float() at cut.py:2``. Called only while watched."""
+    cuts = MODE.cuts
+    if len(cuts) >= MAX_CUTS:
+        return
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame = sys._getframe(2)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame = frame.f_back
+    if frame is None:
+        cuts.append(what)
+    else:
+        cuts.append(f"{what} at {os.path.basename(frame.f_code.co_filename)}:"
+                    f"{frame.f_lineno}")
 
 
 def is_grad_enabled() -> bool:

@@ -118,6 +118,8 @@ class Tensor:
         return self._buffer()
 
     def tolist(self):
+        if self.requires_grad and graph.MODE.cuts is not None:
+            graph.note_cut(".tolist()")
         return self._data.tolist()
 
     def item(self):
@@ -126,6 +128,8 @@ class Tensor:
                 f"a Tensor with {self._data.size} elements cannot be converted to "
                 "a Python number"
             )
+        if self.requires_grad and graph.MODE.cuts is not None:
+            graph.note_cut(".item()")
         return self._data.item() if self._data.ndim else self._data.item()
 
     def __array__(self, dtype=None, copy=None):
@@ -137,6 +141,8 @@ class Tensor:
                 "Tensors use gc.stack([...]) (gc functions stack lists themselves); "
                 "for values only use .detach() (np.asarray(t.detach()))"
             )
+        if self.requires_grad and graph.MODE.cuts is not None:
+            graph.note_cut("np.asarray()")  # allowed under no_grad
         d = np.asarray(self._data)
         if copy:
             d = d.copy()
@@ -158,10 +164,15 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self._one("Boolean value"))
 
+    # bool() and comparisons are control flow, not cuts: only these are noted
     def __float__(self) -> float:
+        if self.requires_grad and graph.MODE.cuts is not None:
+            graph.note_cut("float()")
         return float(self._one("float()"))
 
     def __int__(self) -> int:
+        if self.requires_grad and graph.MODE.cuts is not None:
+            graph.note_cut("int()")
         return int(self._one("int()"))
 
     def __index__(self) -> int:
