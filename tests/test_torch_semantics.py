@@ -550,3 +550,16 @@ def test_flat_regions_stop_an_infinite_cotangent_as_pytorch_does(f):
     with np.errstate(divide="ignore"):  # (sqrt's inf at 0, stopped below)
         gc.sqrt(y).sum().backward()
     assert x.grad.numpy().tolist() == [0.0, 0.25]
+
+
+def test_backward_computes_inf_and_nan_without_numpys_warnings():
+    # PyTorch's backward does not warn; gradcli's printed numpy's RuntimeWarning
+    # from inside its rules (found by a tester). d sqrt(x)/dx = 1/(2 sqrt(x)): inf at 0.
+    import warnings
+
+    x = gc.tensor([0.0, 1.0], dtype=gc.float64, requires_grad=True)
+    y = gc.sqrt(x).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y.backward()
+    assert x.grad.numpy().tolist() == [np.inf, 0.5]

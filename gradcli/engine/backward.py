@@ -148,6 +148,18 @@ def _has_zero(seed) -> bool:
 def run_backward(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                  hook=None, accumulate: bool = True, only=None, lead: int = 0,
                  guard: bool = True):
+    """``_walk`` (below) with numpy's floating-point warnings off: an inf or
+    nan the rules compute (sqrt's derivative at 0) is a result, which the
+    caller inspects; PyTorch's backward does not warn either."""
+    with np.errstate(all="ignore"):
+        return _walk(root, seed, retain_graph=retain_graph, create_graph=create_graph,
+                     wrap=wrap, hook=hook, accumulate=accumulate, only=only, lead=lead,
+                     guard=guard)
+
+
+def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
+          hook=None, accumulate: bool = True, only=None, lead: int = 0,
+          guard: bool = True):
     """Propagate ``seed`` from ``root`` to every leaf that requires grad.
 
     ``root`` and ``seed`` may be lists (several outputs, one walk: gradients
