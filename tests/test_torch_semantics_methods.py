@@ -175,6 +175,28 @@ def test_numpy_std_stays_population():
     assert gc.std(x, ddof=0).item() == pytest.approx(math.sqrt(5 / 4), rel=1e-15)
 
 
+def test_std_var_keywords_pick_the_library():
+    # rows [1, 2, 4] (mean 7/3) and [0, 3, 9] (mean 4): squared deviations
+    # (16 + 1 + 25) / 9 = 14/3 and 16 + 1 + 25 = 42, over 3 (ddof=0) or 2
+    m = f64([[1.0, 2.0, 4.0], [0.0, 3.0, 9.0]])
+    population, unbiased = [14 / 9, 14.0], [7 / 3, 21.0]
+    for numpy_call in (m.var(axis=1), m.var(axis=1, keepdims=True).reshape(2),
+                       gc.var(m, axis=1), m.std(axis=1) ** 2, gc.std(m, axis=1) ** 2,
+                       np.var(m, axis=1), m.var(axis=1, ddof=0)):
+        assert numpy_call.tolist() == pytest.approx(population, rel=1e-14)
+    for torch_call in (m.var(dim=1), m.var(1), gc.var(m, 1), gc.var(m, dim=1),
+                       m.std(dim=1) ** 2, m.std(1) ** 2, gc.std(m, 1) ** 2,
+                       m.var(axis=1, ddof=1), m.var(axis=1, correction=1)):
+        assert torch_call.tolist() == pytest.approx(unbiased, rel=1e-14)
+    # all of m: 6 squared deviations from mean 19/6, within rows plus between
+    # them: 14/3 + 42 + 3 (7/3 - 19/6)^2 + 3 (4 - 19/6)^2
+    total = 14 / 3 + 42 + 6 * (5 / 6) ** 2
+    assert m.var(keepdims=True).item() == pytest.approx(total / 6, rel=1e-14)
+    assert m.var(keepdim=True).item() == pytest.approx(total / 5, rel=1e-14)
+    with pytest.raises(TypeError, match="not both"):
+        m.std(1, axis=0)
+
+
 def test_std_var_gradients():
     check_grad(lambda t: t.std(), [1.0, 2.0, 3.5, 4.0])
     check_grad(lambda t: t.var(1), [[1.0, 2.0, 3.5], [0.5, -1.0, 2.0]])

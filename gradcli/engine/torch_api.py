@@ -408,7 +408,12 @@ def _spread(name, o):
                ddof=None, axis=None, keepdims=None):
         if isinstance(dim, bool):  # the old std(unbiased) form
             dim, unbiased = None, dim
+        # numpy's keywords (axis=, keepdims=, ddof=) keep numpy's meaning: ddof=0
+        # unless given; otherwise PyTorch's, the unbiased estimate.
+        numpy_style = axis is not None or keepdims is not None or ddof is not None
         if axis is not None:
+            if dim is not None:
+                raise TypeError(f"{name}(): give the axis once (dim or axis=), not both")
             dim = axis
         if keepdims is not None:
             keepdim = keepdims
@@ -422,7 +427,7 @@ def _spread(name, o):
         elif ddof is not None:
             c = ddof
         else:
-            c = 1  # PyTorch's default: the unbiased estimate (numpy's is ddof=0)
+            c = 0 if numpy_style else 1
         if isinstance(dim, list):
             dim = tuple(dim)
         return o(self, axis=dim, ddof=c, keepdims=bool(keepdim))
