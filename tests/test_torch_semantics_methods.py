@@ -367,6 +367,48 @@ def test_a_0d_float64_does_not_promote_float32():
     assert x.grad.dtype == gc.float32 and x.grad.tolist() == [3.0, 3.0]
 
 
+def test_operators_promote_as_pytorch_with_python_and_numpy_numbers():
+    # PyTorch's rules (tensor_attributes.html#type-promotion-doc): a Python number,
+    # and a numpy scalar (a "wrapped number", np.float64 subclasses float), does
+    # not promote a tensor of its category; a float one beside an int tensor
+    # gives the default float dtype, float32 here; int / int is true division
+    # into the default float dtype; a 0-d operand does not promote a
+    # dimensioned one of its category.
+    f32, i = np.float32, gc.tensor([1, 3])
+    third = gc.tensor([1, 3]) / 3
+    assert third.dtype == gc.float32 and third.tolist() == [f32(1) / f32(3), 1.0]
+    assert (i / gc.tensor([2, 4])).dtype == gc.float32
+    assert (gc.tensor(2) / i).dtype == gc.float32
+    assert (gc.tensor([True]) / gc.tensor([True])).dtype == gc.float32
+    assert i.div(3).dtype == gc.float32
+    for y, want in ((gc.tensor([1, 2]) + 0.5, [1.5, 2.5]), (0.5 + gc.tensor([1, 2]), [1.5, 2.5]),
+                    (gc.tensor([1, 2]) ** -1.0, [1.0, 0.5]), (2.0 ** gc.tensor([1, 2]), [2.0, 4.0]),
+                    (gc.tensor([1, 2]) * np.float64(0.5), [0.5, 1.0])):
+        assert y.dtype == gc.float32 and y.tolist() == want
+    x = gc.tensor([1.0, 3.0])
+    for other in (np.float64(0.1), np.array(0.1)):
+        y = x * other
+        assert y.dtype == gc.float32
+        assert y.tolist() == [f32(0.1), f32(3) * f32(0.1)]  # computed in float32
+    assert (gc.tensor([1, 3], dtype=np.int32) * np.int64(2)).dtype == np.int32
+    assert (gc.tensor([1, 2]) * 2).dtype == gc.int64  # int stays int
+    assert (gc.tensor([1, 2]) * 1j).dtype == np.complex64  # the default complex dtype
+    assert (f64([1.0]) * np.float32(0.5)).dtype == gc.float64
+    w = gc.tensor([1.0, 3.0], requires_grad=True)
+    (w * np.float64(0.1)).sum().backward()
+    assert w.grad.dtype == gc.float32 and w.grad.tolist() == [f32(0.1)] * 2
+    # numpy's functions keep numpy's rules
+    assert np.add(gc.tensor([1, 2]), 0.5).dtype == gc.float64
+    assert np.divide(gc.tensor([1, 3]), 3).dtype == gc.float64
+    before = gc.get_default_dtype()
+    gc.set_default_dtype(gc.float64)
+    try:
+        assert (gc.tensor([1, 3]) / 3).dtype == gc.float64
+        assert (gc.tensor([1, 2]) + 0.5).dtype == gc.float64
+    finally:
+        gc.set_default_dtype(before)
+
+
 def test_create_graph_keeps_float32_gradients():
     for f in (lambda x: x.max(), lambda x: 2.0**x, lambda x: x ** 3):
         x = gc.tensor([0.3, 0.6], requires_grad=True)

@@ -94,8 +94,12 @@ def _unary(o: Op, x: Tensor) -> Tensor:
 
 # Set by torch_api: PyTorch's promotion for two Tensors of different dtypes,
 # promote(a, b) -> (a, b) cast to one dtype, or None where numpy's promotion is
-# PyTorch's; checked inside the operator (no extra frame per call).
+# PyTorch's; checked inside the operator (no extra frame per call). Its second
+# entry, result(a, other, out, name), runs for arithmetic whose result's dtype is
+# not the Tensor's (an int tensor / 3, times 0.5; a float32 one times a numpy
+# float64 scalar or 0-d array): operands cast to PyTorch's result dtype, or None.
 _PROMOTE: list = []
+_ARITHMETIC = frozenset(("add", "sub", "mul", "div", "pow"))
 
 
 def _binary(o: Op):
@@ -110,6 +114,8 @@ def _binary(o: Op):
     shared = graph._INTERNED
     interned = graph.interned
     next_seq = graph._SEQ.__next__
+    promotes = o.name in _ARITHMETIC
+    ndarray = np.ndarray
 
     def make(reflected: bool):
         def method(self, other):
@@ -140,6 +146,11 @@ def _binary(o: Op):
                 out = fwd(ad, bd)
             except ValueError as exc:
                 raise ValueError(f"{o.name}: {exc}") from exc
+            if (promotes and ((to := type(out)) is not type(self._data) or to is ndarray)
+                    and out.dtype is not self._data.dtype and _PROMOTE):
+                cast = _PROMOTE[1](self, other, out, o.name)
+                if cast is not None:
+                    return method(*cast)
             t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
             t._data = out
             t.grad = t._pending = None
