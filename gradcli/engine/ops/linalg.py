@@ -1080,7 +1080,8 @@ def _qr_check(a, mode, prefix: str = "") -> None:
 @op(_qr_vjp, grad_fn="LinalgQrBackward0", saves="both", expr=False, method=False,
     support=_whole_matrix, shape=_qr_shape,
     rule="(gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T (Walter and Lehmann 2018)",
-    kink="m >= n and full rank only: the gradient raises at a singular R",
+    kink="m >= n and full rank only: the gradient raises at a rank-deficient matrix "
+         "(a diagonal entry of R at most max(m, n) eps times the largest)",
     domain=("matrix",))
 def _qr(a, *, mode="reduced"):
     _qr_check(a, mode)
