@@ -65,7 +65,21 @@ __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp", "linearize", "
 
 
 # -- shared plumbing --------------------------------------------------------------
+def _no_tensor_sequence(value, what: str, name: str,
+                        several: str = "several arguments of f (with argnums)") -> None:
+    """Refuse a tuple or list of Tensors where one array is meant: numpy would
+    stack it (``(x,)`` into shape ``(1, n)``), silently, where the caller meant
+    torch.autograd.functional's tuple of several inputs."""
+    if isinstance(value, (tuple, list)) and any(isinstance(v, Tensor) for v in value):
+        raise TypeError(
+            f"{name}: {what} is a {type(value).__name__} of Tensors; pass one Tensor "
+            f"(or array), not a tuple of inputs as torch.autograd.functional takes; "
+            f"for several inputs: {several}"
+        )
+
+
 def _leaf(value, position: int, name: str) -> Tensor:
+    _no_tensor_sequence(value, f"argument {position}", name)
     data = value._data if isinstance(value, Tensor) else value
     try:
         data = np.asarray(data)
@@ -829,6 +843,9 @@ def hvp(f: Callable, x, v) -> Tensor:
     >>> hvp(lambda x: gc.sum(x ** 3), [1.0, 2.0], [1.0, 1.0])
     tensor([ 6., 12.], dtype=gradcli.float64)
     """
+    several = "gc.hessian(f, argnums=(0, 1))(x, y) and its product with v"
+    _no_tensor_sequence(x, "x", "hvp", several)
+    _no_tensor_sequence(v, "v", "hvp", several)
     out, (leaf,), outer = _call(f, (x,), {}, (0,), "hvp")
     seed = _unit_seed(out, "hvp")
     vdata = v._data if isinstance(v, Tensor) else np.asarray(v)

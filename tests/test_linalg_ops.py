@@ -305,11 +305,41 @@ def test_svd_at_repeated_and_zero_singular_values():
 def test_pinv_qr_slogdet_at_rank_deficient_matrices():
     ones = np.ones((2, 2))
     raises(lambda x: gc.sum(np.linalg.pinv(x)), ones, "rank-deficient")
-    raises(lambda x: gc.sum(np.linalg.qr(x).Q), ones, "lower rank")
+    raises(lambda x: gc.sum(np.linalg.qr(x).Q), ones, "rank-deficient")
     raises(lambda x: np.linalg.slogdet(x).logabsdet, ones, "singular")
     with gc.no_grad():  # the values themselves are numpy's
         np.testing.assert_array_equal(np.linalg.pinv(gc.tensor(ones)).numpy(),
                                       np.linalg.pinv(ones))
+
+
+def test_qr_at_rounded_rank_deficient_matrices_raises():
+    # Rank 1, but rounding leaves R[1, 1] ~ 1e-16 instead of 0: the rule used to
+    # divide by it, giving [-1.642, 1, -1.179, 0.5] for the square one (central
+    # differences there: [0.358, 0, -0.179, 0], as Q jumps) and ~1e13 entries
+    # for the tall one, instead of raising as pinv does.
+    square = np.array([[1.0, 2.0], [2.0, 4.0]])
+    tall = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+    assert abs(np.linalg.qr(square)[1][1, 1]) < 1e-14  # not exactly zero
+    for a in (square, tall):
+        raises(lambda x: gc.sum(np.linalg.qr(x).Q), a, "rank-deficient")
+        raises(lambda x: gc.sum(np.linalg.qr(x).R), a, "rank-deficient")
+    x0, v = gc.tensor(square.ravel()), gc.tensor([1.0, 0.0, 0.0, 0.0])
+
+    def f(t):
+        return gc.sum(np.linalg.qr(t.reshape(2, 2)).Q)
+
+    for second in (lambda: gc.jvp(f, (x0,), (v,)), lambda: gc.hessian(f)(x0),
+                   lambda: gc.hvp(f, x0, v), lambda: gc.jvp(gc.grad(f), (x0,), (v,))):
+        with pytest.raises(EvaluationError, match="rank-deficient"):
+            second()
+    # a stack: the cotangent reaching only the full-rank matrix still gets its
+    # gradient, equal to that matrix's alone
+    full = np.array([[1.0, 2.0], [3.0, 5.0]])
+    stack = np.stack([square, full])
+    g = grad_of(lambda x: gc.sum(np.linalg.qr(x).Q[1]), stack)
+    np.testing.assert_array_equal(g[0], 0.0)
+    np.testing.assert_allclose(g[1], _fd_grad(lambda y: np.linalg.qr(y)[0], full,
+                                              [np.ones((2, 2))]), atol=1e-8)
 
 
 def test_wide_qr_and_other_modes_are_refused():

@@ -1744,8 +1744,12 @@ def test_flip_and_pad_gradients_by_hand():
     assert y.data.tolist() == [7.0, 1.0, 2.0, 7.0, 7.0]
     (g,) = grad_of(y, x, gradient=f64([1.0, 2.0, 3.0, 4.0, 5.0], False))
     assert g.tolist() == [2.0, 3.0]
-    with pytest.raises(ValueError, match="only mode='constant'"):
+    with pytest.raises(ValueError, match="^pad: only mode='constant'"):  # named once
         gc.pad(x, 1, mode="edge")
+    with pytest.raises(ValueError, match="^pad: only mode='constant'"):
+        np.pad(x, 2, mode="reflect")
+    with pytest.raises(ValueError, match="^pad: negative pad widths"):
+        np.pad(x, -1)
 
 
 def test_joins_through_numpy_split_the_gradient_back():

@@ -175,6 +175,28 @@ def test_numpy_std_stays_population():
     assert gc.std(x, ddof=0).item() == pytest.approx(math.sqrt(5 / 4), rel=1e-15)
 
 
+def test_std_var_keywords_pick_the_library():
+    # rows [1, 2, 4] (mean 7/3) and [0, 3, 9] (mean 4): squared deviations
+    # (16 + 1 + 25) / 9 = 14/3 and 16 + 1 + 25 = 42, over 3 (ddof=0) or 2
+    m = f64([[1.0, 2.0, 4.0], [0.0, 3.0, 9.0]])
+    population, unbiased = [14 / 9, 14.0], [7 / 3, 21.0]
+    for numpy_call in (m.var(axis=1), m.var(axis=1, keepdims=True).reshape(2),
+                       gc.var(m, axis=1), m.std(axis=1) ** 2, gc.std(m, axis=1) ** 2,
+                       np.var(m, axis=1), m.var(axis=1, ddof=0)):
+        assert numpy_call.tolist() == pytest.approx(population, rel=1e-14)
+    for torch_call in (m.var(dim=1), m.var(1), gc.var(m, 1), gc.var(m, dim=1),
+                       m.std(dim=1) ** 2, m.std(1) ** 2, gc.std(m, 1) ** 2,
+                       m.var(axis=1, ddof=1), m.var(axis=1, correction=1)):
+        assert torch_call.tolist() == pytest.approx(unbiased, rel=1e-14)
+    # all of m: 6 squared deviations from mean 19/6, within rows plus between
+    # them: 14/3 + 42 + 3 (7/3 - 19/6)^2 + 3 (4 - 19/6)^2
+    total = 14 / 3 + 42 + 6 * (5 / 6) ** 2
+    assert m.var(keepdims=True).item() == pytest.approx(total / 6, rel=1e-14)
+    assert m.var(keepdim=True).item() == pytest.approx(total / 5, rel=1e-14)
+    with pytest.raises(TypeError, match="not both"):
+        m.std(1, axis=0)
+
+
 def test_std_var_gradients():
     check_grad(lambda t: t.std(), [1.0, 2.0, 3.5, 4.0])
     check_grad(lambda t: t.var(1), [[1.0, 2.0, 3.5], [0.5, -1.0, 2.0]])
@@ -343,6 +365,48 @@ def test_a_0d_float64_does_not_promote_float32():
     x = gc.ones(2, requires_grad=True)
     (x * gc.tensor(3.0, dtype=gc.float64)).sum().backward()
     assert x.grad.dtype == gc.float32 and x.grad.tolist() == [3.0, 3.0]
+
+
+def test_operators_promote_as_pytorch_with_python_and_numpy_numbers():
+    # PyTorch's rules (tensor_attributes.html#type-promotion-doc): a Python number,
+    # and a numpy scalar (a "wrapped number", np.float64 subclasses float), does
+    # not promote a tensor of its category; a float one beside an int tensor
+    # gives the default float dtype, float32 here; int / int is true division
+    # into the default float dtype; a 0-d operand does not promote a
+    # dimensioned one of its category.
+    f32, i = np.float32, gc.tensor([1, 3])
+    third = gc.tensor([1, 3]) / 3
+    assert third.dtype == gc.float32 and third.tolist() == [f32(1) / f32(3), 1.0]
+    assert (i / gc.tensor([2, 4])).dtype == gc.float32
+    assert (gc.tensor(2) / i).dtype == gc.float32
+    assert (gc.tensor([True]) / gc.tensor([True])).dtype == gc.float32
+    assert i.div(3).dtype == gc.float32
+    for y, want in ((gc.tensor([1, 2]) + 0.5, [1.5, 2.5]), (0.5 + gc.tensor([1, 2]), [1.5, 2.5]),
+                    (gc.tensor([1, 2]) ** -1.0, [1.0, 0.5]), (2.0 ** gc.tensor([1, 2]), [2.0, 4.0]),
+                    (gc.tensor([1, 2]) * np.float64(0.5), [0.5, 1.0])):
+        assert y.dtype == gc.float32 and y.tolist() == want
+    x = gc.tensor([1.0, 3.0])
+    for other in (np.float64(0.1), np.array(0.1)):
+        y = x * other
+        assert y.dtype == gc.float32
+        assert y.tolist() == [f32(0.1), f32(3) * f32(0.1)]  # computed in float32
+    assert (gc.tensor([1, 3], dtype=np.int32) * np.int64(2)).dtype == np.int32
+    assert (gc.tensor([1, 2]) * 2).dtype == gc.int64  # int stays int
+    assert (gc.tensor([1, 2]) * 1j).dtype == np.complex64  # the default complex dtype
+    assert (f64([1.0]) * np.float32(0.5)).dtype == gc.float64
+    w = gc.tensor([1.0, 3.0], requires_grad=True)
+    (w * np.float64(0.1)).sum().backward()
+    assert w.grad.dtype == gc.float32 and w.grad.tolist() == [f32(0.1)] * 2
+    # numpy's functions keep numpy's rules
+    assert np.add(gc.tensor([1, 2]), 0.5).dtype == gc.float64
+    assert np.divide(gc.tensor([1, 3]), 3).dtype == gc.float64
+    before = gc.get_default_dtype()
+    gc.set_default_dtype(gc.float64)
+    try:
+        assert (gc.tensor([1, 3]) / 3).dtype == gc.float64
+        assert (gc.tensor([1, 2]) + 0.5).dtype == gc.float64
+    finally:
+        gc.set_default_dtype(before)
 
 
 def test_create_graph_keeps_float32_gradients():

@@ -190,6 +190,23 @@ def test_hvp_of_a_quadratic_form():
     close(hvp(lambda x: x @ A @ x, x, v).numpy(), (A + A.T) @ v, rtol=1e-13)
 
 
+def test_a_tuple_of_tensors_is_refused_not_stacked():
+    # torch.autograd.functional.hvp's form hvp(f, (x,), (v,)) used to be read as
+    # one array of shape (1, 2): H v came back as [[6, 0]] instead of refusing.
+    x, v = gc.tensor([1.0, 2.0]), gc.tensor([1.0, 0.0])
+
+    def cube(t):
+        return gc.sum(t ** 3)
+
+    for call in (lambda: hvp(cube, (x,), (v,)), lambda: hvp(cube, x, [v]),
+                 lambda: gc.grad(cube)((x,)), lambda: gc.jacobian(cube)([x])):
+        with pytest.raises(TypeError, match="of Tensors; pass one Tensor"):
+            call()
+    # one Tensor, or a list of numbers, is one input: H = diag(6 x) by hand
+    close(hvp(cube, x, v).numpy(), [6.0, 0.0], rtol=0)
+    close(hvp(cube, [1.0, 2.0], [0.0, 1.0]).numpy(), [0.0, 12.0], rtol=0)
+
+
 def tanh_map(A):
     return lambda x: gc.tanh(A @ x) * x
 

@@ -116,8 +116,12 @@ def _unary(o: Op, x: Tensor) -> Tensor:
 
 # Set by torch_api: PyTorch's promotion for two Tensors of different dtypes,
 # promote(a, b) -> (a, b) cast to one dtype, or None where numpy's promotion is
-# PyTorch's; checked inside the operator (no extra frame per call).
+# PyTorch's; checked inside the operator (no extra frame per call). Its second
+# entry, result(a, other, out, name), runs for arithmetic whose result's dtype is
+# not the Tensor's (an int tensor / 3, times 0.5; a float32 one times a numpy
+# float64 scalar or 0-d array): operands cast to PyTorch's result dtype, or None.
 _PROMOTE: list = []
+_ARITHMETIC = frozenset(("add", "sub", "mul", "div", "pow"))
 
 
 def _binary(o: Op):
@@ -134,6 +138,8 @@ def _binary(o: Op):
     shared = graph._INTERNED
     interned = graph.interned
     next_seq = graph._SEQ.__next__
+    promotes = o.name in _ARITHMETIC
+    ndarray = np.ndarray
 
     def make(reflected: bool):
         def method(self, other):
@@ -167,6 +173,13 @@ def _binary(o: Op):
                     out = fwd(ad, bd)
             except ValueError as exc:
                 raise ValueError(f"{o.name}: {exc}") from exc
+            # (self's array as it was: an elided result may have taken its place)
+            sdat = bd if reflected else ad
+            if (promotes and ((to := type(out)) is not type(sdat) or to is ndarray)
+                    and out.dtype is not sdat.dtype and _PROMOTE):
+                cast = _PROMOTE[1](self, other, out, o.name)
+                if cast is not None:
+                    return method(*cast)
             t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
             t._data = out
             t.grad = t._pending = None
@@ -466,7 +479,13 @@ class _Reused:
             "next op, as it looked like a temporary nothing else held; please report "
             "how it was reached (the values are gone)")
 
-    __getattr__ = __array__ = __array_function__ = _fail
+    def __getattr__(self, name: str):
+        if name.startswith("__") and name.endswith("__"):
+            # (introspection, e.g. doctest's and inspect's: no such attribute)
+            raise AttributeError(name)
+        self._fail()
+
+    __array__ = __array_function__ = _fail
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail  # type: ignore
     __bool__ = __len__ = __iter__ = __getitem__ = __contains__ = _fail
     __float__ = __int__ = __index__ = __complex__ = _fail

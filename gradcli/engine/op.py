@@ -409,7 +409,9 @@ def apply(o: Op, *args, **params) -> Tensor:
     try:
         out = o.run(arrays, **params) if o.nin < 0 else o.run(*arrays, **params)
     except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
-        raise type(exc)(f"{o.name}: {exc}") from exc
+        msg = str(exc)  # (an op's own message may name it already: once is enough)
+        raise type(exc)(msg if msg.startswith(f"{o.name}: ") else f"{o.name}: {msg}") \
+            from exc
     if type(out) is float or type(out) is int or type(out) is bool:
         out = np.asarray(out)  # all arguments were Python numbers
     if rg and o.differentiable and graph.MODE.enabled:

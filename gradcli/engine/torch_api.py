@@ -408,7 +408,12 @@ def _spread(name, o):
                ddof=None, axis=None, keepdims=None):
         if isinstance(dim, bool):  # the old std(unbiased) form
             dim, unbiased = None, dim
+        # numpy's keywords (axis=, keepdims=, ddof=) keep numpy's meaning: ddof=0
+        # unless given; otherwise PyTorch's, the unbiased estimate.
+        numpy_style = axis is not None or keepdims is not None or ddof is not None
         if axis is not None:
+            if dim is not None:
+                raise TypeError(f"{name}(): give the axis once (dim or axis=), not both")
             dim = axis
         if keepdims is not None:
             keepdim = keepdims
@@ -422,7 +427,7 @@ def _spread(name, o):
         elif ddof is not None:
             c = ddof
         else:
-            c = 1  # PyTorch's default: the unbiased estimate (numpy's is ddof=0)
+            c = 0 if numpy_style else 1
         if isinstance(dim, list):
             dim = tuple(dim)
         return o(self, axis=dim, ddof=c, keepdims=bool(keepdim))
@@ -601,6 +606,93 @@ def _promote(self, other):
     return _cast_to(self, target), _cast_to(other, target)
 
 
+def _operand_kind(x):
+    """(rank, dtype) as PyTorch's result_type sees an operand: rank 2 for a
+    dimensioned tensor or array, 1 for a 0-d one, 0 for a Python number or a
+    numpy scalar (a "wrapped number": int64, the default float or complex dtype,
+    whatever its own width); None for anything else."""
+    if isinstance(x, Tensor):
+        x = x._data
+    if isinstance(x, np.ndarray):
+        return (2 if x.ndim else 1), x.dtype
+    if isinstance(x, (bool, np.bool_)):
+        return 0, np.dtype(bool)
+    if isinstance(x, (int, np.integer)):
+        return 0, np.dtype(np.int64)
+    if isinstance(x, (float, np.floating)):
+        return 0, get_default_dtype()
+    if isinstance(x, (complex, np.complexfloating)):
+        return 0, np.result_type(get_default_dtype(), np.complex64)
+    return None
+
+
+def _promote_types(a, b):
+    """PyTorch's promote_types: across categories the higher one's dtype
+    (int64 and float16 give float16, numpy's float64); else numpy's."""
+    ca, cb = _category(a), _category(b)
+    if ca != cb and max(ca, cb) >= 2:
+        if min(ca, cb) >= 2:  # float and complex: the complex of the wider
+            return np.result_type(a, b)
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower):
+    """PyTorch's combine_categories: ``lower`` (0-d or wrapped operands) changes
+    ``higher`` only from a higher category."""
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    ch, cl = _category(higher), _category(lower)
+    if ch == 3:
+        return higher
+    if cl == 3:
+        return np.result_type(higher, np.complex64) if ch == 2 else lower
+    if ch == 2:
+        return higher
+    if ch == 0 or cl == 2:
+        return _promote_types(higher, lower)
+    return higher
+
+
+def _result_dtype(a, b, name: str):
+    """The dtype of ``a <name> b`` under PyTorch's rules, or None (not known)."""
+    kinds = (_operand_kind(a), _operand_kind(b))
+    if None in kinds:
+        return None
+    by_rank: list = [None, None, None]
+    for rank, dt in kinds:
+        by_rank[rank] = dt if by_rank[rank] is None else _promote_types(by_rank[rank], dt)
+    out = _combine(by_rank[2], _combine(by_rank[1], by_rank[0]))
+    if name == "div" and out.kind in "biu":  # true division: the default float dtype
+        out = get_default_dtype()
+    return out
+
+
+def _operand_as(x, dtype):
+    if isinstance(x, Tensor):
+        return x if x._data.dtype == dtype else _cast_to(x, dtype)
+    if isinstance(x, np.ndarray):
+        return Tensor._make(x.astype(dtype))
+    if isinstance(x, np.generic):
+        return x.item()  # a wrapped number, weak as a Python number is
+    return x
+
+
+def _promote_result(self, other, out, name):
+    """Tensor arithmetic whose numpy result dtype is not PyTorch's: both
+    operands cast to PyTorch's (a Python or numpy number stays a weak number),
+    for the operator to run again; else None."""
+    target = _result_dtype(self, other, name)
+    if target is None or target == out.dtype:
+        return None
+    a, b = _operand_as(self, target), _operand_as(other, target)
+    if a is self and b is other:  # (nothing left to cast: numpy's answer stands)
+        return None
+    return a, b
+
+
 # -- gradients: hooks and retained gradients ---------------------------------------
 from .tensor import HOOKS as _HOOKS  # noqa: E402
 
@@ -734,7 +826,7 @@ def bind() -> None:
     T.retain_grad = _retain_grad
     T.retains_grad = property(retains)
     T.register_hook = _register_hook
-    fastpath._PROMOTE[:] = [_promote]  # every operator made by fastpath._binary
+    fastpath._PROMOTE[:] = [_promote, _promote_result]  # every operator made by fastpath._binary
     fastpath._RETAINED[:] = [_RETAINED]  # never reuse a retained non-leaf's array
     for name in ("eq", "ne", "lt", "le", "gt", "ge"):
         setattr(T, name, getattr(T, f"__{name}__"))

@@ -1042,9 +1042,18 @@ def _qr_vjp(g, out, a, *, mode="reduced"):
     m, n = np.shape(_raw(a))[-2:]
     q, r = out[..., :m, :], out[..., m:, :]
     gq, gr = g[..., :m, :], np.triu(g[..., m:, :])
-    singular = np.any(np.diagonal(_raw(r), axis1=-2, axis2=-1) == 0, axis=-1)
+    # Rank deficient where a diagonal entry of R is zero relative to the largest
+    # (numpy's matrix_rank tolerance, max(m, n) eps max|diag R|): rounding leaves
+    # R[k, k] ~ 1e-16 there, and R^-T would turn it into a huge wrong gradient.
+    diag = np.abs(np.diagonal(_raw(r), axis1=-2, axis2=-1))
+    dt = diag.dtype if np.issubdtype(diag.dtype, np.floating) else np.float64
+    tol = max(m, n) * np.finfo(dt).eps * np.max(diag, axis=-1, keepdims=True)
+    singular = np.any(diag <= tol, axis=-1)
     if np.any(singular & _hits(np.ndim(_raw(a)) - 2, gq, gr)):
-        raise EvaluationError("qr: no gradient at a matrix of lower rank (R is singular)")
+        raise EvaluationError(
+            "qr: no gradient at a rank-deficient matrix (Q and R jump where the "
+            "rank changes)", hint="qr's gradient needs full column rank: no diagonal "
+                                  "entry of R near zero relative to the largest")
     if np.any(singular):  # no cotangent reaches those: any invertible stand-in
         r = where(singular[..., None, None], np.eye(n), r)
     mm = r @ _swap(gr) - _swap(gq) @ q
@@ -1071,7 +1080,8 @@ def _qr_check(a, mode, prefix: str = "") -> None:
 @op(_qr_vjp, grad_fn="LinalgQrBackward0", saves="both", expr=False, method=False,
     support=_whole_matrix, shape=_qr_shape,
     rule="(gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T (Walter and Lehmann 2018)",
-    kink="m >= n and full rank only: the gradient raises at a singular R",
+    kink="m >= n and full rank only: the gradient raises at a rank-deficient matrix "
+         "(a diagonal entry of R at most max(m, n) eps times the largest)",
     domain=("matrix",))
 def _qr(a, *, mode="reduced"):
     _qr_check(a, mode)
