@@ -291,6 +291,7 @@ def evaluate(
             origin = f"; first {_first(value)} in {where} (forward pass)" if where else ""
             result.warnings.append(nonfinite("value", value) + origin)
         if tangents is not None:
+            refuse_cuts(target, result.cuts, "its directional derivative (--tangent)")
             _directional(target, result, tangents, wrt, max_elements)
             if grad_output is None and value.size != 1:
                 no_grad = True
@@ -397,6 +398,24 @@ def _unreached(target: Target, name: str) -> str:
     return (f"grad.{name} is 0: no recorded operation uses {name}; if the result "
             "does depend on it, the function cut the graph (.item(), .numpy(), "
             "float(), .detach() or no_grad())")
+
+
+def refuse_cuts(target: Target, cuts: list[str], what: str) -> None:
+    """A derivative finite differences do not check here (a Hessian, a
+    directional derivative, Taylor coefficients, a formula) of a function that
+    converted a Tensor requiring grad to a number: refused (exit 3), since the
+    path through that number may be missing from it (second order too, where
+    the gradient at the point is right)."""
+    if not cuts:
+        return
+    where = cuts[0] + (f", and {len(cuts) - 1} more" if len(cuts) > 1 else "")
+    raise EvaluationError(
+        f"{target.loaded.name} converts a Tensor that requires grad to a number "
+        f"({where}): {what} would miss any path through that number, and cannot be "
+        "checked against finite differences here",
+        hint="keep the value a Tensor (no float(), .item(), .tolist()); gradients "
+             "and Jacobians of such a function are checked against finite "
+             "differences (eval, jacobian), and 'gradcli check --grad' compares yours")
 
 
 def _verify_cut(target: Target, inputs: dict[str, np.ndarray], wrt: list[str],
@@ -674,10 +693,9 @@ def hessian(target: Target, inputs: dict[str, np.ndarray], *, wrt: list[str],
               for a in wrt}
     if not live:
         return Derivatives(value.value, blocks, list(value.warnings), value)
-    if value.cuts:
-        # the Hessian differentiates the gradient: a gradient that misses a
-        # path (checked here, exit 3) gives a Hessian that misses it too
-        evaluate(target, inputs, wrt=live, max_elements=max_elements)
+    # (a path through a converted number may be missing at second order even
+    # where the gradient at the point is right: x0 - float(x0) is 0 there)
+    refuse_cuts(target, value.cuts, "its Hessian")
     f, dtype = _as_function(target, inputs, live, max_elements)
     with np.errstate(all="ignore"), _default_dtype(dtype), _graph_of(target), \
             transforms.reporting(progress):

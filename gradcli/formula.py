@@ -721,12 +721,14 @@ def engine_blocks(quantity: str, target, inputs, wrt, max_elements: int) -> dict
 
     if quantity == "gradient":
         r = compute.evaluate(target, inputs, wrt=wrt, max_elements=max_elements)
+        compute.refuse_cuts(target, r.cuts, "its formula")
         cut = [w for w in r.warnings if "cut the graph" in w]
         if cut:  # a formula of the recorded graph would be 0: not the derivative
             raise EvaluationError(f"no formula: {cut[0]}")
         return {f"grad.{n}": g for n, g in r.grads.items()}
     if quantity == "jacobian":
         d = compute.jacobian(target, inputs, wrt=wrt, max_elements=max_elements)
+        compute.refuse_cuts(target, d.recorded.cuts if d.recorded else [], "its formula")
         return {f"jacobian.{n}": b for n, b in d.blocks.items()}
     d = compute.hessian(target, inputs, wrt=wrt, max_elements=max_elements)
     return {f"hessian.{a}.{b}": blk for a, row in d.blocks.items()

@@ -66,6 +66,9 @@ def expand(target, inputs: Mapping[str, np.ndarray], name: str, order: int, *,
     point = {n: np.asarray(a, dtype=np.float64) for n, a in inputs.items()}
     r = evaluate(target, point, wrt=[name], record=True, no_grad=True,
                  max_elements=max_elements)
+    from .compute import refuse_cuts
+
+    refuse_cuts(target, r.cuts, "its Taylor coefficients")
     if r.value.size != 1:
         raise EvaluationError(
             f"the output has shape {r.value.shape}, not a single number: a Taylor "

@@ -125,3 +125,44 @@ def test_converting_a_tensor_outside_a_recording_is_not_noted():
     with graph.watch_cuts() as cuts:
         float(x.sum()), bool(x.sum() > 0), (x > 1).tolist()
     assert len(cuts) == 1 and cuts[0].startswith("float() at test_cut_graph.py:")
+
+
+SECOND = """\
+import numpy as np
+def f(x):
+    c = float(x[0])
+    return np.sum(x**2) + (x[0] - c)**2  # exactly sum(x**2): Hessian 2 I, d2 along e0 is 2
+def g(x):
+    return x**2 + (x - float(x[0]))  # J = [[2x0, 0], [-1, 2x1 + 1]] at x: J (1, 0) = (2x0, -1)
+"""
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["hessian", "{f}:f", "--x", "1,2,3"], "its Hessian"),
+    (["taylor", "{f}:f", "--x", "1,2,3", "--along", "1,0,0", "--order", "3"],
+     "its Taylor coefficients"),
+    (["diff", "{f}:f", "--x", "1,2,3"], "its formula"),
+    (["eval", "{f}:g", "--x", "1,2", "--tangent", "x=1,0"],
+     "its directional derivative"),
+])
+def test_derivatives_finite_differences_do_not_check_refuse_a_conversion(tmp_path, argv,
+                                                                         what):
+    # Found by a tester: the gradient of f at the point is right (x0 - float(x0)
+    # is 0 there), so the gradient check passed, but the Hessian came out 4 at
+    # [0, 0] (truth 2), taylor's d2 4, diff's formula 4*x0 - 2 (truth 2*x0), and
+    # g's tangent (3, 0) (truth (2, -1), by hand above).
+    f = tmp_path / "second.py"
+    f.write_text(SECOND, encoding="utf-8")
+    r = run(*[a.format(f=f) for a in argv])
+    assert r.code == 3 and r.out == ""
+    assert "converts a Tensor that requires grad to a number (float() at second.py:" in r.err
+    assert what in r.err
+
+
+def test_check_of_a_cut_function_prints_no_formula_of_the_cut_graph(tmp_path):
+    f = tmp_path / "second.py"
+    f.write_text(SECOND, encoding="utf-8")
+    r = run("check", f"{f}:f", "--x", "1,2,3", "--json")
+    assert r.code == 0, r.err
+    c = json.loads(r.out)["check"]
+    assert c["passed"] and not c.get("formulas")  # (4*x0 - 2 was printed: wrong)

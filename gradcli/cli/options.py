@@ -403,7 +403,9 @@ def cross_check(kind: str, tgt, inputs: dict, wrt: list[str], answer, opts: dict
         f, common["tree"] = None, tgt.tree
     else:
         r = getattr(answer, "recorded", answer)
-        common["graph"] = (r.output, r.leaves)
+        # A graph cut by a conversion (float(x)) is not f: its formula would be
+        # wrong away from the point, so sympy has nothing to translate then.
+        common["graph"] = None if getattr(r, "cuts", None) else (r.output, r.leaves)
 
         def f(point):
             # The check varies only ``wrt``: the others keep their own values and
