@@ -1324,6 +1324,30 @@ def _between_one_sided(u: np.ndarray, bad: np.ndarray, block: str,
     return out
 
 
+def _fits_along(held, along: Callable | None) -> bool:
+    """Whether the excused components, together, lie between the one-sided
+    derivatives along ``v`` = yours - the reference's (there: <yours, v>)."""
+    if along is None:
+        return True
+    v = {}
+    dot = 0.0
+    for block, mask, u, ref, _, _, _ in held:
+        step = np.where(mask, u - ref, 0.0)
+        v[block] = step
+        dot += float(np.sum(u * step))
+    scale = math.sqrt(sum(float(np.sum(s * s)) for s in v.values()))
+    if not scale:
+        return True
+    got = along({b: s / scale for b, s in v.items()})
+    if got is None:
+        return True  # (nothing to compare: the components' own test stands)
+    lo, hi = sorted(got)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return True
+    margin = 1e-6 * max(1.0, abs(lo), abs(hi))
+    return lo - margin <= dot / scale <= hi + margin
+
+
 def compare_user(
     kind: str, inputs: Inputs, user: Mapping[str, Any], engine: Mapping[str, Any] | None,
     fd: Mapping[str, tuple[np.ndarray, np.ndarray]], *, function: str,
@@ -1331,6 +1355,7 @@ def compare_user(
     engine_missing: str | None = None, rtol: float = 1e-8, atol: float | None = None,
     kinks: Sequence[str] = (), notes: Sequence[str] = (), strict: bool = False,
     engine_confirmed: bool = False, one_sided: Callable | None = None,
+    along: Callable | None = None,
 ) -> UserCheckReport:
     """Three answers per component: ``user[block]``, ``engine[block]`` (None: the
     engine cannot differentiate; ``engine_missing`` says why) and ``fd[block]``
@@ -1346,10 +1371,15 @@ def compare_user(
     where ``one_sided(block, index) -> (lo, hi)`` (the one-sided derivatives
     there) differ and yours lies between them: any value between is a
     derivative someone's convention gives (a subgradient). Elsewhere, even
-    beside a kink in another component, a disagreement fails."""
+    beside a kink in another component, a disagreement fails. The excused
+    components must also fit together: along the direction from the reference
+    answer to yours (``along(direction) -> (forward, backward)``, a gradient's
+    one-sided directional derivatives), yours must lie between them too
+    ([1, 1] for |x0 - x1| at a tie fits each component, not both at once)."""
     inputs = _arrays(inputs)
     notes = list(notes)
     excused = 0
+    held: list = []  # (block, mask, u, reference, d, err, have_fd): the excused
     tol = _tolerance(inputs, rtol, atol, notes)
     counts = dict.fromkeys(("agree", "unchecked", "engine_only") + ODD, 0)
     shapes, found = [], []
@@ -1399,7 +1429,9 @@ def compare_user(
         bad = ~agree
         if kinks and bad.any():
             kink = _between_one_sided(u, bad, block, one_sided)
-            excused += int(kink.sum())
+            if kink.any():
+                excused += int(kink.sum())
+                held.append((block, kink, u, d if e is None else e, d, err, have_fd))
             bad &= ~kink
             agree |= kink
         counts["agree"] += int(agree.sum()) - (0 if e is not None else int(unchecked.sum()))
@@ -1418,6 +1450,20 @@ def compare_user(
                     float(d[i]) if have_fd[i] else None,
                     float(err[i]) if have_fd[i] else None, ODD[int(odd[i])],
                     float(r[j])))
+    if held and not _fits_along(held, along):
+        excused = 0  # jointly no derivative: each of them is yours to answer for
+        for block, mask, u, ref, d, err, have_fd in held:
+            counts["yours"] += int(mask.sum())
+            counts["agree"] -= int(mask.sum())
+            n_out = split.get(block, 0) if split else 0
+            for i in [tuple(int(v) for v in i) for i in np.argwhere(mask)][:USER_TABLE]:
+                found.append(Disagreement(
+                    block, i, _where(kind, block, i, n_out), float(u[i]), float(ref[i]),
+                    float(d[i]) if have_fd[i] else None,
+                    float(err[i]) if have_fd[i] else None, "yours", math.inf))
+        notes.append("yours is between the one-sided derivatives in each component at "
+                     "the kink, but not along the direction from the engine's answer "
+                     "to yours: no convention gives them together")
     disagreeing = sum(counts[k] for k in ODD)
     found.sort(key=lambda c: -c.ratio)
     table = found[:USER_TABLE]

@@ -325,8 +325,29 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         kind, inputs, user, engine, fd, function=d.label, expected_shapes=shapes,
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
         kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed,
-        one_sided=_one_sided(kind, inputs, f_value, grad_value, split))
+        one_sided=_one_sided(kind, inputs, f_value, grad_value, split),
+        along=_along(inputs, f_value) if kind == "gradient" else None)
     return report, result, value
+
+
+def _along(inputs, f_value):
+    """``direction -> (forward, backward)``: f's one-sided directional
+    derivatives along a unit ``direction`` (a dict by input; step sqrt(eps)),
+    or None where f cannot be evaluated there."""
+    def along(direction):
+        h = float(np.sqrt(np.finfo(np.float64).eps)) * max(
+            1.0, max(float(np.max(np.abs(inputs[b]), initial=0.0)) for b in direction))
+        moved = [{**inputs, **{b: np.asarray(inputs[b], dtype=np.float64) + c * h * v
+                               for b, v in direction.items()}} for c in (1.0, -1.0)]
+        try:
+            with np.errstate(all="ignore"), user_code():
+                f0 = float(np.asarray(f_value(dict(inputs)), dtype=np.float64))
+                fu, fd = (float(np.asarray(f_value(m), dtype=np.float64)) for m in moved)
+        except Exception:  # user code one step away: no verdict from here
+            return None
+        return (fu - f0) / h, (f0 - fd) / h
+
+    return along
 
 
 def _one_sided(kind: str, inputs, f_value, grad_value, split):

@@ -236,6 +236,18 @@ def dh(x, first=3.0):  # at x = (1, 1): 2 x_i plus a share of max's 1, in [2, 3]
 
 def dh_outside(x):
     return dh(x, first=9.0)
+
+
+def a(x):
+    return np.abs(x[0] - x[1]) + x[2]
+
+
+def da_together(x):  # (s, -s, 1) with |s| <= 1 is a subgradient at x0 = x1: s = 1
+    return np.array([1.0, -1.0, 1.0])
+
+
+def da_apart(x):  # each entry within [-1, 1], but along (1, 1, 0) f is flat: slope 2
+    return np.array([1.0, 1.0, 1.0])
 """
 
 
@@ -246,6 +258,8 @@ def dh_outside(x):
     ("dk_outside", "k", 1, "x[0]"),
     ("dh", "h", 0, "kink"),
     ("dh_outside", "h", 1, "x[0]"),
+    ("da_together", "a", 0, "kink"),
+    ("da_apart", "a", 1, "x[0]"),  # (a tester's find: passed as KINK per component)
 ])
 def test_a_kink_excuses_only_answers_between_its_one_sided_derivatives(tmp_path, df, at,
                                                                         code, where):
@@ -255,7 +269,8 @@ def test_a_kink_excuses_only_answers_between_its_one_sided_derivatives(tmp_path,
     # one-sided derivatives are 2 and 3.
     f = tmp_path / "kinked.py"
     f.write_text(KINKED, encoding="utf-8")
-    point = ("--x", "0,0.5", "--y", "1,2") if at == "k" else ("--x", "1,1")
+    point = {"k": ("--x", "0,0.5", "--y", "1,2"), "h": ("--x", "1,1"),
+             "a": ("--x", "1,1,0.5")}[at]
     r, obj = check_json(f"{f}:{at}", "--grad", f"{f}:{df}", *point)
     assert r.code == code, r.err
     c = obj["check"]
