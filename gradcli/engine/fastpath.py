@@ -139,7 +139,6 @@ def _binary(o: Op):
     interned = graph.interned
     next_seq = graph._SEQ.__next__
     promotes = o.name in _ARITHMETIC
-    ndarray = np.ndarray
 
     def make(reflected: bool):
         def method(self, other):
@@ -147,7 +146,7 @@ def _binary(o: Op):
                 od = other._data
                 sd = self._data
                 # (two numpy scalars of one type have one dtype: no .dtype read)
-                if ((type(od) is not type(sd) or type(od) is np.ndarray)
+                if ((type(od) is not type(sd) or type(od) is nd)
                         and od.dtype is not sd.dtype and _PROMOTE):
                     cast = _PROMOTE[0](self, other)
                     if cast is not None:  # (now of one dtype: no second pass here)
@@ -166,17 +165,21 @@ def _binary(o: Op):
                 a, b, ad, bd = other, self, od, self._data
             else:
                 a, b, ad, bd = self, other, self._data, od
+            # (self's array is read as ad or bd: an elided result may have
+            # replaced self._data; no other local may hold it while the
+            # elision counts references)
             try:
-                if reuse is not None and (type(ad) is nd or type(bd) is nd):
-                    out = _binary_into(reuse, fwd, a, b, ad, bd)
-                else:
+                if type(ad) is not nd and type(bd) is not nd:  # numbers
                     out = fwd(ad, bd)
+                    # (a numpy scalar's dtype changes with its type)
+                    changed = promotes and type(out) is not type(bd if reflected else ad)
+                else:
+                    out = fwd(ad, bd) if reuse is None else _binary_into(
+                        reuse, fwd, a, b, ad, bd)
+                    changed = promotes and out.dtype is not (bd if reflected else ad).dtype
             except ValueError as exc:
                 raise ValueError(f"{o.name}: {exc}") from exc
-            # (self's array as it was: an elided result may have taken its place)
-            sdat = bd if reflected else ad
-            if (promotes and ((to := type(out)) is not type(sdat) or to is ndarray)
-                    and out.dtype is not sdat.dtype and _PROMOTE):
+            if changed and _PROMOTE:
                 cast = _PROMOTE[1](self, other, out, o.name)
                 if cast is not None:
                     return method(*cast)
