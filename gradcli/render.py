@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,6 +273,8 @@ def _emit_checks(many, fmt: str) -> int:
     for v in shown:
         lines.append(f"point {v.number}: {v.verdict}")
         if v.inputs is not None:
+            import shlex
+
             # pasteable into a shell (quoted), the drawn inputs only (the others
             # are as the command gave them: a data matrix stays off the line)
             lines.append("  at " + " ".join(

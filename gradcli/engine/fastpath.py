@@ -51,7 +51,6 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
 
 from __future__ import annotations
 
-import dis
 import math
 import operator
 import sys
@@ -534,6 +533,8 @@ _BINOPS = ("BINARY_OP", "BINARY_ADD", "BINARY_SUBTRACT", "BINARY_MULTIPLY",
 
 
 def _kinds(code) -> dict:
+    import dis  # (first needed here: an array big enough to reuse)
+
     kinds = {}
     before = None
     for ins in dis.get_instructions(code):
