@@ -136,9 +136,36 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     return apply(o, *inputs)
 
 
+# Reductions whose numpy signature puts dtype= and out= among the options
+# (np.sum(a, axis, dtype, out, keepdims)): a call that uses them, by position or
+# name, is read by numpy's own signature (``_numpy_options``).
+_WITH_DTYPE = {np.sum, np.mean, np.prod, np.cumsum, np.cumprod, np.std, np.var, np.max,
+               np.min, np.amax, np.amin, np.trace}
+
+
+def _numpy_options(func, args, kwargs):
+    """``func``'s arguments bound by numpy's signature: ``dtype=`` casts the input
+    first (as numpy accumulates in it), ``out=`` is refused, the rest go to the
+    op by name (np.sum(t, 0, None, None, True) is keepdims=True, not a dtype)."""
+    import inspect
+
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    named = dict(bound.arguments)
+    first = next(iter(named))
+    x = named.pop(first)
+    dtype = named.pop("dtype", None)
+    if named.pop("out", None) is not None:
+        raise TypeError(f"{func.__name__}(out=...) is not supported on Tensors")
+    if dtype is not None:
+        x = x.astype(dtype) if isinstance(x, Tensor) else np.asarray(x).astype(dtype)
+    return (x,), named
+
+
 def _array_function(self, func, types, args, kwargs):
     o = NUMPY.get(func)
     if o is not None:
+        if func in _WITH_DTYPE and (len(args) > 2 or "dtype" in kwargs or "out" in kwargs):
+            args, kwargs = _numpy_options(func, args, kwargs)
         return o(*args, **kwargs)
     helper = HELPERS.get(func)
     if helper is not None:
