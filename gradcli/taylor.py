@@ -605,13 +605,13 @@ def _number(c: float) -> str:
     return repr(float(c))
 
 
-def polynomial_text(e: Expansion) -> str:
-    """The Taylor polynomial in gradcli's expression language: in the input
-    (``x - 0.5``), or in ``t`` along a direction."""
+def _polynomial(e: Expansion, number, shifted, power, times: str) -> str:
+    """The Taylor polynomial in one notation: ``number(c)`` writes a
+    coefficient, ``shifted(var, sign, a)`` the input less the point,
+    ``power(var, k)`` a power, ``times`` joins a coefficient and its power."""
     if e.along is None:
         a = float(e.point)
-        var = e.variable if a == 0 else (
-            f"({e.variable} - {_number(a)})" if a > 0 else f"({e.variable} + {_number(-a)})")
+        var = e.variable if a == 0 else shifted(e.variable, "-" if a > 0 else "+", abs(a))
     else:
         var = "t"
     terms = []
@@ -619,15 +619,21 @@ def polynomial_text(e: Expansion) -> str:
     for k, c in enumerate(coefficients):
         if c == 0 and (k or np.any(coefficients[1:] != 0)):
             continue
-        mag = _number(abs(c)) if k == 0 or abs(c) != 1 else ""
-        power = "" if k == 0 else var if k == 1 else f"{var}**{k}"
-        body = "*".join(p for p in (mag, power) if p) or "1"
+        mag = number(abs(c)) if k == 0 or abs(c) != 1 else ""
+        body = times.join(p for p in (mag, "" if k == 0 else power(var, k)) if p) or "1"
         sign = "-" if c < 0 or (math.copysign(1, c) < 0 and c == 0) else "+"
         terms.append((sign, body))
     if not terms:
         return "0"
     text = ("-" if terms[0][0] == "-" else "") + terms[0][1]
     return text + "".join(f" {s} {b}" for s, b in terms[1:])
+
+
+def polynomial_text(e: Expansion) -> str:
+    """The Taylor polynomial in gradcli's expression language: in the input
+    (``x - 0.5``), or in ``t`` along a direction."""
+    return _polynomial(e, _number, lambda v, s, a: f"({v} {s} {_number(a)})",
+                       lambda v, k: v if k == 1 else f"{v}**{k}", "*")
 
 
 def _latex_number(c: float) -> str:
@@ -642,23 +648,6 @@ def _latex_number(c: float) -> str:
 
 def polynomial_latex(e: Expansion) -> str:
     """The Taylor polynomial as LaTeX."""
-    if e.along is None:
-        a = float(e.point)
-        var = e.variable if a == 0 else (
-            rf"\left({e.variable} - {_latex_number(a)}\right)" if a > 0
-            else rf"\left({e.variable} + {_latex_number(-a)}\right)")
-    else:
-        var = "t"
-    parts = []
-    coefficients = e.coefficients
-    for k, c in enumerate(coefficients):
-        if c == 0 and (k or np.any(coefficients[1:] != 0)):
-            continue
-        mag = _latex_number(abs(c)) if k == 0 or abs(c) != 1 else ""
-        power = "" if k == 0 else var if k == 1 else f"{var}^{{{k}}}"
-        body = " ".join(p for p in (mag, power) if p) or "1"
-        parts.append(("-" if c < 0 else "+", body))
-    if not parts:
-        return "0"
-    text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
-    return text + "".join(f" {s} {b}" for s, b in parts[1:])
+    return _polynomial(e, _latex_number,
+                       lambda v, s, a: rf"\left({v} {s} {_latex_number(a)}\right)",
+                       lambda v, k: v if k == 1 else f"{v}^{{{k}}}", " ")
