@@ -10,8 +10,6 @@ hand from the numpy or PyTorch documentation beside each method check.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -21,38 +19,12 @@ from hypothesis import strategies as st
 
 import gradcli as gc
 from gradcli.backends import NumpyBackend, TensorBackend
-from gradcli.cli import main
 from gradcli.engine.ops import OPS
 from gradcli.errors import UsageError
 from gradcli.interpret import interpret
 from gradcli.parse import parse
 from gradcli.symbolic import SympyBackend
-
-
-def f64(values, requires_grad: bool = False):
-    return gc.tensor(values, dtype=gc.float64, requires_grad=requires_grad)
-
-
-def central(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar ``f`` at ``x``, entry by entry."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """``gradcli ARGV...`` in-process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
+from helpers import central, cli, f64
 
 
 # == subscripts: None, '...', with ints, slices and lists ==========================

@@ -14,6 +14,7 @@ import pytest
 
 import gradcli as gc
 from gradcli import Tensor
+from helpers import cli
 
 
 def f64(values, requires_grad: bool = False) -> Tensor:
@@ -474,20 +475,7 @@ def test_conversion_still_works_without_recording_or_without_grad():
 
 
 # -- in-place changes and the command line's tools (keep_args graphs, inputs) --------
-def _cli(*argv: str) -> tuple[int, str, str]:
-    import contextlib
-    import io
-
-    from gradcli.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
+_cli = cli
 
 
 IN_PLACE_FILE = '''

@@ -14,24 +14,11 @@ import numpy as np
 import pytest
 
 import gradcli as gc
-from gradcli import Tensor
-
-
-def f64(values, requires_grad: bool = False) -> Tensor:
-    return gc.tensor(values, dtype=gc.float64, requires_grad=requires_grad)
+from helpers import central as numeric_grad
+from helpers import f64
 
 
 A = [[1.0, 5.0], [3.0, 2.0]]
-
-
-def numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar f at x, entry by entry."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
 
 
 def check_grad(fn, x0, atol=1e-6):
