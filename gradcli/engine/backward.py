@@ -231,21 +231,27 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                 heappush(heap, (-r.seq, r))
             else:  # two outputs of one node
                 r._pending = r._pending + s
+        # (what the rare cases set per node, tested once per node as ``rare``)
+        rare = only is not None or versions
+        nd = np.ndarray
+        g_shared = False  # g is also a captured answer: no rule may write into it
+        want = None  # which parents lead to a target (``only``)
         while heap:
             node = heappop(heap)[1]
             g = node._pending
             node._pending = None
-            if only is not None and id(node) in only:  # a non-leaf target: an answer
-                captured[id(node)] = g
-                if id(node) not in wants:
-                    continue
-                g_shared = True
-            else:
-                g_shared = False
+            if rare:
+                if only is not None:
+                    g_shared = id(node) in only
+                    if g_shared:  # a non-leaf target: an answer
+                        captured[id(node)] = g
+                        if id(node) not in wants:
+                            continue
+                    want = wants[id(node)]
+                if versions and not node.freed:  # some array was changed in place:
+                    check_versions(node)  # not one this node saved or viewed?
             if node.freed:
                 raise GraphFreedError(_SECOND_TIME)
-            if versions:  # some array was changed in place: not one this node
-                check_versions(node)  # saved or viewed?
             op = node.op
             local = op.local
             shapes = node.shapes
@@ -278,7 +284,6 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
             else:
                 out = node.out
             if diags and type(g) is Diag:  # (fastpath: the identity seed, diagonal)
-                want = None if wants is None else wants[id(node)]
                 gxs = []
                 for i, p in enumerate(parents):
                     if p is None or (want is not None and not want[i]):
@@ -298,7 +303,7 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                                 leaves.append(p)
                         else:
                             p._pending = prev = prev + gx
-                            if type(prev) is np.ndarray:
+                            if type(prev) is nd:
                                 owned.add(p)
                     continue
                 g = g.dense()  # a rule needs the dense batch: the whole node densely
@@ -316,9 +321,8 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                 multi = op.multi
                 if multi:
                     if op.takes_need:  # the inputs to compute a gradient for
-                        w = None if wants is None else wants[id(node)]
                         params = {**params, "need": tuple(
-                            p is not None and (w is None or w[k])
+                            p is not None and (want is None or want[k])
                             for k, p in enumerate(parents))}
                     gxs = vjps[0](g, out, *inputs, **params)
             if masked and node in masked:  # g may hold structural zeros
@@ -332,9 +336,8 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                 if guarded:
                     g_free = False  # the guard reads g after the rule
             else:
-                zeros_below = op.zero_regions and guard
+                zeros_below = guard and op.zero_regions
                 guarded = False
-            want = None if wants is None else wants[id(node)]
             i = -1
             for p in parents:
                 i += 1
@@ -346,7 +349,7 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                         if v == 1:
                             gx = g
                         elif (v == -1 and p in owned and not guarded and hook is None
-                              and type(g) is np.ndarray and g.size >= fastpath.INPLACE_MIN
+                              and type(g) is nd and g.size >= fastpath.INPLACE_MIN
                               and subtracted(p._pending, g)):
                             # (neg, sub: -g subtracted straight from the sum so far)
                             if zeros_below:
@@ -358,7 +361,7 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                             gx = scaled(g, v, False, g_free)
                     else:
                         d = inputs[v] if kind == INPUT else out if kind == OUT else v(out, *inputs)
-                        if type(g) is np.ndarray or type(d) is np.ndarray:
+                        if type(g) is nd or type(d) is nd:
                             if i == n - 1 and not g_free:  # the last rule to read g
                                 g_free = reusable(g, guarded, hook, g_shared)
                             gx = scaled(g, d, kind == FRESH, g_free)
@@ -398,7 +401,7 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                         heappush(heap, (-p.seq, p))
                     else:
                         leaves.append(p)
-                    if (type(gx) is np.ndarray and (gx is not g or g_free) and gx.flags.owndata
+                    if (type(gx) is nd and (gx is not g or g_free) and gx.flags.owndata
                             and gx.flags.writeable and gx is not out
                             and gx is not inputs[0]
                             and (n == 1 or (gx is not inputs[1] if n == 2
@@ -408,7 +411,7 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
                     np.add(prev, gx, out=prev)
                 else:
                     p._pending = prev = prev + gx
-                    if type(prev) is np.ndarray:
+                    if type(prev) is nd:
                         owned.add(p)
             if not retain_graph:  # free the saved values
                 node.x0 = node.x1 = node.out = None

@@ -1,7 +1,7 @@
 """The engine's speed tricks, fenced: each is the same computation as the plain
 code it replaces, and each is here because ``bench/engine.py`` measured it.
 
-- ``_unary`` / ``_binary``: a Tensor and its Node built field by field, in one
+- ``op_call`` / ``_binary``: a Tensor and its Node built field by field, in one
   frame, for one-input ops and the operators (``x * y``): per-op overhead of a
   chain of scalar ops (bench/engine.py, first figure) 2.2 us/op against 3.5 with
   ``apply``'s general path.
@@ -73,8 +73,13 @@ _next_seq = graph._SEQ.__next__
 _NDARRAY = np.ndarray
 
 
-def _unary(o: Op, x: Tensor) -> Tensor:
-    """``apply`` unrolled for one Tensor argument and no options (the hot path)."""
+def op_call(o: Op, *args, **kwargs):
+    """``Op.__call__``: for one Tensor argument and no options (the hot path),
+    ``apply`` unrolled in this very frame; anything else goes to ``Op.call``."""
+    if kwargs or len(args) != 1 or type(args[0]) is not Tensor or o.nin != 1 \
+            or not o.fast_call:
+        return o.call(*args, **kwargs)
+    x = args[0]
     d = x._data
     try:
         if o.reuse is None or type(d) is not _NDARRAY or d.size < REUSE_MIN:
@@ -129,6 +134,7 @@ def _binary(o: Op):
     fwd = o.run
     reuse = o.reuse
     nd = np.ndarray
+    scalars = _SCALARS
     mode = graph.MODE
     record = o.differentiable
     save_inputs = o.saves in ("inputs", "both")
@@ -138,76 +144,82 @@ def _binary(o: Op):
     interned = graph.interned
     next_seq = graph._SEQ.__next__
     promotes = o.name in _ARITHMETIC
+    numbers = interned(((), ()))  # the input shapes of two numbers
 
     def make(reflected: bool):
         def method(self, other):
-            if type(other) is Tensor:
+            sd = self._data
+            to = type(other)
+            if to is Tensor:
                 od = other._data
-                sd = self._data
                 # (two numpy scalars of one type have one dtype: no .dtype read)
                 if ((type(od) is not type(sd) or type(od) is nd)
                         and od.dtype is not sd.dtype and _PROMOTE):
                     cast = _PROMOTE[0](self, other)
                     if cast is not None:  # (now of one dtype: no second pass here)
                         return method(*cast)
-                rg = self.requires_grad or other.requires_grad
-            else:
-                if type(other) is list or type(other) is tuple:
-                    from .op import _sequence
+                po = (other._grad_fn or other) if other.requires_grad else None
+            elif to is list or to is tuple:
+                from .op import _sequence
 
-                    other = _sequence(other)  # Tensors inside: stacked, recorded
-                    if type(other) is Tensor:
-                        return method(self, other)
-                od = other
-                rg = self.requires_grad
-            if reflected:
-                a, b, ad, bd = other, self, od, self._data
+                other = _sequence(other)  # Tensors inside: stacked, recorded
+                return method(self, other)  # (an array, or a Tensor if any was one)
             else:
-                a, b, ad, bd = self, other, self._data, od
-            # (self's array is read as ad or bd: an elided result may have
-            # replaced self._data; no other local may hold it while the
-            # elision counts references)
+                od = other
+                po = None
+            if reflected:
+                ad, bd = od, sd
+            else:
+                ad, bd = sd, od
             try:
-                if type(ad) is not nd and type(bd) is not nd:  # numbers
+                if type(ad) in scalars and type(bd) in scalars:  # two numbers
                     out = fwd(ad, bd)
                     # (a numpy scalar's dtype changes with its type)
-                    changed = promotes and type(out) is not type(bd if reflected else ad)
+                    changed = type(out) is not type(sd)
+                    shapes = numbers
                 else:
-                    out = fwd(ad, bd) if reuse is None else _binary_into(
-                        reuse, fwd, a, b, ad, bd)
-                    changed = promotes and out.dtype is not (bd if reflected else ad).dtype
+                    if reuse is None:
+                        out = fwd(ad, bd)
+                    else:  # (the calibration counts sd, ad and bd)
+                        out = _binary_into(reuse, fwd, other if reflected else self,
+                                           self if reflected else other, ad, bd)
+                    changed = getattr(out, "dtype", None) is not sd.dtype
+                    shapes = (() if type(ad) in scalars else getattr(ad, "shape", ()),
+                              () if type(bd) in scalars else getattr(bd, "shape", ()))
+                    shapes = shared.get(shapes) or interned(shapes)
             except ValueError as exc:
                 raise ValueError(f"{o.name}: {exc}") from exc
-            if changed and _PROMOTE:
+            if changed and promotes and _PROMOTE:  # PyTorch's result dtype, if not numpy's
                 cast = _PROMOTE[1](self, other, out, o.name)
                 if cast is not None:
                     return method(*cast)
             t = new(Tensor)  # Tensor._make, inlined: this runs once per operator
             t._data = out
             t.grad = t._pending = None
-            if not (rg and record and mode.enabled):
+            if not ((self.requires_grad or po is not None) and record and mode.enabled):
                 t._grad_fn = None
                 t.requires_grad = False
                 return t
-            shapes = (() if type(ad) in _SCALARS else getattr(ad, "shape", ()),
-                      () if type(bd) in _SCALARS else getattr(bd, "shape", ()))
+            ps = (self._grad_fn or self) if self.requires_grad else None
             n = new(Node)  # Node(...), field by field: no __init__ frame here
             n.seq = next_seq()
             n.op = o
-            n.p0 = (a._grad_fn or a) if type(a) is Tensor and a.requires_grad else None
-            n.p1 = (b._grad_fn or b) if type(b) is Tensor and b.requires_grad else None
+            if reflected:
+                n.p0, n.p1 = po, ps
+            else:
+                n.p0, n.p1 = ps, po
             if save_inputs:
                 n.x0 = ad
                 n.x1 = bd
             else:
                 n.x0 = n.x1 = None
             n.out = out if save_out else None
-            n.shapes = shared.get(shapes) or interned(shapes)
+            n.shapes = shapes
             n.params = _EMPTY
             n.freed = False
             n._pending = None
             if mode.keep_args:
-                n.args = (a, b)
+                n.args = (other, self) if reflected else (self, other)
             t._grad_fn = n
             t.requires_grad = True
             return t
@@ -501,7 +513,7 @@ REUSED = _Reused()
 # Calibrated by ``calibrate_reuse`` (ops/__init__.py, once the ops exist): the
 # reference counts that a temporary Tensor and its array show inside
 # ``_held_here`` when reached from the caller's expression through
-# ``Op.__call__`` -> ``_unary`` -> ``_unary_into`` (index 0) or through an
+# ``Op.__call__`` (``op_call``) -> ``_unary_into`` (index 0) or through an
 # operator method -> ``_binary_into``, two Tensors (1) or a Tensor and a constant
 # (2); -1: never reuse.
 _TEMP = [-1, -1, -1]
@@ -562,7 +574,7 @@ def _site(frame) -> str:
 
 def _unary_into(o: Op, x: Tensor, d):
     """``o.run(d)``, computed into ``d`` itself when ``x`` is a temporary."""
-    site = _site(sys._getframe(3))  # the caller of Op.__call__
+    site = _site(sys._getframe(2))  # the caller of Op.__call__
     if _PROBE is not None:
         _PROBE.append(site)
     if site == "call1" and _held_here(x, d, 0):

@@ -39,7 +39,6 @@ from typing import Any, Callable
 import numpy as np
 
 from . import fastpath, graph
-from .fastpath import _unary
 from .graph import CONST, FRESH, INPUT, MOVES, OUT, Meta, Node  # noqa: F401 (MOVES: for ops)
 from .tensor import Tensor
 
@@ -131,10 +130,11 @@ class Op:
         ]
         return f"{self.name}({', '.join(args + opts)})"
 
-    def __call__(self, *args, **kwargs):
+    __call__ = fastpath.op_call  # one Tensor, no options: the hot path, in one frame
+
+    def call(self, *args, **kwargs):
+        """Call the op on anything: numbers, arrays, Tensors, numpy's keywords."""
         if not kwargs and len(args) == self.nin and self.fast_call:
-            if self.nin == 1 and type(args[0]) is Tensor:
-                return _unary(self, args[0])
             return apply(self, *args)
         prepare = self.extra.get("prepare")
         if prepare is not None:  # numpy's keyword names for inputs, say
