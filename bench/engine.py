@@ -1,11 +1,15 @@
 """Engine speed and memory, printed as medians and ratios (not asserted).
 
-    python bench/engine.py [--quick]
+    python bench/engine.py [--quick] [--against REV]
 
 1. Per-op overhead: a chain of 10,000 scalar ops, x = x*1.0001 + sin(x)*0.001
    (four ops a step), forward plus backward, in microseconds per op.
    Printed beside it: what an empty Python call takes at that moment, since this
    virtual machine's speed drifts (the per-op figure in such calls drifts less).
+   With ``--against REV`` (a git revision of this repository), the same chain on
+   that revision's gradcli and on this tree's, in alternating fresh processes,
+   each the best CPU time of 15 chains: the before-and-after of a change, in
+   one run on one machine.
 2. Large arrays: value and gradient of f(x) = sum(sin(x)*x + exp(-x*x)), as a
    ratio to a hand-written numpy value-and-gradient of the same f, both timed
    here, in the same process, in turns.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,8 +155,51 @@ def peak_memory(fn_name: str, n: int) -> float:
     return float(out.stdout.strip())
 
 
+_CHAIN = """
+import sys, time
+sys.path.insert(0, {root!r})
+import gradcli as gc
+sys.path.insert(0, {bench!r})
+from engine import chain
+chain(200)  # warm up
+best = float("inf")
+for _ in range(15):
+    t0 = time.process_time()
+    chain()
+    best = min(best, time.process_time() - t0)
+print(best / 10_000 * 1e6)
+"""
+
+
+def per_op_against(rev: str, rounds: int) -> None:
+    """The chain on revision ``rev`` and on this tree, in turns (a fresh
+    process each), printed as medians and their ratio."""
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as old:
+        got = subprocess.run(["git", "-C", str(here.parent), "archive", rev, "gradcli"],
+                             capture_output=True)
+        if got.returncode:
+            sys.exit(f"--against {rev}: {got.stderr.decode().strip()}")
+        archive = got.stdout
+        subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
+        figures: dict[str, list[float]] = {old: [], str(here.parent): []}
+        for _ in range(rounds):
+            for root, got in figures.items():
+                code = _CHAIN.format(root=root, bench=str(here))
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                     text=True, check=True)
+                got.append(float(out.stdout))
+        before, after = (statistics.median(v) for v in figures.values())
+    print(f"per-op overhead, {rev} against this tree ({rounds} alternating processes, "
+          f"each the best CPU time of 15 chains): {before:.3f} -> {after:.3f} us/op, "
+          f"ratio {after / before:.3f} (target <= 1)")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
+    if "--against" in sys.argv:
+        per_op_against(sys.argv[sys.argv.index("--against") + 1], 4 if quick else 12)
+        return
     print("gradcli engine benchmark (medians; ratios against baselines run here)")
     chain()  # warm-up
     t = median_time(chain, 5 if quick else 15)

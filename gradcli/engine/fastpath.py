@@ -4,7 +4,10 @@ code it replaces, and each is here because ``bench/engine.py`` measured it.
 - ``op_call`` / ``_binary``: a Tensor and its Node built field by field, in one
   frame, for one-input ops and the operators (``x * y``): per-op overhead of a
   chain of scalar ops (bench/engine.py, first figure) 2.2 us/op against 3.5 with
-  ``apply``'s general path.
+  ``apply``'s general path. Each tests its operands' kind once (two numbers:
+  input shapes known, a dtype change seen as a type change):
+  ``bench/engine.py --against bf998fa`` 1.31 -> 1.22 us/op, where the elision's
+  and PyTorch promotion's checks had cost +7% in their first form.
 - Fast twins (``@op(fast=np.sin)``): the ufunc itself runs the forward, without a
   Python frame per call.
 - ``scaled``: ``g * d`` without a new allocation where one can be saved: in place
