@@ -396,6 +396,20 @@ def test_operators_promote_as_pytorch_with_python_and_numpy_numbers():
         gc.set_default_dtype(before)
 
 
+def test_operators_refuse_operands_numpy_holds_as_objects():
+    # PyTorch raises for a Fraction operand; numpy would make an object array,
+    # a Tensor of Python objects whose arithmetic is no longer float's
+    from fractions import Fraction
+
+    x = gc.tensor([1.0, 2.0], requires_grad=True)
+    s = x.sum()  # a 0-d result: a numpy scalar inside
+    for y in (lambda: x * Fraction(1, 3), lambda: Fraction(1, 3) + x,
+              lambda: x / [Fraction(1, 2), 1], lambda: s * Fraction(1, 3)):
+        with pytest.raises(TypeError, match="Fraction|object"):
+            y()
+    assert (x * 0.5).tolist() == [0.5, 1.0]  # numbers still work
+
+
 def test_create_graph_keeps_float32_gradients():
     for f in (lambda x: x.max(), lambda x: 2.0**x, lambda x: x ** 3):
         x = gc.tensor([0.3, 0.6], requires_grad=True)

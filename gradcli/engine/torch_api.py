@@ -683,7 +683,12 @@ def _operand_as(x, dtype):
 def _promote_result(self, other, out, name):
     """Tensor arithmetic whose numpy result dtype is not PyTorch's: both
     operands cast to PyTorch's (a Python or numpy number stays a weak number),
-    for the operator to run again; else None."""
+    for the operator to run again; else None. An operand numpy could only
+    hold as Python objects (a Fraction, say) is refused, as PyTorch does."""
+    if getattr(out, "dtype", object) == object and self._data.dtype != object:
+        kind = type(other).__name__ if getattr(other, "dtype", None) != object else "object array"
+        raise TypeError(f"{name}: unsupported operand type {kind!r} (a Tensor holds "
+                        "numbers: convert it with float() or np.asarray(..., dtype=float))")
     target = _result_dtype(self, other, name)
     if target is None or target == out.dtype:
         return None
