@@ -74,6 +74,8 @@ from .engine.torch_api import (  # noqa: E402
     bmm, cat, floor_divide, inference_mode, mm, no_grad, remainder,
 )
 
+sum = _t._torch_fn(Tensor.sum, OPS["sum"])  # noqa: A001 (PyTorch's names)
+mean = _t._torch_fn(Tensor.mean, OPS["mean"])
 max = _t._torch_fn(Tensor.max, OPS["max"])
 min = _t._torch_fn(Tensor.min, OPS["min"])
 std = _t._torch_fn(Tensor.std, OPS["std"])

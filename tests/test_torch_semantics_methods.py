@@ -285,6 +285,23 @@ def test_sum_and_mean_with_dim_and_keepdim():
     assert gc.tensor([True, True, False]).sum().item() == 2
 
 
+def test_gc_sum_and_mean_are_pytorchs_with_numpys_keywords_numpys():
+    # torch.sum(t, dtype=...) casts first; torch.mean refuses integers; axis= and
+    # keepdims= are numpy's spelling, numpy's meaning (np.mean of ints is a float)
+    m, ints = f64(A), gc.tensor([1, 2, 4])
+    s = gc.sum(ints, dtype=gc.float64)
+    assert s.dtype == gc.float64 and s.item() == 7.0
+    assert gc.sum(m, 1).tolist() == [6.0, 5.0]
+    assert gc.sum(m, dim=0, keepdim=True).tolist() == [[4.0, 7.0]]
+    assert gc.mean(m, (0, 1)).item() == 2.75
+    with pytest.raises(RuntimeError, match="mean"):
+        gc.mean(ints)
+    assert gc.mean(ints, axis=0).item() == 7 / 3
+    assert gc.sum(m, axis=1, keepdims=True).tolist() == [[6.0], [5.0]]
+    check_grad(lambda t: gc.sum(t * t, 0), [[1.0, -2.0], [0.5, 1.5]])
+    check_grad(lambda t: gc.mean(t, dim=1, dtype=gc.float64), [[1.0, -2.0], [0.5, 1.5]])
+
+
 # == functions: cat, mm, bmm, eye, full, empty, from_numpy, as_tensor ==================
 def test_cat_mm_bmm():
     a, b = f64(A), f64([[1.0, 0.0], [0.0, 1.0]])
