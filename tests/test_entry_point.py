@@ -92,7 +92,8 @@ _IMPORTS = textwrap.dedent("""
     def loaded(pkg):
         return any(m == pkg or m.startswith(pkg + ".") for m in sys.modules)
     print(json.dumps({{"code": code, "out": out.getvalue(),
-                       "sympy": loaded("sympy"), "rich": loaded("rich")}}))
+                       "sympy": loaded("sympy"), "rich": loaded("rich"),
+                       "other": [m for m in ("shutil",) if loaded(m)]}}))
 """)
 
 
@@ -109,6 +110,8 @@ def test_plain_eval_imports_neither_sympy_nor_rich(fmt):
     assert "28" in r["out"]
     assert not r["sympy"], "a plain eval must not import sympy"
     assert not r["rich"], f"eval --format {fmt} must not import rich"
+    # (a plot's terminal size: not on every start)
+    assert not r["other"], r["other"]
 
 
 def test_table_eval_does_not_import_sympy():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 import click
@@ -168,6 +167,8 @@ def _along(text: str, inputs: dict, opts: dict):
 def _size(opts: dict) -> tuple[int, int]:
     """The plot's size: --width/--height, else the terminal's (COLUMNS and LINES
     first, as shutil reads them), else 80x24."""
+    import shutil  # (here: the other commands never need it)
+
     cols, lines = shutil.get_terminal_size((80, 24))
     return opts["width"] or max(cols, 30), opts["height"] or max(lines - 1, 10)
 
