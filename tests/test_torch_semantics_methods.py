@@ -427,6 +427,22 @@ def test_operators_refuse_operands_numpy_holds_as_objects():
     assert (x * 0.5).tolist() == [0.5, 1.0]  # numbers still work
 
 
+def test_complex_values_of_tensors_requiring_grad_are_refused():
+    # the rules are real ones: d|c x|/dx = |c| sign(x), but a complex product's
+    # rule without the conjugate gave Re(c^2)/|c| (-1.34 for c = 1+2j, x = 2,
+    # against sqrt(5) = 2.24): refused, not wrong
+    x = gc.tensor([2.0], dtype=gc.float64, requires_grad=True)
+    c = gc.tensor([1.0, 2.0]) * 1j  # values alone: allowed
+    assert c.tolist() == [1j, 2j]
+    for f in (lambda: abs(x * (1 + 2j)), lambda: 1j * x, lambda: np.multiply(x, 1j),
+              lambda: x * np.complex64(1j), lambda: np.exp(1j * x), lambda: c * x,
+              lambda: c.requires_grad_()):
+        with pytest.raises((TypeError, RuntimeError), match="real|floating"):
+            f()
+    with gc.no_grad():
+        assert (x * 1j).tolist() == [2j]
+
+
 def test_create_graph_keeps_float32_gradients():
     for f in (lambda x: x.max(), lambda x: 2.0**x, lambda x: x ** 3):
         x = gc.tensor([0.3, 0.6], requires_grad=True)

@@ -332,6 +332,8 @@ def _shape(x) -> tuple[int, ...]:
 
 def _record(o: Op, args, arrays, out, params) -> Tensor:
     """Wrap ``out`` in a Tensor whose grad_fn remembers what ``o``'s rules need."""
+    if getattr(out, "dtype", None) is not None and out.dtype.kind == "c":
+        raise complex_refused(o.name, out.dtype)
     shapes = graph.interned(tuple([_shape(d) for d in arrays]))
     saves = o.saves
     if saves == "inputs" or saves == "both":
@@ -348,6 +350,15 @@ def _record(o: Op, args, arrays, out, params) -> Tensor:
     if graph.MODE.keep_args:
         node.args = tuple(args)
     return Tensor._make(out, node)
+
+
+def complex_refused(name: str, dtype) -> TypeError:
+    """The error for a complex result of a Tensor that requires grad: the rules
+    are real ones (a complex product's gradient needs a conjugate they lack)."""
+    return TypeError(
+        f"{name}: a Tensor that requires grad would hold {np.dtype(dtype).name} values; "
+        "gradcli differentiates real numbers only (split into real and imaginary "
+        "parts, or compute the complex values under gc.no_grad())")
 
 
 def _holds_tensor(seq) -> bool:

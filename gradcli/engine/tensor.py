@@ -189,7 +189,7 @@ class Tensor:
 
     # -- autograd -------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self._data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError(
                 "only Tensors of floating point dtype can require gradients "
                 f"(this one is {self._data.dtype.name}); make it with a float "

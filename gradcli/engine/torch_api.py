@@ -54,6 +54,10 @@ def _cast_to(x, dtype):
             return x
         if x.requires_grad and dtype.kind not in "fc":
             return Tensor._make(x._data.astype(dtype))  # ints: no gradient, as PyTorch
+        if x.requires_grad and dtype.kind == "c" and graph.MODE.enabled:
+            from .op import complex_refused
+
+            raise complex_refused("to", dtype)
         return apply(_to_dtype, x, dtype=dtype)
     return np.asarray(x).astype(dtype, copy=False)
 
@@ -685,6 +689,12 @@ def _promote_result(self, other, out, name):
     operands cast to PyTorch's (a Python or numpy number stays a weak number),
     for the operator to run again; else None. An operand numpy could only
     hold as Python objects (a Fraction, say) is refused, as PyTorch does."""
+    dtype = getattr(out, "dtype", None)
+    if dtype is not None and dtype.kind == "c" and graph.MODE.enabled and (
+            self.requires_grad or getattr(other, "requires_grad", False)):
+        from .op import complex_refused
+
+        raise complex_refused(name, dtype)
     if getattr(out, "dtype", object) == object and self._data.dtype != object:
         kind = type(other).__name__ if getattr(other, "dtype", None) != object else "object array"
         raise TypeError(f"{name}: unsupported operand type {kind!r} (a Tensor holds "
