@@ -443,6 +443,34 @@ def test_complex_values_of_tensors_requiring_grad_are_refused():
         assert (x * 1j).tolist() == [2j]
 
 
+def test_diagonal_is_a_view_and_flip_a_copy_as_in_pytorch():
+    # PyTorch: A.diagonal() shares A's memory; t.flip(d) is new memory. The
+    # diagonal used to be a copy (add_ on it did nothing to A) and flip a view
+    # (mul_ on it zeroed the original).
+    A = gc.zeros(3, 3)
+    A.diagonal().add_(1.0)
+    assert A.tolist() == np.eye(3).tolist()
+    d = A.diagonal(1)
+    A.add_(2.0)
+    assert d.tolist() == [2.0, 2.0]
+    img = gc.tensor(np.arange(6.0).reshape(2, 3))
+    img.flip(1).mul_(0.0)
+    f = img.flip(1)
+    img.add_(10.0)
+    assert img.tolist() == (np.arange(6.0).reshape(2, 3) + 10).tolist()
+    assert f.tolist() == np.arange(6.0).reshape(2, 3)[:, ::-1].tolist()
+    # gradients unchanged: the diagonal's entries, the flipped weights
+    B = f64(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    (B.diagonal(1) * f64([2.0, 3.0])).sum().backward()
+    want = np.zeros((3, 3))
+    want[0, 1], want[1, 2] = 2.0, 3.0
+    assert B.grad.tolist() == want.tolist()
+    check_grad(lambda t: (t.flip(0) * f64([1.0, 2.0, 3.0])).sum(), [0.5, -1.0, 2.0])
+    C = B * 1.0
+    with pytest.raises(RuntimeError, match="view"):  # recorded: gradcli cannot rebase
+        C.diagonal().add_(1.0)
+
+
 def test_create_graph_keeps_float32_gradients():
     for f in (lambda x: x.max(), lambda x: 2.0**x, lambda x: x ** 3):
         x = gc.tensor([0.3, 0.6], requires_grad=True)

@@ -7,7 +7,9 @@ import numpy as np
 import math
 import operator
 
+from .. import graph
 from ..op import NO_BIGGER, NUMPY, SAME, _axes, op, required
+from ..tensor import Tensor
 from .elementwise import mul, sub, where
 from .linalg import dot
 from .reductions import prod
@@ -73,8 +75,11 @@ def _shape_op(name: str, rule: str, shape=NO_BIGGER, **kw):
 def flip(x, *, axis=None):
     nd = np.ndim(x)
     rev = set(_axes(axis, nd))
-    return getitem(x, index=tuple(slice(None, None, -1) if i in rev else slice(None)
-                                  for i in range(nd)))
+    out = getitem(x, index=tuple(slice(None, None, -1) if i in rev else slice(None)
+                                 for i in range(nd)))
+    # PyTorch's flip copies (numpy's would be a view): an in-place change of
+    # either tensor must not reach the other
+    return out.clone() if isinstance(out, Tensor) else out
 
 
 def _at_least(x, n: int, name: str):
@@ -404,7 +409,17 @@ def diagonal(a, *, offset=0, axis1=0, axis2=1):
         raise ValueError("diagonal: axis1 and axis2 cannot be the same")
     x = moveaxis(a, source=(a1, a2), destination=(-2, -1))
     rows, cols = _diag_positions(np.shape(x)[-2], np.shape(x)[-1], offset)
-    return getitem(x, index=(Ellipsis, rows, cols))
+    out = getitem(x, index=(Ellipsis, rows, cols))
+    if isinstance(a, Tensor) and isinstance(out, Tensor) and type(a._data) is np.ndarray:
+        # PyTorch's diagonal is a view: ``A.diagonal().add_(1)`` changes A, and
+        # a change of A reaches it. The same values in A's memory (the node's
+        # rule reads none), noted as a view for the in-place checks.
+        view = np.diagonal(a._data, offset, a1, a2)
+        view.flags.writeable = a._data.flags.writeable
+        out._data = view
+        if out._grad_fn is not None:
+            graph.note_view(out._grad_fn, view)
+    return out
 
 
 def _diag_shape(shapes, params):
