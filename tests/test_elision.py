@@ -199,7 +199,9 @@ def _integers():
     ia = gc.tensor(np.arange(N) % 7)
     u = ia * ia
     hand = (np.arange(N) % 7) ** 2
-    return [(u, hand)], gc.exp(ia * ia) + (u + 1), np.exp(hand) + (hand + 1)
+    # (PyTorch's dtypes: exp of an int tensor is float32, and so is float32 + int)
+    f32 = np.float32
+    return [(u, hand)], gc.exp(ia * ia) + (u + 1), np.exp(hand.astype(f32)) + (hand + 1).astype(f32)
 
 
 def _float32():

@@ -471,6 +471,27 @@ def test_diagonal_is_a_view_and_flip_a_copy_as_in_pytorch():
         C.diagonal().add_(1.0)
 
 
+def test_int_and_bool_tensors_compute_in_the_default_float_dtype():
+    # PyTorch: sin of a bool or int tensor is float32 (the default dtype);
+    # numpy's float16 for bool gave sin(True) = 0.8413 (truth 0.84147). numpy's
+    # own functions keep numpy's rule; ops that keep integers keep them.
+    f32 = np.float32
+    b, i = gc.tensor([True, False]), gc.tensor([1, 4])
+    for y, want in ((b.sin(), [np.sin(f32(1)), 0.0]), (gc.exp(b), [np.exp(f32(1)), 1.0]),
+                    (i.sqrt(), [1.0, 2.0]), (gc.sin(i), np.sin(np.array([1, 4], f32))),
+                    (gc.tensor(3).exp(), np.exp(f32(3)))):
+        assert y.dtype == gc.float32
+        assert np.array(y.tolist(), dtype=f32).tolist() == np.array(want, f32).tolist()
+    assert np.sin(i).dtype == np.float64 and np.sin(b).dtype == np.float16
+    assert gc.floor(i).dtype == gc.int64 and gc.abs(i).tolist() == [1, 4]
+    before = gc.get_default_dtype()
+    gc.set_default_dtype(gc.float64)
+    try:
+        assert gc.sin(i).tolist() == np.sin(np.array([1.0, 4.0])).tolist()
+    finally:
+        gc.set_default_dtype(before)
+
+
 def test_create_graph_keeps_float32_gradients():
     for f in (lambda x: x.max(), lambda x: 2.0**x, lambda x: x ** 3):
         x = gc.tensor([0.3, 0.6], requires_grad=True)

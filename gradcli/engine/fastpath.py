@@ -63,7 +63,7 @@ import numpy as np
 
 from . import graph
 from .graph import Meta, Node
-from .tensor import Tensor
+from .tensor import Tensor, get_default_dtype
 
 if TYPE_CHECKING:
     from .op import Op
@@ -95,6 +95,9 @@ def op_call(o: Op, *args, **kwargs):
     t._data = out
     t.grad = t._pending = None
     if not (x.requires_grad and o.differentiable and graph.MODE.enabled):
+        # (an int or bool input, never requiring grad, comes this way)
+        if type(out) is not type(d) or (type(out) is _NDARRAY and out.dtype is not d.dtype):
+            t._data = _torch_dtype(o, d, out)
         t._grad_fn = None
         t.requires_grad = False
         return t
@@ -119,6 +122,17 @@ def op_call(o: Op, *args, **kwargs):
     t._grad_fn = node
     t.requires_grad = True
     return t
+
+
+def _torch_dtype(o: Op, d, out):
+    """PyTorch's result where numpy's changed the dtype: an integer or bool
+    input computes in the default float dtype (numpy: float64, and float16 for
+    bool, where sin(True) is 0.8413 against 0.84147); other changes stand."""
+    dt, ot = getattr(d, "dtype", None), getattr(out, "dtype", None)
+    if dt is None or ot is None or dt.kind not in "biu" or ot.kind != "f":
+        return out
+    default = get_default_dtype()
+    return out if ot == default else o.run(np.asarray(d, dtype=default))
 
 
 # Set by torch_api: PyTorch's promotion for two Tensors of different dtypes,
