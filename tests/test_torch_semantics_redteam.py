@@ -67,3 +67,44 @@ def test_bitwise_operators_on_bool_tensors_are_logical():
 def test_bitwise_operators_refuse_floats(expr):
     with pytest.raises(TypeError, match="only integer and bool tensors, not float"):
         expr(gc.tensor([1.0, 2.0]))
+
+
+# == clamp: the result type of the tensor and its bounds ============================
+def test_clamp_of_an_int_tensor_with_float_bounds_is_float():
+    j = gc.tensor([7, -7, 12])
+    # clamped to [-0.5, 2.5]: 7 -> 2.5, -7 -> -0.5, 12 -> 2.5 (not truncated to 2, 0)
+    same(j.clamp(-0.5, 2.5), [2.5, -0.5, 2.5], np.float32)
+    same(gc.clamp(j, min=0.5), [7.0, 0.5, 12.0], np.float32)
+    same(j.clip(max=np.float64(2.5)), [2.5, -7.0, 2.5], np.float32)  # a wrapped number
+    same(gc.clamp(gc.tensor([1, 2]), min=gc.tensor([1.5, 2.5])), [1.5, 2.5], np.float32)
+    same(gc.clamp(gc.tensor([1, 2]), min=f64([1.5, 2.5])), [1.5, 2.5], np.float64)
+
+
+def test_clamp_of_an_int_tensor_with_int_bounds_stays_int():
+    j = gc.tensor([7, -7, 12])
+    same(j.clamp(0, 2), [2, 0, 2], np.int64)
+    same(j.clamp(max=3), [3, -7, 3], np.int64)
+    same(j.clamp(min=gc.tensor([0, 1, 20])), [7, 1, 20], np.int64)
+
+
+def test_clamp_of_a_float32_tensor_keeps_float32_with_a_0d_float64_bound():
+    x = gc.tensor([1.0, 5.0])
+    same(x.clamp(f64(2.0)), [2.0, 5.0], np.float32)  # a 0-d tensor does not promote
+    same(x.clamp(f64([2.0, 2.0])), [2.0, 5.0], np.float64)
+
+
+def test_clamp_keeps_its_gradient():
+    x0 = np.array([-2.0, 0.3, 1.7, 4.0])
+    x = f64(x0, requires_grad=True)
+    (x.clamp(-1.0, 2.0) * f64([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    num = central(lambda v: float((np.clip(v, -1.0, 2.0) * [1, 2, 3, 4]).sum()), x0)
+    np.testing.assert_allclose(x.grad.numpy(), num, atol=1e-6)
+
+
+def test_clamp_in_place_of_an_int_tensor_with_float_bounds_raises():
+    j = gc.tensor([7, -7, 12])
+    with pytest.raises(RuntimeError, match="result type float32 can't be cast to the "
+                                           "desired output type int64"):
+        j.clamp_(-0.5, 2.5)
+    assert j.tolist() == [7, -7, 12]  # unchanged
+    assert j.clamp_(0, 2) is j and j.tolist() == [2, 0, 2]

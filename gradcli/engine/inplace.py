@@ -147,18 +147,11 @@ def neg_(self):
 
 
 def clamp_(self, min=None, max=None):
-    from .ops.elementwise import clip
-
+    """``clamp``'s values written back: a result type this dtype cannot hold
+    (an int tensor clamped to 2.5: float) raises, as in PyTorch."""
     if min is None and max is None:
         raise RuntimeError("clamp_: at least one of 'min' or 'max' must not be None")
-    kind = self.dtype.kind
-    lo_end, hi_end = (
-        (np.iinfo(self.dtype).min, np.iinfo(self.dtype).max) if kind in "iu"
-        else (-np.inf, np.inf)
-    )
-    lo = lo_end if min is None else min
-    hi = hi_end if max is None else max
-    return _update(self, "clamp_", lambda a, lo, hi: clip(a, lo, hi), lo, hi)
+    return _update(self, "clamp_", lambda a, lo, hi: a.clamp(lo, hi), min, max)
 
 
 def _overwritten(a, src):

@@ -481,13 +481,26 @@ def _cumsum(self, dim=_UNSET, *, dtype=None, axis=_UNSET):
 
 
 def _clamp(self, min=None, max=None):
+    """PyTorch's clamp: the result's dtype is the result type of the tensor and
+    its bounds (an int tensor clamped to 2.5 is float, not truncated to 2)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    lo = -np.inf if min is None else min
-    hi = np.inf if max is None else max
-    if self.dtype.kind not in "fc":
-        return Tensor._make(np.clip(self._data, lo, hi).astype(self.dtype))
-    return clip(self, lo, hi)
+    target = _result_dtype_of([self] + [b for b in (min, max) if b is not None],
+                              "clamp")
+    if target is None:
+        target = self.dtype  # (a bound of no known kind: numpy's clip decides)
+    x = _cast_to(self, target)
+    if target.kind not in "fc":  # no gradient: the plain values
+        lo, hi = (None if b is None else _plain(_cast_to(_operand_as(b, target), target))
+                  for b in (min, max))
+        return Tensor._make(np.clip(x._data, lo, hi))
+    lo = -np.inf if min is None else _operand_as(min, target)
+    hi = np.inf if max is None else _operand_as(max, target)
+    return clip(x, lo, hi)
+
+
+def _plain(x):
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
@@ -658,7 +671,12 @@ def _combine(higher, lower):
 
 def _result_dtype(a, b, name: str):
     """The dtype of ``a <name> b`` under PyTorch's rules, or None (not known)."""
-    kinds = (_operand_kind(a), _operand_kind(b))
+    return _result_dtype_of((a, b), name)
+
+
+def _result_dtype_of(operands, name: str):
+    """PyTorch's result_type of any number of operands, or None (not known)."""
+    kinds = [_operand_kind(x) for x in operands]
     if None in kinds:
         return None
     by_rank: list = [None, None, None]
