@@ -108,3 +108,72 @@ def test_clamp_in_place_of_an_int_tensor_with_float_bounds_raises():
         j.clamp_(-0.5, 2.5)
     assert j.tolist() == [7, -7, 12]  # unchanged
     assert j.clamp_(0, 2) is j and j.tolist() == [2, 0, 2]
+
+
+# == **= %= //=: in place, as += is ==================================================
+def test_inplace_pow_mod_floordiv_change_the_tensor_itself():
+    a = gc.tensor([5.0, -5.0])
+    v = a[:]  # a view: it sees the new values
+    a0 = a
+    a **= 2
+    assert a is a0 and v.tolist() == [25.0, 25.0]
+    a %= 7.0  # 25 = 3 * 7 + 4
+    assert a is a0 and v.tolist() == [4.0, 4.0]
+    a //= 3.0  # floor(4 / 3) = 1
+    assert a is a0 and v.tolist() == [1.0, 1.0]
+    i = gc.tensor([7, -7])
+    i0 = i
+    i //= 2  # floor: 3 and -4
+    assert i is i0 and i.tolist() == [3, -4] and i.dtype == np.int64
+    i %= 3  # the divisor's sign: 0 and 2
+    assert i is i0 and i.tolist() == [0, 2]
+    i **= 2
+    assert i is i0 and i.tolist() == [0, 4]
+
+
+def test_inplace_mod_of_a_parameter_under_no_grad_keeps_the_leaf():
+    w = gc.tensor([1.5, 2.5], requires_grad=True)
+    w0 = w
+    with gc.no_grad():
+        w %= 1.0
+    assert w is w0 and w.requires_grad and w.is_leaf
+    assert w.tolist() == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("update", [
+    lambda w: w.__ipow__(2.0), lambda w: w.__imod__(1.0), lambda w: w.__ifloordiv__(2.0),
+])
+def test_inplace_pow_mod_floordiv_of_a_leaf_requiring_grad_raise(update):
+    w = gc.tensor([1.5, 2.5], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        update(w)
+    assert w.tolist() == [1.5, 2.5]
+
+
+def test_inplace_pow_mod_floordiv_of_an_int_tensor_to_a_float_raise():
+    i = gc.tensor([9, 4])
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type int64"):
+        i **= 0.5
+    assert i.tolist() == [9, 4]
+
+
+def _chain(x):
+    y = x * 1.0
+    y **= 3.0
+    y %= 2.0
+    z = x * 1.0
+    z //= 0.7  # a zero gradient almost everywhere
+    return y + z * x
+
+
+def test_inplace_pow_mod_floordiv_are_recorded_with_their_gradients():
+    x0 = np.array([0.4, 1.3, -0.9])  # away from the jumps of % 2 and // 0.7
+    x = f64(x0, requires_grad=True)
+    w = np.array([1.0, 2.0, 3.0])
+    (_chain(x) * f64(w)).sum().backward()
+    # by hand: d/dx (x**3 mod 2) = 3x**2, d/dx (floor(x / 0.7) * x) = floor(x / 0.7)
+    np.testing.assert_allclose(x.grad.numpy(), w * (3 * x0**2 + np.floor(x0 / 0.7)))
+    num = central(lambda v: float((np.mod(v**3, 2.0) + np.floor(v / 0.7) * v) @ w), x0)
+    np.testing.assert_allclose(x.grad.numpy(), num, atol=1e-6)
+    assert float(_chain(f64(x0)).sum()) == pytest.approx(
+        float(np.sum(np.mod(x0**3, 2.0) + np.floor(x0 / 0.7) * x0)))

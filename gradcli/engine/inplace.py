@@ -142,6 +142,18 @@ def div_(self, other):
     return _update(self, "div_", lambda a, o: a / o, other)
 
 
+def pow_(self, other):
+    return _update(self, "pow_", lambda a, o: a ** o, other)
+
+
+def remainder_(self, other):
+    return _update(self, "remainder_", lambda a, o: a % o, other)
+
+
+def floor_divide_(self, other):
+    return _update(self, "floor_divide_", lambda a, o: a // o, other)
+
+
 def neg_(self):
     return _update(self, "neg_", lambda a: -a)
 
@@ -253,6 +265,9 @@ def bind() -> None:
     T.mul_ = mul_
     T.div_ = div_
     T.neg_ = neg_
+    T.pow_ = pow_
+    T.remainder_ = remainder_
+    T.floor_divide_ = floor_divide_
     T.clamp_ = clamp_
     T.copy_ = copy_
     T.fill_ = fill_
@@ -263,4 +278,7 @@ def bind() -> None:
     T.__isub__ = sub_
     T.__imul__ = mul_
     T.__itruediv__ = div_
+    T.__ipow__ = pow_  # (else Python rebinds the name to a new tensor)
+    T.__imod__ = remainder_
+    T.__ifloordiv__ = floor_divide_
     T.__setitem__ = setitem
