@@ -177,3 +177,75 @@ def test_inplace_pow_mod_floordiv_are_recorded_with_their_gradients():
     np.testing.assert_allclose(x.grad.numpy(), num, atol=1e-6)
     assert float(_chain(f64(x0)).sum()) == pytest.approx(
         float(np.sum(np.mod(x0**3, 2.0) + np.floor(x0 / 0.7) * x0)))
+
+
+# == .grad assigned by the user, and what hooks return: checked ======================
+def _leaf():
+    return f64([1.0, 2.0, 3.0], requires_grad=True)
+
+
+@pytest.mark.parametrize("assigned, error, message", [
+    (lambda: f64([[1.0], [2.0]]), RuntimeError, "assigned grad has data of a different size"),
+    (lambda: np.ones(3), TypeError,
+     "assigned grad expected to be a Tensor or None but got grad of ndarray"),
+    (lambda: [1.0, 1.0, 1.0], TypeError,
+     "assigned grad expected to be a Tensor or None but got grad of list"),
+    (lambda: gc.ones(3), RuntimeError, "assigned grad has data of a different type"),
+])
+def test_a_wrong_assigned_grad_is_refused_not_broadcast(assigned, error, message):
+    x = _leaf()
+    x.grad = assigned()
+    with pytest.raises(error, match=message):
+        (x * 2).sum().backward()
+
+
+def test_a_wrong_assigned_grad_leaves_the_other_leaves_alone():
+    x, y = _leaf(), _leaf()
+    y.grad = f64([[1.0], [2.0]])
+    with pytest.raises(RuntimeError, match="different size"):
+        (x * y).sum().backward()
+    assert x.grad is None  # nothing accumulated anywhere
+
+
+def test_a_right_assigned_grad_is_added_to():
+    x = _leaf()
+    x.grad = f64([10.0, 20.0, 30.0])
+    (x * 2).sum().backward()  # d/dx sum(2x) = 2
+    assert x.grad.tolist() == [12.0, 22.0, 32.0]
+
+
+@pytest.mark.parametrize("hook, error, message", [
+    (lambda g: g.sum(), RuntimeError, "hook '<lambda>' has changed the size of value"),
+    (lambda g: 5.0, TypeError, "expected Tensor, but hook '<lambda>' returned 'float'"),
+    (lambda g: g.numpy() * 2, TypeError, "returned 'ndarray'"),
+    (lambda g: g.float(), RuntimeError, "has changed the type of value"),
+])
+def test_a_hook_returning_another_shape_or_no_tensor_raises(hook, error, message):
+    x = _leaf()
+    x.register_hook(hook)
+    with pytest.raises(error, match=message):
+        (x * 2).sum().backward()
+    assert x.grad is None
+
+
+def test_a_hook_returning_a_tensor_of_the_same_shape_replaces_the_gradient():
+    x = _leaf()
+    x.register_hook(lambda g: g * 10)
+    (x * x).sum().backward()  # 2x, times 10
+    assert x.grad.tolist() == [20.0, 40.0, 60.0]
+    y = gc.tensor([1.0, 2.0], requires_grad=True)  # float32
+    y.register_hook(lambda g: gc.zeros_like(y))  # a float32 zero, as .grad is
+    (y * f64(3.0)).sum().backward()
+    assert y.grad.tolist() == [0.0, 0.0] and y.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("run", [
+    lambda out, x, y: out.backward(inputs=[x, y]),
+    lambda out, x, y: gc.autograd.backward([out], inputs=[x, y]),
+])
+def test_a_wrong_assigned_grad_is_refused_by_backward_with_inputs(run):
+    x, y = _leaf(), _leaf()
+    y.grad = np.zeros(3)
+    with pytest.raises(TypeError, match="got grad of ndarray"):
+        run((x * y).sum(), x, y)
+    assert x.grad is None

@@ -741,7 +741,9 @@ def _register_hook(self, hook):
     key = id(self)
     entry = _HOOKS.get(key)
     if entry is None or entry[0]() is not self:
-        entry = _HOOKS[key] = (weakref.ref(self, lambda _: _HOOKS.pop(key, None)), [])
+        # (the dict bound as a default: at exit the module's globals may be gone)
+        entry = _HOOKS[key] = (
+            weakref.ref(self, lambda _, hooks=_HOOKS: hooks.pop(key, None)), [])
     entry[1].append(hook)
     return _Handle(self, hook)
 
@@ -753,12 +755,29 @@ def leaf_hooks(t, g):
     if entry is None or entry[0]() is not t:
         return g
     hooks = entry[1]
+    if np.result_type(g._data if isinstance(g, Tensor) else g) != t._data.dtype:
+        g = _cast_to(g, t._data.dtype)  # (hooks see the gradient in .grad's dtype)
     for h in list(hooks):
         arg = g if isinstance(g, Tensor) else Tensor._make(np.array(g))
         r = h(arg)
         if r is not None:
-            g = r if isinstance(g, Tensor) else np.asarray(r._data if isinstance(r, Tensor) else r)
+            _check_hook_result(h, arg, r)
+            g = r if isinstance(g, Tensor) else np.asarray(r._data)
     return g
+
+
+def _check_hook_result(hook, arg, r) -> None:
+    """PyTorch's checks of what a hook returns instead of the gradient."""
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if not isinstance(r, Tensor):
+        raise TypeError(f"expected Tensor, but hook '{name}' returned "
+                        f"'{type(r).__name__}'")
+    if r.shape != arg.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value (was "
+                           f"{tuple(arg.shape)}, got {tuple(r.shape)})")
+    if r.dtype != arg.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was "
+                           f"{arg.dtype.name}, got {r.dtype.name})")
 
 
 _RETAINED: dict = {}  # id(node) -> weakref to the non-leaf tensor keeping its grad
@@ -770,7 +789,7 @@ def _retain_grad(self):
     if self._grad_fn is not None:
         node = self._grad_fn
         key = id(node)
-        _RETAINED[key] = (weakref.ref(node, lambda _: _RETAINED.pop(key, None)),
+        _RETAINED[key] = (weakref.ref(node, lambda _, kept=_RETAINED: kept.pop(key, None)),
                           weakref.ref(self))
     return None
 
