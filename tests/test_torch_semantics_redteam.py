@@ -249,3 +249,32 @@ def test_a_wrong_assigned_grad_is_refused_by_backward_with_inputs(run):
     with pytest.raises(TypeError, match="got grad of ndarray"):
         run((x * y).sum(), x, y)
     assert x.grad is None
+
+
+# == numpy's long double: PyTorch has no such dtype ==================================
+WIDE = [np.dtype(d) for d in (np.longdouble, np.clongdouble)
+        if np.dtype(d).itemsize > (16 if np.dtype(d).kind == "c" else 8)]
+
+
+@pytest.mark.parametrize("expr", [
+    lambda x: x * np.longdouble(2),  # was a RecursionError
+    lambda x: x / np.longdouble(2),
+    lambda x: x.double() - np.longdouble(2),
+    lambda x: gc.tensor([1, 2]) + np.longdouble(2),
+    lambda x: x ** np.ones(2, dtype=np.longdouble),
+    lambda x: x + np.clongdouble(1),
+    lambda x: x.clamp(np.longdouble(0)),
+])
+def test_long_double_operands_raise_a_type_error_naming_the_dtype(expr):
+    x = gc.tensor([1.0, 2.0])
+    if not WIDE:  # (long double is float64 on this platform: an ordinary number)
+        assert expr(x).dtype.itemsize <= 16
+        return
+    with pytest.raises(TypeError, match=r"dtype (float128|float96|complex256|complex192)"):
+        expr(x)
+
+
+def test_numpy_scalars_of_pytorch_dtypes_still_work_as_numbers():
+    x = gc.tensor([1.0, 2.0])
+    same(x * np.float64(2), [2.0, 4.0], np.float32)  # a wrapped number
+    same(gc.tensor([1, 2]) * np.float32(0.5), [0.5, 1.0], np.float32)

@@ -619,6 +619,20 @@ def _promote(self, other):
     return _cast_to(self, target), _cast_to(other, target)
 
 
+# numpy's extended precision where it is wider than float64 (float128 and
+# complex256 on x86 Linux): PyTorch has no such dtype.
+_WIDE = frozenset(d for d in (np.dtype(np.longdouble), np.dtype(np.clongdouble))
+                  if d.itemsize > (16 if d.kind == "c" else 8))
+
+
+def _refuse_wide(dtype) -> None:
+    raise TypeError(
+        f"unsupported operand of dtype {dtype.name} (numpy's extended precision "
+        "long double): PyTorch has no such dtype; convert it first (float(), "
+        "complex(), .astype(np.float64))"
+    )
+
+
 def _operand_kind(x):
     """(rank, dtype) as PyTorch's result_type sees an operand: rank 2 for a
     dimensioned tensor or array, 1 for a 0-d one, 0 for a Python number or a
@@ -627,7 +641,12 @@ def _operand_kind(x):
     if isinstance(x, Tensor):
         x = x._data
     if isinstance(x, np.ndarray):
+        if x.dtype in _WIDE:
+            _refuse_wide(x.dtype)
         return (2 if x.ndim else 1), x.dtype
+    if isinstance(x, np.generic) and x.dtype in _WIDE:
+        # (its .item() is itself: as a "weak number" it would never stop promoting)
+        _refuse_wide(x.dtype)
     if isinstance(x, (bool, np.bool_)):
         return 0, np.dtype(bool)
     if isinstance(x, (int, np.integer)):
