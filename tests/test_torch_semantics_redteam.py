@@ -278,3 +278,25 @@ def test_numpy_scalars_of_pytorch_dtypes_still_work_as_numbers():
     x = gc.tensor([1.0, 2.0])
     same(x * np.float64(2), [2.0, 4.0], np.float32)  # a wrapped number
     same(gc.tensor([1, 2]) * np.float32(0.5), [0.5, 1.0], np.float32)
+
+
+def test_inplace_bitwise_operators_change_the_tensor_itself():
+    i = gc.tensor([6, 5, 12])
+    v = i[:]
+    i0 = i
+    i &= 3  # 0b0110 & 0b0011 = 2, 0b0101 & 0b0011 = 1, 0b1100 & 0b0011 = 0
+    assert i is i0 and v.tolist() == [2, 1, 0]
+    i |= 8
+    assert i is i0 and v.tolist() == [10, 9, 8]
+    i ^= 1
+    assert i is i0 and v.tolist() == [11, 8, 9]
+    m = gc.tensor([True, False, True])
+    w = m[:]
+    m &= gc.tensor([True, True, False])
+    assert w.tolist() == [True, False, False] and m.dtype == np.bool_
+    with pytest.raises(RuntimeError, match="result type int64 can't be cast to the "
+                                           "desired output type bool"):
+        m |= gc.tensor([1, 0, 0])
+    with pytest.raises(TypeError, match="not float32"):
+        f = gc.tensor([1.0, 2.0])
+        f &= 1

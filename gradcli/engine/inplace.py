@@ -154,6 +154,18 @@ def floor_divide_(self, other):
     return _update(self, "floor_divide_", lambda a, o: a // o, other)
 
 
+def bitwise_and_(self, other):
+    return _update(self, "bitwise_and_", lambda a, o: a & o, other)
+
+
+def bitwise_or_(self, other):
+    return _update(self, "bitwise_or_", lambda a, o: a | o, other)
+
+
+def bitwise_xor_(self, other):
+    return _update(self, "bitwise_xor_", lambda a, o: a ^ o, other)
+
+
 def neg_(self):
     return _update(self, "neg_", lambda a: -a)
 
@@ -268,6 +280,9 @@ def bind() -> None:
     T.pow_ = pow_
     T.remainder_ = remainder_
     T.floor_divide_ = floor_divide_
+    T.bitwise_and_ = bitwise_and_
+    T.bitwise_or_ = bitwise_or_
+    T.bitwise_xor_ = bitwise_xor_
     T.clamp_ = clamp_
     T.copy_ = copy_
     T.fill_ = fill_
@@ -281,4 +296,7 @@ def bind() -> None:
     T.__ipow__ = pow_  # (else Python rebinds the name to a new tensor)
     T.__imod__ = remainder_
     T.__ifloordiv__ = floor_divide_
+    T.__iand__ = bitwise_and_
+    T.__ior__ = bitwise_or_
+    T.__ixor__ = bitwise_xor_
     T.__setitem__ = setitem
