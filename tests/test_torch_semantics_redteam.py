@@ -141,7 +141,8 @@ def test_inplace_mod_of_a_parameter_under_no_grad_keeps_the_leaf():
 
 
 @pytest.mark.parametrize("update", [
-    lambda w: w.__ipow__(2.0), lambda w: w.__imod__(1.0), lambda w: w.__ifloordiv__(2.0),
+    lambda w: w.__ipow__(2.0), lambda w: w.__imod__(1.0),
+    lambda w: w.__ifloordiv__(2.0),
 ])
 def test_inplace_pow_mod_floordiv_of_a_leaf_requiring_grad_raise(update):
     w = gc.tensor([1.5, 2.5], requires_grad=True)
@@ -152,7 +153,8 @@ def test_inplace_pow_mod_floordiv_of_a_leaf_requiring_grad_raise(update):
 
 def test_inplace_pow_mod_floordiv_of_an_int_tensor_to_a_float_raise():
     i = gc.tensor([9, 4])
-    with pytest.raises(RuntimeError, match="can't be cast to the desired output type int64"):
+    with pytest.raises(RuntimeError,
+                       match="can't be cast to the desired output type int64"):
         i **= 0.5
     assert i.tolist() == [9, 4]
 
@@ -185,7 +187,8 @@ def _leaf():
 
 
 @pytest.mark.parametrize("assigned, error, message", [
-    (lambda: f64([[1.0], [2.0]]), RuntimeError, "assigned grad has data of a different size"),
+    (lambda: f64([[1.0], [2.0]]), RuntimeError,
+     "assigned grad has data of a different size"),
     (lambda: np.ones(3), TypeError,
      "assigned grad expected to be a Tensor or None but got grad of ndarray"),
     (lambda: [1.0, 1.0, 1.0], TypeError,
@@ -270,7 +273,8 @@ def test_long_double_operands_raise_a_type_error_naming_the_dtype(expr):
     if not WIDE:  # (long double is float64 on this platform: an ordinary number)
         assert expr(x).dtype.itemsize <= 16
         return
-    with pytest.raises(TypeError, match=r"dtype (float128|float96|complex256|complex192)"):
+    with pytest.raises(TypeError,
+                       match=r"dtype (float128|float96|complex256|complex192)"):
         expr(x)
 
 

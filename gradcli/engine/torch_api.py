@@ -491,7 +491,8 @@ def _clamp(self, min=None, max=None):
         target = self.dtype  # (a bound of no known kind: numpy's clip decides)
     x = _cast_to(self, target)
     if target.kind not in "fc":  # no gradient: the plain values
-        lo, hi = (None if b is None else _plain(_cast_to(_operand_as(b, target), target))
+        lo, hi = (None if b is None
+                  else _plain(_cast_to(_operand_as(b, target), target))
                   for b in (min, max))
         return Tensor._make(np.clip(x._data, lo, hi))
     lo = -np.inf if min is None else _operand_as(min, target)
@@ -808,8 +809,9 @@ def _retain_grad(self):
     if self._grad_fn is not None:
         node = self._grad_fn
         key = id(node)
-        _RETAINED[key] = (weakref.ref(node, lambda _, kept=_RETAINED: kept.pop(key, None)),
-                          weakref.ref(self))
+        _RETAINED[key] = (
+            weakref.ref(node, lambda _, kept=_RETAINED: kept.pop(key, None)),
+            weakref.ref(self))
     return None
 
 
