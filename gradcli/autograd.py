@@ -167,6 +167,9 @@ def backward(
                 )
     got = _backward.gradients(tensors, seeds, targets, retain_graph=retain_graph,
                               create_graph=create_graph, prune=inputs is not None)
+    for x, g in zip(targets, got):  # an assigned .grad that is refused: none changed
+        if g is not None and x.grad is not None:
+            x._check_grad()
     for x, g in zip(targets, got):
         if g is not None:
             x._accumulate(g, create_graph)

@@ -435,6 +435,9 @@ def _walk(root: Node, seed, *, retain_graph: bool, create_graph: bool, wrap,
             if type(g) is Diag:
                 got[k] = g.dense()
     if accumulate:
+        for leaf in leaves:  # an assigned .grad that is refused: none changed
+            if leaf.grad is not None:
+                leaf._check_grad()
         for leaf in leaves:
             leaf._accumulate(got[id(leaf)], create_graph, leaf in owned)
     return got
@@ -501,6 +504,9 @@ def accumulate_into(output, seed, inputs, *, retain_graph: bool,
         seed = Tensor._make(seed)
     got = gradients([output], [seed], distinct, retain_graph=retain_graph,
                     create_graph=create_graph)
+    for x, g in zip(distinct, got):  # an assigned .grad that is refused: none changed
+        if g is not None and x.grad is not None:
+            x._check_grad()
     for x, g in zip(distinct, got):
         if g is not None:
             x._accumulate(g, create_graph)

@@ -142,23 +142,40 @@ def div_(self, other):
     return _update(self, "div_", lambda a, o: a / o, other)
 
 
+def pow_(self, other):
+    return _update(self, "pow_", lambda a, o: a ** o, other)
+
+
+def remainder_(self, other):
+    return _update(self, "remainder_", lambda a, o: a % o, other)
+
+
+def floor_divide_(self, other):
+    return _update(self, "floor_divide_", lambda a, o: a // o, other)
+
+
+def bitwise_and_(self, other):
+    return _update(self, "bitwise_and_", lambda a, o: a & o, other)
+
+
+def bitwise_or_(self, other):
+    return _update(self, "bitwise_or_", lambda a, o: a | o, other)
+
+
+def bitwise_xor_(self, other):
+    return _update(self, "bitwise_xor_", lambda a, o: a ^ o, other)
+
+
 def neg_(self):
     return _update(self, "neg_", lambda a: -a)
 
 
 def clamp_(self, min=None, max=None):
-    from .ops.elementwise import clip
-
+    """``clamp``'s values written back: a result type this dtype cannot hold
+    (an int tensor clamped to 2.5: float) raises, as in PyTorch."""
     if min is None and max is None:
         raise RuntimeError("clamp_: at least one of 'min' or 'max' must not be None")
-    kind = self.dtype.kind
-    lo_end, hi_end = (
-        (np.iinfo(self.dtype).min, np.iinfo(self.dtype).max) if kind in "iu"
-        else (-np.inf, np.inf)
-    )
-    lo = lo_end if min is None else min
-    hi = hi_end if max is None else max
-    return _update(self, "clamp_", lambda a, lo, hi: clip(a, lo, hi), lo, hi)
+    return _update(self, "clamp_", lambda a, lo, hi: a.clamp(lo, hi), min, max)
 
 
 def _overwritten(a, src):
@@ -260,6 +277,12 @@ def bind() -> None:
     T.mul_ = mul_
     T.div_ = div_
     T.neg_ = neg_
+    T.pow_ = pow_
+    T.remainder_ = remainder_
+    T.floor_divide_ = floor_divide_
+    T.bitwise_and_ = bitwise_and_
+    T.bitwise_or_ = bitwise_or_
+    T.bitwise_xor_ = bitwise_xor_
     T.clamp_ = clamp_
     T.copy_ = copy_
     T.fill_ = fill_
@@ -270,4 +293,10 @@ def bind() -> None:
     T.__isub__ = sub_
     T.__imul__ = mul_
     T.__itruediv__ = div_
+    T.__ipow__ = pow_  # (else Python rebinds the name to a new tensor)
+    T.__imod__ = remainder_
+    T.__ifloordiv__ = floor_divide_
+    T.__iand__ = bitwise_and_
+    T.__ior__ = bitwise_or_
+    T.__ixor__ = bitwise_xor_
     T.__setitem__ = setitem

@@ -17,7 +17,7 @@ from . import inplace
 from .fastpath import _binary
 from .op import NUMPY, OPS, Op, apply
 from .ops.composite import _expand_dims, _ravel, _squeeze, _swapaxes
-from .ops.elementwise import abs_, logical_not, neg
+from .ops.elementwise import abs_, neg
 from .ops.shape import broadcast_to, getitem, reshape, transpose
 from .tensor import Tensor
 
@@ -193,15 +193,20 @@ def bind() -> None:
         setattr(T, f"__r{dunder}__", ref)
     for dunder, name in (("eq", "equal"), ("ne", "not_equal"), ("lt", "less"),
                          ("le", "less_equal"), ("gt", "greater"),
-                         ("ge", "greater_equal"), ("and", "logical_and"),
-                         ("or", "logical_or")):
+                         ("ge", "greater_equal")):
         setattr(T, f"__{dunder}__", _binary(OPS[name])[0])
-    T.__rand__ = _binary(OPS["logical_and"])[1]
-    T.__ror__ = _binary(OPS["logical_or"])[1]
+    # & | ^ ~: bitwise on integers, logical on bools, refused on floats (as
+    # PyTorch and numpy); the ops are internal, reached through NUMPY.
+    for dunder, ufunc in (("and", np.bitwise_and), ("or", np.bitwise_or),
+                          ("xor", np.bitwise_xor)):
+        fwd, ref = _binary(NUMPY[ufunc])
+        setattr(T, f"__{dunder}__", fwd)
+        setattr(T, f"__r{dunder}__", ref)
     T.__neg__ = lambda self: apply(neg, self)
     T.__pos__ = lambda self: self
     T.__abs__ = lambda self: apply(abs_, self)
-    T.__invert__ = lambda self: apply(logical_not, self)
+    invert = NUMPY[np.invert]
+    T.__invert__ = lambda self: apply(invert, self)
     T.__getitem__ = lambda self, index: apply(getitem, self, index=_index(index))
     inplace.bind()  # the in-place methods, __setitem__ and __iadd__ & co.
     T.__array_ufunc__ = _array_ufunc

@@ -207,12 +207,41 @@ class Tensor:
         """The same values (the same memory), cut from the graph: gradients stop."""
         return Tensor._make(self._buffer())
 
+    def _check_grad(self) -> None:
+        """Refuse a ``.grad`` the user assigned that is not a Tensor of this
+        tensor's shape and dtype (PyTorch refuses it at the assignment; ``grad``
+        is a plain slot, written for every op, so it is checked here, before a
+        gradient is added to it)."""
+        cur = self.grad
+        if cur is None:
+            return
+        if not isinstance(cur, Tensor):
+            raise TypeError(
+                "assigned grad expected to be a Tensor or None but got grad of "
+                f"{type(cur).__name__} (found when backward() was to add into .grad)"
+            )
+        d, c = self._data, cur._data
+        if np.shape(c) != d.shape:
+            raise RuntimeError(
+                f"assigned grad has data of a different size: .grad has shape "
+                f"{tuple(np.shape(c))}, the tensor {d.shape} (found when backward() "
+                "was to add into .grad)"
+            )
+        if c.dtype != d.dtype:
+            raise RuntimeError(
+                f"assigned grad has data of a different type: .grad is "
+                f"{c.dtype.name}, the tensor {d.dtype.name} (found when backward() "
+                "was to add into .grad)"
+            )
+
     def _accumulate(self, g, create_graph: bool, fresh: bool = False) -> None:
         """Add ``g`` into ``.grad`` (leaves only), out of place.
 
         ``fresh`` says the rule made ``g`` itself (not passed its input through),
         so that an owned, writable array can be kept without a copy.
         """
+        if self.grad is not None:
+            self._check_grad()
         if HOOKS and id(self) in HOOKS:
             from .torch_api import leaf_hooks
 

@@ -485,13 +485,27 @@ def _cumsum(self, dim=_UNSET, *, dtype=None, axis=_UNSET):
 
 
 def _clamp(self, min=None, max=None):
+    """PyTorch's clamp: the result's dtype is the result type of the tensor and
+    its bounds (an int tensor clamped to 2.5 is float, not truncated to 2)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    lo = -np.inf if min is None else min
-    hi = np.inf if max is None else max
-    if self.dtype.kind not in "fc":
-        return Tensor._make(np.clip(self._data, lo, hi).astype(self.dtype))
-    return clip(self, lo, hi)
+    target = _result_dtype_of([self] + [b for b in (min, max) if b is not None],
+                              "clamp")
+    if target is None:
+        target = self.dtype  # (a bound of no known kind: numpy's clip decides)
+    x = _cast_to(self, target)
+    if target.kind not in "fc":  # no gradient: the plain values
+        lo, hi = (None if b is None
+                  else _plain(_cast_to(_operand_as(b, target), target))
+                  for b in (min, max))
+        return Tensor._make(np.clip(x._data, lo, hi))
+    lo = -np.inf if min is None else _operand_as(min, target)
+    hi = np.inf if max is None else _operand_as(max, target)
+    return clip(x, lo, hi)
+
+
+def _plain(x):
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
@@ -610,6 +624,20 @@ def _promote(self, other):
     return _cast_to(self, target), _cast_to(other, target)
 
 
+# numpy's extended precision where it is wider than float64 (float128 and
+# complex256 on x86 Linux): PyTorch has no such dtype.
+_WIDE = frozenset(d for d in (np.dtype(np.longdouble), np.dtype(np.clongdouble))
+                  if d.itemsize > (16 if d.kind == "c" else 8))
+
+
+def _refuse_wide(dtype) -> None:
+    raise TypeError(
+        f"unsupported operand of dtype {dtype.name} (numpy's extended precision "
+        "long double): PyTorch has no such dtype; convert it first (float(), "
+        "complex(), .astype(np.float64))"
+    )
+
+
 def _operand_kind(x):
     """(rank, dtype) as PyTorch's result_type sees an operand: rank 2 for a
     dimensioned tensor or array, 1 for a 0-d one, 0 for a Python number or a
@@ -618,7 +646,12 @@ def _operand_kind(x):
     if isinstance(x, Tensor):
         x = x._data
     if isinstance(x, np.ndarray):
+        if x.dtype in _WIDE:
+            _refuse_wide(x.dtype)
         return (2 if x.ndim else 1), x.dtype
+    if isinstance(x, np.generic) and x.dtype in _WIDE:
+        # (its .item() is itself: as a "weak number" it would never stop promoting)
+        _refuse_wide(x.dtype)
     if isinstance(x, (bool, np.bool_)):
         return 0, np.dtype(bool)
     if isinstance(x, (int, np.integer)):
@@ -662,7 +695,12 @@ def _combine(higher, lower):
 
 def _result_dtype(a, b, name: str):
     """The dtype of ``a <name> b`` under PyTorch's rules, or None (not known)."""
-    kinds = (_operand_kind(a), _operand_kind(b))
+    return _result_dtype_of((a, b), name)
+
+
+def _result_dtype_of(operands, name: str):
+    """PyTorch's result_type of any number of operands, or None (not known)."""
+    kinds = [_operand_kind(x) for x in operands]
     if None in kinds:
         return None
     by_rank: list = [None, None, None]
@@ -733,7 +771,9 @@ def _register_hook(self, hook):
     key = id(self)
     entry = _HOOKS.get(key)
     if entry is None or entry[0]() is not self:
-        entry = _HOOKS[key] = (weakref.ref(self, lambda _: _HOOKS.pop(key, None)), [])
+        # (the dict bound as a default: at exit the module's globals may be gone)
+        entry = _HOOKS[key] = (
+            weakref.ref(self, lambda _, hooks=_HOOKS: hooks.pop(key, None)), [])
     entry[1].append(hook)
     return _Handle(self, hook)
 
@@ -745,12 +785,29 @@ def leaf_hooks(t, g):
     if entry is None or entry[0]() is not t:
         return g
     hooks = entry[1]
+    if np.result_type(g._data if isinstance(g, Tensor) else g) != t._data.dtype:
+        g = _cast_to(g, t._data.dtype)  # (hooks see the gradient in .grad's dtype)
     for h in list(hooks):
         arg = g if isinstance(g, Tensor) else Tensor._make(np.array(g))
         r = h(arg)
         if r is not None:
-            g = r if isinstance(g, Tensor) else np.asarray(r._data if isinstance(r, Tensor) else r)
+            _check_hook_result(h, arg, r)
+            g = r if isinstance(g, Tensor) else np.asarray(r._data)
     return g
+
+
+def _check_hook_result(hook, arg, r) -> None:
+    """PyTorch's checks of what a hook returns instead of the gradient."""
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if not isinstance(r, Tensor):
+        raise TypeError(f"expected Tensor, but hook '{name}' returned "
+                        f"'{type(r).__name__}'")
+    if r.shape != arg.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value (was "
+                           f"{tuple(arg.shape)}, got {tuple(r.shape)})")
+    if r.dtype != arg.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was "
+                           f"{arg.dtype.name}, got {r.dtype.name})")
 
 
 _RETAINED: dict = {}  # id(node) -> weakref to the non-leaf tensor keeping its grad
@@ -762,8 +819,9 @@ def _retain_grad(self):
     if self._grad_fn is not None:
         node = self._grad_fn
         key = id(node)
-        _RETAINED[key] = (weakref.ref(node, lambda _: _RETAINED.pop(key, None)),
-                          weakref.ref(self))
+        _RETAINED[key] = (
+            weakref.ref(node, lambda _, kept=_RETAINED: kept.pop(key, None)),
+            weakref.ref(self))
     return None
 
 

@@ -11,7 +11,7 @@ import operator
 
 import numpy as np
 
-from ..op import POSITIVE, REALS, SAME, UNIT, _any
+from ..op import OPS, POSITIVE, REALS, SAME, UNIT, _any
 from ..tensor import Tensor
 from ..op import op as _op
 
@@ -566,20 +566,55 @@ def _predicate(name: str, fn, also, doc: str):
     ).rule = doc
 
 
-# On Tensors, & | ~ are logical, as masks need (also when numpy dispatches them
-# from an ndarray on the left, as np.bitwise_and).
 for _n, _f, _also in (("less", np.less, ()), ("less_equal", np.less_equal, ()),
                       ("greater", np.greater, ()), ("greater_equal", np.greater_equal, ()),
                       ("equal", np.equal, ()), ("not_equal", np.not_equal, ()),
-                      ("logical_and", np.logical_and, (np.bitwise_and,)),
-                      ("logical_or", np.logical_or, (np.bitwise_or,))):
+                      ("logical_and", np.logical_and, ()),
+                      ("logical_or", np.logical_or, ())):
     _predicate(_n, _f, _also, f"{_n}(a, b): bool result, not differentiable")
 
 
 @op(grad_fn="", rule="bool result, not differentiable", expr=False, method=False,
-    numpy=(np.logical_not, np.invert))
+    numpy=(np.logical_not,))
 def logical_not(x):
     return np.logical_not(x)
+
+
+# -- & | ^ ~: bitwise on integers, logical on bools (PyTorch's and numpy's alike) ---
+def _bitwise_call(name: str, fn, *args):
+    try:
+        return fn(*args)
+    except TypeError as exc:  # numpy's ufunc message names no dtype the user sees
+        dts = {np.result_type(a) for a in args}
+        kinds = ", ".join(sorted(d.name for d in dts if d.kind not in "biu") or
+                          (d.name for d in dts))
+        raise TypeError(f"{name}: only integer and bool tensors, not {kinds} "
+                        "(PyTorch and numpy refuse floats too)") from exc
+
+
+def _bitwise_and(a, b):
+    return _bitwise_call("bitwise_and (&)", np.bitwise_and, a, b)
+
+
+def _bitwise_or(a, b):
+    return _bitwise_call("bitwise_or (|)", np.bitwise_or, a, b)
+
+
+def _bitwise_xor(a, b):
+    return _bitwise_call("bitwise_xor (^)", np.bitwise_xor, a, b)
+
+
+def _bitwise_not(x):
+    return _bitwise_call("bitwise_not (~)", np.invert, x)
+
+
+# Internal (no expression name, no gc.* function): reached through the
+# operators and numpy's ufuncs; integers and bools carry no gradient.
+for _f, _ufunc in ((_bitwise_and, np.bitwise_and), (_bitwise_or, np.bitwise_or),
+                   (_bitwise_xor, np.bitwise_xor), (_bitwise_not, np.invert)):
+    op(grad_fn="", rule="integer or bool result, not differentiable", expr=False,
+       method=False, numpy=(_ufunc,), name=_f.__name__)(_f)
+    OPS.pop(_f.__name__)
 
 
 @op(grad_fn="", rule="bool result, not differentiable", expr=False,
