@@ -29,8 +29,12 @@ def _composite(name: str, fn, rule: str, shape, numpy=(), matrix=None, nin=None,
 
 
 def _inner(a, b):
-    # np.inner with a scalar is a plain product: no transpose then.
-    return dot(a, transpose(b) if np.ndim(b) == 2 and np.ndim(a) else b)
+    # np.inner sums over the last axis of both: dot's over b's second to last,
+    # once b's last two axes swap (a scalar: a plain product, no swap).
+    nb = np.ndim(b)
+    if nb >= 2 and np.ndim(a):
+        b = transpose(b, axes=tuple(range(nb - 2)) + (nb - 1, nb - 2))
+    return dot(a, b)
 
 
 inner = _composite("inner", _inner, "dot(a, b.T)", numpy=(np.inner,),
