@@ -11,6 +11,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
+from .engine import graph
 from .errors import EvaluationError, UsageError
 
 _RUN_NAME = "__gradcli_target__"
@@ -54,10 +55,13 @@ def user_code():
     prints: ``print`` and ``sys.stdout``, and below Python, file descriptor 1
     (``os.system``, a subprocess, ``os.write(1, ...)``)."""
     saved = _point_fd1_at_stderr()
+    mode = graph.MODE
+    was, mode.file_code = mode.file_code, True
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
+        mode.file_code = was
         if saved is not None:
             try:
                 os.dup2(saved, 1)

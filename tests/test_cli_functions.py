@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from test_cli import run
@@ -101,3 +102,44 @@ def test_output_below_python_goes_to_stderr_too(tmp_path):
     out = json.loads(done.stdout)  # stdout is the JSON and nothing else
     assert out["value"] == 9.0 and out["grad"] == {"x": 6.0}  # x^2 and 2x at 3
     assert done.stderr.split() == ["from-system", "from-child", "fd1"]
+
+
+@pytest.mark.parametrize(
+    "body, call",
+    [
+        ("return x.var()", "x.var()"),
+        ("return x.std()", "x.std()"),
+        ("return np.sum(x.max(0))", "x.max(0)"),
+        ("return np.sum(x.repeat(2) * x)", "x.repeat(n)"),
+        ("x.sort()\n    return x[0]", "x.sort()"),
+    ],
+)
+def test_a_method_whose_pytorch_and_numpy_meanings_differ_is_refused_in_a_file(
+        tmp_path, body, call):
+    # x.var() of [1, 2, 4] gave PyTorch's 2.33 (unbiased) where the same file
+    # run on arrays, and the user's own df, read numpy's 1.56: check --grad
+    # passed a df with the wrong denominator and failed the right one
+    r = run("eval", _file(tmp_path, body, "import numpy as np"), "--x", "1,2,4")
+    assert (r.code, r.out) == (3, ""), r.err
+    assert call in r.err and "PyTorch" in r.err and "numpy" in r.err
+    assert len(r.err.splitlines()) == 1
+
+
+def test_the_explicit_forms_of_those_methods_mean_what_they_say_in_a_file(tmp_path):
+    x = np.array([1.0, 2.0, 4.0])
+    for body, want in (("return x.var(ddof=0)", np.var(x)),
+                       ("return x.std(unbiased=True)", np.std(x, ddof=1)),
+                       ("return np.var(x)", np.var(x)),
+                       ("return np.sum(x.max(axis=0))", 4.0),
+                       ("return np.sum(x.sort(dim=-1).values * x)", 1 + 4 + 16)):
+        r = run("eval", _file(tmp_path, body, "import numpy as np"), "--x", "1,2,4",
+                "--format", "json")
+        assert r.code == 0, r.err
+        assert json.loads(r.out)["value"] == pytest.approx(want, rel=1e-15)
+    # numpy's var: its gradient 2 (x - mean) / n, written by hand, passes
+    f = tmp_path / "v.py"
+    f.write_text("import numpy as np\ndef f(x):\n    return x.var(ddof=0)\n"
+                 "def df(x):\n    return 2 * (x - x.mean()) / len(x)\n"
+                 "def df_torch(x):\n    return 2 * (x - x.mean()) / (len(x) - 1)\n")
+    assert run("check", f"{f}:f", "--grad", f"{f}:df", "--x", "1,2,4").code == 0
+    assert run("check", f"{f}:f", "--grad", f"{f}:df_torch", "--x", "1,2,4").code == 1

@@ -40,7 +40,7 @@ import numpy as np
 
 
 class _Mode:
-    __slots__ = ("enabled", "keep_args", "cuts")
+    __slots__ = ("enabled", "keep_args", "cuts", "file_code")
 
     def __init__(self) -> None:
         self.enabled = True
@@ -52,6 +52,10 @@ class _Mode:
         # (float(), .item(), ...), a path the gradient cannot follow. None: not
         # watched. Read by the conversions only, never by an op.
         self.cuts = None
+        # While a function file's own code runs (numpy-style code given Tensors):
+        # a method whose PyTorch and numpy meanings differ, called in a form
+        # that does not say which, is refused (torch_api.ambiguous).
+        self.file_code = False
 
 
 MODE = _Mode()  # gradient recording on/off; not thread-local, like a CLI needs

@@ -289,6 +289,18 @@ def _expand(self, *sizes):
     return broadcast_to(self, shape=shape)
 
 
+def ambiguous(call: str, torch_form: str, numpy_form: str) -> None:
+    """In a function file's code (numpy-style code given Tensors), refuse a
+    method call whose PyTorch meaning (gradcli's for Tensors) and numpy meaning
+    differ and whose form does not say which: the same line run on arrays, as
+    the user's own df or a plain Python run sees it, would give another number."""
+    if graph.MODE.file_code:
+        raise TypeError(
+            f"{call} means one thing for a PyTorch tensor and another for a numpy "
+            f"array, and a function file is given Tensors: write {torch_form} "
+            f"(PyTorch's) or {numpy_form} (numpy's)")
+
+
 def _repeat(self, *sizes, axis=_UNSET):
     # PyTorch's repeat is numpy's tile; numpy's repeat is np.repeat(t, n), or a
     # numpy keyword here: t.repeat(2, axis=0) (axis=None: flattened first).
@@ -296,6 +308,7 @@ def _repeat(self, *sizes, axis=_UNSET):
         if len(sizes) != 1:
             raise TypeError("repeat(repeats, axis=...): numpy's form takes one repeats")
         return OPS["repeat"](self, repeats=sizes[0], axis=axis)
+    ambiguous("x.repeat(n)", "np.tile(x, n)", "np.repeat(x, n) or x.repeat(n, axis=None)")
     sizes = _shape_args(sizes)
     if len(sizes) < self.ndim:
         raise RuntimeError(
@@ -330,11 +343,21 @@ def _along(x, dim, keepdim, pick, result):
 
 
 def _extreme(o, elementwise, pick, result, name):
-    def method(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+    def method(self, *args, dim=None, keepdim=False, axis=None, keepdims=None, out=None):
         if out is not None:
             raise NotImplementedError(f"{name}(out=...) is not supported in gradcli")
-        if isinstance(dim, Tensor):
-            return elementwise(self, dim)
+        if len(args) > 2:
+            raise TypeError(f"{name}() takes at most 2 positional arguments (dim, keepdim)")
+        if args:
+            if isinstance(args[0], Tensor):
+                return elementwise(self, args[0])
+            if dim is not None:
+                raise TypeError(f"{name}() got the dim twice")
+            ambiguous(f"x.{name}({args[0]!r})", f"x.{name}(dim={args[0]!r})",
+                      f"x.{name}(axis={args[0]!r}) or np.{name}(x, {args[0]!r})")
+            dim = args[0]
+            if len(args) == 2:
+                keepdim = args[1]
         if axis is not None or keepdims is not None:
             # numpy's keywords on a Tensor: numpy's meaning (the values only)
             return o(self, axis=axis, keepdims=bool(keepdims))
@@ -388,7 +411,20 @@ def _argsort(self, dim=-1, descending=False, stable=False, *, axis=_UNSET, kind=
     return Tensor._make(_order(self._data, d, descending).astype(np.int64))
 
 
-def _sort(self, dim=-1, descending=False, stable=False):
+def _sort(self, *args, dim=_UNSET, descending=None, stable=False):
+    if len(args) > 2:
+        raise TypeError("sort() takes at most 2 positional arguments (dim, descending)")
+    if dim is _UNSET and descending is None:
+        # (numpy's a.sort() sorts in place and returns None)
+        ambiguous("x.sort()", "x.sort(dim=-1) for (values, indices)", "np.sort(x)")
+    if args:
+        if dim is not _UNSET:
+            raise TypeError("sort() got the dim twice")
+        dim = args[0]
+        if len(args) == 2:
+            descending = args[1]
+    dim = -1 if dim is _UNSET else dim
+    descending = bool(descending)
     if self.ndim == 0:
         return sort_result(reshape(self, shape=()), Tensor._make(np.array(0)))
     d = _dim(dim, self.ndim)
@@ -431,6 +467,9 @@ def _spread(name, o):
         elif ddof is not None:
             c = ddof
         else:
+            if not numpy_style:
+                ambiguous(f"x.{name}()", f"x.{name}(unbiased=True)",
+                          f"x.{name}(ddof=0) or np.{name}(x)")
             c = 0 if numpy_style else 1
         if isinstance(dim, list):
             dim = tuple(dim)
