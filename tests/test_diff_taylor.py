@@ -537,3 +537,19 @@ def test_a_kink_of_an_input_held_constant_does_not_stop_the_move():
     text = r.out.strip().partition(" = ")[2]
     got = eval_value(text, {"x": np.array(0.3)})
     assert got == pytest.approx(_sinc_prime(0.3), rel=1e-12)
+
+
+@pytest.mark.parametrize("target", ["sum(abs(x)**y)", "sum((x*x)**y)"])
+def test_a_formula_holds_for_negative_x_and_any_exponent(target):
+    # sympy simplified y*abs(x)**y*sign(x)/abs(x) into x*y*abs(x**(y - 2)), nan
+    # for x < 0 in real arithmetic unless the exponent is an integer: diff
+    # printed it (checked at a positive random point, or right at y = 0.5 where
+    # 2*y - 2 is an integer). By hand: d|x|^y/dx = y |x|^(y-1) sign(x), and
+    # d(x^2)^y/dx = 2 y |x|^(2y-1) sign(x).
+    x, y = np.array([-1.5, 1.0, 2.0]), np.array([0.5, 0.5, 0.5])
+    got = formulas("diff", target, *value_args({"x": x, "y": y}))["grad.x"]
+    k = 1 if target.startswith("sum(abs") else 2
+    for yv in (0.5, 0.3, 1.7):
+        yy = np.full(3, yv)
+        want = k * yy * np.abs(x) ** (k * yy - 1) * np.sign(x)
+        np.testing.assert_allclose(eval_value(got, {"x": x, "y": yy}), want, rtol=1e-13)

@@ -160,10 +160,9 @@ def diff_command(ctx: click.Context, target: str, **opts) -> int:
         raise EvaluationError(
             f"{bad[0]} is not finite at the point, so no formula can be checked there",
             hint="give values inside the function's domain (--NAME VALUE)")
-    derived = formula.derive(quantity, inputs, wrt, tree=tgt.tree, graph=graph,
-                             max_terms=opts["max_terms"], timeout=opts["check_timeout"])
-    checked = formula.check_formulas(derived, expected, tgt, inputs, wrt,
-                                     opts["max_elements"], graph=graph, seed=opts["seed"])
+    derived, checked = formula.derive_checked(
+        quantity, inputs, wrt, expected, tgt, graph=graph, max_terms=opts["max_terms"],
+        timeout=opts["check_timeout"], max_elements=opts["max_elements"], seed=opts["seed"])
     if checked.note:
         derived.notes.append(checked.note)
     code = formula.numpy_function(derived, {n: a.shape for n, a in inputs.items()})
