@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .engine import backward as _backward
+from .engine.tensor import HOOKS as _HOOKS
 from .engine.tensor import Tensor
 
 __all__ = ["backward", "grad"]
@@ -118,6 +119,11 @@ def grad(
     seeds = _seeds(outputs, grad_outputs, create_graph, "grad_outputs")
     got = _backward.gradients(outputs, seeds, inputs, retain_graph=retain_graph,
                               create_graph=create_graph)
+    if _HOOKS:  # a leaf's hooks see every gradient computed for it, as in PyTorch
+        from .engine.torch_api import leaf_hooks
+
+        got = [g if g is None or x._grad_fn is not None else leaf_hooks(x, g)
+               for x, g in zip(inputs, got)]
     result = []
     for x, g in zip(inputs, got):
         if g is None:

@@ -526,6 +526,19 @@ def test_register_hook_on_a_leaf():
         (x * 2).register_hook(lambda g: g)
 
 
+def test_a_leafs_hook_sees_autograd_grad_too():
+    # PyTorch: "the hook will be called every time a gradient with respect to
+    # the Tensor is computed", torch.autograd.grad included; d(x.x)/dx = 2x
+    x = f64([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.tolist()) or g * 10)
+    (g,) = gc.autograd.grad((x * x).sum(), x)
+    assert g.tolist() == [20.0, 40.0] and seen == [[2.0, 4.0]]
+    assert x.grad is None  # grad() writes no .grad
+    (x * x).sum().backward()  # and backward applies it once
+    assert x.grad.tolist() == [20.0, 40.0] and len(seen) == 2
+
+
 def test_no_grad_without_parentheses_and_inference_mode():
     x = f64([1.0], requires_grad=True)
 
