@@ -526,6 +526,15 @@ def test_register_hook_on_a_leaf():
         (x * 2).register_hook(lambda g: g)
 
 
+def test_repeat_is_new_memory_even_with_repeats_of_one():
+    # t.repeat(1, 1) was a read-only view of a broadcast: add_ on it raised
+    t = f64([[1.0, 2.0], [3.0, 4.0]])
+    y = t.repeat(1, 1)
+    y.add_(1.0)
+    assert y.tolist() == [[2.0, 3.0], [4.0, 5.0]] and t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    check_grad(lambda u: (u.repeat(1) * f64([3.0, 4.0])).sum(), [1.0, 2.0])
+
+
 def test_a_leafs_hook_sees_autograd_grad_too():
     # PyTorch: "the hook will be called every time a gradient with respect to
     # the Tensor is computed", torch.autograd.grad included; d(x.x)/dx = 2x

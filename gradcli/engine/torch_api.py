@@ -318,7 +318,11 @@ def _repeat(self, *sizes, axis=_UNSET):
     shape = (1,) * (len(sizes) - self.ndim) + self.shape
     x = reshape(self, shape=tuple(v for s in shape for v in (1, s)))
     x = broadcast_to(x, shape=tuple(v for r, s in zip(sizes, shape) for v in (r, s)))
-    return reshape(x, shape=tuple(r * s for r, s in zip(sizes, shape)))
+    out = reshape(x, shape=tuple(r * s for r, s in zip(sizes, shape)))
+    # PyTorch's repeat is new memory; repeats of 1 leave a view of the
+    # read-only broadcast, which t.repeat(1, 1).add_(1) could not write
+    return out if type(out._data) is not np.ndarray or out._data.flags.owndata \
+        else out.clone()
 
 
 # -- reductions ---------------------------------------------------------------------
