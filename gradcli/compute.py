@@ -28,7 +28,7 @@ from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 from .errors import EvaluationError, UsageError
 from .interpret import interpret
 from .loader import Loaded, describe, is_file_target, load, user_code, user_frame
-from .parse import Call, Limits, free_names, parse
+from .parse import Call, Limits, Var, free_names, parse, walk
 
 DEFAULT_MAX_ELEMENTS = 10_000_000  # 80 MB per float64 array
 
@@ -48,6 +48,19 @@ class Target:
         if self.loaded:
             return f"{self.loaded.path}:{self.loaded.name}"
         return self.text
+
+    def order(self, names):
+        """``names`` in the target's own order, whatever order the command line
+        gave them in: a function's parameter order, an expression's order of
+        first appearance (left to right). Outputs (``inputs``, ``grad``, blocks)
+        and a derivative's returned tuple follow it."""
+        if self.loaded is not None:
+            ranks = self.loaded.params or self.loaded.required + self.loaded.optional
+        else:
+            ranks = tuple(dict.fromkeys(
+                node.name for node in walk(self.tree) if isinstance(node, Var)))
+        rank = {n: i for i, n in enumerate(ranks)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 @dataclass

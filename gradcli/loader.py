@@ -23,6 +23,7 @@ class Loaded:
     func: Callable
     required: tuple[str, ...]  # parameters without defaults: the inputs
     optional: tuple[str, ...]  # parameters with defaults: optional constants
+    params: tuple[str, ...] = ()  # every parameter, in the signature's order
 
 
 def is_file_target(target: str) -> bool:
@@ -144,4 +145,5 @@ def load(target: str) -> Loaded:
         if p.kind is p.POSITIONAL_ONLY:
             raise UsageError(f"{name}: positional-only parameter {p.name!r} cannot be an input")
         (required if p.default is p.empty else optional).append(p.name)
-    return Loaded(path, name, func, tuple(required), tuple(optional))
+    return Loaded(path, name, func, tuple(required), tuple(optional),
+                  tuple(sig.parameters))

@@ -1,0 +1,63 @@
+"""Red-team findings on the command line (round 9): each test states the
+truth by hand (or by central differences / numpy) and failed before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from test_cli import run
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+# -- 1. input order: the target's, never the flags' -----------------------------
+ORD = """import numpy as np
+def f(a, b):
+    return np.sum(a * a) + 3 * np.sum(b)
+def df(a, b):
+    return 2 * a, np.full_like(b, 3.0)
+"""
+
+
+@pytest.mark.parametrize("flags", [("--a", "5,7", "--b", "1,2"),
+                                   ("--b", "1,2", "--a", "5,7")])
+def test_grad_tuple_is_in_parameter_order_whatever_the_flag_order(tmp_path, flags):
+    p = _write(tmp_path, "ord.py", ORD)
+    r = run("check", f"{p}:f", "--grad", f"{p}:df", *flags, "--json")
+    assert r.code == 0, r.err
+    obj = json.loads(r.out)
+    assert obj["check"]["status"] == "pass"
+    assert list(obj["inputs"]) == ["a", "b"] and list(obj["grad"]) == ["a", "b"]
+    # by hand: d/da = 2a, d/db = 3
+    assert obj["grad"] == {"a": [10.0, 14.0], "b": [3.0, 3.0]}
+
+
+def test_random_points_take_the_tuple_in_parameter_order(tmp_path):
+    p = _write(tmp_path, "ord.py", ORD)
+    r = run("check", f"{p}:f", "--grad", f"{p}:df", "--b", "1,2", "--a", "5,7",
+            "--random", "3", "--seed", "1")
+    assert r.code == 0, r.out + r.err
+
+
+def test_outputs_follow_parameter_and_appearance_order(tmp_path):
+    p = _write(tmp_path, "ord.py", ORD)
+    r = run("hessian", f"{p}:f", "--b", "1,2", "--a", "5,7", "--format", "plain")
+    assert r.code == 0, r.err
+    keys = [line.split()[0] for line in r.out.splitlines() if line.startswith("hessian")]
+    assert keys == ["hessian.a.a", "hessian.a.b", "hessian.b.a", "hessian.b.b"]
+    r = run("jacobian", f"{p}:f", "--b", "1,2", "--a", "5,7", "--json")
+    assert list(json.loads(r.out)["jacobian"]) == ["a", "b"]
+    # an expression: the order in which its inputs first appear
+    r = run("eval", "y*x + sum(x)", "--x", "2", "--y", "3", "--json")
+    obj = json.loads(r.out)
+    assert list(obj["inputs"]) == ["y", "x"] and obj["grad"] == {"y": 2.0, "x": 4.0}
+    csv = _write(tmp_path, "p.csv", "x,y\n2,3\n")
+    r = run("eval", "y*x + sum(x)", "--points", csv, "--format", "plain")
+    assert r.out.splitlines() == ["row,value,grad.y,grad.x,error", "1,8,2,4,"]
