@@ -61,3 +61,33 @@ def test_outputs_follow_parameter_and_appearance_order(tmp_path):
     csv = _write(tmp_path, "p.csv", "x,y\n2,3\n")
     r = run("eval", "y*x + sum(x)", "--points", csv, "--format", "plain")
     assert r.out.splitlines() == ["row,value,grad.y,grad.x,error", "1,8,2,4,"]
+
+
+# -- 2. a single-valued option given twice ---------------------------------------
+@pytest.mark.parametrize("argv, option", [
+    # the value is 1 + 4 = 5: the 7 must not be dropped silently
+    (("eval", "sum(x*x)", "--x", "1,2", "--expect-value", "7", "--expect-value", "5"),
+     "--expect-value"),
+    (("eval", "sum(x*x)", "--x", "1,2", "--expect-value", "5.1", "--rtol", "0.1",
+      "--rtol=0"), "--rtol"),
+    (("eval", "sum(x*x)", "--x", "1,2", "--expect-value", "5.1", "--atol", "1",
+      "--atol", "0"), "--atol"),
+    (("eval", "x*x", "--x", "1", "--random", "2", "--seed", "1", "--expect-value", "1",
+      "--expect-value", "1"), "--expect-value"),
+    (("eval", "x*y", "--points", "-", "--format", "json", "--format", "plain"), "--format"),
+])
+def test_a_repeated_single_valued_option_is_a_usage_error(argv, option):
+    r = run(*argv)
+    assert r.code == 2, (r.code, r.out, r.err)
+    assert r.out == ""
+    assert len(r.err_lines) == 1 and r.err_lines[0].startswith("error: ")
+    assert option in r.err_lines[0]
+
+
+def test_repeatable_options_still_check_each():
+    # --expect-grad checks every one: d/dx sum(x*x) = 2x = [2, 4], so 2,5 fails
+    r = run("eval", "sum(x*x)", "--x", "1,2", "--expect-grad", "x=2,4",
+            "--expect-grad", "x=2,5")
+    assert r.code == 1 and "2,5" in r.err
+    r = run("eval", "sum(x*x)", "--x", "1,2", "--json", "--json", "--expect-value", "5")
+    assert r.code == 0 and json.loads(r.out)["value"] == 5.0
