@@ -1210,6 +1210,9 @@ class UserCheckReport:
     notes: list[str]
     rtol: float
     atol: float
+    # finite differences only, and their error bar wider than the tolerance:
+    # (where, yours, fd, fd_error, tolerance) of the widest, or None
+    unresolved: tuple | None = None
 
     @property
     def worst(self) -> Disagreement | None:
@@ -1246,6 +1249,13 @@ class UserCheckReport:
                     self.engine is None else "")
             return (f"PASS: your {name} agrees with {against} ({self.components} "
                     f"components{some})")
+        if self.status == "inconclusive" and self.unresolved is not None:
+            where, u, d, err, limit = self.unresolved
+            n = self.counts.get("unresolved", 0)
+            return (f"INCONCLUSIVE: finite differences cannot resolve the tolerance at "
+                    f"{n} of {self.components} components, and the engine cannot "
+                    f"differentiate f: at `{where}` yours {_v(u)}, finite differences "
+                    f"{_v(d)} ± {_g(err)}, tolerance {_g(limit)}")
         if self.status == "inconclusive":
             return (f"INCONCLUSIVE: {self.counts['unchecked']} of {self.components} "
                     "components could not be compared")
@@ -1381,7 +1391,8 @@ def compare_user(
     excused = 0
     held: list = []  # (block, mask, u, reference, d, err, have_fd): the excused
     tol = _tolerance(inputs, rtol, atol, notes)
-    counts = dict.fromkeys(("agree", "unchecked", "engine_only") + ODD, 0)
+    counts = dict.fromkeys(("agree", "unchecked", "engine_only", "unresolved") + ODD, 0)
+    unresolved = None  # the widest error bar among them: (ratio, detail)
     shapes, found = [], []
     total = 0
     for block, want in expected_shapes.items():
@@ -1422,6 +1433,20 @@ def compare_user(
                 agree = uf
                 odd = np.zeros(u.shape, dtype=int)
                 ratio = np.where(have_fd, r_uf, 0.0)
+                # Finite differences alone: an agreement inside an error bar wider
+                # than the tolerance (at the block's scale) confirms nothing at
+                # that tolerance (1e8 + |w|^2: eps |f| / h is 0.01).
+                resolve = tol.atol + tol.rtol * scale + round_off
+                wide = uf & (2 * err > resolve)
+                if wide.any():
+                    counts["unresolved"] += int(wide.sum())
+                    j = np.unravel_index(np.argmax(np.where(wide, err, -1.0)), u.shape)
+                    n_out = split.get(block, 0) if split else 0
+                    i = tuple(int(v) for v in j)
+                    if unresolved is None or err[j] / resolve > unresolved[0]:
+                        unresolved = (float(err[j] / resolve), (
+                            _where(kind, block, i, n_out), float(u[j]), float(d[j]),
+                            float(err[j]), float(resolve)))
                 unchecked = ~have_fd
                 counts["unchecked"] += int(unchecked.sum())
                 agree |= unchecked
@@ -1479,8 +1504,16 @@ def compare_user(
     elif counts["unchecked"]:
         # exit 0 only when something confirmed yours: nothing did, it fails
         status, passed = "inconclusive", not strict and counts["agree"] > 0
+    elif counts["unresolved"]:
+        # nothing confirmed yours within the tolerance asked: not a pass
+        status, passed = "inconclusive", False
+        notes.append("finite differences compared yours within an error estimate wider "
+                     "than the tolerance (rounding of a large |f|, or a coarse step); "
+                     "a function the engine can differentiate, or a looser --rtol/--atol, "
+                     "decides it")
     else:
         status, passed = "pass", True
     return UserCheckReport(kind, function, passed, status, total, counts, table,
                            disagreeing, shapes, engine_missing, list(kinks), notes,
-                           tol.rtol, tol.atol)
+                           tol.rtol, tol.atol,
+                           unresolved[1] if unresolved is not None else None)

@@ -91,3 +91,38 @@ def test_repeatable_options_still_check_each():
     assert r.code == 1 and "2,5" in r.err
     r = run("eval", "sum(x*x)", "--x", "1,2", "--json", "--json", "--expect-value", "5")
     assert r.code == 0 and json.loads(r.out)["value"] == 5.0
+
+
+# -- 3. finite differences alone, with an error bar wider than the tolerance ----------
+NR = """import numpy as np
+def f(w):
+    return 1e8 + np.sum(np.float_power(w, 2))
+def df_wrong(w):
+    return 2*w + 0.01
+def df(w):
+    return 2*w
+def g(w):
+    return np.sum(np.float_power(w, 2))
+"""
+
+
+def test_an_unresolved_finite_difference_comparison_is_not_a_pass(tmp_path):
+    # truth by hand: 2w = [1, 3]; df_wrong is off by 0.01, a million times rtol
+    p = _write(tmp_path, "nr.py", NR)
+    r = run("check", f"{p}:f", "--grad", f"{p}:df_wrong", "--w", "0.5,1.5", "--json")
+    obj = json.loads(r.out)
+    assert r.code == 1, r.err
+    c = obj["check"]
+    assert c["status"] == "inconclusive" and not c["passed"]
+    assert c["counts"]["unresolved"] == 2
+    assert "cannot resolve the tolerance" in r.err
+    # the right gradient cannot be confirmed at rtol 1e-8 either, but at 1e-2 it can
+    # (2 x the estimate, eps 1e8 / h ~ 0.01, is under 0.01 x 3)
+    r = run("check", f"{p}:f", "--grad", f"{p}:df", "--w", "0.5,1.5", "--json")
+    assert r.code == 1 and json.loads(r.out)["check"]["status"] == "inconclusive"
+    r = run("check", f"{p}:f", "--grad", f"{p}:df", "--w", "0.5,1.5", "--rtol", "1e-2",
+            "--json")
+    assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass", r.err
+    # without the large offset finite differences resolve 1e-8: a pass
+    r = run("check", f"{p}:g", "--grad", f"{p}:df", "--w", "0.5,1.5,0", "--json")
+    assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass", r.err
