@@ -126,3 +126,52 @@ def test_an_unresolved_finite_difference_comparison_is_not_a_pass(tmp_path):
     # without the large offset finite differences resolve 1e-8: a pass
     r = run("check", f"{p}:g", "--grad", f"{p}:df", "--w", "0.5,1.5,0", "--json")
     assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass", r.err
+
+
+# -- 4. kinks of sort (a composite op) and jumps of sign ----------------------------
+KK = """import numpy as np
+def fs(x): return np.sum(np.sort(x) * np.array([1.0, 2.0]))
+def s_a(x): return np.array([1.0, 2.0])
+def s_b(x): return np.array([2.0, 1.0])
+def s_c(x): return np.array([3.0, 0.0])
+def zero(x): return np.zeros_like(x)
+def half(x): return np.full_like(x, 0.5)
+"""
+
+
+@pytest.mark.parametrize("df, status", [("s_a", "kink"), ("s_b", "kink"), ("s_c", "fail")])
+def test_a_tie_in_sort_is_a_kink_for_check_grad(tmp_path, df, status):
+    # f = min(x) + 2 max(x); at x0 == x1 the one-sided derivatives of x0 are 1 and 2
+    # (and of x1 alike): [1, 2] and [2, 1] are between, [3, 0] is not
+    p = _write(tmp_path, "kk.py", KK)
+    r = run("check", f"{p}:fs", "--grad", f"{p}:{df}", "--x", "1,1", "--json")
+    c = json.loads(r.out)["check"]
+    assert c["status"] == status, (r.out, r.err)
+    assert r.code == (0 if status == "kink" else 1)
+    assert any(k.startswith("sort") for k in c["kinks"])
+
+
+def test_a_tie_in_sort_gets_a_kink_note_and_none_without_a_tie():
+    r = run("eval", "sum(sort(x)*w)", "--x", "1,1,2", "--w", "1,2,3", "--json")
+    assert any(n.startswith("sort") for n in json.loads(r.out)["notes"]), r.out
+    r = run("eval", "sum(sort(x)*w)", "--x", "1,0,2", "--w", "1,2,3", "--json")
+    obj = json.loads(r.out)
+    # no tie: sorted (0, 1, 2) -> d/dx = (w[1], w[0], w[2]) by hand
+    assert obj["notes"] == [] and obj["grad"]["x"] == [2.0, 1.0, 3.0]
+
+
+def test_check_grad_at_the_jump_of_sign(tmp_path):
+    p = _write(tmp_path, "kk.py", KK)
+    # sign's declared convention at its jump is 0: yours 0 passes as a kink there
+    r = run("check", "sum(sign(x)*1)", "--grad", f"{p}:zero", "--x=0", "--json")
+    c = json.loads(r.out)["check"]
+    assert r.code == 0 and c["status"] == "kink" and c["counts"]["at_jump"] == 1, r.out
+    # any other answer there is not the convention: it fails
+    r = run("check", "sum(sign(x)*1)", "--grad", f"{p}:half", "--x=0", "--json")
+    assert r.code == 1 and json.loads(r.out)["check"]["status"] == "fail"
+    # the smooth part still counts at the jump: d/dx (sign(x) + 3x) is 3 there, not 0
+    r = run("check", "sum(sign(x)+3*x)", "--grad", f"{p}:zero", "--x=0", "--json")
+    assert r.code == 1 and json.loads(r.out)["check"]["status"] == "fail"
+    # away from the jump the answer is 0 by hand, no excuse needed
+    r = run("check", "sum(sign(x)*1)", "--grad", f"{p}:zero", "--x=0.5", "--json")
+    assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass"
