@@ -175,3 +175,21 @@ def test_check_grad_at_the_jump_of_sign(tmp_path):
     # away from the jump the answer is 0 by hand, no excuse needed
     r = run("check", "sum(sign(x)*1)", "--grad", f"{p}:zero", "--x=0.5", "--json")
     assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass"
+
+
+# -- 5. --points CSV: no header before a usage error ---------------------------------
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_points_usage_error_in_the_first_chunk_writes_nothing(tmp_path, fmt):
+    p = tmp_path / "nonutf.csv"
+    p.write_bytes(b"x,y\n1,2\n\xff,3\n4,5\n")
+    r = run("eval", "x*y", "--points", str(p), "--format", fmt)
+    assert r.code == 2 and r.out == "", (r.out, r.err)
+    assert "not UTF-8" in r.err
+
+
+def test_points_header_comes_with_the_first_row(tmp_path):
+    p = _write(tmp_path, "ok.csv", "x,y\n1,2\n3,4\n")
+    r = run("eval", "x*y", "--points", p, "--format", "plain")
+    # by hand: x*y = 2, 12; d/dx = y, d/dy = x
+    assert r.code == 0
+    assert r.out.splitlines() == ["row,value,grad.x,grad.y,error", "1,2,2,1,", "2,12,4,3,"]
