@@ -95,8 +95,10 @@ def load(target: str) -> Loaded:
             source = fh.read()
         compile(source, path, "exec")
     except SyntaxError as exc:
+        # (a null byte, say, has no line: then none is named)
+        at = f", line {exc.lineno}" if exc.lineno is not None else ""
         raise UsageError(
-            f"{os.path.basename(path)}, line {exc.lineno}: syntax error: {exc.msg}"
+            f"{os.path.basename(path)}{at}: syntax error: {exc.msg}"
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"function file {path!r}: cannot read: {exc}") from exc
