@@ -782,7 +782,8 @@ def hessian_matrix(d: Derivatives, inputs: dict[str, np.ndarray], wrt: list[str]
 
 @dataclass
 class HessianSummary:
-    symmetric: bool  # to rounding: max |H - H.T| <= 1e-12 max |H|
+    symmetric: bool  # to rounding: max |H - H.T| <= 1e-12 max |H| (finite entries;
+    #                  an inf must meet the same inf, and nan is never symmetric)
     asymmetry: float  # max |H - H.T| / max |H|
     eigenvalues: np.ndarray | None = None  # for a single input
     curvature: str = ""  # what the eigenvalues say: convex, concave, a saddle
@@ -793,10 +794,17 @@ def hessian_summary(d: Derivatives, inputs: dict[str, np.ndarray],
     """Symmetry, and for a single input the eigenvalues with a convexity hint."""
     h = hessian_matrix(d, inputs, wrt)
     with np.errstate(all="ignore"):
-        scale = max(float(np.max(np.abs(h))) if h.size else 0.0, np.finfo(float).tiny)
-        asym = float(np.max(np.abs(h - h.T))) / scale if h.size else 0.0
-    summary = HessianSummary(bool(np.isfinite(h).all() and asym <= 1e-12), asym)
-    if len(wrt) == 1 and summary.symmetric and h.size:
+        # inf mirrored by the same inf is symmetric (inf == inf); nan never is, and
+        # an inf against anything else is an infinite asymmetry.
+        finite = np.isfinite(h) & np.isfinite(h.T)
+        scale = max(float(np.max(np.abs(h[finite]))) if finite.any() else 0.0,
+                    np.finfo(float).tiny)
+        mismatch = ~finite & ~(h == h.T)
+        asym = (math.inf if mismatch.any() else
+                float(np.max(np.abs(np.where(finite, h - h.T, 0.0)))) / scale
+                if h.size else 0.0)
+    summary = HessianSummary(bool(not np.isnan(h).any() and asym <= 1e-12), asym)
+    if len(wrt) == 1 and summary.symmetric and h.size and np.isfinite(h).all():
         eig = np.linalg.eigvalsh((h + h.T) / 2)
         tol = 1e-12 * scale * len(eig)
         summary.eigenvalues = eig
