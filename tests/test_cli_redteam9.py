@@ -193,3 +193,47 @@ def test_points_header_comes_with_the_first_row(tmp_path):
     # by hand: x*y = 2, 12; d/dx = y, d/dy = x
     assert r.code == 0
     assert r.out.splitlines() == ["row,value,grad.x,grad.y,error", "1,2,2,1,", "2,12,4,3,"]
+
+
+# -- 6. a null byte, a Hessian with inf, two output formats -------------------------
+def test_a_null_byte_in_a_function_file_names_no_line(tmp_path):
+    p = tmp_path / "bin.py"
+    p.write_bytes(b"\x00\x01binary")
+    r = run("eval", str(p), "--x", "1")
+    assert r.code == 2 and r.out == ""
+    assert r.err_lines[0].startswith("error: bin.py: syntax error") and "None" not in r.err
+
+
+def test_hessian_with_mirrored_infinities_is_symmetric():
+    # d2/dx2 sqrt(x0^2 + x1^2) at 0 by the engine's rules: inf on the diagonal, 0 off
+    # it; inf == inf mirrors itself, so the matrix is symmetric
+    r = run("hessian", "sqrt(sum(x*x))", "--x", "0,0", "--json")
+    obj = json.loads(r.out)
+    h = obj["hessian"]["x"]["x"]
+    assert h == [["inf", 0.0], [0.0, "inf"]] and obj["symmetric"] is True
+    # a nan is never symmetric: d2/dx0^2 of sum(x^3)/0 is 6 x0 / 0, nan at x0 = 0
+    r = run("hessian", "sum(x*x*x)/0", "--x", "0,1", "--json")
+    obj = json.loads(r.out)
+    assert obj["hessian"]["x"]["x"][0][0] == "nan" and obj["symmetric"] is False
+    # an inf facing a finite number is not symmetric; inf facing inf is
+    from types import SimpleNamespace
+
+    from gradcli.compute import hessian_summary
+
+    x = {"x": np.zeros(2)}
+    for h, want in [([[1.0, np.inf], [2.0, 1.0]], False),
+                    ([[1.0, np.inf], [np.inf, 1.0]], True),
+                    ([[1.0, -np.inf], [np.inf, 1.0]], False),
+                    ([[1.0, 2.0], [2.0 + 1e-9, 1.0]], False)]:
+        d = SimpleNamespace(blocks={"x": {"x": np.array(h)}})
+        assert hessian_summary(d, x, ["x"]).symmetric is want, h
+
+
+@pytest.mark.parametrize("argv", [("--json", "--format", "table"),
+                                  ("--format=plain", "--json")])
+def test_json_with_another_format_is_a_usage_error(argv):
+    r = run("eval", "x", "--x", "1", *argv)
+    assert r.code == 2 and r.out == "" and len(r.err_lines) == 1
+    assert "--json" in r.err and "--format" in r.err
+    r = run("eval", "x", "--x", "1", "--json", "--format", "json")
+    assert r.code == 0 and json.loads(r.out)["value"] == 1.0

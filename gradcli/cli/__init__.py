@@ -54,16 +54,21 @@ class _Group(click.Group):
 
 
 def _refuse_repeats(command: click.Command, name, parent, args) -> None:
-    """A single-valued option given twice is a usage error: click keeps the
+    """``--json`` with another ``--format`` is a usage error, and so is a
+    single-valued option given twice: click keeps the
     last silently, which would drop an assertion (``--expect-value 7
     --expect-value 5`` checked only 5) or a tolerance, or pick one of two
     output formats. Flags and repeatable options may repeat."""
     ctx = command.context_class(command, info_name=name, parent=parent,
                                 resilient_parsing=True, **command.context_settings)
     try:
-        _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+        values, _, order = command.make_parser(ctx).parse_args(args=list(args))
     except click.ClickException:
         return  # the real parse reports it
+    fmt = values.get("format")
+    if values.get("json") and isinstance(fmt, str) and fmt != "json":
+        raise UsageError(f"--json and --format {fmt} ask for two output formats; "
+                         "give one")
     seen: set[str] = set()
     for param in order:
         if (not isinstance(param, click.Option) or param.multiple or param.count
