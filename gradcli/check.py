@@ -1210,6 +1210,9 @@ class UserCheckReport:
     notes: list[str]
     rtol: float
     atol: float
+    # finite differences only, and their error bar wider than the tolerance:
+    # (where, yours, fd, fd_error, tolerance) of the widest, or None
+    unresolved: tuple | None = None
 
     @property
     def worst(self) -> Disagreement | None:
@@ -1246,9 +1249,24 @@ class UserCheckReport:
                     self.engine is None else "")
             return (f"PASS: your {name} agrees with {against} ({self.components} "
                     f"components{some})")
+        if self.status == "inconclusive" and self.unresolved is not None:
+            where, u, d, err, limit = self.unresolved
+            n = self.counts.get("unresolved", 0)
+            return (f"INCONCLUSIVE: finite differences cannot resolve the tolerance at "
+                    f"{n} of {self.components} components, and the engine cannot "
+                    f"differentiate f: at `{where}` yours {_v(u)}, finite differences "
+                    f"{_v(d)} ± {_g(err)}, tolerance {_g(limit)}")
         if self.status == "inconclusive":
             return (f"INCONCLUSIVE: {self.counts['unchecked']} of {self.components} "
                     "components could not be compared")
+        if self.status == "kink" and self.counts.get("at_jump") and any(
+                "lies between the one-sided" in n for n in self.notes):
+            return (f"KINK (not a failure): your {name} agrees elsewhere, and at the "
+                    "kink lies between the one-sided derivatives, at a jump of f is the "
+                    "engine's convention")
+        if self.status == "kink" and self.counts.get("at_jump"):
+            return (f"KINK (not a failure): your {name} agrees elsewhere, and at a jump "
+                    "of f (no derivative) is the engine's convention")
         if self.status == "kink":
             return (f"KINK (not a failure): your {name} agrees elsewhere, and at the "
                     "kink lies between the one-sided derivatives")
@@ -1324,6 +1342,14 @@ def _between_one_sided(u: np.ndarray, bad: np.ndarray, block: str,
     return out
 
 
+def _at_jump(candidates: np.ndarray, block: str, jumps: Callable) -> np.ndarray:
+    """Where ``candidates``, whether f jumps along that component."""
+    out = np.zeros(candidates.shape, dtype=bool)
+    for i in [tuple(int(v) for v in i) for i in np.argwhere(candidates)][:ONE_SIDED_MAX]:
+        out[i] = bool(jumps(block, i))
+    return out
+
+
 def _fits_along(held, along: Callable | None) -> bool:
     """Whether the excused components, together, lie between the one-sided
     derivatives along ``v`` = yours - the reference's (there: <yours, v>)."""
@@ -1355,7 +1381,7 @@ def compare_user(
     engine_missing: str | None = None, rtol: float = 1e-8, atol: float | None = None,
     kinks: Sequence[str] = (), notes: Sequence[str] = (), strict: bool = False,
     engine_confirmed: bool = False, one_sided: Callable | None = None,
-    along: Callable | None = None,
+    along: Callable | None = None, jumps: Callable | None = None,
 ) -> UserCheckReport:
     """Three answers per component: ``user[block]``, ``engine[block]`` (None: the
     engine cannot differentiate; ``engine_missing`` says why) and ``fd[block]``
@@ -1375,13 +1401,21 @@ def compare_user(
     components must also fit together: along the direction from the reference
     answer to yours (``along(direction) -> (forward, backward)``, a gradient's
     one-sided directional derivatives), yours must lie between them too
-    ([1, 1] for |x0 - x1| at a tie fits each component, not both at once)."""
+    ([1, 1] for |x0 - x1| at a tie fits each component, not both at once).
+
+    Where f itself jumps along a component (``jumps(block, index)``: a step such
+    as sign at 0, whose one-sided differences grow as the step shrinks), there
+    is no derivative to be between: yours is excused there only when it is the
+    engine's, the op table's declared convention (0 for a step)."""
     inputs = _arrays(inputs)
     notes = list(notes)
     excused = 0
+    stepped = 0  # components excused at a jump of f (yours: the engine's convention)
     held: list = []  # (block, mask, u, reference, d, err, have_fd): the excused
     tol = _tolerance(inputs, rtol, atol, notes)
-    counts = dict.fromkeys(("agree", "unchecked", "engine_only") + ODD, 0)
+    counts = dict.fromkeys(("agree", "unchecked", "engine_only", "unresolved", "at_jump")
+                           + ODD, 0)
+    unresolved = None  # the widest error bar among them: (ratio, detail)
     shapes, found = [], []
     total = 0
     for block, want in expected_shapes.items():
@@ -1422,6 +1456,20 @@ def compare_user(
                 agree = uf
                 odd = np.zeros(u.shape, dtype=int)
                 ratio = np.where(have_fd, r_uf, 0.0)
+                # Finite differences alone: an agreement inside an error bar wider
+                # than the tolerance (at the block's scale) confirms nothing at
+                # that tolerance (1e8 + |w|^2: eps |f| / h is 0.01).
+                resolve = tol.atol + tol.rtol * scale + round_off
+                wide = uf & (2 * err > resolve)
+                if wide.any():
+                    counts["unresolved"] += int(wide.sum())
+                    j = np.unravel_index(np.argmax(np.where(wide, err, -1.0)), u.shape)
+                    n_out = split.get(block, 0) if split else 0
+                    i = tuple(int(v) for v in j)
+                    if unresolved is None or err[j] / resolve > unresolved[0]:
+                        unresolved = (float(err[j] / resolve), (
+                            _where(kind, block, i, n_out), float(u[j]), float(d[j]),
+                            float(err[j]), float(resolve)))
                 unchecked = ~have_fd
                 counts["unchecked"] += int(unchecked.sum())
                 agree |= unchecked
@@ -1434,6 +1482,12 @@ def compare_user(
                 held.append((block, kink, u, d if e is None else e, d, err, have_fd))
             bad &= ~kink
             agree |= kink
+            if e is not None and jumps is not None and bad.any():
+                step = _at_jump(bad & ue, block, jumps)
+                stepped += int(step.sum())
+                counts["at_jump"] += int(step.sum())
+                bad &= ~step
+                agree |= step
         counts["agree"] += int(agree.sum()) - (0 if e is not None else int(unchecked.sum()))
         for k, name in enumerate(ODD):
             counts[name] += int(np.sum(bad & (odd == k)))
@@ -1471,16 +1525,29 @@ def compare_user(
         status, passed = "fail", False
     elif disagreeing:
         status, passed = "fail", False
-    elif excused:
+    elif excused or stepped:
         status, passed = "kink", True
-        notes.append(f"{excused} component{'s' * (excused != 1)} at a kink: yours lies "
-                     "between the one-sided derivatives there, where the answers differ "
-                     "by convention")
+        if excused:
+            notes.append(f"{excused} component{'s' * (excused != 1)} at a kink: yours "
+                         "lies between the one-sided derivatives there, where the "
+                         "answers differ by convention")
+        if stepped:
+            notes.append(f"{stepped} component{'s' * (stepped != 1)} at a jump of f (a "
+                         "step: no derivative there, finite differences blow up): yours "
+                         "is the engine's, the op table's convention")
     elif counts["unchecked"]:
         # exit 0 only when something confirmed yours: nothing did, it fails
         status, passed = "inconclusive", not strict and counts["agree"] > 0
+    elif counts["unresolved"]:
+        # nothing confirmed yours within the tolerance asked: not a pass
+        status, passed = "inconclusive", False
+        notes.append("finite differences compared yours within an error estimate wider "
+                     "than the tolerance (rounding of a large |f|, or a coarse step); "
+                     "a function the engine can differentiate, or a looser --rtol/--atol, "
+                     "decides it")
     else:
         status, passed = "pass", True
     return UserCheckReport(kind, function, passed, status, total, counts, table,
                            disagreeing, shapes, engine_missing, list(kinks), notes,
-                           tol.rtol, tol.atol)
+                           tol.rtol, tol.atol,
+                           unresolved[1] if unresolved is not None else None)

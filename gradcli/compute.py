@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from .engine.tensor import Tensor, get_default_dtype, set_default_dtype
 from .errors import EvaluationError, UsageError
 from .interpret import interpret
 from .loader import Loaded, describe, is_file_target, load, user_code, user_frame
-from .parse import Call, Limits, free_names, parse
+from .parse import Call, Limits, Var, free_names, parse, walk
 
 DEFAULT_MAX_ELEMENTS = 10_000_000  # 80 MB per float64 array
 
@@ -48,6 +49,19 @@ class Target:
         if self.loaded:
             return f"{self.loaded.path}:{self.loaded.name}"
         return self.text
+
+    def order(self, names):
+        """``names`` in the target's own order, whatever order the command line
+        gave them in: a function's parameter order, an expression's order of
+        first appearance (left to right). Outputs (``inputs``, ``grad``, blocks)
+        and a derivative's returned tuple follow it."""
+        if self.loaded is not None:
+            ranks = self.loaded.params or self.loaded.required + self.loaded.optional
+        else:
+            ranks = tuple(dict.fromkeys(
+                node.name for node in walk(self.tree) if isinstance(node, Var)))
+        rank = {n: i for i, n in enumerate(ranks)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 @dataclass
@@ -120,6 +134,15 @@ def _default_dtype(dtype):
 
 def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
     """Run the target on Tensors; its failures become EvaluationError."""
+    found: list[str] = []
+    with _composite_kinks(found):
+        out = _call(target, leaves, max_elements)
+    if found:
+        _COMPOSITE_KINKS[id(out)] = (weakref.ref(out), list(dict.fromkeys(found)))
+    return out
+
+
+def _call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
     if target.loaded is None:
         out = interpret(target.tree, TensorBackend(target.text, max_elements), leaves)
         return _as_tensor(out, "the expression")
@@ -134,6 +157,45 @@ def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor
             f"{user_frame(exc, fn.path)}: {describe(exc)}"
         ) from exc
     return _as_tensor(out, f"{os.path.basename(fn.path)}: {fn.name}()")
+
+
+# A composite op (sort: a gather by its stable argsort) records only the ops it
+# is built of, so its kink fact (a tie) never reaches the graph that kinks()
+# reads. While the target runs, each composite op with an ``at_kink`` test is
+# watched at its call, and what it finds is kept for the output (by id, checked
+# through a weak reference). The engine could record the fact on the composite's
+# output node instead; until then this is the one place that sees it.
+_COMPOSITE_KINKS: dict[int, tuple[weakref.ref, list[str]]] = {}
+_WATCHABLE: tuple[int, list] | None = None  # (len(OPS), the composite ops with a kink)
+
+
+@contextlib.contextmanager
+def _composite_kinks(found: list[str]):
+    global _WATCHABLE
+    if _WATCHABLE is None or len(OPS) != _WATCHABLE[0]:
+        _WATCHABLE = (len(OPS), [o for o in {id(o): o for o in OPS.values()}.values()
+                                 if o.extra.get("composite") is not None
+                                 and o.extra.get("at_kink") is not None and o.nin >= 0])
+    watched = []
+    for o in _WATCHABLE[1]:
+        inner = o.extra["composite"]
+
+        def watching(*args, _op=o, _inner=inner, **kwargs):
+            arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in args]
+            kink = _op.kink_at(arrays, kwargs)
+            if kink:
+                found.append(f"{_op.name}: {kink}")
+            return _inner(*args, **kwargs)
+
+        o.extra["composite"] = watching
+        watched.append((o, inner))
+    try:
+        yield
+    finally:
+        for o, inner in watched:
+            o.extra["composite"] = inner
+        for key in [k for k, (ref, _) in _COMPOSITE_KINKS.items() if ref() is None]:
+            del _COMPOSITE_KINKS[key]
 
 
 @contextlib.contextmanager
@@ -227,7 +289,8 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
 
 def kinks(out: Tensor) -> list[str]:
     """The recorded ops whose gradient was taken exactly at a kink."""
-    found = []
+    held = _COMPOSITE_KINKS.get(id(out))
+    found = list(held[1]) if held is not None and held[0]() is out else []
     for n in _nodes(out._grad_fn):
         if n.args is not None:
             arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in n.args]
@@ -719,7 +782,8 @@ def hessian_matrix(d: Derivatives, inputs: dict[str, np.ndarray], wrt: list[str]
 
 @dataclass
 class HessianSummary:
-    symmetric: bool  # to rounding: max |H - H.T| <= 1e-12 max |H|
+    symmetric: bool  # to rounding: max |H - H.T| <= 1e-12 max |H| (finite entries;
+    #                  an inf must meet the same inf, and nan is never symmetric)
     asymmetry: float  # max |H - H.T| / max |H|
     eigenvalues: np.ndarray | None = None  # for a single input
     curvature: str = ""  # what the eigenvalues say: convex, concave, a saddle
@@ -730,10 +794,17 @@ def hessian_summary(d: Derivatives, inputs: dict[str, np.ndarray],
     """Symmetry, and for a single input the eigenvalues with a convexity hint."""
     h = hessian_matrix(d, inputs, wrt)
     with np.errstate(all="ignore"):
-        scale = max(float(np.max(np.abs(h))) if h.size else 0.0, np.finfo(float).tiny)
-        asym = float(np.max(np.abs(h - h.T))) / scale if h.size else 0.0
-    summary = HessianSummary(bool(np.isfinite(h).all() and asym <= 1e-12), asym)
-    if len(wrt) == 1 and summary.symmetric and h.size:
+        # inf mirrored by the same inf is symmetric (inf == inf); nan never is, and
+        # an inf against anything else is an infinite asymmetry.
+        finite = np.isfinite(h) & np.isfinite(h.T)
+        scale = max(float(np.max(np.abs(h[finite]))) if finite.any() else 0.0,
+                    np.finfo(float).tiny)
+        mismatch = ~finite & ~(h == h.T)
+        asym = (math.inf if mismatch.any() else
+                float(np.max(np.abs(np.where(finite, h - h.T, 0.0)))) / scale
+                if h.size else 0.0)
+    summary = HessianSummary(bool(not np.isnan(h).any() and asym <= 1e-12), asym)
+    if len(wrt) == 1 and summary.symmetric and h.size and np.isfinite(h).all():
         eig = np.linalg.eigvalsh((h + h.T) / 2)
         tol = 1e-12 * scale * len(eig)
         summary.eigenvalues = eig

@@ -24,6 +24,7 @@ class Loaded:
     func: Callable
     required: tuple[str, ...]  # parameters without defaults: the inputs
     optional: tuple[str, ...]  # parameters with defaults: optional constants
+    params: tuple[str, ...] = ()  # every parameter, in the signature's order
 
 
 def is_file_target(target: str) -> bool:
@@ -98,8 +99,10 @@ def load(target: str) -> Loaded:
             source = fh.read()
         compile(source, path, "exec")
     except SyntaxError as exc:
+        # (a null byte, say, has no line: then none is named)
+        at = f", line {exc.lineno}" if exc.lineno is not None else ""
         raise UsageError(
-            f"{os.path.basename(path)}, line {exc.lineno}: syntax error: {exc.msg}"
+            f"{os.path.basename(path)}{at}: syntax error: {exc.msg}"
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"function file {path!r}: cannot read: {exc}") from exc
@@ -148,4 +151,5 @@ def load(target: str) -> Loaded:
         if p.kind is p.POSITIONAL_ONLY:
             raise UsageError(f"{name}: positional-only parameter {p.name!r} cannot be an input")
         (required if p.default is p.empty else optional).append(p.name)
-    return Loaded(path, name, func, tuple(required), tuple(optional))
+    return Loaded(path, name, func, tuple(required), tuple(optional),
+                  tuple(sig.parameters))

@@ -91,6 +91,7 @@ def stream(target: str, fixed: dict[str, np.ndarray], lines: Iterable[str | byte
                          "give it once")
     names = sorted(set(declared or ()) | set(fixed))
     tgt = prepare(target, names)
+    names = tgt.order(names)  # the target's order: parameters, or first appearance
     # A function file's parameters with a default value are constants unless in --wrt.
     optional = tgt.loaded.optional if tgt.loaded is not None else ()
     wrt = list(wrt) or [n for n in names if n not in optional]

@@ -209,11 +209,15 @@ def _emit_rows(batch, fmt: str, precision: int | None) -> int:
 
     out = sys.stdout
     writer = None if fmt == "json" else csv.writer(out, lineterminator="\n")
-    if writer:
-        writer.writerow(["row", "value"] + [f"grad.{n}" for n in batch.wrt] + ["error"])
+    header = writer is not None  # still to write: with the first row, not before
+    # (a usage error reading the first chunk, a line not UTF-8, leaves stdout empty)
     failed = 0
     for chunk in batch.chunks:
         for r in chunk:
+            if header:
+                writer.writerow(["row", "value"] + [f"grad.{n}" for n in batch.wrt]
+                                + ["error"])
+                header = False
             failed += r.error is not None
             if not writer:
                 obj = ({"error": r.error} if r.error is not None

@@ -326,8 +326,37 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         split=split, engine_missing=missing, rtol=rtol, atol=atol,
         kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed,
         one_sided=_one_sided(kind, inputs, f_value, grad_value, split),
-        along=_along(inputs, f_value) if kind == "gradient" else None)
+        along=_along(inputs, f_value) if kind == "gradient" else None,
+        jumps=_jumps(inputs, f_value) if kind == "gradient" else None)
     return report, result, value
+
+
+def _jumps(inputs, f_value):
+    """``(block, index) -> bool``: whether f jumps along that component at the
+    point (a step, sign at 0): its one-sided change does not shrink with the
+    step (at h/16 still more than half of that at h, h = sqrt(eps) max(1, |x|);
+    a kink or a smooth f gives 1/16), and is well above rounding."""
+    def jumps(block: str, index: tuple) -> bool:
+        x = np.asarray(inputs[block], dtype=np.float64)
+        h = float(np.sqrt(np.finfo(np.float64).eps)) * max(1.0, abs(float(x[index])))
+        try:
+            with np.errstate(all="ignore"), user_code():
+                def at(t):
+                    moved = np.array(x, copy=True)
+                    moved[index] += t
+                    return float(np.asarray(f_value({**inputs, block: moved}),
+                                            dtype=np.float64))
+                f0 = at(0.0)
+                noise = 1e3 * np.finfo(np.float64).eps * max(1.0, abs(f0))
+                for t in (h, -h):
+                    far, near = abs(at(t) - f0), abs(at(t / 16) - f0)
+                    if np.isfinite(far) and far > noise and near > 0.5 * far:
+                        return True
+        except Exception:  # user code one step away: no excuse from here
+            return False
+        return False
+
+    return jumps
 
 
 def _along(inputs, f_value):

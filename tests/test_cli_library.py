@@ -25,10 +25,10 @@ def _stream(lines, fixed=None, **kw):
 
 def test_points_stream_merges_fixed_inputs_and_marks_bad_rows():
     batch = _stream(["x,y\n", "1,2\n", "oops,1\n", "3,4\n"])
-    assert batch.wrt == ["k", "x", "y"]
+    assert batch.wrt == ["x", "y", "k"]  # the expression's order (README: Output)
     rows = [r for chunk in batch.chunks for r in chunk]
     assert [r.number for r in rows] == [1, 2, 3]
-    assert list(rows[0].inputs) == ["k", "x", "y"]  # merged, in name order
+    assert list(rows[0].inputs) == ["x", "y", "k"]  # merged, in the target's order
     assert float(rows[0].result.value) == 4.0
     assert float(rows[2].result.grads["x"]) == 8.0  # d(x*y*k)/dx = y*k
     assert rows[1].result is None and rows[1].error.startswith("row 2: ")
@@ -39,7 +39,7 @@ def test_points_stream_ndjson_row_with_other_names_is_an_error_record():
     first, second = next(batch.chunks)
     assert first.error is None and second.result is None
     assert second.error == ("row 2: missing input 'y'; unknown input 'z' "
-                            "(the inputs are k, x, y)")
+                            "(the inputs are x, y, k)")  # the target's order
 
 
 def test_points_stream_refuses_a_name_given_twice_before_any_row():

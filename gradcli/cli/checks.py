@@ -145,6 +145,8 @@ def _many(ctx, target, opts, spec, engine_check, expected):
                                  hint=f"inputs: {', '.join(names) or 'none'}")
         source = None
     tgt = prepare(target, names)
+    names = tgt.order(names)  # the target's order, not the flags' (as setup)
+    fixed = {n: fixed[n] for n in tgt.order(fixed)}
     consts = _many_constants(tgt, names, fixed, explicit, opts)
     opts["constants"] = consts
     wrt = list(dict.fromkeys(opts["wrt"])) or [n for n in names if n not in consts]

@@ -307,6 +307,9 @@ def setup(ctx: click.Context, target: str, opts: dict, keep_text=None):
         if exc.hint and f"--{name}" in option_names(ctx):
             exc.hint = f"--{name} is an option of gradcli: give the input as --var {name}=VALUE"
         raise
+    # The target's order (parameters, or first appearance), not the flags': the
+    # outputs and a derivative's returned tuple follow it.
+    texts = {n: texts[n] for n in tgt.order(texts)}
     consts = _constants(tgt, texts, opts)
     explicit = frozenset(normalise(n.strip()) for n in opts.get("const", ()))
     kept = {n: t for n, t in texts.items() if keep_text is not None and keep_text(t)}
