@@ -14,7 +14,6 @@ import contextlib
 import math
 import os
 import warnings
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,16 +132,6 @@ def _default_dtype(dtype):
 
 
 def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
-    """Run the target on Tensors; its failures become EvaluationError."""
-    found: list[str] = []
-    with _composite_kinks(found):
-        out = _call(target, leaves, max_elements)
-    if found:
-        _COMPOSITE_KINKS[id(out)] = (weakref.ref(out), list(dict.fromkeys(found)))
-    return out
-
-
-def _call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
     if target.loaded is None:
         out = interpret(target.tree, TensorBackend(target.text, max_elements), leaves)
         return _as_tensor(out, "the expression")
@@ -157,45 +146,6 @@ def _call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tenso
             f"{user_frame(exc, fn.path)}: {describe(exc)}"
         ) from exc
     return _as_tensor(out, f"{os.path.basename(fn.path)}: {fn.name}()")
-
-
-# A composite op (sort: a gather by its stable argsort) records only the ops it
-# is built of, so its kink fact (a tie) never reaches the graph that kinks()
-# reads. While the target runs, each composite op with an ``at_kink`` test is
-# watched at its call, and what it finds is kept for the output (by id, checked
-# through a weak reference). The engine could record the fact on the composite's
-# output node instead; until then this is the one place that sees it.
-_COMPOSITE_KINKS: dict[int, tuple[weakref.ref, list[str]]] = {}
-_WATCHABLE: tuple[int, list] | None = None  # (len(OPS), the composite ops with a kink)
-
-
-@contextlib.contextmanager
-def _composite_kinks(found: list[str]):
-    global _WATCHABLE
-    if _WATCHABLE is None or len(OPS) != _WATCHABLE[0]:
-        _WATCHABLE = (len(OPS), [o for o in {id(o): o for o in OPS.values()}.values()
-                                 if o.extra.get("composite") is not None
-                                 and o.extra.get("at_kink") is not None and o.nin >= 0])
-    watched = []
-    for o in _WATCHABLE[1]:
-        inner = o.extra["composite"]
-
-        def watching(*args, _op=o, _inner=inner, **kwargs):
-            arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in args]
-            kink = _op.kink_at(arrays, kwargs)
-            if kink:
-                found.append(f"{_op.name}: {kink}")
-            return _inner(*args, **kwargs)
-
-        o.extra["composite"] = watching
-        watched.append((o, inner))
-    try:
-        yield
-    finally:
-        for o, inner in watched:
-            o.extra["composite"] = inner
-        for key in [k for k, (ref, _) in _COMPOSITE_KINKS.items() if ref() is None]:
-            del _COMPOSITE_KINKS[key]
 
 
 @contextlib.contextmanager
@@ -289,9 +239,10 @@ def _first_nonfinite_backward(out: Tensor, seed) -> str | None:
 
 def kinks(out: Tensor) -> list[str]:
     """The recorded ops whose gradient was taken exactly at a kink."""
-    held = _COMPOSITE_KINKS.get(id(out))
-    found = list(held[1]) if held is not None and held[0]() is out else []
+    found = []
     for n in _nodes(out._grad_fn):
+        if n.kink is not None:  # a composite op's, noted on its output's node
+            found.append(f"{n.kink[0]}{f' at {n.label!r}' if n.label else ''}: {n.kink[1]}")
         if n.args is not None:
             arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in n.args]
             kink = n.op.kink_at(arrays, n.params)

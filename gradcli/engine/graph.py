@@ -201,6 +201,7 @@ class Node:
     more = None  # (parents, saved) of an op with more than two inputs
     label = None  # e.g. the expression text, for `gradcli graph`
     stale_at = None  # a view's: the seq of a recorded in-place change of its memory
+    kink = None  # (op name, convention): a composite op's kink, on its output's node
     _view = None  # weakref to the GradFn users hold (``public``)
 
     def __init__(self, op, parents: tuple, saved: tuple, out, shapes: tuple,

@@ -163,7 +163,10 @@ class Op:
         if composite is not None:
             args = tuple(_sequence(a) if type(a) is list or type(a) is tuple else a
                          for a in args)
-            return composite(*args, **kwargs)
+            out = composite(*args, **kwargs)
+            if graph.MODE.keep_args and "at_kink" in self.extra:
+                _note_kink(self, out, args, kwargs)
+            return out
         return apply(self, *args, **kwargs)
 
     @property
@@ -181,6 +184,19 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<op {self.signature()}>"
+
+
+def _note_kink(o: Op, out, args, params) -> None:
+    """A composite op's kink (a tie in ``sort``) on the node of its output,
+    where a walk of the graph finds it: the ops it is built of (a gather by
+    the stable argsort) know nothing of it. Only while the inputs are kept
+    (``keep_args``: a graph that gradcli inspects)."""
+    node = getattr(out, "_grad_fn", None)
+    if node is not None:
+        kink = o.kink_at([a._data if type(a) is Tensor else np.asarray(a) for a in args],
+                         params)
+        if kink:
+            node.kink = (o.name, kink)
 
 
 def NO_BIGGER(shapes, params):
