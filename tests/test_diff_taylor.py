@@ -553,3 +553,17 @@ def test_a_formula_holds_for_negative_x_and_any_exponent(target):
         yy = np.full(3, yv)
         want = k * yy * np.abs(x) ** (k * yy - 1) * np.sign(x)
         np.testing.assert_allclose(eval_value(got, {"x": x, "y": yy}), want, rtol=1e-13)
+
+
+def test_diff_follows_the_targets_order_not_the_flags():
+    # (the other commands already did: inputs in the target's order; here the
+    # blocks came in flag order and --shape values were drawn in flag order)
+    for flags in (["--y", "1", "--x", "2"], ["--x", "2", "--y", "1"]):
+        assert list(formulas("diff", "x*y + y", *flags)) == ["grad.x", "grad.y"]
+    points = []
+    for shapes in (["--shape", "A=3,3", "--shape", "x=3"],
+                   ["--shape", "x=3", "--shape", "A=3,3"]):
+        r = json.loads(ok("diff", "x @ A @ x", *shapes, "--json").out)
+        assert [b["name"] for b in r["formulas"]] == ["grad.x", "grad.A"]
+        points.append(r["point"])
+    assert points[0] == points[1]

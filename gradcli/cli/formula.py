@@ -69,12 +69,14 @@ def _setup(ctx, target: str, opts: dict, shapes_allowed: bool = True):
         raise
     inputs = read_inputs(texts, opts)
     rng = np.random.default_rng(0 if opts["seed"] is None else opts["seed"])
-    for n, s in shapes.items():
+    for n in tgt.order(shapes):  # (drawn in the target's order, as output)
+        s = shapes[n]
         if math.prod(s) > opts["max_elements"]:
             raise UsageError(f"--shape {n}: {math.prod(s):,} elements, over the limit of "
                              f"{opts['max_elements']:,}")
         inputs[n] = rng.uniform(0.2, 0.9, s)
-    return tgt, inputs, shapes
+    # The target's order (parameters, or first appearance), not the flags'
+    return tgt, {n: inputs[n] for n in tgt.order(inputs)}, shapes
 
 
 def _wrt(opts: dict, inputs: dict, tgt=None) -> list[str]:
