@@ -93,7 +93,7 @@ _IMPORTS = textwrap.dedent("""
         return any(m == pkg or m.startswith(pkg + ".") for m in sys.modules)
     print(json.dumps({{"code": code, "out": out.getvalue(),
                        "sympy": loaded("sympy"), "rich": loaded("rich"),
-                       "other": [m for m in ("shutil",) if loaded(m)]}}))
+                       "other": [m for m in ("shutil", "gradcli.taylor") if loaded(m)]}}))
 """)
 
 
@@ -110,7 +110,7 @@ def test_plain_eval_imports_neither_sympy_nor_rich(fmt):
     assert "28" in r["out"]
     assert not r["sympy"], "a plain eval must not import sympy"
     assert not r["rich"], f"eval --format {fmt} must not import rich"
-    # (a plot's terminal size: not on every start)
+    # (a plot's terminal size, the taylor module: not on every start)
     assert not r["other"], r["other"]
 
 
