@@ -134,15 +134,23 @@ def fs(x): return np.sum(np.sort(x) * np.array([1.0, 2.0]))
 def s_a(x): return np.array([1.0, 2.0])
 def s_b(x): return np.array([2.0, 1.0])
 def s_c(x): return np.array([3.0, 0.0])
+def s_11(x): return np.array([1.0, 1.0])
+def s_22(x): return np.array([2.0, 2.0])
+def s_mix(x): return np.array([1.25, 1.75])
 def zero(x): return np.zeros_like(x)
 def half(x): return np.full_like(x, 0.5)
 """
 
 
-@pytest.mark.parametrize("df, status", [("s_a", "kink"), ("s_b", "kink"), ("s_c", "fail")])
+@pytest.mark.parametrize("df, status", [("s_a", "kink"), ("s_b", "kink"), ("s_c", "fail"),
+                                        ("s_mix", "kink"), ("s_11", "fail"),
+                                        ("s_22", "fail")])
 def test_a_tie_in_sort_is_a_kink_for_check_grad(tmp_path, df, status):
     # f = min(x) + 2 max(x); at x0 == x1 the one-sided derivatives of x0 are 1 and 2
-    # (and of x1 alike): [1, 2] and [2, 1] are between, [3, 0] is not
+    # (and of x1 alike): [1, 2] and [2, 1] are between, [3, 0] is not. Together:
+    # along [1, 1] (the order kept) f's slope is 3, so an answer (a, b) needs
+    # a + b = 3: [1.25, 1.75] passes, [1, 1] and [2, 2] (each component between
+    # 1 and 2, and fine along yours - [1, 2]) passed before and fail
     p = _write(tmp_path, "kk.py", KK)
     r = run("check", f"{p}:fs", "--grad", f"{p}:{df}", "--x", "1,1", "--json")
     c = json.loads(r.out)["check"]
@@ -175,6 +183,30 @@ def test_check_grad_at_the_jump_of_sign(tmp_path):
     # away from the jump the answer is 0 by hand, no excuse needed
     r = run("check", "sum(sign(x)*1)", "--grad", f"{p}:zero", "--x=0.5", "--json")
     assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass"
+
+
+FLOOR = """import numpy as np
+def f(x): return np.sum(np.floor(x) + x)
+def d3(x): return np.full_like(x, 3.0)
+def d1(x): return np.ones_like(x)
+def c(x): return np.sum(np.ceil(x) * x)
+def dc(x): return np.ceil(x) + 50.0
+"""
+
+
+@pytest.mark.parametrize("fn, df, code", [("f", "d3", 1), ("f", "d1", 0), ("c", "dc", 1)])
+def test_check_grad_at_a_step_of_floor_takes_only_the_convention(tmp_path, fn, df, code):
+    # f = floor(x) + x jumps at 1 (f(1-) = 1, f(1) = 2): its one-sided
+    # difference from the left is 1/h, so every answer lay "between"
+    # the one-sided derivatives: 3 passed as KINK. Only the engine's convention
+    # (floor' = 0, so 1) passes now; ceil(x) * x likewise (convention: ceil(x) = 1)
+    p = _write(tmp_path, "fl.py", FLOOR)
+    r = run("check", f"{p}:{fn}", "--grad", f"{p}:{df}", "--x", "1", "--json")
+    assert r.code == code, (r.out, r.err)
+    points = tmp_path / "ints.csv"
+    points.write_text("x\n1\n2\n3\n")
+    r = run("check", f"{p}:{fn}", "--grad", f"{p}:{df}", "--points", str(points))
+    assert r.code == code, (r.out, r.err)
 
 
 # -- 5. --points CSV: no header before a usage error ---------------------------------
