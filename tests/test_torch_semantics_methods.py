@@ -535,6 +535,23 @@ def test_repeat_is_new_memory_even_with_repeats_of_one():
     check_grad(lambda u: (u.repeat(1) * f64([3.0, 4.0])).sum(), [1.0, 2.0])
 
 
+def test_a_dtype_where_pytorch_takes_keepdim_or_unbiased_is_refused():
+    # numpy's methods take dtype second: A.mean(1, np.float64) kept the dims
+    # (a (3, 1) result, broadcast against A: 13.12 where numpy gives 12.83) and
+    # A.var(1, np.float64) was unbiased; PyTorch refuses a non-bool there
+    A = f64([[2.0, 1.0, 0.5], [0.3, 3.0, 1.0], [1.0, 0.2, 4.0]])
+    for f in (lambda: A.mean(1, np.float64), lambda: A.sum(1, np.float64),
+              lambda: A.var(1, np.float64), lambda: A.std(0, float),
+              lambda: gc.sum(A, 1, float), lambda: A.prod(1, np.float64),
+              lambda: A.logsumexp(1, float), lambda: A.max(1, "x")):
+        with pytest.raises(TypeError, match="True or False"):
+            f()
+    a = np.array(A.tolist())
+    assert A.sum(1, True).tolist() == a.sum(1, keepdims=True).tolist()
+    assert A.var(1, True).tolist() == np.var(a, 1, ddof=1).tolist()
+    assert np.mean(A, 1, np.float64).tolist() == np.mean(a, 1, np.float64).tolist()
+
+
 def test_a_leafs_hook_sees_autograd_grad_too():
     # PyTorch: "the hook will be called every time a gradient with respect to
     # the Tensor is computed", torch.autograd.grad included; d(x.x)/dx = 2x

@@ -157,6 +157,8 @@ class Op:
         for k in kwargs:
             if k not in self.params:
                 raise TypeError(f"{self.signature()} got an unexpected keyword {k!r}")
+        if "keepdims" in kwargs:
+            check_flag(self.name, "keepdims", kwargs["keepdims"])
         composite = self.extra.get("composite")
         if composite is not None and self.nin < 0:  # a sequence of any shapes
             return composite(list(args[0]), **kwargs)
@@ -184,6 +186,16 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<op {self.signature()}>"
+
+
+def check_flag(name: str, param: str, value) -> None:
+    """A flag (keepdims, unbiased) must be a bool (or 0 or 1): numpy's methods
+    take dtype second (``a.mean(1, np.float64)``), where PyTorch's take keepdim,
+    so a dtype or any other value there would silently keep the dims."""
+    if not (isinstance(value, (bool, np.bool_)) or (type(value) is int and value in (0, 1))):
+        raise TypeError(
+            f"{name}(): {param} must be True or False, not {value!r} (numpy's dtype "
+            "goes by name here: dtype=...)")
 
 
 def _note_kink(o: Op, out, args, params) -> None:

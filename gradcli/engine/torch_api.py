@@ -18,7 +18,7 @@ import numpy as np
 from . import graph
 from . import fastpath
 from .fastpath import _binary
-from .op import OPS, apply, op
+from .op import OPS, apply, check_flag, op
 from .ops.composite import _expand_dims, _squeeze, _swapaxes
 from .ops.elementwise import _zeros, clip, floor, maximum, minimum
 from .ops.linalg import matmul
@@ -362,6 +362,7 @@ def _extreme(o, elementwise, pick, result, name):
             dim = args[0]
             if len(args) == 2:
                 keepdim = args[1]
+        check_flag(name, "keepdim", keepdim)
         if axis is not None or keepdims is not None:
             # numpy's keywords on a Tensor: numpy's meaning (the values only)
             return o(self, axis=axis, keepdims=bool(keepdims))
@@ -452,6 +453,9 @@ def _spread(name, o):
                ddof=None, axis=None, keepdims=None):
         if isinstance(dim, bool):  # the old std(unbiased) form
             dim, unbiased = None, dim
+        check_flag(name, "keepdim", keepdim)
+        if unbiased is not None:
+            check_flag(name, "unbiased", unbiased)
         # numpy's keywords (axis=, keepdims=, ddof=) keep numpy's meaning: ddof=0
         # unless given; otherwise PyTorch's, the unbiased estimate.
         numpy_style = axis is not None or keepdims is not None or ddof is not None
@@ -552,6 +556,7 @@ def _plain(x):
 
 
 def _sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    check_flag("sum", "keepdim", keepdim)
     x = self if dtype is None else _cast_to(self, dtype)
     if x.dtype.kind == "b" or (dtype is None and x.dtype.kind in "iu"):
         x = _cast_to(x, np.int64) if x.dtype != np.int64 else x  # PyTorch sums ints as int64
@@ -559,6 +564,7 @@ def _sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None)
 
 
 def _mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    check_flag("mean", "keepdim", keepdim)
     x = self if dtype is None else _cast_to(self, dtype)
     if x.dtype.kind not in "fc":
         raise RuntimeError(
