@@ -831,18 +831,21 @@ def _on_path(target, graph, max_elements: int):
 
 
 def _beside(derived: Derived, target, graph, inputs, wrt, max_elements: int,
-            seed: int | None):
+            seed: int | None, mirror: bool = False):
     """The FormulaMismatch of a formula that is not finite at a point beside the
     given one (a relative step of 1e-3) where the derivative is, or None: a
     formula right at the point alone (``2*x*y*abs(x**(2*y - 2))`` at y = 0.5,
-    nan for x < 0 at any other y) is no formula of the function. A finite
-    disagreement there is a bug, as at the point (exit 70). Nothing is said
-    where the engine cannot give the derivative there, or on a new kink."""
+    nan for x < 0 at any other y) is no formula of the function. ``mirror``:
+    at the point with the differentiated inputs negated instead (that formula
+    at x = 1.5 holds for x > 0 only). A finite disagreement there is a bug, as
+    at the point (exit 70). Nothing is said where the engine cannot give the
+    derivative there, or on a new kink."""
     rng = np.random.default_rng(1 if seed is None else seed + 1)
     moved = dict(inputs)
     for n in wrt:
         v = np.asarray(inputs[n], dtype=np.float64)
-        moved[n] = v + MOVES[0] * (1 + np.abs(v)) * rng.uniform(-1, 1, v.shape)
+        moved[n] = -v if mirror else (
+            v + MOVES[0] * (1 + np.abs(v)) * rng.uniform(-1, 1, v.shape))
     if not set(_kinks_at(target, graph, moved)) <= set(_kinks_at(target, graph, inputs)):
         return None
     try:
@@ -864,8 +867,10 @@ def _beside(derived: Derived, target, graph, inputs, wrt, max_elements: int,
 
 def check_formulas(derived: Derived, expected: Mapping[str, np.ndarray], target,
                    inputs: Mapping[str, np.ndarray], wrt: Sequence[str],
-                   max_elements: int, *, graph=None, seed: int | None = None) -> Verified:
-    """``verify`` at the point; where the point explains a disagreement, at
+                   max_elements: int, *, graph=None, seed: int | None = None,
+                   mirror: bool = False) -> Verified:
+    """``verify`` at the point, and beside it (and with ``mirror``, at the
+    point's negation: ``_beside``); where the point explains a disagreement, at
     another point. A formula holds on the open pieces where the function is
     smooth: on a kink the op table knows (``maximum(x, 0)`` at 0, a tie in
     ``max``, ``clip`` at a bound) the engine takes a convention no formula of
@@ -884,6 +889,9 @@ def check_formulas(derived: Derived, expected: Mapping[str, np.ndarray], target,
         first = exc
     else:
         beside = _beside(derived, target, graph, inputs, wrt, max_elements, seed)
+        if beside is None and mirror:
+            beside = _beside(derived, target, graph, inputs, wrt, max_elements, seed,
+                             mirror=True)
         if beside is None:
             return Verified(worst)
         raise EvaluationError(
@@ -935,14 +943,15 @@ def derive_checked(quantity: str, inputs: Mapping[str, np.ndarray], wrt: Sequenc
                    max_terms: int = 20, timeout: float | None = 10.0,
                    max_elements: int, seed: int | None = None) -> tuple[Derived, Verified]:
     """``derive``, then ``check_formulas``. Where no point near the given one
-    checks the simplified formulas, the unsimplified ones: sympy's rewriting may
-    take a power that is complex for the point's signs (``x*y*abs(x**(y - 2))``
-    for ``y*abs(x)**y*sign(x)/abs(x)``: nan at every x < 0 in real arithmetic)."""
+    checks the simplified formulas, or they fail at the point's negation, the
+    unsimplified ones: sympy's rewriting may take a power that is complex for
+    some signs (``x*y*abs(x**(y - 2))`` for ``y*abs(x)**y*sign(x)/abs(x)``: nan
+    at every x < 0 in real arithmetic)."""
     derived = derive(quantity, inputs, wrt, tree=target.tree, graph=graph,
                      max_terms=max_terms, timeout=timeout)
     try:
         return derived, check_formulas(derived, expected, target, inputs, wrt,
-                                       max_elements, graph=graph, seed=seed)
+                                       max_elements, graph=graph, seed=seed, mirror=True)
     except EvaluationError as exc:
         first = exc
     plain = derive(quantity, inputs, wrt, tree=target.tree, graph=graph,
@@ -952,8 +961,8 @@ def derive_checked(quantity: str, inputs: Mapping[str, np.ndarray], wrt: Sequenc
                                  graph=graph, seed=seed)
     except EvaluationError:
         raise first from None
-    plain.notes.append("not simplified: sympy's simplified formula is not finite at or "
-                       "near the point")
+    plain.notes.append("not simplified: sympy's simplified formula is not finite at, "
+                       "beside or at the negation of the point, where the derivative is")
     return plain, checked
 
 

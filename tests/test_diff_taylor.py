@@ -546,13 +546,17 @@ def test_a_formula_holds_for_negative_x_and_any_exponent(target):
     # printed it (checked at a positive random point, or right at y = 0.5 where
     # 2*y - 2 is an integer). By hand: d|x|^y/dx = y |x|^(y-1) sign(x), and
     # d(x^2)^y/dx = 2 y |x|^(2y-1) sign(x).
-    x, y = np.array([-1.5, 1.0, 2.0]), np.array([0.5, 0.5, 0.5])
-    got = formulas("diff", target, *value_args({"x": x, "y": y}))["grad.x"]
     k = 1 if target.startswith("sum(abs") else 2
-    for yv in (0.5, 0.3, 1.7):
-        yy = np.full(3, yv)
-        want = k * yy * np.abs(x) ** (k * yy - 1) * np.sign(x)
-        np.testing.assert_allclose(eval_value(got, {"x": x, "y": yy}), want, rtol=1e-13)
+    for x in (np.array([-1.5, 1.0, 2.0]), np.array([1.5, 1.0, 2.0])):  # (at x > 0 too:
+        # the formula printed there was nan for every x < 0)
+        y = np.array([0.7, 0.7, 0.7])
+        got = formulas("diff", target, *value_args({"x": x, "y": y}))["grad.x"]
+        for xx in (x, -x):
+            for yv in (0.5, 0.3, 1.7):
+                yy = np.full(3, yv)
+                want = k * yy * np.abs(xx) ** (k * yy - 1) * np.sign(xx)
+                np.testing.assert_allclose(eval_value(got, {"x": xx, "y": yy}), want,
+                                           rtol=1e-13)
 
 
 def test_diff_follows_the_targets_order_not_the_flags():
