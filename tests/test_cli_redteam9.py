@@ -269,3 +269,27 @@ def test_json_with_another_format_is_a_usage_error(argv):
     assert "--json" in r.err and "--format" in r.err
     r = run("eval", "x", "--x", "1", "--json", "--format", "json")
     assert r.code == 0 and json.loads(r.out)["value"] == 1.0
+
+
+DEFAULTS = """import numpy as np
+def f(b, a, c=2.0):
+    return np.sum(a * b) * c
+def df(b, a, c=2.0):
+    return a * c, b * c
+"""
+
+
+def test_a_default_valued_parameter_from_a_points_file_is_data(tmp_path):
+    # README: parameters with defaults are data at every point of --points, not
+    # in df's answer; a column of the file for one was differentiated (df was
+    # asked for 3 arrays). By hand: d/db (c a.b) = c a, d/da = c b
+    p = _write(tmp_path, "f1.py", DEFAULTS)
+    rows = tmp_path / "p.csv"
+    rows.write_text('c,b\n1,"3,5"\n3,"1,1"\n')
+    r = run("check", f"{p}:f", "--grad", f"{p}:df", "--points", str(rows), "--a", "4,2")
+    assert r.code == 0, r.err
+    r = run("eval", f"{p}:f", "--points", str(rows), "--a", "4,2", "--json")
+    got = [json.loads(line) for line in r.out.splitlines()]
+    assert [g["value"] for g in got] == [22.0, 18.0]
+    assert [list(g["grad"]) for g in got] == [["b", "a"], ["b", "a"]]
+    assert got[1]["grad"] == {"b": [12.0, 6.0], "a": [3.0, 3.0]}

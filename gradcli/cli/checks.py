@@ -284,8 +284,9 @@ def _many_constants(tgt, names, fixed, explicit, opts) -> list[str]:
         if n in names and n not in fixed and opts.get("points") is None:
             raise UsageError(f"--const {n}: give its value (--{n} VALUE); constants "
                              "are not drawn")
+    from_file = opts.get("points") is not None  # (a column of the file: a value too)
     return [n for n in _constants(tgt, dict.fromkeys(names), opts)
-            if n in explicit or n in fixed]
+            if n in explicit or n in fixed or from_file]
 
 
 def _file_rows(opts, fixed):
