@@ -272,7 +272,9 @@ def taylor_command(ctx: click.Context, target: str, **opts) -> int:
     Taylor-mode propagation through the graph the engine recorded at the point;
     they are cross-checked against sympy's (within --check-timeout; exit 1 when
     they disagree beyond --rtol). They are float64 numbers: integer derivatives
-    (exp or tan at 0) exact, others to about 1e-15 relative up to order 10. At a kink the op table
+    (exp or tan at 0) exact, others to about 1e-15 relative up to order 10 for
+    most functions (a quotient such as sin(x)/x loses digits order by order:
+    see the README). At a kink the op table
     knows (relu at 0, a tie of maximum, clip at a bound) they follow the engine's
     convention, with a warning, and a difference from sympy's there is noted, not
     a failure. A vector input is expanded along --along d, in t.
