@@ -690,3 +690,30 @@ def test_finite_differences_at_a_huge_point_do_not_overflow():
     report = check_expression("x * 1.5", {"x": np.array(4.43e159)})
     c = report.inputs["x"]
     assert c.fd_max_error is not None and c.fd_max_error <= 1e-8 * 1.5
+
+
+@pytest.mark.parametrize("text, x, error", [
+    ("sum(abs(x))", [-1e-6, 1.0], 1e-6),  # by hand: sign(x), [-1, 1]
+    ("sum(abs(x))", [-1e-9, 1.0], 1e-3),  # (a step under 1e-9: rounding 3e-5)
+    ("sum(relu(x - 0.5))", [0.5000001, 2.0], 1e-6),  # 1 where x > 0.5
+])
+def test_finite_differences_beside_a_kink_take_a_step_that_does_not_reach_it(
+        text, x, error):
+    # the step (~6e-6) crossed the kink: finite differences said -0.39 +- 0.17
+    # for -1, and the check FAILed though the engine and sympy were right
+    report = check_expression(text, {"x": np.array(x)})
+    assert report.passed, report.lines()
+    c = report.inputs["x"]
+    assert c.fd_passed and c.fd_error_estimate < error
+
+
+def test_a_wrong_gradient_beside_a_kink_still_fails(tmp_path):
+    # +1 for abs at -1e-6 (truth -1): the finer step makes the difference exact
+    from test_cli import run
+
+    f = tmp_path / "a.py"
+    f.write_text("import numpy as np\ndef f(x):\n    return np.sum(np.abs(x))\n"
+                 "def df(x):\n    return np.ones_like(x)\n"
+                 "def right(x):\n    return np.sign(x)\n")
+    assert run("check", f"{f}:f", "--grad", f"{f}:df", "--x=-1e-6,1").code == 1
+    assert run("check", f"{f}:f", "--grad", f"{f}:right", "--x=-1e-6,1").code == 0
