@@ -1473,6 +1473,17 @@ def compare_user(
             refs = [d[have_fd]] + ([] if e is None else [e])
             scale = _finite_max(*refs)
             round_off = _ROUNDOFF * tol.eps * scale
+            n_out = split.get(block, 0) if split and kind == "jacobian" else 0
+            if n_out:
+                # A Jacobian's rows are separate outputs, each computed (and
+                # rounded) on its own scale: one output's 1e16 let a wrong sign
+                # pass in another's derivative of 3
+                mags = [np.where(have_fd, np.abs(d), 0.0)] + (
+                    [] if e is None else [np.abs(e)])
+                row = np.max([np.where(np.isfinite(m), m, 0.0) for m in mags], axis=0)
+                row = np.max(row, axis=tuple(range(n_out, u.ndim)), keepdims=True)
+                scale = np.broadcast_to(row, u.shape)
+                round_off = _ROUNDOFF * tol.eps * scale
 
             def ok(x, ref, error=0.0):
                 """Agreement (the same inf, or both nan, agree) and diff / limit."""
@@ -1500,17 +1511,19 @@ def compare_user(
                 # Finite differences alone: an agreement inside an error bar wider
                 # than the tolerance (at the block's scale) confirms nothing at
                 # that tolerance (1e8 + |w|^2: eps |f| / h is 0.01).
-                resolve = tol.atol + tol.rtol * scale + round_off
+                resolve = np.broadcast_to(tol.atol + tol.rtol * scale + round_off,
+                                          u.shape)
                 wide = uf & (2 * err > resolve)
                 if wide.any():
                     counts["unresolved"] += int(wide.sum())
-                    j = np.unravel_index(np.argmax(np.where(wide, err, -1.0)), u.shape)
+                    j = np.unravel_index(np.argmax(np.where(wide, err / resolve, -1.0)),
+                                         u.shape)
                     n_out = split.get(block, 0) if split else 0
                     i = tuple(int(v) for v in j)
-                    if unresolved is None or err[j] / resolve > unresolved[0]:
-                        unresolved = (float(err[j] / resolve), (
+                    if unresolved is None or err[j] / resolve[j] > unresolved[0]:
+                        unresolved = (float(err[j] / resolve[j]), (
                             _where(kind, block, i, n_out), float(u[j]), float(d[j]),
-                            float(err[j]), float(resolve)))
+                            float(err[j]), float(resolve[j])))
                 unchecked = ~have_fd
                 counts["unchecked"] += int(unchecked.sum())
                 agree |= unchecked

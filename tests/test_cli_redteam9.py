@@ -293,3 +293,21 @@ def test_a_default_valued_parameter_from_a_points_file_is_data(tmp_path):
     assert [g["value"] for g in got] == [22.0, 18.0]
     assert [list(g["grad"]) for g in got] == [["b", "a"], ["b", "a"]]
     assert got[1]["grad"] == {"b": [12.0, 6.0], "a": [3.0, 3.0]}
+
+
+ROWS = """import numpy as np
+import gradcli as gc
+def f(x): return gc.stack([x[0] ** 2, 1e16 * x[1]])
+def wrong(x): return np.array([[-2 * x[0], 0.0], [0.0, 1e16]])
+def right(x): return np.array([[2 * x[0], 0.0], [0.0, 1e16]])
+"""
+
+
+def test_a_jacobians_rows_are_checked_each_on_its_own_scale(tmp_path):
+    # d out[0]/d x[0] = 2 x0 = 3 by hand; -3 passed because the rounding
+    # allowance was scaled by the other output's 1e16
+    p = _write(tmp_path, "rows.py", ROWS)
+    r = run("check", f"{p}:f", "--jacobian", f"{p}:wrong", "--x", "1.5,1", "--json")
+    assert r.code == 1 and json.loads(r.out)["check"]["status"] == "fail", r.out
+    r = run("check", f"{p}:f", "--jacobian", f"{p}:right", "--x", "1.5,1", "--json")
+    assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass", r.err
