@@ -132,6 +132,7 @@ def _default_dtype(dtype):
 
 
 def call(target: Target, leaves: dict[str, Tensor], max_elements: int) -> Tensor:
+    """Run the target on Tensors; its failures become EvaluationError."""
     if target.loaded is None:
         out = interpret(target.tree, TensorBackend(target.text, max_elements), leaves)
         return _as_tensor(out, "the expression")
