@@ -1415,6 +1415,56 @@ def _fits_along(held, along: Callable | None) -> bool:
     return True
 
 
+def _simplex_fit(G: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The weights ``w >= 0``, ``sum(w) = 1``, with ``G @ w`` nearest ``y``:
+    Lawson and Hanson's non-negative least squares on ``G`` with a heavily
+    weighted row of ones appended (the sum)."""
+    scale = max(1.0, float(np.max(np.abs(G), initial=0.0)), float(np.max(np.abs(y))))
+    A = np.vstack([G, np.full((1, G.shape[1]), 1e3 * scale)])
+    b = np.concatenate([y, [1e3 * scale]])
+    n = A.shape[1]
+    inside = np.zeros(n, dtype=bool)
+    w = np.zeros(n)
+    for _ in range(3 * n):
+        grad = A.T @ (b - A @ w)
+        if inside.all() or np.max(np.where(inside, -np.inf, grad)) <= 1e-12 * scale ** 2:
+            break
+        inside[int(np.argmax(np.where(inside, -np.inf, grad)))] = True
+        for _ in range(3 * n):
+            z = np.zeros(n)
+            z[inside] = np.linalg.lstsq(A[:, inside], b, rcond=None)[0]
+            if np.all(z[inside] > 0):
+                w = z
+                break
+            out = inside & (z <= 0)
+            alpha = float(np.min(w[out] / (w[out] - z[out])))
+            w = w + alpha * (z - w)
+            inside &= w > 0
+    return w
+
+
+def _in_hull(held, pieces: Callable | None) -> bool:
+    """Whether the excused components of yours, together, are a mix of the
+    pieces' gradients there (``pieces(masks)``, the engine's beside the kink):
+    the directions tried by ``_fits_along`` miss a kink along a line not along
+    the axes (abs(x0 - 2 x1) at (2, 1), where f is smooth along (2, 1))."""
+    if pieces is None:
+        return True
+    got = pieces({b: mask for b, mask, *_ in held})
+    if len(got) < 2:
+        return True  # (nothing to mix: the other tests stand)
+    # every component of those inputs, the agreeing ones too: at a tie of
+    # maximum(x0 - 2 x1, 0) + x0^2 yours may agree with the engine's halves in x0
+    # and not in x1, and no mix of the pieces gives that pair
+    y = np.concatenate([u.ravel() for _, _, u, *_ in held])
+    G = np.stack([np.concatenate([g[b].ravel() for b, *_ in held]) for g in got], axis=1)
+    w = _simplex_fit(G, y)
+    # (1e-5: the pieces' gradients are taken a relative 1e-7 away, where the
+    # smooth part has moved by the curvature times that)
+    margin = 1e-5 * max(1.0, float(np.max(np.abs(G))), float(np.max(np.abs(y))))
+    return float(np.max(np.abs(G @ w - y))) <= margin
+
+
 def compare_user(
     kind: str, inputs: Inputs, user: Mapping[str, Any], engine: Mapping[str, Any] | None,
     fd: Mapping[str, tuple[np.ndarray, np.ndarray]], *, function: str,
@@ -1423,6 +1473,7 @@ def compare_user(
     kinks: Sequence[str] = (), notes: Sequence[str] = (), strict: bool = False,
     engine_confirmed: bool = False, one_sided: Callable | None = None,
     along: Callable | None = None, jumps: Callable | None = None,
+    pieces: Callable | None = None,
 ) -> UserCheckReport:
     """Three answers per component: ``user[block]``, ``engine[block]`` (None: the
     engine cannot differentiate; ``engine_missing`` says why) and ``fd[block]``
@@ -1563,7 +1614,9 @@ def compare_user(
                     float(d[i]) if have_fd[i] else None,
                     float(err[i]) if have_fd[i] else None, ODD[int(odd[i])],
                     float(r[j])))
-    if held and not _fits_along(held, along):
+    # (the joint tests only where nothing else fails: a failure is the verdict
+    # already, and its own component heads the table)
+    if held and not found and not (_fits_along(held, along) and _in_hull(held, pieces)):
         excused = 0  # jointly no derivative: each of them is yours to answer for
         for block, mask, u, ref, d, err, have_fd in held:
             counts["yours"] += int(mask.sum())

@@ -327,7 +327,9 @@ def check_point(tgt, d: UserDerivative, inputs: dict[str, np.ndarray], wrt: list
         kinks=found_kinks, notes=notes, strict=strict, engine_confirmed=confirmed,
         one_sided=_one_sided(kind, inputs, f_value, grad_value, split),
         along=_along(inputs, f_value) if kind == "gradient" else None,
-        jumps=_jumps(inputs, f_value) if kind == "gradient" else None)
+        jumps=_jumps(inputs, f_value) if kind == "gradient" else None,
+        pieces=(_pieces(tgt, inputs, wrt, max_elements, engine)
+                if kind == "gradient" and engine is not None else None))
     return report, result, value
 
 
@@ -357,6 +359,47 @@ def _jumps(inputs, f_value):
         return False
 
     return jumps
+
+
+PIECE_STEP = 1e-7  # relative step to the points whose gradients are the pieces'
+
+
+def _pieces(tgt, inputs, wrt, max_elements: int, engine):
+    """``masks -> [gradient, ...]``: the engine's gradient at the point and at
+    points a relative 1e-7 beside it, one step each way along each masked
+    component (at most 8) and along 4 seeded random directions: the gradients
+    of the pieces of f that meet at the kink (their convex hull holds every
+    answer a convention can give)."""
+    from .compute import evaluate
+
+    def pieces(masks):
+        rng = np.random.default_rng(0)
+        base = {n: np.asarray(inputs[n], dtype=np.float64) for n in wrt}
+        steps = []
+        for b, m in masks.items():
+            for i in [tuple(int(v) for v in i) for i in np.argwhere(m)][:8]:
+                for sign in (1.0, -1.0):
+                    d = {n: np.zeros_like(x) for n, x in base.items()}
+                    d[b][i] = sign
+                    steps.append(d)
+        for _ in range(4):
+            d = {n: rng.standard_normal(x.shape) for n, x in base.items()}
+            steps += [d, {n: -v for n, v in d.items()}]
+        got = [{n: np.asarray(engine[n], dtype=np.float64) for n in wrt}]
+        for d in steps:
+            point = {**inputs, **{n: x + PIECE_STEP * np.maximum(1.0, np.abs(x)) * d[n]
+                                  for n, x in base.items()}}
+            try:
+                with np.errstate(all="ignore"):
+                    g = evaluate(tgt, point, wrt=list(wrt), max_elements=max_elements).grads
+            except Exception:  # outside the domain there, say: no piece from here
+                continue
+            g = {n: np.asarray(g[n], dtype=np.float64) for n in wrt}
+            if all(np.isfinite(v).all() for v in g.values()):
+                got.append(g)
+        return got
+
+    return pieces
 
 
 def _along(inputs, f_value):

@@ -311,3 +311,37 @@ def test_a_jacobians_rows_are_checked_each_on_its_own_scale(tmp_path):
     assert r.code == 1 and json.loads(r.out)["check"]["status"] == "fail", r.out
     r = run("check", f"{p}:f", "--jacobian", f"{p}:right", "--x", "1.5,1", "--json")
     assert r.code == 0 and json.loads(r.out)["check"]["status"] == "pass", r.err
+
+
+CONES = """import numpy as np
+def a(x): return np.abs(x[0] - 2 * x[1])
+def m(x): return np.maximum(x[0], 2 * x[1])
+def r(x): return np.maximum(x[0] - 2 * x[1], 0) + x[0] ** 2
+def n(x): return np.linalg.norm(x, np.inf)
+def v(*g): return lambda x: np.array(g, dtype=float)
+a_bad, a_ok = v(0.5, -0.5), v(0.5, -1.0)
+m_bad, m_ok = v(0.5, 0.5), v(0.7, 0.6)
+r_bad = lambda x: np.array([0.5 + 2 * x[0], -0.5])
+r_ok = lambda x: np.array([0.5 + 2 * x[0], -1.0])
+n_bad, n_ok = v(0.5, -0.3, 0.0), v(0.3, -0.7, 0.0)
+"""
+
+
+@pytest.mark.parametrize("fn, df, point, code", [
+    ("a", "a_bad", "2,1", 1), ("a", "a_ok", "2,1", 0),
+    ("m", "m_bad", "2,1", 1), ("m", "m_ok", "2,1", 0),
+    ("r", "r_bad", "2,1", 1), ("r", "r_ok", "2,1", 0),
+    ("n", "n_bad", "1,-1,0.5", 1), ("n", "n_ok", "1,-1,0.5", 0),
+])
+def test_at_a_kink_yours_must_be_a_mix_of_the_pieces_gradients(tmp_path, fn, df, point,
+                                                              code):
+    # By hand: |x0 - 2 x1| at (2, 1) has the subgradients t (1, -2), |t| <= 1,
+    # and is smooth (0) along (2, 1): (0.5, -0.5) gives 0.5 there. max(x0, 2 x1):
+    # t (1, 0) + (1 - t) (0, 2). relu(x0 - 2 x1) + x0^2: (4, 0) + t (1, -2).
+    # norm(x, inf) at (1, -1, 0.5): t (1, 0, 0) + (1 - t) (0, -1, 0). Each _bad
+    # fits every component's one-sided derivatives and passed as KINK.
+    p = _write(tmp_path, "cones.py", CONES)
+    r = run("check", f"{p}:{fn}", "--grad", f"{p}:{df}", f"--x={point}", "--json")
+    assert r.code == code, (r.out, r.err)
+    status = json.loads(r.out)["check"]["status"]
+    assert status in (("kink", "pass") if code == 0 else ("fail",)), status
