@@ -1437,7 +1437,10 @@ def _simplex_fit(G: np.ndarray, y: np.ndarray) -> np.ndarray:
                 w = z
                 break
             out = inside & (z <= 0)
-            alpha = float(np.min(w[out] / (w[out] - z[out])))
+            with np.errstate(all="ignore"):
+                alpha = float(np.min(w[out] / (w[out] - z[out])))
+            if not np.isfinite(alpha):  # (a degenerate step: keep what we have)
+                break
             w = w + alpha * (z - w)
             inside &= w > 0
     return w

@@ -717,3 +717,20 @@ def test_a_wrong_gradient_beside_a_kink_still_fails(tmp_path):
                  "def right(x):\n    return np.sign(x)\n")
     assert run("check", f"{f}:f", "--grad", f"{f}:df", "--x=-1e-6,1").code == 1
     assert run("check", f"{f}:f", "--grad", f"{f}:right", "--x=-1e-6,1").code == 0
+
+
+def test_simplex_fit_finds_a_mix_that_exists_and_none_that_does_not():
+    from gradcli.check import _simplex_fit
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # y built as a mix of G's columns: it is found again
+        m, k = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+        G = rng.standard_normal((m, k))
+        y = G @ rng.dirichlet(np.ones(k))
+        w = _simplex_fit(G, y)
+        assert np.all(w >= 0) and abs(w.sum() - 1) < 1e-9
+        assert np.max(np.abs(G @ w - y)) < 1e-6
+    # the segment from (1, 0) to (0, 2): (0.5, 0.5) lies off it, (0.5, 1) on it
+    G = np.array([[1.0, 0.0], [0.0, 2.0]])
+    assert np.max(np.abs(G @ _simplex_fit(G, np.array([0.5, 0.5])) - [0.5, 0.5])) > 0.1
+    assert np.max(np.abs(G @ _simplex_fit(G, np.array([0.5, 1.0])) - [0.5, 1.0])) < 1e-9
